@@ -1,0 +1,37 @@
+# robustlens: `make quickstart` runs the main job, `make test` the tests; both set up first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.robustlens-setup-done
+
+.PHONY: setup quickstart test lint format bench clean
+
+setup: $(STAMP)
+
+# Re-run when the dependencies or the set-up script change; skipped when already done.
+$(STAMP): pyproject.toml scripts/setup.sh
+	PYTHON=$(PYTHON) VENV=$(VENV) scripts/setup.sh
+	touch $@
+
+quickstart: setup
+	$(PY) -m robustlens quickstart --out quickstart-out
+
+test: setup
+	$(VENV)/bin/ruff check robustlens tests benchmarks
+	$(VENV)/bin/ruff format --check robustlens tests benchmarks
+	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check robustlens tests benchmarks
+	$(VENV)/bin/ruff format --check robustlens tests benchmarks
+
+format: setup
+	$(VENV)/bin/ruff format robustlens tests benchmarks
+	$(VENV)/bin/ruff check --fix robustlens tests benchmarks
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) quickstart-out .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,3 @@
+from robustlens.cli import main
+
+main()

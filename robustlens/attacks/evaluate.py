@@ -1,0 +1,199 @@
+"""Robust accuracy of a model on a data set under an attack, and sweeps over ε."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from robustlens.attacks.base import Attack, check_finite
+from robustlens.data.imageset import ImageSet
+from robustlens.errors import ConfigError
+from robustlens.progress import progress_bar
+
+MINIMAL_NORM_ATTACKS = ("cw-l2", "deepfool")
+CHUNK_BATCHES = 8
+
+
+@dataclass
+class RobustnessResult:
+    """Per-sample outcome of evaluating one model under one attack.
+
+    A sample is robust when the model classifies it correctly and the attack does not succeed
+    (for minimal-norm attacks: finds no perturbation within ``eps``).
+    """
+
+    clean_correct: torch.Tensor
+    robust: torch.Tensor
+    norms: torch.Tensor
+    iterations: torch.Tensor
+    attack: dict[str, Any]
+    seconds: float
+    eps: float | None = None
+
+    @property
+    def n(self) -> int:
+        return int(self.clean_correct.numel())
+
+    @property
+    def clean_accuracy(self) -> float:
+        return float(self.clean_correct.float().mean())
+
+    @property
+    def robust_accuracy(self) -> float:
+        return float(self.robust.float().mean())
+
+    def as_metrics(self) -> list[dict[str, Any]]:
+        """Model-card metrics: clean and robust accuracy with the exact attack behind them."""
+        return [
+            {"name": "clean_accuracy", "value": self.clean_accuracy, "n": self.n, "attack": None},
+            {
+                "name": "robust_accuracy",
+                "value": self.robust_accuracy,
+                "n": self.n,
+                "attack": self.attack,
+            },
+        ]
+
+
+def _as_chunks(
+    data: ImageSet | tuple[torch.Tensor, torch.Tensor], size: int, device: torch.device
+) -> tuple[int, Iterable[tuple[torch.Tensor, torch.Tensor]]]:
+    if isinstance(data, ImageSet):
+        return len(data), data.batches(size, device=device)
+    images, labels = data
+    if images.shape[0] != labels.shape[0]:
+        raise ConfigError(f"{images.shape[0]} images but {labels.shape[0]} labels")
+    return images.shape[0], (
+        (images[i : i + size].to(device), labels[i : i + size].to(device))
+        for i in range(0, images.shape[0], size)
+    )
+
+
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Predicted classes, in batches, checking for NaN outputs."""
+    preds = []
+    with torch.no_grad():
+        for i in range(0, images.shape[0], batch_size):
+            logits = model(images[i : i + batch_size])
+            check_finite(logits)
+            preds.append(logits.argmax(dim=1))
+    return torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long, device=images.device)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
+def robust_accuracy(
+    model: nn.Module,
+    data: ImageSet | tuple[torch.Tensor, torch.Tensor],
+    attack: Attack,
+    *,
+    eps: float | None = None,
+    batch_size: int = 256,
+    progress: bool = False,
+) -> RobustnessResult:
+    """Clean and robust accuracy of ``model`` on ``data`` under ``attack``.
+
+    For minimal-norm attacks (C&W, DeepFool) pass ``eps``: a sample then counts as robust when
+    the perturbation found is larger than ``eps`` (or none was found).
+    """
+    name = attack.describe()["attack"]
+    if name in MINIMAL_NORM_ATTACKS and eps is None:
+        raise ConfigError(
+            f"{name} finds minimal perturbations: give the budget eps to compare with"
+        )
+    device = _device_of(model)
+    # Chunks of several batches: pooled attacks (PGD) keep their working batch full inside a
+    # chunk while samples finish at different steps.
+    n, chunks = _as_chunks(data, CHUNK_BATCHES * batch_size, device)
+    clean, robust, norms, iters = [], [], [], []
+    start = time.perf_counter()
+    with progress_bar(progress, total=n, description=f"{name} evaluation") as advance:
+        for x, y in chunks:
+            ok = predict(model, x, batch_size) == y
+            result = attack.run(x, y, batch_size=batch_size)
+            fooled = result.success
+            if eps is not None and name in MINIMAL_NORM_ATTACKS:
+                fooled = fooled & (result.norms <= eps * (1 + 1e-6))
+            clean.append(ok.cpu())
+            robust.append((ok & ~fooled).cpu())
+            norms.append(result.norms.detach().cpu())
+            iters.append(result.iterations.cpu())
+            advance(x.shape[0])
+    seconds = time.perf_counter() - start
+    desc = attack.describe()
+    if eps is not None:
+        desc = {**desc, "eps": float(eps)}
+    return RobustnessResult(
+        torch.cat(clean), torch.cat(robust), torch.cat(norms), torch.cat(iters), desc, seconds, eps
+    )
+
+
+@dataclass
+class SweepResult:
+    """Per-sample robustness at each ε: ``robust[i, j]`` for ε_i and sample j."""
+
+    epsilons: list[float]
+    clean_correct: torch.Tensor
+    robust: torch.Tensor
+    attacks: list[dict[str, Any]] = field(default_factory=list)
+
+    def accuracies(self) -> list[float]:
+        return [float(r.float().mean()) for r in self.robust]
+
+    def to_frame(self):  # -> pandas.DataFrame
+        """One row per ε: eps, robust accuracy, clean accuracy, n."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            {
+                "eps": self.epsilons,
+                "robust_accuracy": self.accuracies(),
+                "clean_accuracy": float(self.clean_correct.float().mean()),
+                "n": int(self.clean_correct.numel()),
+            }
+        )
+
+
+def epsilon_sweep(
+    model: nn.Module,
+    data: ImageSet | tuple[torch.Tensor, torch.Tensor],
+    attack: Attack | Callable[[float], Attack],
+    epsilons: Sequence[float],
+    *,
+    batch_size: int = 256,
+    progress: bool = False,
+) -> SweepResult:
+    """Robustness at several budgets.
+
+    ``attack`` is either a factory ``eps -> Attack`` (PGD / FGSM: one run per ε), or a
+    minimal-norm attack instance (C&W, DeepFool: one run, then thresholded at each ε).
+    """
+    eps_list = [float(e) for e in epsilons]
+    if not eps_list:
+        raise ConfigError("give at least one ε to sweep")
+    if isinstance(attack, Attack):
+        single = robust_accuracy(
+            model, data, attack, eps=max(eps_list), batch_size=batch_size, progress=progress
+        )
+        fooled = ~single.robust & single.clean_correct
+        robust = torch.stack(
+            [single.clean_correct & ~(fooled & (single.norms <= e * (1 + 1e-6))) for e in eps_list]
+        )
+        return SweepResult(eps_list, single.clean_correct, robust, [attack.describe()])
+    rows, attacks, clean = [], [], None
+    for e in eps_list:
+        one = robust_accuracy(model, data, attack(e), batch_size=batch_size, progress=progress)
+        rows.append(one.robust)
+        attacks.append(one.attack)
+        clean = one.clean_correct
+    return SweepResult(eps_list, clean, torch.stack(rows), attacks)

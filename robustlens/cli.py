@@ -1,0 +1,359 @@
+"""The ``robustlens`` command line: data, models, training, evaluation, quickstart.
+
+Errors a user can make print one line (``error: …``) and exit with status 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from robustlens import __version__
+from robustlens.errors import ConfigError, RobustlensError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Train natural and adversarially-trained classifiers, attack them, look inside them.",
+)
+data_app = typer.Typer(no_args_is_help=True, help="Data sets: list, inspect, fetch.")
+models_app = typer.Typer(no_args_is_help=True, help="Architectures and checkpoints.")
+app.add_typer(data_app, name="data")
+app.add_typer(models_app, name="models")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"robustlens {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+# ----------------------------------------------------------------------------------- data
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """List the registered data sets and where their files are."""
+    from robustlens.data import dataset_info, list_datasets, locate_dataset
+
+    table = Table(title="data sets")
+    for col in ("name", "classes", "shape", "splits", "files"):
+        table.add_column(col)
+    for name in list_datasets():
+        if name == "imagefolder":
+            table.add_row(name, "from folders", "any (resized)", "train/val/test or all", "--root")
+            continue
+        info = dataset_info(name)
+        where = locate_dataset(name)
+        table.add_row(
+            name,
+            str(info.num_classes),
+            "×".join(map(str, info.shape)),
+            ", ".join(info.splits),
+            str(where) if where else "[yellow]not found[/] (robustlens data fetch " + name + ")",
+        )
+    out.print(table)
+
+
+@data_app.command("info")
+def data_info(name: str, root: Annotated[Path | None, typer.Option()] = None) -> None:
+    """Show one data set's facts."""
+    from robustlens.data import dataset_info, locate_dataset
+
+    info = dataset_info(name, root=root)
+    table = Table(title=info.name, show_header=False)
+    for key in ("num_classes", "shape", "mean", "std", "splits", "homepage"):
+        table.add_row(key, str(getattr(info, key)))
+    table.add_row("classes", ", ".join(info.class_names))
+    table.add_row("files", str(locate_dataset(name, root=root) or "not found"))
+    out.print(table)
+
+
+@data_app.command("fetch")
+def data_fetch(name: str, root: Annotated[Path | None, typer.Option()] = None) -> None:
+    """Make a data set available: find it on disk, else download it (checksums verified)."""
+    from robustlens.data import fetch_dataset
+
+    where = fetch_dataset(name, root=root)
+    out.print(f"{name}: {where}")
+
+
+# --------------------------------------------------------------------------------- models
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """List the architectures."""
+    from robustlens.models import list_architectures
+
+    for name in list_architectures():
+        out.print(name)
+
+
+@models_app.command("card")
+def models_card(checkpoint: Path) -> None:
+    """Print a checkpoint's model card (after verifying its weights' hash)."""
+    from robustlens.models import load_checkpoint
+
+    _, card = load_checkpoint(checkpoint)
+    out.print_json(card.to_json())
+
+
+# ---------------------------------------------------------------------------------- train
+
+
+def _recipe_from_options(**values: Any):
+    from robustlens.train import Recipe
+
+    return Recipe.from_dict({k: v for k, v in values.items() if v is not None})
+
+
+@app.command("train")
+def train_cmd(
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder (one per model).")],
+    data: Annotated[str, typer.Option(help="Data set name.")] = "fashion-mnist",
+    arch: Annotated[str, typer.Option(help="Architecture (robustlens models list).")] = "small-cnn",
+    method: Annotated[str, typer.Option(help="natural | pgd | fgsm-rs")] = "natural",
+    norm: Annotated[str, typer.Option(help="linf | l2 | l1")] = "linf",
+    eps: Annotated[
+        list[float] | None,
+        typer.Option(help="Training ε; repeat for a sweep (0 trains a natural model)."),
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="PGD steps during training.")] = None,
+    step_size: Annotated[float | None, typer.Option(help="Attack step size.")] = None,
+    epochs: Annotated[int | None, typer.Option()] = None,
+    batch_size: Annotated[int | None, typer.Option()] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
+    schedule: Annotated[str | None, typer.Option(help="one-cycle | cosine | constant")] = None,
+    augment: Annotated[str | None, typer.Option(help="none | crop | crop-flip")] = None,
+    eps_warmup_epochs: Annotated[float | None, typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    eval_n: Annotated[
+        int | None, typer.Option(help="Test images for the final evaluation.")
+    ] = None,
+    train_n: Annotated[int | None, typer.Option(help="Train on a subset of this size.")] = None,
+    data_root: Annotated[Path | None, typer.Option(help="Folder holding the data set.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, … (default: GPU if any)")] = None,
+) -> None:
+    """Train one model, or one per ε with repeated --eps."""
+    from robustlens.train import train, train_sweep
+
+    epsilons = eps or [0.0]
+    base_eps = next((e for e in epsilons if e > 0), 0.0)
+    if method == "natural" and base_eps > 0:
+        raise ConfigError("--method natural takes no --eps", fix="use --method pgd or fgsm-rs")
+    recipe = _recipe_from_options(
+        method=method,
+        norm=norm,
+        eps=base_eps,
+        steps=steps,
+        step_size=step_size,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        schedule=schedule,
+        augment=augment,
+        eps_warmup_epochs=eps_warmup_epochs,
+        seed=seed,
+        eval_n=eval_n,
+    )
+    kwargs = dict(train_n=train_n, data_root=data_root, device=device, progress=True)
+    if len(epsilons) == 1:
+        results = [train(arch, data, recipe, out_dir, **kwargs)]
+    else:
+        results = train_sweep(arch, data, recipe, epsilons, out_dir, **kwargs)
+    table = Table(title="trained")
+    for col in ("checkpoint", "recipe", "clean acc", "robust acc", "attack", "minutes"):
+        table.add_column(col)
+    for r in results:
+        metrics = {m["name"]: m for m in r.card.metrics}
+        robust = metrics.get("robust_accuracy")
+        table.add_row(
+            str(r.checkpoint),
+            r.card.recipe.get("method", "") if r.card.recipe else "",
+            f"{metrics['clean_accuracy']['value']:.3f}" if "clean_accuracy" in metrics else "-",
+            f"{robust['value']:.3f}" if robust else "-",
+            _attack_label(robust["attack"]) if robust else "-",
+            "reused" if r.reused else f"{r.seconds / 60:.1f}",
+        )
+    out.print(table)
+
+
+def _attack_label(attack: dict[str, Any] | None) -> str:
+    if not attack:
+        return "-"
+    name = attack.get("attack", "?")
+    parts = [name.upper(), attack.get("norm", "").upper(), f"ε={attack.get('eps', '?'):g}"]
+    if "steps" in attack:
+        parts.append(f"{attack['steps']} steps")
+    return " ".join(p for p in parts if p)
+
+
+# ----------------------------------------------------------------------------------- eval
+
+
+def load_any_model(spec: str, *, arch: str | None, data: str | None):
+    """A model from a robustlens checkpoint, a foreign .pt/.pth file, or an adapter id."""
+    from robustlens.models import load_checkpoint
+
+    path = Path(spec)
+    if path.suffix in (".pt", ".pth", ".ckpt", ".bin"):
+        from robustlens.models.foreign import load_foreign_weights
+
+        if not arch or not data:
+            raise ConfigError(
+                f"{path.name} is a foreign state dict: give --arch and --data to load it"
+            )
+        return load_foreign_weights(path, arch, data)
+    if not path.exists() and ":" in spec:
+        from robustlens.models.adapters import load_adapter
+
+        return load_adapter(spec)
+    return load_checkpoint(path)
+
+
+def build_attack(
+    model,
+    name: str,
+    norm: str,
+    eps: float,
+    steps: int,
+    step_size: float | None,
+    restarts: int,
+    seed: int,
+):
+    from robustlens.attacks import FGSM, PGD, CarliniWagnerL2, DeepFool, threat_model
+
+    key = name.lower()
+    if key == "pgd":
+        return PGD(model, threat_model(norm, eps), steps, step_size, restarts=restarts, seed=seed)
+    if key == "fgsm":
+        return FGSM(model, threat_model(norm, eps), seed=seed)
+    if key in ("cw", "cw-l2"):
+        if norm != "l2":
+            raise ConfigError("C&W is an L2 attack", fix="use --norm l2 with --attack cw")
+        return CarliniWagnerL2(model, steps=steps, seed=seed)
+    if key == "deepfool":
+        return DeepFool(model, norm, steps=steps, seed=seed)
+    raise ConfigError(f"unknown attack {name!r}", fix="use one of: pgd, fgsm, cw, deepfool")
+
+
+@app.command("eval")
+def eval_cmd(
+    model_spec: Annotated[str, typer.Argument(metavar="MODEL", help="Checkpoint or adapter id.")],
+    attack: Annotated[str, typer.Option(help="pgd | fgsm | cw | deepfool")] = "pgd",
+    norm: Annotated[str, typer.Option(help="linf | l2 | l1")] = "linf",
+    eps: Annotated[float, typer.Option(help="Budget in [0, 1] pixel units.")] = 0.1,
+    steps: Annotated[int, typer.Option()] = 20,
+    step_size: Annotated[float | None, typer.Option(help="Default 2.5·ε/steps.")] = None,
+    restarts: Annotated[int, typer.Option()] = 1,
+    n: Annotated[int, typer.Option(help="Test images (class-balanced subset).")] = 1000,
+    data: Annotated[str | None, typer.Option(help="Data set (default: the model's).")] = None,
+    arch: Annotated[str | None, typer.Option(help="Architecture, for foreign .pt files.")] = None,
+    split: Annotated[str, typer.Option()] = "test",
+    seed: Annotated[int, typer.Option()] = 0,
+    batch_size: Annotated[int, typer.Option()] = 256,
+    data_root: Annotated[Path | None, typer.Option()] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Clean and robust accuracy of a model under one attack."""
+    from robustlens.attacks import robust_accuracy
+    from robustlens.data import load_dataset
+    from robustlens.runtime import default_device
+
+    model, card = load_any_model(model_spec, arch=arch, data=data)
+    dataset = data or card.dataset
+    if not dataset:
+        raise ConfigError("the model card names no data set", fix="give --data")
+    images = load_dataset(dataset, split, n=n, seed=seed, root=data_root)
+    model = model.to(default_device()).eval()
+    atk = build_attack(model, attack, norm, eps, steps, step_size, restarts, seed)
+    result = robust_accuracy(model, images, atk, eps=eps, batch_size=batch_size, progress=True)
+    summary = {
+        "model": model_spec,
+        "data": dataset,
+        "split": split,
+        "n": result.n,
+        "clean_accuracy": result.clean_accuracy,
+        "robust_accuracy": result.robust_accuracy,
+        "attack": result.attack,
+        "seconds": result.seconds,
+    }
+    if as_json:
+        out.print_json(json.dumps(summary))
+        return
+    table = Table(title=f"{model_spec} on {dataset} ({split}, n={result.n})")
+    for col in ("attack", "clean acc", "robust acc", "mean iterations", "seconds"):
+        table.add_column(col)
+    table.add_row(
+        _attack_label(result.attack),
+        f"{result.clean_accuracy:.3f}",
+        f"{result.robust_accuracy:.3f}",
+        f"{result.iterations.float().mean():.1f}",
+        f"{result.seconds:.1f}",
+    )
+    out.print(table)
+
+
+# ----------------------------------------------------------------------------- quickstart
+
+
+@app.command("quickstart")
+def quickstart_cmd(
+    out_dir: Annotated[Path, typer.Option("--out")] = Path("quickstart-out"),
+    device: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """The quickstart job: train a natural and an L∞ adversarially-trained model, compare them."""
+    from robustlens.quickstart import run_quickstart
+
+    rows = run_quickstart(out_dir, device=device, progress=True)
+    table = Table(title="quickstart: Fashion-MNIST, small CNN (1 000 test images)")
+    for col in ("model", "clean acc", "PGD-20 L∞ ε=0.1", "PGD-20 L2 ε=1.5", "train minutes"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(
+            row["model"],
+            f"{row['clean_accuracy']:.3f}",
+            f"{row['pgd_linf_0.1']:.3f}",
+            f"{row['pgd_l2_1.5']:.3f}",
+            "reused" if row["reused"] else f"{row['train_seconds'] / 60:.1f}",
+        )
+    out.print(table)
+    out.print(f"results: {out_dir / 'summary.json'}")
+
+
+def main() -> None:
+    """Entry point: run the app, turning user errors into one line and a non-zero exit."""
+    try:
+        app()
+    except RobustlensError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,284 @@
+"""Checkpoints: weights as ``<stem>.safetensors`` plus a model card ``<stem>.json`` beside them.
+
+Both files are written atomically (a temporary file in the same folder, fsync, then
+``os.replace``), the weights first, so an interrupted save leaves either the previous files or
+new weights whose hash the old card rejects, never a half-written file. Loading checks the
+weights' sha256 against the card before parsing them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import safetensors.torch
+import torch
+from torch import Tensor, nn
+
+from robustlens.errors import CheckpointError, ConfigError
+from robustlens.models.base import RobustClassifier
+from robustlens.models.card import ModelCard
+from robustlens.models.zoo import ARCHITECTURES, build_model
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_SUFFIX = ".safetensors"
+CARD_SUFFIX = ".json"
+_CHUNK = 1 << 22
+
+
+def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
+    """(weights, card) paths for ``path``: a stem, or either file of the pair."""
+    path = Path(path)
+    stem = path.with_suffix("") if path.suffix in (WEIGHTS_SUFFIX, CARD_SUFFIX) else path
+    return (
+        stem.with_name(stem.name + WEIGHTS_SUFFIX),
+        stem.with_name(stem.name + CARD_SUFFIX),
+    )
+
+
+def list_some(items: list[str], limit: int = 5) -> str:
+    """Up to ``limit`` of ``items``, comma-separated, with the total when there are more."""
+    shown = ", ".join(items[:limit])
+    return shown if len(items) <= limit else f"{shown}, ... ({len(items)} in all)"
+
+
+# ------------------------------------------------------------------------------ writing
+
+
+def _write_all(handle: BinaryIO, data: bytes) -> None:
+    view = memoryview(data)
+    for start in range(0, len(view), _CHUNK):
+        handle.write(view[start : start + _CHUNK])
+
+
+def _write_temp(final: Path, data: bytes) -> Path:
+    """Write ``data`` to a new hidden file beside ``final`` and fsync it; return its path."""
+    temp = final.with_name(f".{final.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            _write_all(handle, data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return temp
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write(files: Mapping[Path, bytes]) -> None:
+    """Write every file atomically: all temporaries first, then rename them in order."""
+    temps: list[tuple[Path, Path]] = []
+    try:
+        for final, data in files.items():
+            temps.append((_write_temp(final, data), final))
+        for temp, final in temps:
+            os.replace(temp, final)
+    finally:
+        for temp, _ in temps:
+            temp.unlink(missing_ok=True)
+    for folder in {final.parent for final in files}:
+        _fsync_dir(folder)
+
+
+def state_tensors(model: nn.Module) -> dict[str, Tensor]:
+    """The state dict as independent, contiguous CPU tensors (aliases become copies)."""
+    return {
+        key: value.detach().to("cpu", copy=True).contiguous()
+        for key, value in model.state_dict().items()
+    }
+
+
+def _card_for(model: RobustClassifier, card: ModelCard | None, fields: dict[str, Any]) -> ModelCard:
+    """``card`` (or a new one) with the model's own facts and ``fields`` filled in."""
+    described = ModelCard.for_model(model, dataset=fields.pop("dataset", None))
+    try:
+        if card is None:
+            return described.replace(**fields)
+        own = {
+            name: getattr(described, name)
+            for name in ("arch", "arch_kwargs", "num_classes", "input_shape", "mean", "std")
+        }
+        if described.dataset is not None:
+            own["dataset"] = described.dataset
+        return card.replace(**own, **fields)
+    except TypeError as err:
+        raise ConfigError(
+            f"unknown model card field in {sorted(fields)}: {err}",
+            fix="see robustlens.models.ModelCard for the fields",
+        ) from err
+
+
+def _check_rebuildable(model: RobustClassifier) -> None:
+    """Raise unless ``build_model(model.arch, **model.arch_kwargs)`` has the model's tensors."""
+    try:
+        with torch.device("meta"):  # shapes only: no memory, no initialisation
+            rebuilt = build_model(model.arch, **model.arch_kwargs)
+    except ConfigError as err:
+        raise CheckpointError(
+            f"cannot save {model.arch}: its arch_kwargs do not rebuild it ({err})",
+            fix="build models with robustlens.models.build_model",
+        ) from err
+    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    theirs = {k: tuple(v.shape) for k, v in rebuilt.state_dict().items()}
+    if ours != theirs:
+        differ = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+        raise CheckpointError(
+            f"cannot save {model.arch}: the model was changed after it was built, so "
+            f"build_model(arch, **arch_kwargs) would not rebuild it (differs in "
+            f"{list_some(differ)})",
+            fix="change the model through build_model arguments (e.g. num_classes=) instead "
+            "of replacing its layers, or save model.state_dict() yourself",
+        )
+
+
+def save_checkpoint(
+    model: RobustClassifier, path: str | Path, card: ModelCard | None = None, **card_fields: Any
+) -> ModelCard:
+    """Save ``model`` as ``<stem>.safetensors`` + ``<stem>.json`` and return the card written.
+
+    ``path`` is the stem or either file name. The card is ``card`` (or a new one) updated with
+    the model's architecture, shapes and normalisation and with ``card_fields`` (dataset,
+    recipe, metrics, seed, source, notes, ...); its ``weights_sha256`` is the hash of the
+    weights file's bytes.
+    """
+    if not model.arch or model.arch not in ARCHITECTURES or not model.arch_kwargs:
+        raise CheckpointError(
+            f"cannot save a {type(model).__name__} with arch {model.arch!r} as a checkpoint: "
+            "load_checkpoint rebuilds models with build_model, which does not know it",
+            fix="save model.state_dict() with safetensors.torch.save_file and rebuild the model "
+            "the way you built it, or build it with robustlens.models.build_model",
+        )
+    _check_rebuildable(model)
+    weights_path, card_path = checkpoint_paths(path)
+    written = _card_for(model, card, dict(card_fields))
+    data = safetensors.torch.save(state_tensors(model), metadata={"arch": model.arch})
+    written = written.replace(weights_sha256=hashlib.sha256(data).hexdigest())
+    text = written.to_json().encode("utf-8")
+    weights_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write({weights_path: data, card_path: text})
+    logger.info("saved %s (%s) to %s", model.arch, written.weights_sha256[:12], weights_path)
+    return written
+
+
+# ------------------------------------------------------------------------------ loading
+
+
+def load_state_strict(model: nn.Module, state: Mapping[str, Tensor], *, origin: str) -> None:
+    """Load ``state`` into ``model``; any missing, unexpected or misshapen key raises."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    misshapen = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
+        for k in expected
+        if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing keys {list_some(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys {list_some(unexpected)}")
+    if misshapen:
+        problems.append(f"shape mismatches (file vs model) {list_some(misshapen)}")
+    if problems:
+        name = getattr(model, "arch", "") or type(model).__name__
+        raise CheckpointError(
+            f"the weights in {origin} do not fit {name} {getattr(model, 'input_shape', '')}: "
+            + "; ".join(problems),
+            fix="check the architecture and its arguments (depth, width, num_classes, "
+            "in_channels) against the ones the weights were trained with",
+        )
+    model.load_state_dict(dict(state), strict=True)
+
+
+def load_checkpoint(
+    path: str | Path, *, map_location: str | torch.device = "cpu"
+) -> tuple[RobustClassifier, ModelCard]:
+    """Load a checkpoint written by :func:`save_checkpoint`; returns (model in eval mode, card).
+
+    ``path`` is the .safetensors file, the .json card or their common stem. The weights'
+    sha256 is checked against the card before they are parsed.
+    """
+    weights_path, card_path = checkpoint_paths(path)
+    if not card_path.is_file():
+        raise CheckpointError(
+            f"no model card for {weights_path}: expected {card_path} beside it",
+            fix="keep the .json card save_checkpoint wrote next to the weights; for weights "
+            "from elsewhere use robustlens.models.load_foreign_weights",
+        )
+    if not weights_path.is_file():
+        raise CheckpointError(
+            f"weights file {weights_path} is missing (model card {card_path} refers to it)",
+            fix="put the .safetensors file beside its card, with the same name",
+        )
+    card = ModelCard.read(card_path)
+    if card.weights_sha256 is None:
+        raise CheckpointError(
+            f"model card {card_path} records no weights_sha256",
+            fix="re-save the checkpoint with robustlens.models.save_checkpoint",
+        )
+    data = weights_path.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != card.weights_sha256:
+        raise CheckpointError(
+            f"{weights_path} is corrupt or was changed after saving: its sha256 is {actual} "
+            f"but its card {card_path} records {card.weights_sha256}",
+            fix="restore the file (re-download or copy it again); if you changed the weights on "
+            "purpose, save them with save_checkpoint",
+        )
+    try:
+        state = safetensors.torch.load(data)
+    except Exception as err:  # safetensors raises its own error types for damaged headers
+        raise CheckpointError(
+            f"{weights_path} is not a readable safetensors file ({err})",
+            fix="restore the file or re-save the checkpoint",
+        ) from err
+    try:
+        model = build_model(card.arch, **card.arch_kwargs)
+    except ConfigError as err:
+        raise CheckpointError(
+            f"model card {card_path} describes a model this robustlens cannot build: {err}",
+            fix="use the robustlens version that wrote it (see the card's versions)",
+        ) from err
+    if model.num_classes != card.num_classes or model.input_shape != card.input_shape:
+        raise CheckpointError(
+            f"model card {card_path} is inconsistent: arch_kwargs build a model with "
+            f"{model.num_classes} classes and input {model.input_shape}, the card says "
+            f"{card.num_classes} and {card.input_shape}",
+            fix="repair the card or re-save the checkpoint",
+        )
+    load_state_strict(model, state, origin=str(weights_path))
+    model.to(map_location)
+    model.eval()
+    return model, card
+
+
+def model_digest(model: nn.Module) -> str:
+    """sha256 over the state dict (names, dtypes, shapes, values) in sorted key order.
+
+    Independent of device and of how the model was obtained, so it is stable across
+    save/load; useful as a cache key.
+    """
+    digest = hashlib.sha256()
+    for key, value in sorted(model.state_dict().items()):
+        tensor = value.detach().to("cpu").contiguous()
+        digest.update(f"{key}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

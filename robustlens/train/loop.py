@@ -1,0 +1,352 @@
+"""One training loop for natural and adversarial training, resumable after any interruption.
+
+Adversarial training minimises the loss on attacked inputs (Madry et al. 2018, Eq. 2.1):
+min_θ E_(x,y) max_{δ∈S} L(θ, x + δ, y), the inner maximisation done by PGD or by FGSM with a
+random start (Wong et al. 2020). Every epoch is checkpointed; shuffling and attack noise come
+from generators seeded by (seed, epoch), so a resumed run gives the same weights as an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from robustlens.attacks.evaluate import robust_accuracy
+from robustlens.attacks.pgd import PGD
+from robustlens.attacks.threat import threat_model
+from robustlens.data.imageset import ImageSet
+from robustlens.errors import CheckpointError, ConfigError, NumericalError
+from robustlens.models import ModelCard, RobustClassifier, load_checkpoint, save_checkpoint
+from robustlens.progress import progress_bar
+from robustlens.runtime import default_device
+from robustlens.train.augment import augment
+from robustlens.train.recipe import Recipe
+from robustlens.train.schedule import learning_rate, training_eps
+
+log = logging.getLogger(__name__)
+
+FINAL = "model.safetensors"
+METRICS = "metrics.jsonl"
+STATE_DIR = "state"
+MONITOR_N = 256
+
+
+@dataclass
+class TrainResult:
+    """A trained model with its card, per-epoch history and where it was saved."""
+
+    model: RobustClassifier
+    card: ModelCard
+    history: list[dict[str, Any]]
+    checkpoint: Path
+    seconds: float
+    reused: bool = False
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+    os.replace(tmp, path)
+
+
+def training_identity(model: RobustClassifier, train_set: ImageSet, recipe: Recipe) -> dict:
+    """What decides the trained weights: architecture, data and recipe."""
+    return {
+        "arch": model.arch,
+        "arch_kwargs": model.arch_kwargs,
+        "dataset": train_set.info.name,
+        "split": train_set.split,
+        "n": len(train_set),
+        "data_fingerprint": train_set.fingerprint(),
+        "recipe": recipe.to_dict(),
+    }
+
+
+def identity_digest(identity: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+class _Trainer:
+    """State of one training run; see :func:`train_model`."""
+
+    def __init__(
+        self,
+        model: RobustClassifier,
+        train_set: ImageSet,
+        recipe: Recipe,
+        out_dir: Path,
+        eval_set: ImageSet | None,
+        device: torch.device,
+        progress: bool,
+    ) -> None:
+        self.model = model.to(device)
+        self.train_set = train_set
+        self.recipe = recipe
+        self.out_dir = out_dir
+        self.state_dir = out_dir / STATE_DIR
+        self.eval_set = eval_set
+        self.device = device
+        self.progress = progress
+        self.identity = training_identity(model, train_set, recipe)
+        self.batches_per_epoch = -(-len(train_set) // recipe.batch_size)
+        self.total_steps = self.batches_per_epoch * recipe.epochs
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(),
+            lr=recipe.lr,
+            momentum=recipe.momentum,
+            nesterov=recipe.nesterov and recipe.momentum > 0,
+            weight_decay=recipe.weight_decay,
+        )
+        self.history: list[dict[str, Any]] = []
+        self.epoch = 0
+
+    # ------------------------------------------------------------------ checkpoint / resume
+
+    def save_state(self) -> None:
+        """Checkpoint after an epoch: numbered files first, then the pointer, then clean up."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tag = f"epoch-{self.epoch:04d}"
+        save_checkpoint(
+            self.model, self.state_dir / f"{tag}.safetensors", recipe=self.card_recipe()
+        )
+        buffers = {
+            name: self.optimizer.state[p]["momentum_buffer"]
+            for name, p in self.model.named_parameters()
+            if p in self.optimizer.state and "momentum_buffer" in self.optimizer.state[p]
+        }
+        _atomic_save_tensors(buffers, self.state_dir / f"{tag}.optimizer.safetensors")
+        pointer = {
+            "epoch": self.epoch,
+            "tag": tag,
+            "identity": self.identity,
+            "history": self.history,
+        }
+        _atomic_write_text(self.state_dir / "progress.json", json.dumps(pointer, indent=1))
+        for old in self.state_dir.glob("epoch-*"):
+            if not old.name.startswith(tag):
+                old.unlink(missing_ok=True)
+
+    def try_resume(self) -> bool:
+        pointer_path = self.state_dir / "progress.json"
+        if not pointer_path.exists():
+            return False
+        try:
+            pointer = json.loads(pointer_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CheckpointError(
+                f"cannot read the training progress file {pointer_path}: {exc}",
+                fix=f"delete {self.state_dir} to start this training run afresh",
+            ) from exc
+        if pointer.get("identity") != self.identity:
+            raise ConfigError(
+                f"{self.out_dir} holds an unfinished run with another recipe, model or data",
+                fix="use another output folder, or delete it to start afresh",
+            )
+        tag = pointer["tag"]
+        saved, _ = load_checkpoint(self.state_dir / f"{tag}.safetensors")
+        self.model.load_state_dict(saved.state_dict())
+        buffers = load_file(str(self.state_dir / f"{tag}.optimizer.safetensors"))
+        for name, p in self.model.named_parameters():
+            if name in buffers:
+                self.optimizer.state[p]["momentum_buffer"] = buffers[name].to(self.device)
+        self.epoch = int(pointer["epoch"])
+        self.history = list(pointer["history"])
+        log.info("resuming %s after epoch %d", self.out_dir, self.epoch)
+        return True
+
+    def card_recipe(self) -> dict[str, Any]:
+        """The recipe as recorded in model cards, with the data it saw and the run's identity."""
+        return {
+            **self.recipe.to_dict(),
+            "data": {k: self.identity[k] for k in ("dataset", "split", "n", "data_fingerprint")},
+            "identity": identity_digest(self.identity),
+        }
+
+    # -------------------------------------------------------------------------------- train
+
+    def make_attack(self, eps: float) -> PGD:
+        return PGD(
+            self.model,
+            threat_model(self.recipe.norm, eps),
+            steps=self.recipe.attack_steps,
+            step_size=self.recipe.attack_step_size(eps),
+            random_start=True,
+            early_stop=False,
+            track_best=False,
+        )
+
+    def run_epoch(self) -> dict[str, Any]:
+        recipe = self.recipe
+        gen = torch.Generator().manual_seed(recipe.seed * 1_000_003 + self.epoch)
+        total_loss = torch.zeros((), dtype=torch.float64)
+        correct = 0
+        seen = 0
+        start = time.perf_counter()
+        step0 = self.epoch * self.batches_per_epoch
+        eps = 0.0
+        lr = recipe.lr
+        desc = f"epoch {self.epoch + 1}/{recipe.epochs} {recipe.label()}"
+        with progress_bar(self.progress, total=len(self.train_set), description=desc) as advance:
+            batches = self.train_set.batches(
+                recipe.batch_size, shuffle=True, generator=gen, device=self.device
+            )
+            for i, (x, y) in enumerate(batches):
+                x = augment(x, recipe.augment, gen)
+                eps = training_eps(recipe, self.epoch + i / self.batches_per_epoch)
+                lr = learning_rate(recipe, step0 + i, self.total_steps)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                if recipe.adversarial and eps > 0:
+                    if recipe.attack_in_eval_mode:
+                        self.model.eval()
+                    x = self.make_attack(eps).perturb(x, y, generator=gen)
+                self.model.train()
+                logits = self.model(x)
+                loss = F.cross_entropy(logits, y)
+                if not torch.isfinite(loss):
+                    raise NumericalError(
+                        f"training loss became {loss.item()} in epoch {self.epoch + 1}, batch {i}",
+                        fix="lower the learning rate (lr) or add an ε warm-up (eps_warmup_epochs)",
+                    )
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                total_loss += loss.detach().double() * y.shape[0]
+                correct += int((logits.detach().argmax(1) == y).sum())
+                seen += y.shape[0]
+                advance(y.shape[0])
+        self.model.eval()
+        record: dict[str, Any] = {
+            "epoch": self.epoch + 1,
+            "lr_last": lr,
+            "eps": eps,
+            "train_loss": float(total_loss) / max(seen, 1),
+            "train_accuracy": correct / max(seen, 1),
+            "seconds": time.perf_counter() - start,
+        }
+        record.update(self.monitor(eps))
+        return record
+
+    def monitor(self, eps: float) -> dict[str, Any]:
+        """A cheap per-epoch check on held-out images (catches catastrophic overfitting)."""
+        if self.eval_set is None:
+            return {}
+        subset = self.eval_set.subset(min(MONITOR_N, len(self.eval_set)), seed=1)
+        x, y = subset.images.to(self.device), subset.labels.to(self.device)
+        with torch.no_grad():
+            out = {"monitor_clean_accuracy": float((self.model(x).argmax(1) == y).float().mean())}
+        if self.recipe.adversarial and eps > 0:
+            attack = PGD(self.model, threat_model(self.recipe.norm, eps), steps=10)
+            out["monitor_pgd10_accuracy"] = robust_accuracy(
+                self.model, (x, y), attack
+            ).robust_accuracy
+            best = max((h.get("monitor_pgd10_accuracy", 0.0) for h in self.history), default=0.0)
+            if best - out["monitor_pgd10_accuracy"] > 0.2:
+                log.warning(
+                    "PGD-10 accuracy fell from %.2f to %.2f: catastrophic overfitting? "
+                    "(Wong et al. 2020) Consider a smaller step size or PGD training.",
+                    best,
+                    out["monitor_pgd10_accuracy"],
+                )
+                out["catastrophic_overfitting_warning"] = True
+        return out
+
+    def final_metrics(self) -> list[dict[str, Any]]:
+        if self.eval_set is None:
+            return []
+        subset = self.eval_set.subset(self.recipe.eval_n, seed=0)
+        if not self.recipe.adversarial:
+            x, y = subset.images.to(self.device), subset.labels.to(self.device)
+            with torch.no_grad():
+                acc = float((self.model(x).argmax(1) == y).float().mean())
+            return [{"name": "clean_accuracy", "value": acc, "n": len(subset), "attack": None}]
+        attack = PGD(
+            self.model,
+            threat_model(self.recipe.norm, self.recipe.eps),
+            steps=self.recipe.eval_steps,
+        )
+        result = robust_accuracy(self.model, subset, attack, progress=self.progress)
+        return result.as_metrics()
+
+
+def _write_history(out_dir: Path, history: list[dict[str, Any]]) -> None:
+    _atomic_write_text(out_dir / METRICS, "".join(json.dumps(h) + "\n" for h in history))
+
+
+def train_model(
+    model: RobustClassifier,
+    train_set: ImageSet,
+    recipe: Recipe,
+    out_dir: str | Path,
+    *,
+    eval_set: ImageSet | None = None,
+    device: torch.device | str | None = None,
+    resume: bool = True,
+    progress: bool = False,
+) -> TrainResult:
+    """Train ``model`` on ``train_set`` by ``recipe`` and save it as ``out_dir/model.safetensors``.
+
+    If ``out_dir`` already holds a finished model trained by the same architecture, recipe and
+    data, it is loaded instead of trained again (``reused=True``). An interrupted run resumes
+    from its last finished epoch. The card records the recipe, the data fingerprint and the
+    final clean / PGD-``eval_steps`` accuracies on ``eval_set`` with the exact attack.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device(device) if device is not None else default_device()
+    trainer = _Trainer(model, train_set, recipe, out_dir, eval_set, device, progress)
+    final = out_dir / FINAL
+    start = time.perf_counter()
+    if final.exists():
+        saved, card = load_checkpoint(final)
+        if (card.recipe or {}).get("identity") == identity_digest(trainer.identity):
+            saved.to(device)
+            history = [json.loads(line) for line in (out_dir / METRICS).read_text().splitlines()]
+            return TrainResult(saved, card, history, final, 0.0, reused=True)
+        raise ConfigError(
+            f"{out_dir} already holds a model trained with another recipe, model or data",
+            fix="choose another output folder, or delete that one",
+        )
+    if resume:
+        trainer.try_resume()
+    while trainer.epoch < recipe.epochs:
+        record = trainer.run_epoch()
+        trainer.epoch += 1
+        trainer.history.append(record)
+        log.info("epoch %d: %s", trainer.epoch, record)
+        trainer.save_state()
+        _write_history(out_dir, trainer.history)
+    metrics = trainer.final_metrics()
+    card = save_checkpoint(
+        trainer.model,
+        final,
+        recipe=trainer.card_recipe(),
+        metrics=metrics,
+        seed=recipe.seed,
+        dataset=train_set.info.name,
+    )
+    _write_history(out_dir, trainer.history)
+    for leftover in trainer.state_dir.glob("*"):
+        leftover.unlink()
+    trainer.state_dir.rmdir()
+    return TrainResult(trainer.model, card, trainer.history, final, time.perf_counter() - start)

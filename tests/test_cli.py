@@ -1,0 +1,89 @@
+"""The command line, run as a user would: real processes, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def robustlens(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "robustlens", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error:")
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_version_and_help():
+    result = robustlens("--version")
+    assert result.returncode == 0 and result.stdout.startswith("robustlens ")
+    result = robustlens("--help")
+    assert result.returncode == 0
+    for command in ("data", "models", "train", "eval", "quickstart"):
+        assert command in result.stdout
+
+
+def test_data_list_names_every_data_set():
+    result = robustlens("data", "list")
+    assert result.returncode == 0, result.stderr
+    for name in ("fashion-mnist", "mnist", "cifar10", "cifar100", "svhn", "digits", "imagefolder"):
+        assert name in result.stdout
+
+
+def test_bad_names_and_values_get_one_line_with_what_is_allowed(tmp_path):
+    assert_one_line_error(robustlens("data", "info", "fashion-mnsit"), "fashion-mnist")
+    out = str(tmp_path / "never-written")
+    assert_one_line_error(
+        robustlens("train", "--out", out, "--method", "trades", "--eps", "0.1"), "fgsm-rs"
+    )
+    assert_one_line_error(robustlens("train", "--out", out, "--method", "pgd"), "eps")
+    assert_one_line_error(
+        robustlens("train", "--out", out, "--method", "natural", "--eps", "0.1"), "--eps"
+    )
+    assert_one_line_error(robustlens("train", "--out", out, "--arch", "resnet-9000"), "resnet")
+    assert not (tmp_path / "never-written").exists()
+
+
+def test_missing_and_corrupt_checkpoints_are_one_line_errors(tmp_path):
+    assert_one_line_error(robustlens("eval", str(tmp_path / "nope.safetensors")), "nope")
+    (tmp_path / "bad.pt").write_bytes(b"not a pickle at all")
+    assert_one_line_error(
+        robustlens("eval", str(tmp_path / "bad.pt"), "--arch", "small-cnn", "--data", "mnist"),
+        "bad.pt",
+    )
+
+
+@pytest.mark.slow
+def test_train_then_eval_end_to_end(fashion_mnist_root, tmp_path):
+    out = tmp_path / "model"
+    result = robustlens(
+        "train", "--out", str(out), "--data", "fashion-mnist", "--train-n", "1000",
+        "--epochs", "1", "--eval-n", "100",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (out / "model.safetensors").exists() and (out / "model.json").exists()
+    result = robustlens(
+        "eval", str(out / "model.safetensors"), "--n", "100", "--steps", "3", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["n"] == 100 and summary["data"] == "fashion-mnist"
+    assert 0 <= summary["robust_accuracy"] <= summary["clean_accuracy"] <= 1
+    assert summary["attack"]["steps"] == 3 and summary["attack"]["norm"] == "linf"
+    result = robustlens("eval", str(out / "model.safetensors"), "--attack", "cw", "--norm", "linf")
+    assert_one_line_error(result, "L2")

@@ -1,0 +1,114 @@
+"""The training loop: learns, checkpoints, resumes to identical weights, reuses, refuses."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from robustlens.data import DatasetInfo, ImageSet
+from robustlens.errors import ConfigError, NumericalError
+from robustlens.models import build_model, load_checkpoint
+from robustlens.train import Recipe, train_model
+
+INFO = DatasetInfo(
+    name="stripes",
+    num_classes=2,
+    class_names=("left", "right"),
+    shape=(1, 8, 8),
+    mean=(0.3,),
+    std=(0.3,),
+    splits=("train", "test"),
+)
+
+
+def stripes(n: int, seed: int) -> ImageSet:
+    """Class 0: bright left half; class 1: bright right half; plus noise."""
+    gen = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 2
+    images = torch.rand(n, 1, 8, 8, generator=gen) * 0.3
+    images[labels == 0, :, :, :4] += 0.6
+    images[labels == 1, :, :, 4:] += 0.6
+    return ImageSet(images.clamp(0, 1), labels, INFO, "train", torch.arange(n))
+
+
+def small_model(seed: int = 0):
+    torch.manual_seed(seed)
+    return build_model("small-cnn", INFO, widths=(8, 16), kernels=(3, 3), strides=(2, 1))
+
+
+FAST = Recipe(epochs=2, batch_size=32, lr=0.05, eval_n=64, eval_steps=3)
+
+
+def test_natural_training_learns_and_writes_its_files(tmp_path):
+    result = train_model(small_model(), stripes(256, 0), FAST, tmp_path, eval_set=stripes(64, 1))
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["metrics.jsonl", "model.json", "model.safetensors"]
+    history = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2]
+    metrics = {m["name"]: m for m in result.card.metrics}
+    assert metrics["clean_accuracy"]["value"] > 0.9
+    assert result.card.recipe["method"] == "natural"
+    assert result.card.recipe["data"]["n"] == 256
+    _, card = load_checkpoint(tmp_path / "model.safetensors")
+    assert card.weights_sha256 == result.card.weights_sha256
+
+
+def test_adversarial_training_records_the_attack_behind_its_metrics(tmp_path):
+    recipe = dataclasses.replace(FAST, method="pgd", eps=0.1, steps=2, epochs=1)
+    result = train_model(small_model(), stripes(128, 0), recipe, tmp_path, eval_set=stripes(64, 1))
+    robust = next(m for m in result.card.metrics if m["name"] == "robust_accuracy")
+    assert robust["attack"]["attack"] == "pgd"
+    assert robust["attack"]["eps"] == pytest.approx(0.1)
+    assert robust["attack"]["steps"] == 3
+    assert 0.0 <= robust["value"] <= 1.0
+    assert "monitor_pgd10_accuracy" in result.history[0]
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    recipe = dataclasses.replace(FAST, method="fgsm-rs", eps=0.1, epochs=3)
+    data, held_out = stripes(192, 0), stripes(64, 1)
+    straight = train_model(small_model(), data, recipe, tmp_path / "a", eval_set=held_out)
+
+    from robustlens.train import loop
+
+    original = loop._Trainer.run_epoch
+    calls = {"n": 0}
+
+    def crash_in_second_epoch(self):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(loop._Trainer, "run_epoch", crash_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(small_model(), data, recipe, tmp_path / "b", eval_set=held_out)
+    assert (tmp_path / "b" / "state" / "progress.json").exists()
+    assert not (tmp_path / "b" / "model.safetensors").exists()
+    monkeypatch.setattr(loop._Trainer, "run_epoch", original)
+    # A fresh model object: everything must come from the checkpoint.
+    resumed = train_model(small_model(seed=5), data, recipe, tmp_path / "b", eval_set=held_out)
+    for (name, a), (_, b) in zip(
+        straight.model.state_dict().items(), resumed.model.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in straight.history]
+
+
+def test_finished_model_is_reused_and_other_recipes_are_refused(tmp_path):
+    data = stripes(128, 0)
+    first = train_model(small_model(), data, FAST, tmp_path, eval_set=stripes(64, 1))
+    again = train_model(small_model(), data, FAST, tmp_path, eval_set=stripes(64, 1))
+    assert again.reused and again.card.weights_sha256 == first.card.weights_sha256
+    with pytest.raises(ConfigError, match="another recipe"):
+        train_model(small_model(), data, dataclasses.replace(FAST, lr=0.01), tmp_path)
+
+
+def test_diverging_training_raises_a_numerical_error(tmp_path, monkeypatch):
+    model = small_model()
+    monkeypatch.setattr(model.linear, "forward", lambda z: z[:, :2] * float("nan"))
+    with pytest.raises(NumericalError, match="learning rate"):
+        train_model(model, stripes(64, 0), FAST, tmp_path)
