@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml scripts/setup.sh
 	touch $@
 
 quickstart: setup
-	$(PY) -m robustlens quickstart --out quickstart-out
+	$(PY) -m robustlens study run studies/quickstart.toml --out runs/quickstart
 
 test: setup
 	$(VENV)/bin/ruff check robustlens tests benchmarks
@@ -31,7 +31,9 @@ format: setup
 	$(VENV)/bin/ruff check --fix robustlens tests benchmarks
 
 bench: setup
-	$(PY) benchmarks/run_all.py
+	$(PY) -m benchmarks.bench_attacks
+	$(PY) -m benchmarks.bench_training
+	$(PY) -m benchmarks.bench_lenses
 
 clean:
-	rm -rf $(VENV) quickstart-out .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache .hypothesis

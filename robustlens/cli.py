@@ -1,4 +1,4 @@
-"""The ``robustlens`` command line: data, models, training, evaluation, quickstart.
+"""The ``robustlens`` command line: data, models, training, evaluation, studies, reports.
 
 Errors a user can make print one line (``error: …``) and exit with status 2, no traceback.
 """
@@ -27,8 +27,12 @@ app = typer.Typer(
 )
 data_app = typer.Typer(no_args_is_help=True, help="Data sets: list, inspect, fetch.")
 models_app = typer.Typer(no_args_is_help=True, help="Architectures and checkpoints.")
+study_app = typer.Typer(no_args_is_help=True, help="Run studies and see how far they got.")
+lenses_app = typer.Typer(no_args_is_help=True, help="The lenses and their paper defaults.")
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
+app.add_typer(study_app, name="study")
+app.add_typer(lenses_app, name="lenses")
 
 out = Console()
 err = Console(stderr=True)
@@ -320,31 +324,82 @@ def eval_cmd(
     out.print(table)
 
 
-# ----------------------------------------------------------------------------- quickstart
+# ---------------------------------------------------------------------------------- study
 
 
-@app.command("quickstart")
-def quickstart_cmd(
-    out_dir: Annotated[Path, typer.Option("--out")] = Path("quickstart-out"),
-    device: Annotated[str | None, typer.Option()] = None,
+@study_app.command("run")
+def study_run(
+    file: Annotated[Path, typer.Argument(help="Study file (TOML).")],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Default: runs/<study name>.")
+    ] = None,
+    force: Annotated[
+        list[str] | None, typer.Option("--force", help="Recompute this lens (repeatable).")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, … (default: GPU if any)")] = None,
 ) -> None:
-    """The quickstart job: train a natural and an L∞ adversarially-trained model, compare them."""
-    from robustlens.quickstart import run_quickstart
+    """Train or load the study's models, run its lenses (cached), write the report."""
+    from robustlens.study import Study
 
-    rows = run_quickstart(out_dir, device=device, progress=True)
-    table = Table(title="quickstart: Fashion-MNIST, small CNN (1 000 test images)")
-    for col in ("model", "clean acc", "PGD-20 L∞ ε=0.1", "PGD-20 L2 ε=1.5", "train minutes"):
+    study = Study.from_file(file, out_dir, device=device)
+    summary = study.run(force=tuple(force or ()), progress=True)
+    out.print(
+        f"models: {len(summary.trained)} trained, {len(summary.reused)} reused, "
+        f"{len(summary.loaded)} loaded; lens runs: {len(summary.computed)} computed, "
+        f"{len(summary.cached)} cached; {summary.seconds / 60:.1f} min"
+    )
+    out.print(f"report: {summary.report}")
+
+
+@study_app.command("status")
+def study_status(directory: Annotated[Path, typer.Argument(help="Study output folder.")]) -> None:
+    """What a study has done and what is left."""
+    from robustlens.study import Study
+
+    status = Study.open(directory).status()
+    table = Table(title=f"study {status['study']} ({status['dir']})")
+    for col in ("item", "state"):
         table.add_column(col)
-    for row in rows:
+    for m in status["models"]:
         table.add_row(
-            row["model"],
-            f"{row['clean_accuracy']:.3f}",
-            f"{row['pgd_linf_0.1']:.3f}",
-            f"{row['pgd_l2_1.5']:.3f}",
-            "reused" if row["reused"] else f"{row['train_seconds'] / 60:.1f}",
+            f"model {m['model']} ({m['source']})", "done" if m["done"] else "[yellow]left"
         )
+    for lens in status["lenses"]:
+        state = f"{lens['done']}/{lens['total']}"
+        table.add_row(
+            f"lens {lens['lens']}", state if lens["done"] == lens["total"] else f"[yellow]{state}"
+        )
+    table.add_row("report", status["report"] or "[yellow]not written")
     out.print(table)
-    out.print(f"results: {out_dir / 'summary.json'}")
+
+
+@app.command("report")
+def report_cmd(directory: Annotated[Path, typer.Argument(help="Study output folder.")]) -> None:
+    """Write the study's HTML report again from its results."""
+    from robustlens.study import Study
+
+    path = Study.open(directory).write_report()
+    out.print(f"report: {path}")
+
+
+@lenses_app.command("list")
+def lenses_list(
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print docs/LENSES.md.")] = False,
+) -> None:
+    """List the lenses with their papers and default parameters."""
+    from robustlens.lenses.docs import lens_table_markdown
+
+    if markdown:
+        print(lens_table_markdown(), end="")
+        return
+    from robustlens.lenses import LENSES
+
+    table = Table(title="lenses")
+    for col in ("lens", "paper", "section", "parameters (defaults)"):
+        table.add_column(col)
+    for name, spec in LENSES.items():
+        table.add_row(name, spec.paper, spec.section, spec.params.__doc__ or "")
+    out.print(table)
 
 
 def main() -> None:

@@ -25,3 +25,13 @@ fi
 if ! have_fmnist; then
     "$PY" -m robustlens data fetch fashion-mnist
 fi
+
+# A headless browser for the report's browser test (tests/study/test_report_browser.py):
+# Debian's chromium when apt is there, we are root and none is on PATH. Optional: the set-up
+# goes on without it and the browser test skips, saying why.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 \
+    && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y -q chromium \
+        || { apt-get update -q && apt-get install -y -q chromium; } \
+        || echo "setup: apt could not install chromium; the report's browser test will skip" >&2
+fi

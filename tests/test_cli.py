@@ -34,7 +34,7 @@ def test_version_and_help():
     assert result.returncode == 0 and result.stdout.startswith("robustlens ")
     result = robustlens("--help")
     assert result.returncode == 0
-    for command in ("data", "models", "train", "eval", "quickstart"):
+    for command in ("data", "models", "train", "eval", "study", "report", "lenses"):
         assert command in result.stdout
 
 
@@ -72,9 +72,18 @@ def test_missing_and_corrupt_checkpoints_are_one_line_errors(tmp_path):
 def test_train_then_eval_end_to_end(fashion_mnist_root, tmp_path):
     out = tmp_path / "model"
     result = robustlens(
-        "train", "--out", str(out), "--data", "fashion-mnist", "--train-n", "1000",
-        "--epochs", "1", "--eval-n", "100",
-    )  # fmt: skip
+        "train",
+        "--out",
+        str(out),
+        "--data",
+        "fashion-mnist",
+        "--train-n",
+        "1000",
+        "--epochs",
+        "1",
+        "--eval-n",
+        "100",
+    )
     assert result.returncode == 0, result.stderr
     assert (out / "model.safetensors").exists() and (out / "model.json").exists()
     result = robustlens(
@@ -87,3 +96,14 @@ def test_train_then_eval_end_to_end(fashion_mnist_root, tmp_path):
     assert summary["attack"]["steps"] == 3 and summary["attack"]["norm"] == "linf"
     result = robustlens("eval", str(out / "model.safetensors"), "--attack", "cw", "--norm", "linf")
     assert_one_line_error(result, "L2")
+
+
+def test_docs_lenses_md_is_current():
+    from pathlib import Path
+
+    from robustlens.lenses.docs import lens_table_markdown
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "LENSES.md"
+    assert docs.read_text() == lens_table_markdown(), (
+        "docs/LENSES.md is stale: run `robustlens lenses list --markdown > docs/LENSES.md`"
+    )

@@ -314,12 +314,12 @@ def train_model(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(device) if device is not None else default_device()
-    trainer = _Trainer(model, train_set, recipe, out_dir, eval_set, device, progress)
     final = out_dir / FINAL
     start = time.perf_counter()
     if final.exists():
         saved, card = load_checkpoint(final)
-        if (card.recipe or {}).get("identity") == identity_digest(trainer.identity):
+        identity = training_identity(model, train_set, recipe)
+        if (card.recipe or {}).get("identity") == identity_digest(identity):
             saved.to(device)
             history = [json.loads(line) for line in (out_dir / METRICS).read_text().splitlines()]
             return TrainResult(saved, card, history, final, 0.0, reused=True)
@@ -327,6 +327,7 @@ def train_model(
             f"{out_dir} already holds a model trained with another recipe, model or data",
             fix="choose another output folder, or delete that one",
         )
+    trainer = _Trainer(model, train_set, recipe, out_dir, eval_set, device, progress)
     if resume:
         trainer.try_resume()
     while trainer.epoch < recipe.epochs:

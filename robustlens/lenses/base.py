@@ -1,0 +1,225 @@
+"""What a lens is: parameters with paper defaults, a computation, and the figures it draws.
+
+A lens computes, for one model (``scope = "model"``) or for all models of a study together
+(``scope = "study"``), tidy tables (one row per model × layer × setting × metric) and per-image
+arrays that claims bootstrap over. It never trains a model, parses a file or touches the
+results store; the study runner caches each run by (lens, version, parameters, model digests,
+data fingerprint). Figures are drawn from the stored tables of all models, so a report always
+shows robust and natural models side by side.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from robustlens.data.imageset import ImageSet
+from robustlens.data.info import DatasetInfo
+from robustlens.errors import ConfigError
+from robustlens.models.base import RobustClassifier
+from robustlens.models.card import ModelCard
+from robustlens.registry import Registry
+
+TIDY_COLUMNS = ("model", "layer", "setting", "metric", "value")
+"""Columns every lens table has; lenses may add more (n, ci_low, ci_high, ...)."""
+
+
+@dataclass
+class StudyModel:
+    """A model of the study with what lenses need to know about how it was trained."""
+
+    name: str
+    model: RobustClassifier
+    card: ModelCard
+    digest: str
+
+    @property
+    def recipe(self) -> dict[str, Any]:
+        return dict(self.card.recipe or {})
+
+    @property
+    def is_natural(self) -> bool:
+        return self.recipe.get("method", "natural") == "natural" or not self.train_eps
+
+    @property
+    def train_norm(self) -> str | None:
+        return (
+            None if self.recipe.get("method", "natural") == "natural" else self.recipe.get("norm")
+        )
+
+    @property
+    def train_eps(self) -> float:
+        if self.recipe.get("method", "natural") == "natural":
+            return 0.0
+        return float(self.recipe.get("eps") or 0.0)
+
+    def label(self) -> str:
+        """Short description, e.g. ``linf-0.1 (L∞ ε=0.1)`` or ``natural``."""
+        if self.is_natural:
+            return f"{self.name} (natural)"
+        return f"{self.name} ({(self.train_norm or '').upper()} ε={self.train_eps:g})"
+
+
+@dataclass
+class LensContext:
+    """Everything a lens may use besides its models, data and parameters."""
+
+    info: DatasetInfo
+    seed: int
+    device: torch.device
+    load_split: Callable[[str, int | None], ImageSet]
+    """Load another split of the study's data set: ``load_split("train", n)``."""
+    progress: bool = False
+    scratch: Path | None = None
+
+
+@dataclass
+class LensResult:
+    """Tidy tables, per-image arrays for claims, and notes for the report."""
+
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for name, frame in self.tables.items():
+            missing = [c for c in TIDY_COLUMNS if c not in frame.columns]
+            if missing:
+                raise ValueError(f"lens table {name!r} lacks tidy columns {missing}")
+
+
+def tidy(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """A tidy table from row dicts, with the standard columns first."""
+    frame = pd.DataFrame(rows)
+    for col in TIDY_COLUMNS:
+        if col not in frame.columns:
+            frame[col] = "" if col != "value" else np.nan
+    rest = [c for c in frame.columns if c not in TIDY_COLUMNS]
+    return frame[list(TIDY_COLUMNS) + rest]
+
+
+def palette(models: list[StudyModel]) -> dict[str, str]:
+    """One colour per model for every figure: natural in greys, robust along ε."""
+    from robustlens.study.figures import model_colors
+
+    return model_colors(
+        [m.name for m in models],
+        [m.name for m in models if m.is_natural],
+        eps={m.name: m.train_eps for m in models},
+    )
+
+
+Compute = Callable[..., LensResult]
+Plot = Callable[[Mapping[str, pd.DataFrame], list[StudyModel], Any], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class LensSpec:
+    """A registered lens.
+
+    ``compute(model, data, params, ctx)`` for scope "model", or
+    ``compute(models, data, params, ctx)`` for scope "study"; ``plot(tables, models, params)``
+    returns ``{title: matplotlib Figure}`` from the tables of every model; ``defaults(info)``
+    gives the parameters' defaults for a data set (the paper's values, scaled to its
+    resolution where the paper gives them for CIFAR / ImageNet only).
+    """
+
+    name: str
+    title: str
+    paper: str
+    section: str
+    description: str
+    params: type
+    compute: Compute
+    plot: Plot | None = None
+    scope: str = "model"
+    version: int = 1
+    defaults: Callable[[DatasetInfo], dict[str, Any]] | None = None
+
+    def resolve_params(self, info: DatasetInfo, overrides: Mapping[str, Any], where: str) -> Any:
+        """The parameter object: defaults for ``info`` updated with ``overrides``, validated."""
+        fields = {f.name: f for f in dataclasses.fields(self.params)}
+        unknown = sorted(set(overrides) - set(fields))
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown parameter(s) {', '.join(unknown)} for lens {self.name!r}",
+                fix=f"allowed: {', '.join(fields) or '(none)'}",
+            )
+        hints = typing.get_type_hints(self.params)
+        values = dict(self.defaults(info) if self.defaults else {})
+        for key, value in overrides.items():
+            values[key] = check_type(value, hints[key], f"{where}.{key}")
+        try:
+            return self.params(**values)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc.problem}", fix=exc.fix) from exc
+
+
+def check_type(value: Any, annotation: Any, where: str) -> Any:
+    """``value`` checked against a parameter annotation (int, float, bool, str, tuples/lists)."""
+    hint = annotation
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in args:
+            if option is type(None):
+                if value is None:
+                    return None
+                continue
+            try:
+                return check_type(value, option, where)
+            except ConfigError as exc:
+                errors.append(exc.problem)
+        raise ConfigError(f"{where} = {value!r} has the wrong type", fix=f"expected {hint}")
+    if origin in (tuple, list):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        inner = args[0] if args else Any
+        return tuple(check_type(v, inner, f"{where}[{i}]") for i, v in enumerate(value))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be a whole number, got {value!r}")
+        return value
+    if hint is float:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    return value
+
+
+LENSES: Registry[LensSpec] = Registry("lens")
+
+
+def register_lens(spec: LensSpec) -> LensSpec:
+    return LENSES.add(spec.name, spec)
+
+
+def list_lenses() -> list[str]:
+    return LENSES.names()
+
+
+def get_lens(name: str) -> LensSpec:
+    return LENSES.get(name)

@@ -1,0 +1,79 @@
+"""What a study report shows, as plain data: built by the runner, rendered by report.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+
+@dataclass
+class ModelRow:
+    """One model of the study, as its card describes it."""
+
+    name: str
+    arch: str
+    how_trained: str
+    clean_accuracy: float | None
+    robust_accuracy: float | None
+    robust_attack: str
+    parameters: int
+    weights_sha256: str
+    source: str = "trained"
+
+
+@dataclass
+class ClaimRow:
+    """One published claim and the verdict on the study's models."""
+
+    claim_id: str
+    paper: str
+    section: str
+    statement: str
+    status: str  # "holds" | "fails" | "inconclusive"
+    evidence: str  # the numbers behind the verdict, one short paragraph
+    interval: str = ""  # e.g. "Δ = 3.1 [1.2, 5.0] (95 % bootstrap CI over images)"
+
+
+@dataclass
+class FigureBlock:
+    title: str
+    png: bytes
+    caption: str = ""
+
+
+@dataclass
+class TableBlock:
+    title: str
+    frame: pd.DataFrame
+    caption: str = ""
+
+
+@dataclass
+class LensSection:
+    lens: str
+    title: str
+    paper: str
+    section: str
+    description: str
+    figures: list[FigureBlock] = field(default_factory=list)
+    tables: list[TableBlock] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class ReportDocument:
+    study_name: str
+    description: str
+    dataset: str
+    eval_n: int
+    seed: int
+    created: str
+    versions: dict[str, str]
+    models: list[ModelRow]
+    claims: list[ClaimRow]
+    sections: list[LensSection]
+    warnings: list[str] = field(default_factory=list)

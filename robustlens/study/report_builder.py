@@ -1,0 +1,201 @@
+"""Assemble a study's report from its store: model cards, claim verdicts, lens sections."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from robustlens.lenses import LENSES, StudyModel
+from robustlens.runtime import versions
+from robustlens.study.claims import ResultsView, evaluate_claims
+from robustlens.study.document import (
+    ClaimRow,
+    FigureBlock,
+    LensSection,
+    ModelRow,
+    ReportDocument,
+    TableBlock,
+)
+from robustlens.study.store import LensRun, Store
+
+if TYPE_CHECKING:
+    from robustlens.study.runner import Study
+
+log = logging.getLogger(__name__)
+
+
+def how_trained(card_recipe: dict[str, Any] | None, source: str) -> str:
+    """One line on how a model came about, e.g. ``PGD-7 L∞ ε=0.1, 10 epochs``."""
+    if not card_recipe:
+        return f"loaded ({source})"
+    r = card_recipe
+    count = r.get("epochs")
+    epochs = f"{count} epoch{'s' if count != 1 else ''}, {r.get('schedule', '')} lr {r.get('lr')}"
+    data = r.get("data", {})
+    n = f", {data['n']} training images" if data.get("n") else ""
+    if r.get("method", "natural") == "natural":
+        return f"natural, {epochs}{n}"
+    norm = {"linf": "L∞", "l2": "L2", "l1": "L1"}.get(r.get("norm"), r.get("norm"))
+    method = "FGSM-RS" if r["method"] == "fgsm-rs" else f"PGD-{r.get('steps')}"
+    return f"{method} {norm} ε={r.get('eps'):g}, {epochs}{n}"
+
+
+def attack_label(attack: dict[str, Any] | None) -> str:
+    if not attack:
+        return ""
+    norm = {"linf": "L∞", "l2": "L2", "l1": "L1"}.get(attack.get("norm"), attack.get("norm", ""))
+    steps = f"-{attack['steps']}" if "steps" in attack else ""
+    return f"{attack.get('attack', '').upper()}{steps} {norm} ε={attack.get('eps', 0):g}"
+
+
+def model_rows(models: list[StudyModel], stored: dict[str, dict[str, Any]]) -> list[ModelRow]:
+    rows = []
+    for m in models:
+        clean = m.card.metric("clean_accuracy")
+        robust = m.card.metric("robust_accuracy")
+        sources = {name: row["source"] for name, row in stored.items()}
+        params = int(stored.get(m.name, {}).get("parameters", 0))
+        rows.append(
+            ModelRow(
+                name=m.name,
+                arch=m.card.arch,
+                how_trained=how_trained(m.card.recipe, sources.get(m.name, "")),
+                clean_accuracy=clean["value"] if clean else None,
+                robust_accuracy=robust["value"] if robust else None,
+                robust_attack=attack_label(robust["attack"]) if robust else "",
+                parameters=params,
+                weights_sha256=m.digest,
+                source=sources.get(m.name, "trained"),
+            )
+        )
+    return rows
+
+
+class _Runs:
+    """The current runs of each lens, with their tables and arrays loaded on demand."""
+
+    def __init__(self, study: Study, store: Store) -> None:
+        self.store = store
+        self.by_lens: dict[str, list[LensRun]] = {
+            plan.name: study.current_runs(store, plan.name) for plan in study.spec.lenses
+        }
+        self._arrays: dict[tuple[int, str], np.ndarray] = {}
+
+    def tables(self, lens: str) -> dict[str, pd.DataFrame]:
+        frames: dict[str, list[pd.DataFrame]] = {}
+        for run in self.by_lens.get(lens, []):
+            for name in self.store.table_names(run):
+                frames.setdefault(name, []).append(self.store.table(run, name))
+        return {name: pd.concat(parts, ignore_index=True) for name, parts in frames.items()}
+
+    def array(self, lens: str, model: str, name: str) -> np.ndarray | None:
+        for run in self.by_lens.get(lens, []):
+            if run.scope_model not in (model, None):
+                continue
+            if name not in self.store.array_names(run):
+                continue
+            key = (run.id, name)
+            if key not in self._arrays:
+                self._arrays[key] = self.store.array(run, name)
+            return self._arrays[key]
+        return None
+
+
+def build_document(study: Study, store: Store) -> ReportDocument:
+    models = study._stored_models(store)
+    stored = {row["name"]: row for row in store.models()}
+    runs = _Runs(study, store)
+    data = study.data()
+    view = ResultsView(
+        models,
+        runs.array,
+        {lens for lens, found in runs.by_lens.items() if found},
+        len(data),
+        data.info.num_classes,
+    )
+    claims = [
+        ClaimRow(c.id, c.paper, c.section, c.statement, v.status, v.evidence, v.interval)
+        for c, v in evaluate_claims(view, seed=study.spec.seed)
+    ]
+    sections = []
+    warnings = []
+    for plan in study.spec.lenses:
+        spec = LENSES.get(plan.name)
+        lens_runs = runs.by_lens.get(plan.name, [])
+        expected = len(models) if spec.scope == "model" else 1
+        if len(lens_runs) < expected:
+            warnings.append(f"lens {plan.name}: {len(lens_runs)} of {expected} runs finished")
+        tables = runs.tables(plan.name)
+        figures = []
+        if spec.plot is not None and tables:
+            from robustlens.study.figures import figure_to_png
+
+            try:
+                for title, fig in spec.plot(tables, models, plan.params).items():
+                    figures.append(FigureBlock(title, figure_to_png(fig)))
+            except Exception as exc:  # a broken figure must not hide the numbers
+                log.exception("figures of lens %s failed", plan.name)
+                warnings.append(f"lens {plan.name}: figures failed ({exc})")
+        notes = [note for run in lens_runs for note in run.notes]
+        sections.append(
+            LensSection(
+                lens=spec.name,
+                title=spec.title,
+                paper=spec.paper,
+                section=spec.section,
+                description=spec.description,
+                figures=figures,
+                tables=[
+                    TableBlock(name, summary_table(frame))
+                    for name, frame in tables.items()
+                    if not name.endswith("_frequency")
+                ],
+                notes=notes,
+                params=_params(plan.params),
+                seconds=sum(run.seconds for run in lens_runs),
+            )
+        )
+    return ReportDocument(
+        study_name=study.spec.name,
+        description=study.spec.description,
+        dataset=study.spec.dataset,
+        eval_n=len(data),
+        seed=study.spec.seed,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        versions=versions(),
+        models=model_rows(models, stored),
+        claims=claims,
+        sections=sections,
+        warnings=warnings,
+    )
+
+
+def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """A tidy table pivoted for reading: one row per layer × setting × metric, one column
+    per model (robust and natural side by side)."""
+    if frame.empty:
+        return frame
+    index = ["layer", "setting", "metric"]
+    wide = frame.pivot_table(
+        index=index, columns="model", values="value", aggfunc="first", sort=False
+    )
+    order = list(dict.fromkeys(frame["model"]))
+    return wide.reindex(columns=order).reset_index()
+
+
+def _params(params: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return dataclasses.asdict(params) if dataclasses.is_dataclass(params) else dict(params)
+
+
+def build_report(study: Study, store: Store) -> Path:
+    from robustlens.study.report import write_report
+    from robustlens.study.runner import REPORT_NAME
+
+    return write_report(build_document(study, store), study.dir / REPORT_NAME)

@@ -1,0 +1,419 @@
+"""Run a study: train or load its models, run each lens (cached), check claims, write the report.
+
+``Study.from_file("studies/quickstart.toml").run()`` does it all;
+``Study.open("runs/quickstart").table("activations")`` reads results back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from robustlens.data import ImageSet, load_dataset
+from robustlens.errors import ConfigError
+from robustlens.lenses import LENSES, LensContext, LensSpec, StudyModel
+from robustlens.models import (
+    load_adapter,
+    load_checkpoint,
+    load_foreign_weights,
+    model_digest,
+)
+from robustlens.progress import progress_bar
+from robustlens.runtime import default_device, seed_everything, versions
+from robustlens.study.spec import LensPlan, ModelPlan, StudySpec, load_spec, parse_spec
+from robustlens.study.store import LensRun, Store, run_key
+
+log = logging.getLogger(__name__)
+
+REPORT_NAME = "report.html"
+
+
+def evaluation_split(splits: tuple[str, ...]) -> str:
+    """The held-out split lenses look at: test, else val, else the only one."""
+    for name in ("test", "val", "valid", "all"):
+        if name in splits:
+            return name
+    return splits[-1]
+
+
+def lens_seed(seed: int, *parts: str) -> int:
+    """A seed for one lens computation that does not depend on what else runs."""
+    digest = hashlib.sha256("|".join((str(seed), *parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+@dataclass
+class RunSummary:
+    """What one ``Study.run`` did."""
+
+    trained: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    loaded: list[str] = field(default_factory=list)
+    computed: list[str] = field(default_factory=list)
+    cached: list[str] = field(default_factory=list)
+    report: Path | None = None
+    seconds: float = 0.0
+
+
+class Study:
+    """A study file bound to its output directory."""
+
+    def __init__(self, spec: StudySpec, out_dir: str | Path, *, device: str | None = None) -> None:
+        self.spec = spec
+        self.dir = Path(out_dir)
+        self.device = torch.device(device) if device else default_device()
+        self._data: ImageSet | None = None
+        self._models: list[StudyModel] | None = None
+        self._splits: dict[tuple[str, int | None], ImageSet] = {}
+
+    # -------------------------------------------------------------------------- building
+
+    @classmethod
+    def from_file(
+        cls, path: str | Path, out_dir: str | Path | None = None, *, device: str | None = None
+    ) -> Study:
+        spec = load_spec(path)
+        return cls(spec, out_dir or Path("runs") / spec.name, device=device)
+
+    @classmethod
+    def open(cls, out_dir: str | Path, *, device: str | None = None) -> Study:
+        """A study that has run before, from its directory alone."""
+        store = Store.open_existing(out_dir)
+        try:
+            text, source = store.get_meta("spec"), store.get_meta("spec_path")
+        finally:
+            store.close()
+        if text is None or source is None:
+            raise ConfigError(f"{out_dir} holds no study file", fix="run the study again")
+        import tomllib
+
+        spec = parse_spec(tomllib.loads(text), Path(source), text)
+        return cls(spec, out_dir, device=device)
+
+    # --------------------------------------------------------------------------- inputs
+
+    def data(self) -> ImageSet:
+        """The evaluation subset every lens looks at (class-balanced, seeded)."""
+        if self._data is None:
+            from robustlens.data import dataset_info
+
+            info = dataset_info(self.spec.dataset, root=self.spec.data_root)
+            split = evaluation_split(info.splits)
+            self._data = load_dataset(
+                self.spec.dataset,
+                split,
+                n=self.spec.eval_n,
+                seed=self.spec.eval_seed,
+                root=self.spec.data_root,
+            )
+        return self._data
+
+    def split(self, name: str, n: int | None = None) -> ImageSet:
+        """Another split of the study's data set (a seeded subset of ``n``), loaded once."""
+        key = (name, n)
+        if key not in self._splits:
+            spec = self.spec
+            self._splits[key] = load_dataset(
+                spec.dataset, name, n=n, seed=spec.seed, root=spec.data_root
+            )
+        return self._splits[key]
+
+    def context(self) -> LensContext:
+        return LensContext(
+            info=self.data().info,
+            seed=self.spec.seed,
+            device=self.device,
+            load_split=self.split,
+        )
+
+    def models(self, *, train: bool = True, progress: bool = False) -> list[StudyModel]:
+        """Every model of the study, trained (or reused) or loaded."""
+        if self._models is None:
+            self._models = [self._obtain(plan, train, progress) for plan in self.spec.models]
+        return self._models
+
+    def _obtain(self, plan: ModelPlan, train: bool, progress: bool) -> StudyModel:
+        from robustlens.models import build_model
+        from robustlens.train import train_model
+
+        if plan.source == "train":
+            folder = self.dir / "models" / plan.name
+            final = folder / "model.safetensors"
+            if not train and not final.exists():
+                raise ConfigError(
+                    f"model {plan.name} has not been trained yet", fix="run the study"
+                )
+            train_set = self.split("train", plan.train_n or self.spec.train_n)
+            seed_everything(plan.recipe.seed)
+            net = build_model(plan.arch, train_set.info, **plan.arch_kwargs)
+            result = train_model(
+                net,
+                train_set,
+                plan.recipe,
+                folder,
+                eval_set=self.data(),
+                device=self.device,
+                progress=progress,
+            )
+            model, card = result.model, result.card
+            self._last_reused = result.reused
+        elif plan.source == "checkpoint":
+            model, card = load_checkpoint(plan.path)
+        elif plan.source == "foreign":
+            model, card = load_foreign_weights(
+                plan.path, plan.arch, self.spec.dataset, **plan.arch_kwargs
+            )
+        else:
+            model = load_adapter(plan.adapter)
+            card = _adapter_card(model, plan.adapter, self.spec.dataset)
+        digest = card.weights_sha256 or model_digest(model)
+        model = model.to(self.device).eval()
+        return StudyModel(plan.name, model, card, digest)
+
+    # ------------------------------------------------------------------------------ run
+
+    def run(self, *, force: tuple[str, ...] = (), progress: bool = False) -> RunSummary:
+        """Train or load every model, run every lens not cached, write the report."""
+        start = time.perf_counter()
+        for name in force:
+            if self.spec.lens(name) is None:
+                raise ConfigError(
+                    f"--force {name}: the study has no lens {name!r}",
+                    fix=f"its lenses: {', '.join(p.name for p in self.spec.lenses) or 'none'}",
+                )
+        summary = RunSummary()
+        store = Store(self.dir)
+        try:
+            store.sweep()
+            store.set_meta("spec", self.spec.text)
+            store.set_meta("spec_path", str(self.spec.source.resolve()))
+            store.set_meta("versions", _json(versions()))
+            models = []
+            for plan in self.spec.models:
+                self._last_reused = False
+                m = self._obtain(plan, True, progress)
+                models.append(m)
+                if plan.source == "train":
+                    (summary.reused if self._last_reused else summary.trained).append(plan.name)
+                else:
+                    summary.loaded.append(plan.name)
+                store.put_model(
+                    m.name,
+                    m.digest,
+                    m.card.to_json(),
+                    str(plan.path or ""),
+                    plan.source,
+                    sum(p.numel() for p in m.model.parameters()),
+                )
+            self._models = models
+            data = self.data()
+            ctx = self.context()
+            units = self._units(models)
+            with progress_bar(progress, total=len(units), description="lenses") as advance:
+                for plan, spec, group in units:
+                    label = f"{plan.name}:{group[0].name if spec.scope == 'model' else 'all'}"
+                    if self._run_unit(store, plan, spec, group, data, ctx, plan.name in force):
+                        summary.computed.append(label)
+                    else:
+                        summary.cached.append(label)
+                    advance(1)
+            from robustlens.study.report_builder import build_report
+
+            summary.report = build_report(self, store)
+        finally:
+            store.close()
+        summary.seconds = time.perf_counter() - start
+        return summary
+
+    def _units(self, models: list[StudyModel]) -> list[tuple[LensPlan, LensSpec, list[StudyModel]]]:
+        units = []
+        for plan in self.spec.lenses:
+            spec = LENSES.get(plan.name)
+            if spec.scope == "model":
+                units += [(plan, spec, [m]) for m in models]
+            else:
+                units.append((plan, spec, models))
+        return units
+
+    def unit_key(self, plan: LensPlan, spec: LensSpec, group: list[StudyModel]) -> str:
+        return run_key(
+            spec.name,
+            spec.version,
+            params_dict(plan.params),
+            {m.name: m.digest for m in group},
+            self.data().fingerprint(),
+        )
+
+    def _run_unit(
+        self,
+        store: Store,
+        plan: LensPlan,
+        spec: LensSpec,
+        group: list[StudyModel],
+        data: ImageSet,
+        ctx: LensContext,
+        force: bool,
+    ) -> bool:
+        """Run one lens on one model (or on all, for study-scope lenses) unless cached."""
+        key = self.unit_key(plan, spec, group)
+        if not force and store.find_run(key) is not None:
+            return False
+        scope_model = group[0].name if spec.scope == "model" else None
+        seed_everything(lens_seed(self.spec.seed, spec.name, scope_model or "all"))
+        started = time.time()
+        t0 = time.perf_counter()
+        target = group[0] if spec.scope == "model" else group
+        result = spec.compute(target, data, plan.params, ctx)
+        seconds = time.perf_counter() - t0
+        store.write_run(
+            key=key,
+            lens=spec.name,
+            scope_model=scope_model,
+            params=params_dict(plan.params),
+            model_digests={m.name: m.digest for m in group},
+            data_fingerprint=data.fingerprint(),
+            versions=versions(),
+            notes=result.notes,
+            started=started,
+            seconds=seconds,
+            tables=result.tables,
+            arrays=result.arrays,
+        )
+        log.info("lens %s on %s: %.1f s", spec.name, scope_model or "all models", seconds)
+        return True
+
+    # --------------------------------------------------------------------------- reading
+
+    def current_runs(self, store: Store, lens: str) -> list[LensRun]:
+        """The stored runs of ``lens`` that belong to the study's current models and data."""
+        plan = self.spec.lens(lens)
+        if plan is None:
+            raise ConfigError(
+                f"the study has no lens {lens!r}",
+                fix=f"its lenses: {', '.join(p.name for p in self.spec.lenses) or 'none'}",
+            )
+        spec = LENSES.get(lens)
+        runs = []
+        for _, _, group in (
+            u for u in self._units(self._stored_models(store)) if u[0].name == lens
+        ):
+            run = store.find_run(self.unit_key(plan, spec, group))
+            if run is not None:
+                runs.append(run)
+        return runs
+
+    def _stored_models(self, store: Store) -> list[StudyModel]:
+        """Models as recorded in the store (no weights needed for reading tables)."""
+        if self._models is not None:
+            return self._models
+        from robustlens.models import ModelCard
+
+        rows = {row["name"]: row for row in store.models()}
+        out = []
+        for plan in self.spec.models:
+            if plan.name in rows:
+                row = rows[plan.name]
+                card = ModelCard.from_dict(row["card"])
+                out.append(StudyModel(plan.name, None, card, row["digest"]))  # type: ignore[arg-type]
+        return out
+
+    def table(self, lens: str, name: str | None = None) -> pd.DataFrame:
+        """A lens's tidy table over all current models (``name`` defaults to the lens's own)."""
+        store = Store.open_existing(self.dir)
+        try:
+            runs = self.current_runs(store, lens)
+            if not runs:
+                raise ConfigError(f"lens {lens!r} has no results yet", fix="run the study")
+            wanted = name or lens
+            frames = [store.table(run, wanted) for run in runs if wanted in store.table_names(run)]
+            if not frames:
+                available = sorted({t for run in runs for t in store.table_names(run)})
+                raise ConfigError(
+                    f"lens {lens!r} has no table {wanted!r}", fix=f"tables: {', '.join(available)}"
+                )
+            return pd.concat(frames, ignore_index=True)
+        finally:
+            store.close()
+
+    def write_report(self) -> Path:
+        """Write the HTML report from the stored results (no model is trained)."""
+        from robustlens.study.report_builder import build_report
+
+        store = Store.open_existing(self.dir)
+        try:
+            self._models = None
+            return build_report(self, store)
+        finally:
+            store.close()
+
+    def status(self) -> dict[str, Any]:
+        """What is done and what is left, without computing anything."""
+        store = Store.open_existing(self.dir)
+        try:
+            stored = {row["name"]: row for row in store.models()}
+            models = []
+            for plan in self.spec.models:
+                done = plan.name in stored
+                if plan.source == "train":
+                    done = (self.dir / "models" / plan.name / "model.safetensors").exists()
+                models.append({"model": plan.name, "source": plan.source, "done": done})
+            lenses = []
+            known = self._stored_models(store)
+            data_fp = None
+            try:
+                data_fp = self.data().fingerprint()
+            except Exception:  # data gone: report what the store knows
+                data_fp = None
+            for plan in self.spec.lenses:
+                spec = LENSES.get(plan.name)
+                groups = [[m] for m in known] if spec.scope == "model" else [known]
+                done = 0
+                for group in groups:
+                    if data_fp is not None and store.find_run(self.unit_key(plan, spec, group)):
+                        done += 1
+                expected = len(self.spec.models) if spec.scope == "model" else 1
+                lenses.append({"lens": plan.name, "done": done, "total": expected})
+            report = self.dir / REPORT_NAME
+            return {
+                "study": self.spec.name,
+                "dir": str(self.dir),
+                "models": models,
+                "lenses": lenses,
+                "report": str(report) if report.exists() else None,
+            }
+        finally:
+            store.close()
+
+
+def params_dict(params: Any) -> dict[str, Any]:
+    return dataclasses.asdict(params) if dataclasses.is_dataclass(params) else dict(params)
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True)
+
+
+def _adapter_card(model, spec: str, dataset: str):
+    from robustlens.models import ModelCard
+
+    mean, std = model.normalize.statistics()
+    return ModelCard(
+        arch="adapter",
+        arch_kwargs={},
+        num_classes=model.num_classes,
+        input_shape=model.input_shape,
+        mean=mean,
+        std=std,
+        dataset=dataset,
+        source=spec,
+    )

@@ -1,0 +1,377 @@
+"""The results store: one SQLite file per study directory.
+
+Tables: ``meta`` (study file, seed, versions), ``models`` (name, digest, card, checkpoint),
+``lens_runs`` (lens, parameters, model digests, data fingerprint, versions, timing), ``results``
+(tidy rows: table × model × layer × setting × metric → value) and ``artifacts`` (per-image
+arrays and figures kept as files beside the database, referenced by path and sha256).
+
+A lens run is written in one transaction, after its artifact files are complete on disk, so a
+study killed at any moment (even by SIGKILL) leaves either the whole run or none of it; files
+an interrupted run left behind are unreferenced and removed by :meth:`Store.sweep`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from robustlens.errors import ConfigError
+
+DB_NAME = "results.sqlite"
+ARTIFACTS = "artifacts"
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS models (
+    name TEXT PRIMARY KEY,
+    digest TEXT NOT NULL,
+    card TEXT NOT NULL,
+    checkpoint TEXT NOT NULL,
+    source TEXT NOT NULL,
+    parameters INTEGER NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lens_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    lens TEXT NOT NULL,
+    scope_model TEXT,
+    params TEXT NOT NULL,
+    model_digests TEXT NOT NULL,
+    data_fingerprint TEXT NOT NULL,
+    versions TEXT NOT NULL,
+    notes TEXT NOT NULL,
+    started REAL NOT NULL,
+    seconds REAL NOT NULL,
+    status TEXT NOT NULL CHECK (status = 'done')
+);
+CREATE TABLE IF NOT EXISTS results (
+    run_id INTEGER NOT NULL REFERENCES lens_runs(id) ON DELETE CASCADE,
+    tbl TEXT NOT NULL,
+    row INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    layer TEXT NOT NULL,
+    setting TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL,
+    extra TEXT
+);
+CREATE INDEX IF NOT EXISTS results_run ON results(run_id, tbl);
+CREATE TABLE IF NOT EXISTS artifacts (
+    run_id INTEGER NOT NULL REFERENCES lens_runs(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (run_id, name)
+);
+"""
+
+
+@dataclass
+class LensRun:
+    id: int
+    key: str
+    lens: str
+    scope_model: str | None
+    params: dict[str, Any]
+    model_digests: dict[str, str]
+    data_fingerprint: str
+    notes: list[str]
+    seconds: float
+
+
+def run_key(
+    lens: str,
+    version: int,
+    params: dict[str, Any],
+    model_digests: dict[str, str],
+    data_fingerprint: str,
+) -> str:
+    """The cache key of a lens run: what its results depend on."""
+    blob = json.dumps(
+        {
+            "lens": lens,
+            "version": version,
+            "params": params,
+            "models": dict(sorted(model_digests.items())),
+            "data": data_fingerprint,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class Store:
+    """The study directory's SQLite database and its artifact files."""
+
+    def __init__(self, study_dir: str | Path) -> None:
+        self.dir = Path(study_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / ARTIFACTS).mkdir(exist_ok=True)
+        self.path = self.dir / DB_NAME
+        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.executescript(SCHEMA)
+        version = self.get_meta("schema_version")
+        if version is None:
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+        elif int(version) != SCHEMA_VERSION:
+            raise ConfigError(
+                f"{self.path} was written by another robustlens version (schema {version})",
+                fix="run the study into a new --out folder",
+            )
+
+    @classmethod
+    def open_existing(cls, study_dir: str | Path) -> Store:
+        if not (Path(study_dir) / DB_NAME).is_file():
+            raise ConfigError(
+                f"{study_dir} holds no study results ({DB_NAME} is missing)",
+                fix="run `robustlens study run FILE --out DIR` first",
+            )
+        return cls(study_dir)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # ---------------------------------------------------------------------------- meta
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # -------------------------------------------------------------------------- models
+
+    def put_model(
+        self, name: str, digest: str, card: str, checkpoint: str, source: str, parameters: int
+    ) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (name, digest, card, checkpoint, source, parameters, time.time()),
+        )
+
+    def models(self) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT name, digest, card, checkpoint, source, parameters FROM models ORDER BY rowid"
+        ).fetchall()
+        keys = ("name", "digest", "card", "checkpoint", "source", "parameters")
+        return [{**dict(zip(keys, r, strict=True)), "card": json.loads(r[2])} for r in rows]
+
+    # ------------------------------------------------------------------------ lens runs
+
+    def find_run(self, key: str) -> LensRun | None:
+        row = self.db.execute(
+            "SELECT id, key, lens, scope_model, params, model_digests, data_fingerprint, notes, "
+            "seconds FROM lens_runs WHERE key = ?",
+            (key,),
+        ).fetchone()
+        return None if row is None else _run_from_row(row)
+
+    def runs(self, lens: str | None = None) -> list[LensRun]:
+        query = (
+            "SELECT id, key, lens, scope_model, params, model_digests, data_fingerprint, notes, "
+            "seconds FROM lens_runs"
+        )
+        args: tuple[Any, ...] = ()
+        if lens is not None:
+            query += " WHERE lens = ?"
+            args = (lens,)
+        return [_run_from_row(r) for r in self.db.execute(query + " ORDER BY id", args)]
+
+    def delete_runs(self, lens: str) -> int:
+        with self.transaction() as db:
+            cur = db.execute("DELETE FROM lens_runs WHERE lens = ?", (lens,))
+        return cur.rowcount
+
+    def write_run(
+        self,
+        *,
+        key: str,
+        lens: str,
+        scope_model: str | None,
+        params: dict[str, Any],
+        model_digests: dict[str, str],
+        data_fingerprint: str,
+        versions: dict[str, str],
+        notes: list[str],
+        started: float,
+        seconds: float,
+        tables: dict[str, pd.DataFrame],
+        arrays: dict[str, np.ndarray],
+    ) -> int:
+        """Write one finished lens run: artifacts to files first, then everything in one
+        transaction (replacing an older run with the same key)."""
+        staged = {name: self._write_array(array) for name, array in arrays.items()}
+        with self.transaction() as db:
+            db.execute("DELETE FROM lens_runs WHERE key = ?", (key,))
+            cur = db.execute(
+                "INSERT INTO lens_runs (key, lens, scope_model, params, model_digests, "
+                "data_fingerprint, versions, notes, started, seconds, status) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'done')",
+                (
+                    key,
+                    lens,
+                    scope_model,
+                    json.dumps(params, sort_keys=True, default=str),
+                    json.dumps(model_digests, sort_keys=True),
+                    data_fingerprint,
+                    json.dumps(versions, sort_keys=True),
+                    json.dumps(notes),
+                    started,
+                    seconds,
+                ),
+            )
+            run_id = int(cur.lastrowid)
+            for tbl, frame in tables.items():
+                db.executemany(
+                    "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    _result_rows(run_id, tbl, frame),
+                )
+            db.executemany(
+                "INSERT INTO artifacts VALUES (?, ?, 'array', ?, ?)",
+                [(run_id, name, path, sha) for name, (path, sha) in staged.items()],
+            )
+        return run_id
+
+    def _write_array(self, array: np.ndarray) -> tuple[str, str]:
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(array), allow_pickle=False)
+        data = buffer.getvalue()
+        sha = hashlib.sha256(data).hexdigest()
+        rel = f"{ARTIFACTS}/{sha[:2]}/{sha}.npy"
+        final = self.dir / rel
+        if not final.exists():
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        return rel, sha
+
+    def table(self, run: LensRun, tbl: str) -> pd.DataFrame:
+        rows = self.db.execute(
+            "SELECT model, layer, setting, metric, value, extra FROM results "
+            "WHERE run_id = ? AND tbl = ? ORDER BY row",
+            (run.id, tbl),
+        ).fetchall()
+        records = []
+        for model, layer, setting, metric, value, extra in rows:
+            record = {"model": model, "layer": layer, "setting": setting, "metric": metric}
+            record["value"] = np.nan if value is None else value
+            record.update(json.loads(extra) if extra else {})
+            records.append(record)
+        return pd.DataFrame(
+            records, columns=None if records else ["model", "layer", "setting", "metric", "value"]
+        )
+
+    def table_names(self, run: LensRun) -> list[str]:
+        rows = self.db.execute(
+            "SELECT DISTINCT tbl FROM results WHERE run_id = ? ORDER BY tbl", (run.id,)
+        )
+        return [r[0] for r in rows]
+
+    def array(self, run: LensRun, name: str) -> np.ndarray:
+        row = self.db.execute(
+            "SELECT path, sha256 FROM artifacts WHERE run_id = ? AND name = ?", (run.id, name)
+        ).fetchone()
+        if row is None:
+            raise KeyError(f"lens run {run.lens} has no array {name!r}")
+        data = (self.dir / row[0]).read_bytes()
+        if hashlib.sha256(data).hexdigest() != row[1]:
+            raise ConfigError(
+                f"artifact {self.dir / row[0]} is corrupt", fix=f"re-run with --force {run.lens}"
+            )
+        return np.load(io.BytesIO(data), allow_pickle=False)
+
+    def array_names(self, run: LensRun) -> list[str]:
+        rows = self.db.execute(
+            "SELECT name FROM artifacts WHERE run_id = ? ORDER BY name", (run.id,)
+        )
+        return [r[0] for r in rows]
+
+    def sweep(self) -> int:
+        """Remove artifact files no run references (left by interrupted runs)."""
+        referenced = {r[0] for r in self.db.execute("SELECT path FROM artifacts")}
+        removed = 0
+        for file in (self.dir / ARTIFACTS).rglob("*"):
+            if file.is_file() and file.relative_to(self.dir).as_posix() not in referenced:
+                file.unlink()
+                removed += 1
+        return removed
+
+
+def _run_from_row(row: tuple) -> LensRun:
+    return LensRun(
+        id=row[0],
+        key=row[1],
+        lens=row[2],
+        scope_model=row[3],
+        params=json.loads(row[4]),
+        model_digests=json.loads(row[5]),
+        data_fingerprint=row[6],
+        notes=json.loads(row[7]),
+        seconds=row[8],
+    )
+
+
+def _result_rows(run_id: int, tbl: str, frame: pd.DataFrame) -> Iterator[tuple]:
+    core = ("model", "layer", "setting", "metric", "value")
+    extra_cols = [c for c in frame.columns if c not in core]
+    for i, record in enumerate(frame.to_dict("records")):
+        value = record["value"]
+        value = (
+            None
+            if value is None or (isinstance(value, float) and np.isnan(value))
+            else float(value)
+        )
+        extra = {c: _plain(record[c]) for c in extra_cols}
+        yield (
+            run_id,
+            tbl,
+            i,
+            str(record["model"]),
+            str(record["layer"]),
+            str(record["setting"]),
+            str(record["metric"]),
+            value,
+            json.dumps(extra) if extra else None,
+        )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value

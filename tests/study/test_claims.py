@@ -1,0 +1,190 @@
+"""Claims and the paired bootstrap, on hand-made per-image results with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from robustlens.lenses.base import StudyModel
+from robustlens.models.card import ModelCard
+from robustlens.study.bootstrap import (
+    always_true_count,
+    interval,
+    resample_weights,
+    spearman_rows,
+    weighted_mean,
+)
+from robustlens.study.claims import (
+    FAILS,
+    HOLDS,
+    INCONCLUSIVE,
+    ResultsView,
+    check_dense_grows,
+    check_dense_more,
+    check_grid,
+    check_latent_tradeoff,
+    check_pixel_average,
+    evaluate_claims,
+)
+
+N = 400
+
+
+def test_resample_weights_are_multinomial_counts():
+    w = resample_weights(50, 200, seed=1)
+    assert w.shape == (200, 50)
+    assert np.all(w.sum(axis=1) == 50)
+    assert np.all(w == np.round(w)) and w.min() >= 0
+    assert abs(w.mean() - 1.0) < 1e-12
+
+
+def test_weighted_statistics_match_explicit_resamples():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=30)
+    values[3] = np.nan
+    indicator = rng.random((30, 6)) > 0.1
+    indicator[:, 0] = True  # always on
+    rng_idx = np.random.default_rng(5)
+    idx = rng_idx.integers(0, 30, size=(20, 30))
+    w = np.zeros((20, 30))
+    np.add.at(w, (np.arange(20)[:, None], idx), 1)
+    for b in range(20):
+        drawn = values[idx[b]]
+        assert weighted_mean(values, w)[b] == pytest.approx(np.nanmean(drawn))
+        assert always_true_count(indicator, w)[b] == indicator[idx[b]].all(axis=0).sum()
+
+
+def test_interval_sign_and_spearman():
+    assert interval(1.0, np.linspace(0.5, 1.5, 101)).sign() == 1
+    assert interval(-1.0, np.linspace(-1.5, -0.5, 101)).sign() == -1
+    assert interval(0.0, np.linspace(-1, 1, 101)).sign() == 0
+    rho = spearman_rows(np.array([0.0, 1.0, 2.0]), np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]]))
+    assert rho.tolist() == pytest.approx([1.0, -1.0])
+
+
+def model(name: str, method: str = "natural", norm: str = "linf", eps: float = 0.0) -> StudyModel:
+    card = ModelCard(
+        arch="small-cnn",
+        arch_kwargs={},
+        num_classes=10,
+        input_shape=(1, 28, 28),
+        mean=(0.5,),
+        std=(0.5,),
+        recipe={"method": method, "norm": norm, "eps": eps},
+    )
+    return StudyModel(name, None, card, digest=name)  # type: ignore[arg-type]
+
+
+def view_with(arrays: dict[tuple[str, str, str], np.ndarray], models, lenses) -> ResultsView:
+    return ResultsView(
+        models, lambda lens, m, name: arrays.get((lens, m, name)), set(lenses), N, 10
+    )
+
+
+def dense(always: int, channels: int = 8, seed: int = 0) -> np.ndarray:
+    """Per-image dense indicators with exactly ``always`` maps dense for every image."""
+    rng = np.random.default_rng(seed)
+    out = rng.random((N, channels)) > 0.5
+    out[:, :always] = True
+    out[0, always:] = False  # the others miss at least one image
+    return out
+
+
+def activation_arrays(per_model: dict[str, int]) -> dict:
+    arrays = {}
+    for i, (name, always) in enumerate(per_model.items()):
+        arrays[("activations", name, "taps")] = np.array(["block1"])
+        arrays[("activations", name, "dense/block1")] = dense(always, seed=i)
+    return arrays
+
+
+W = resample_weights(N, 300, seed=0)
+NAT = model("natural")
+R1 = model("linf-0.1", "pgd", "linf", 0.1)
+R2 = model("linf-0.2", "pgd", "linf", 0.2)
+
+
+def test_dense_claim_holds_fails_and_needs_a_natural_model():
+    holds = view_with(
+        activation_arrays({"natural": 1, "linf-0.1": 3, "linf-0.2": 5}),
+        [NAT, R1, R2],
+        ["activations"],
+    )
+    verdict = check_dense_more(holds, W)
+    assert verdict.status == HOLDS, verdict.evidence
+    assert verdict.numbers["linf-0.1"]["delta"] == 2 and verdict.numbers["linf-0.2"]["delta"] == 4
+    fails = view_with(
+        activation_arrays({"natural": 4, "linf-0.1": 2, "linf-0.2": 5}),
+        [NAT, R1, R2],
+        ["activations"],
+    )
+    assert check_dense_more(fails, W).status == FAILS
+    no_natural = view_with(
+        activation_arrays({"linf-0.1": 2, "linf-0.2": 5}), [R1, R2], ["activations"]
+    )
+    assert check_dense_more(no_natural, W).status == INCONCLUSIVE
+
+
+def test_dense_growth_needs_three_budgets_and_follows_the_order():
+    grows = view_with(
+        activation_arrays({"natural": 1, "linf-0.1": 3, "linf-0.2": 5}),
+        [NAT, R1, R2],
+        ["activations"],
+    )
+    assert check_dense_grows(grows, W).status == HOLDS
+    shrinks = view_with(
+        activation_arrays({"natural": 5, "linf-0.1": 3, "linf-0.2": 1}),
+        [NAT, R1, R2],
+        ["activations"],
+    )
+    assert check_dense_grows(shrinks, W).status == FAILS
+    two = view_with(activation_arrays({"natural": 1, "linf-0.1": 3}), [NAT, R1], ["activations"])
+    verdict = check_dense_grows(two, W)
+    assert verdict.status == INCONCLUSIVE and "needs 3" in verdict.evidence
+
+
+def correct(rate: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    out = np.zeros(N, dtype=bool)
+    out[rng.permutation(N)[: int(rate * N)]] = True
+    return out
+
+
+def test_accuracy_claims_see_only_differences_the_data_supports():
+    arrays = {
+        ("color", "natural", "pixel_average"): correct(0.10, 0),
+        ("color", "linf-0.1", "pixel_average"): correct(0.30, 1),
+        ("color", "natural", "clean"): correct(0.9, 2),
+        ("color", "linf-0.1", "clean"): correct(0.8, 3),
+        ("color", "natural", "grid"): correct(0.9, 2),  # no drop
+        ("color", "linf-0.1", "grid"): correct(0.8, 3),  # no drop either
+    }
+    view = view_with(arrays, [NAT, R1], ["color"])
+    assert check_pixel_average(view, W).status == HOLDS
+    assert check_grid(view, W).status == INCONCLUSIVE  # equal drops: the CI spans 0
+    arrays[("color", "linf-0.1", "pixel_average")] = correct(0.05, 4)  # below chance 0.1
+    assert check_pixel_average(view_with(arrays, [NAT, R1], ["color"]), W).status == FAILS
+
+
+def test_latent_tradeoff_per_robust_model():
+    arrays = {
+        ("latent", "linf-0.1", "natural/original"): correct(0.70, 0),
+        ("latent", "linf-0.1", "natural/retrained"): correct(0.80, 1),
+        ("latent", "linf-0.1", "robust/original"): correct(0.60, 2),
+        ("latent", "linf-0.1", "robust/retrained"): correct(0.45, 3),
+    }
+    assert check_latent_tradeoff(view_with(arrays, [NAT, R1], ["latent"]), W).status == HOLDS
+    arrays[("latent", "linf-0.1", "robust/retrained")] = correct(0.70, 3)
+    assert check_latent_tradeoff(view_with(arrays, [NAT, R1], ["latent"]), W).status == FAILS
+
+
+def test_only_claims_whose_lenses_ran_are_evaluated():
+    view = view_with(
+        activation_arrays({"natural": 1, "linf-0.1": 3, "linf-0.2": 5}),
+        [NAT, R1, R2],
+        ["activations"],
+    )
+    ids = [claim.id for claim, _ in evaluate_claims(view, resamples=100)]
+    assert ids and all(i.startswith("000-4.1") or i.startswith("000-4.2") for i in ids)
+    statuses = {claim.id: v.status for claim, v in evaluate_claims(view, resamples=100)}
+    assert statuses["000-4.2-redundancy"] == INCONCLUSIVE  # its arrays are missing here

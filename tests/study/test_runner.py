@@ -1,0 +1,173 @@
+"""The study runner end to end on a tiny Fashion-MNIST study: caching, force, determinism,
+resuming after SIGKILL (during training and during lenses), reading results back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from robustlens.errors import ConfigError
+from robustlens.study import Study
+
+pytestmark = pytest.mark.slow
+
+TINY = """
+[study]
+name = "tiny"
+seed = 0
+
+[data]
+dataset = "fashion-mnist"
+eval_n = 120
+train_n = 1500
+
+[[models]]
+name = "natural"
+arch = "small-cnn"
+arch_kwargs = { widths = [4, 8, 16] }
+recipe = { method = "natural", epochs = 2, eval_n = 60 }
+
+[[models]]
+name = "linf"
+arch = "small-cnn"
+arch_kwargs = { widths = [4, 8, 16] }
+recipe = { method = "fgsm-rs", norm = "linf", eps = [0.1], epochs = 2, eval_n = 60 }
+
+[lenses.activations]
+
+[lenses.latent]
+epochs = 1
+train_n = 600
+attack_steps = 5
+
+[lenses.color]
+thicknesses = [1, 3]
+"""
+UNITS = 6  # 3 lenses × 2 models
+
+
+@pytest.fixture(scope="module")
+def study_file(fashion_mnist_root, tmp_path_factory):
+    path = tmp_path_factory.mktemp("spec") / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(study_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reference")
+    summary = Study.from_file(study_file, out, device="cpu").run()
+    return out, summary
+
+
+def tables(out) -> dict[str, pd.DataFrame]:
+    study = Study.open(out)
+    return {lens: study.table(lens) for lens in ("activations", "latent", "color")}
+
+
+def test_a_run_writes_results_and_a_report(reference):
+    out, summary = reference
+    assert sorted(summary.trained) == ["linf-0.1", "natural"]
+    assert len(summary.computed) == UNITS and not summary.cached
+    assert summary.report == out / "report.html" and summary.report.exists()
+    activations = Study.open(out).table("activations")
+    assert set(activations.model) == {"natural", "linf-0.1"}
+    assert {"always_dense_maps", "redundant_maps", "mean_similarity"} <= set(activations.metric)
+    html = summary.report.read_text()
+    for lens in ("activations", "latent", "color"):
+        assert f'data-lens="{lens}"' in html
+    assert "000-4.1-dense" in html
+
+
+def test_a_second_run_reuses_everything(study_file, reference):
+    out, _ = reference
+    again = Study.from_file(study_file, out, device="cpu").run()
+    assert sorted(again.reused) == ["linf-0.1", "natural"] and not again.trained
+    assert not again.computed and len(again.cached) == UNITS
+
+
+def test_force_recomputes_one_lens_only(study_file, reference):
+    out, _ = reference
+    before = tables(out)["color"]
+    forced = Study.from_file(study_file, out, device="cpu").run(force=("color",))
+    assert sorted(forced.computed) == ["color:linf-0.1", "color:natural"]
+    pd.testing.assert_frame_equal(tables(out)["color"], before)
+    with pytest.raises(ConfigError, match="no lens"):
+        Study.from_file(study_file, out, device="cpu").run(force=("filters",))
+
+
+def run_in_subprocess(study_file, out):
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "robustlens",
+            "study",
+            "run",
+            str(study_file),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_for(condition, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("the study never reached the point to interrupt")
+
+
+def lens_runs(out) -> int:
+    db = out / "results.sqlite"
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            return conn.execute("SELECT COUNT(*) FROM lens_runs").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+@pytest.mark.parametrize("moment", ["training", "lenses"])
+def test_sigkill_then_rerun_resumes_and_gives_the_same_numbers(
+    study_file, reference, tmp_path, moment
+):
+    out = tmp_path / "killed"
+    proc = run_in_subprocess(study_file, out)
+    if moment == "training":
+        wait_for(lambda: (out / "models" / "natural" / "state" / "progress.json").exists())
+    else:
+        wait_for(lambda: lens_runs(out) >= 2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = lens_runs(out)
+    summary = Study.from_file(study_file, out, device="cpu").run()
+    assert len(summary.computed) == UNITS - finished  # nothing that finished is recomputed
+    assert len(summary.cached) == finished
+    ours, theirs = tables(out), tables(reference[0])
+    for lens in ours:
+        pd.testing.assert_frame_equal(ours[lens], theirs[lens], obj=lens)
+
+
+def test_status_reports_what_is_left(study_file, reference, tmp_path):
+    out, _ = reference
+    status = Study.open(out).status()
+    assert all(m["done"] for m in status["models"])
+    assert all(lens["done"] == lens["total"] == 2 for lens in status["lenses"])
+    assert status["report"].endswith("report.html")
+    with pytest.raises(ConfigError, match="no study results"):
+        Study.open(tmp_path / "empty")

@@ -1,0 +1,130 @@
+"""Study files become plans; every mistake names the file, the key and what is allowed."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from robustlens.errors import ConfigError
+from robustlens.study.spec import load_spec
+
+VALID = """
+[study]
+name = "demo"
+seed = 3
+
+[data]
+dataset = "digits"
+eval_n = 100
+
+[[models]]
+name = "natural"
+arch = "small-cnn"
+recipe = { method = "natural", epochs = 1 }
+
+[[models]]
+name = "linf"
+arch = "small-cnn"
+arch_kwargs = { widths = [8, 16] , kernels = [3, 3], strides = [1, 2] }
+recipe = { method = "pgd", norm = "linf", eps = [0.05, 0.1], steps = 3, epochs = 1 }
+
+[lenses.activations]
+tau_dens = 0.9
+
+[lenses.color]
+"""
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "study.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_a_valid_study_expands_eps_lists_and_applies_paper_defaults(tmp_path):
+    spec = load_spec(write(tmp_path, VALID))
+    assert spec.name == "demo" and spec.seed == 3 and spec.dataset == "digits"
+    assert [m.name for m in spec.models] == ["natural", "linf-0.05", "linf-0.1"]
+    assert [m.recipe.eps for m in spec.models] == [0.0, 0.05, 0.1]
+    assert spec.models[1].arch_kwargs["widths"] == [8, 16]
+    activations = spec.lens("activations").params
+    assert (
+        activations.tau_dens == 0.9 and activations.tau_act == 0.0 and activations.tau_sim == 0.95
+    )
+    # digits are 8×8: contour thicknesses scaled for small images
+    assert spec.lens("color").params.thicknesses == (1, 2, 3, 4)
+
+
+def replace(old: str, new: str) -> str:
+    assert old in VALID
+    return VALID.replace(old, new)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        (VALID + "\n[extra]\nx = 1\n", ["extra", "unknown key", "data, lenses, models, study"]),
+        (replace("seed = 3", 'seed = "three"'), ["study.seed", "whole number"]),
+        (replace('dataset = "digits"', 'dataset = "imagenet9"'), ["data.dataset", "fashion-mnist"]),
+        (replace("eval_n = 100", "eval_n = 0"), ["data.eval_n", "at least 1"]),
+        (
+            replace('name = "natural"\narch', 'name = "natural"\ncolour = 1\narch'),
+            ["models[0].colour"],
+        ),
+        (
+            replace('arch = "small-cnn"\nrecipe', 'arch = "resnet-7"\nrecipe'),
+            ["models[0].arch", "resnet18"],
+        ),
+        (replace('method = "natural"', 'method = "trades"'), ["models[0].recipe", "fgsm-rs"]),
+        (replace("steps = 3", "steps = 0"), ["models[1].recipe", "steps"]),
+        (replace("steps = 3", "stepz = 3"), ["models[1].recipe.stepz", "unknown key"]),
+        (replace("tau_dens = 0.9", "tau_dens = 1.5"), ["lenses.activations", "tau_dens"]),
+        (
+            replace("tau_dens = 0.9", "tau_dense = 0.9"),
+            ["lenses.activations", "tau_dense", "tau_dens"],
+        ),
+        (replace("tau_dens = 0.9", 'tau_dens = "high"'), ["lenses.activations.tau_dens", "number"]),
+        (replace("[lenses.color]", "[lenses.colour]"), ["lenses.colour", "unknown lens", "color"]),
+        (
+            replace(
+                "[lenses.activations]",
+                '[[models]]\nname = "linf-0.1"\ncheckpoint = "m.safetensors"\n'
+                "\n[lenses.activations]",
+            ),
+            ["unique", "linf-0.1"],
+        ),
+        (replace('recipe = { method = "natural", epochs = 1 }', ""), ["models[0]", "exactly one"]),
+        (VALID.replace("[study]", "[study\n"), ["not valid TOML"]),
+    ],
+)
+def test_mistakes_get_one_error_naming_file_and_key(tmp_path, text, fragments):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_spec(path)
+    message = str(info.value)
+    assert str(path) in message
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+
+
+def test_missing_file_and_missing_sections(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_spec(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match=r"\[models\]"):
+        load_spec(write(tmp_path, '[study]\nname = "x"\n[data]\ndataset = "digits"\n'))
+
+
+def test_checkpoint_paths_are_relative_to_the_study_file(tmp_path):
+    text = """
+    [study]
+    name = "loaded"
+    [data]
+    dataset = "digits"
+    [[models]]
+    name = "mine"
+    checkpoint = "models/mine.safetensors"
+    """
+    spec = load_spec(write(tmp_path, text))
+    assert spec.models[0].path == (tmp_path / "models" / "mine.safetensors").resolve()
+    assert spec.models[0].source == "checkpoint"
