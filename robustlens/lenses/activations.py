@@ -14,6 +14,7 @@ Images are streamed in batches; memory holds one batch of activations and per-im
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,13 +36,16 @@ from robustlens.models.anatomy import capture_activations
 
 @dataclass(frozen=True)
 class ActivationParams:
-    """τ_act = 0 and τ_dens = τ_sim = 0.95 as in §4.1–4.2; ``taps`` empty = every block."""
+    """τ_act = 0 and τ_dens = τ_sim = 0.95 as in §4.1–4.2; ``taps`` empty = every block;
+    ``count_clusters`` also counts the clusters n_k per image (the "effective number of
+    active channels" of §3.2), which costs a union–find over the similar pairs."""
 
     tau_act: float = 0.0
     tau_dens: float = 0.95
     tau_sim: float = 0.95
     batch_size: int = 250
     taps: tuple[str, ...] = ()
+    count_clusters: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.tau_dens <= 1.0:
@@ -52,53 +56,119 @@ class ActivationParams:
             raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
 
 
+PER_IMAGE = ("dense_maps", "active_maps", "redundant_maps", "mean_similarity", "clusters")
+
+
 def map_states(
     acts: torch.Tensor, tau_act: float, tau_dens: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(active, densely active) indicators [B, C] of a batch of block outputs [B, C, H, W]."""
-    above = (acts.flatten(2) > tau_act).float().mean(dim=2)
-    return above > 0, above >= tau_dens
+    size = acts.shape[2] * acts.shape[3]
+    if tau_act == 0 and bool(acts.amin() >= 0):
+        # Post-ReLU outputs: the positive entries are those of sign 1, and summing signs is
+        # about twice as fast as counting a materialised boolean tensor.
+        above = torch.sign(acts).sum(dim=(2, 3))
+    else:
+        above = (acts > tau_act).sum(dim=(2, 3), dtype=torch.int32)
+    # "at least τ_dens·100 % of activations": count / size ≥ τ_dens, compared in integers
+    # (with a tolerance for τ_dens·size landing just above a whole number in floating point).
+    return above > 0, above >= math.ceil(tau_dens * size - 1e-9)
 
 
-def cluster_count(adjacency: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
-    """Connected components among ``nodes`` [B, C] of graphs ``adjacency`` [B, C, C].
-
-    Min-label propagation: every node takes the smallest label among itself and its
-    neighbours until nothing changes; components = distinct labels among the nodes.
-    """
+def _components_by_propagation(adjacency: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
+    """Min-label propagation (vectorised; used for dense graphs)."""
     b, c, _ = adjacency.shape
     big = c + 1
     labels = torch.where(nodes, torch.arange(c, device=adjacency.device).expand(b, c), big)
     for _ in range(c):
         neighbour = torch.where(adjacency, labels.unsqueeze(1).expand(b, c, c), big).amin(dim=2)
-        new = torch.minimum(labels, neighbour)
-        new = torch.where(nodes, new, big)
+        new = torch.where(nodes, torch.minimum(labels, neighbour), big)
         if torch.equal(new, labels):
             break
         labels = new
-    counts = torch.zeros(b, dtype=torch.long, device=adjacency.device)
-    for i in range(b):
-        counts[i] = torch.unique(labels[i][nodes[i]]).numel()
-    return counts
+    roots = (labels == torch.arange(c, device=adjacency.device)) & nodes
+    return roots.sum(dim=1)
+
+
+MAX_UNION_FIND_EDGES = 50_000
+
+
+def components_from_edges(
+    nodes: torch.Tensor, edges: torch.Tensor, adjacency: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Connected components per image: the node count minus the edges that join two
+    components (union–find over ``edges`` [E, 3] = (image, i, j)). With many edges and the
+    ``adjacency`` at hand, vectorised min-label propagation is used instead."""
+    counts = nodes.sum(dim=1).to(torch.long)
+    if edges.shape[0] == 0:
+        return counts
+    if edges.shape[0] > MAX_UNION_FIND_EDGES and adjacency is not None:
+        return _components_by_propagation(adjacency | adjacency.transpose(1, 2), nodes)
+    parent: dict[tuple[int, int], tuple[int, int]] = {}
+
+    def find(x: tuple[int, int]) -> tuple[int, int]:
+        root = x
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while x != root:  # path compression
+            x, parent[x] = parent.get(x, x), root
+        return root
+
+    merged = [0] * counts.shape[0]
+    for img, i, j in edges.tolist():
+        a, b = find((img, i)), find((img, j))
+        if a != b:
+            parent[a] = b
+            merged[img] += 1
+    return counts - torch.tensor(merged, device=counts.device)
+
+
+def cluster_count(adjacency: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
+    """Connected components among ``nodes`` [B, C] of the symmetric graphs ``adjacency``
+    [B, C, C] (edges touching other nodes are ignored)."""
+    adjacency = adjacency & nodes.unsqueeze(2) & nodes.unsqueeze(1)
+    edges = torch.triu(adjacency, diagonal=1).nonzero()
+    return components_from_edges(nodes, edges, adjacency)
 
 
 def redundancy(
-    acts: torch.Tensor, active: torch.Tensor, tau_sim: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    acts: torch.Tensor, active: torch.Tensor, tau_sim: float, *, clusters: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Per image: redundant active maps C^R, mean off-diagonal cosine similarity S̄ (NaN
-    with fewer than two active maps) and the number of clusters (Eq. 2, Def. 3.4)."""
+    with fewer than two active maps) and, with ``clusters``, the number of clusters
+    (Eq. 2, Def. 3.4; None without).
+
+    Inactive maps are zeroed before the Gram matrix; Σ_{i≠j} ⟨u_i, u_j⟩ = ‖Σ_i u_i‖² −
+    Σ_i ‖u_i‖² gives S̄ without it; a map is redundant when its row of the thresholded Gram
+    matrix has an entry off the diagonal.
+    """
     flat = acts.flatten(2).float()
-    unit = flat / flat.norm(dim=2, keepdim=True).clamp_min(1e-12)
-    sim = unit @ unit.transpose(1, 2)  # [B, C, C]
-    pair = active.unsqueeze(2) & active.unsqueeze(1)
-    eye = torch.eye(sim.shape[1], dtype=torch.bool, device=sim.device).unsqueeze(0)
-    off = pair & ~eye
-    linked = off & (sim > tau_sim)
-    redundant = linked.any(dim=2).sum(dim=1)  # a node with a link sits in a cluster of > 1
-    pairs = off.sum(dim=(1, 2))
-    mean_sim = torch.where(pairs > 0, (sim * off).sum(dim=(1, 2)) / pairs.clamp_min(1), torch.nan)
-    clusters = cluster_count(linked, active)
-    return redundant, mean_sim, clusters
+    norm = flat.norm(dim=2)
+    unit = flat * (active / norm.clamp_min(1e-12)).unsqueeze(2)
+    n = active.sum(dim=1)
+    pairs = n * (n - 1)
+    squares = (active & (norm > 0)).sum(dim=1)  # Σ_i ‖u_i‖²: 1 per active non-zero map
+    off_sum = unit.sum(dim=1).pow(2).sum(dim=1) - squares
+    mean_sim = torch.where(pairs > 0, off_sum / pairs.clamp_min(1), torch.nan)
+    gram = torch.bmm(unit, unit.transpose(1, 2))
+    if not clusters and tau_sim >= 0:
+        # Fast path: count each row's entries above τ_sim (zeroed inactive maps never are),
+        # minus the diagonal entry ‖u_i‖² = 1 when it is above τ_sim too.
+        diagonal = gram.diagonal(dim1=1, dim2=2) > tau_sim
+        degree = gram.gt_(tau_sim).sum(dim=2) - diagonal.to(gram.dtype)
+        return (degree > 0).sum(dim=1), mean_sim, None
+    above = gram > tau_sim
+    if tau_sim < 0:  # zeroed (inactive) maps would otherwise look similar to everything
+        above &= active.unsqueeze(2) & active.unsqueeze(1)
+    edges = above.nonzero()
+    edges = edges[edges[:, 1] < edges[:, 2]]  # each pair once, no diagonal
+    linked = torch.zeros_like(active)
+    linked[edges[:, 0], edges[:, 1]] = True
+    linked[edges[:, 0], edges[:, 2]] = True
+    redundant = linked.sum(dim=1)  # a map with a link sits in a cluster of more than one
+    if not clusters:
+        return redundant, mean_sim, None
+    return redundant, mean_sim, components_from_edges(active, edges, above)
 
 
 def compute(
@@ -111,46 +181,51 @@ def compute(
         raise ConfigError(
             f"model {model.name} has no tap {unknown[0]!r}", fix=f"its taps: {', '.join(net.taps)}"
         )
-    dense: dict[str, list[torch.Tensor]] = {t: [] for t in taps}
-    active_n: dict[str, list[torch.Tensor]] = {t: [] for t in taps}
-    red: dict[str, list[torch.Tensor]] = {t: [] for t in taps}
-    sim: dict[str, list[torch.Tensor]] = {t: [] for t in taps}
-    clus: dict[str, list[torch.Tensor]] = {t: [] for t in taps}
+    n = len(data)
+    # Per-image results go into arrays sized for every image up front: no allocation that
+    # lives past its batch, so memory stays flat however many images stream through.
+    per_image: dict[str, dict[str, np.ndarray]] = {}
+    dense: dict[str, np.ndarray] = {}
     channels: dict[str, int] = {}
-    with torch.no_grad(), capture_activations(net, taps) as captured:
+    start = 0
+    # Zoo models have no in-place operations, so their block outputs need no defensive copy.
+    safe = type(net).__module__.startswith("robustlens.models.") and net.arch != "adapter"
+    with torch.no_grad(), capture_activations(net, taps, clone=not safe) as captured:
         for x, _ in data.batches(params.batch_size, device=ctx.device):
             net(x)
+            stop = start + x.shape[0]
             for tap in taps:
                 acts = captured[tap]
-                channels[tap] = acts.shape[1]
+                if tap not in dense:
+                    channels[tap] = acts.shape[1]
+                    dense[tap] = np.zeros((n, acts.shape[1]), dtype=bool)
+                    names = PER_IMAGE if params.count_clusters else PER_IMAGE[:-1]
+                    per_image[tap] = {m: np.zeros(n) for m in names}
                 active, is_dense = map_states(acts, params.tau_act, params.tau_dens)
-                r, s, c = redundancy(acts, active, params.tau_sim)
-                dense[tap].append(is_dense.cpu())
-                active_n[tap].append(active.sum(dim=1).cpu())
-                red[tap].append(r.cpu())
-                sim[tap].append(s.cpu())
-                clus[tap].append(c.cpu())
+                r, s, c = redundancy(acts, active, params.tau_sim, clusters=params.count_clusters)
+                dense[tap][start:stop] = is_dense.cpu().numpy()
+                values = per_image[tap]
+                values["dense_maps"][start:stop] = is_dense.sum(dim=1).cpu().numpy()
+                values["active_maps"][start:stop] = active.sum(dim=1).cpu().numpy()
+                values["redundant_maps"][start:stop] = r.cpu().numpy()
+                values["mean_similarity"][start:stop] = s.cpu().numpy()
+                if c is not None:
+                    values["clusters"][start:stop] = c.cpu().numpy()
+            start = stop
     rows = []
     freq_rows = []
     arrays: dict[str, np.ndarray] = {}
     for depth, tap in enumerate(taps, start=1):
-        d = torch.cat(dense[tap]).numpy()  # [N, C] densely active per image and map
-        per_image = {
-            "dense_maps": d.sum(axis=1).astype(np.float64),
-            "active_maps": torch.cat(active_n[tap]).numpy().astype(np.float64),
-            "redundant_maps": torch.cat(red[tap]).numpy().astype(np.float64),
-            "mean_similarity": torch.cat(sim[tap]).numpy().astype(np.float64),
-            "clusters": torch.cat(clus[tap]).numpy().astype(np.float64),
-        }
+        d = dense[tap]  # [N, C] densely active per image and map
         arrays[f"dense/{tap}"] = d
-        for metric, values in per_image.items():
+        for metric, values in per_image[tap].items():
             arrays[f"{metric}/{tap}"] = values
         base = {"model": model.name, "layer": tap, "depth": depth, "channels": channels[tap]}
         n_always = int(d.all(axis=0).sum())
         rows.append(
             {**base, "setting": "", "metric": "always_dense_maps", "value": n_always, "n": len(d)}
         )
-        for metric, values in per_image.items():
+        for metric, values in per_image[tap].items():
             ok = values[~np.isnan(values)]
             mean = float(ok.mean()) if ok.size else float("nan")
             half = 1.96 * float(ok.std(ddof=1)) / np.sqrt(ok.size) if ok.size > 1 else float("nan")

@@ -184,7 +184,8 @@ def plot(tables, models: list[StudyModel], params: ColorParams) -> dict:
     ax.bar(range(len(names)), drops, color=[colors[n] for n in names])
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
     ax.set_ylabel("accuracy drop")
-    figures[f"Accuracy drop on the {setting} tiled grid (App. B, Fig. 12)"] = fig
+    k = params.grid_copies
+    figures[f"Accuracy drop on the image tiled {k}×{k} (App. B, Fig. 12)"] = fig
     return figures
 
 

@@ -49,7 +49,11 @@ def tap_modules(model: nn.Module) -> dict[str, nn.Module]:
 
 @contextlib.contextmanager
 def capture_activations(
-    model: nn.Module, taps: str | Iterable[str] | None = None, *, detach: bool = True
+    model: nn.Module,
+    taps: str | Iterable[str] | None = None,
+    *,
+    detach: bool = True,
+    clone: bool = True,
 ) -> Iterator[dict[str, Tensor]]:
     """Yield a dict that every forward pass of ``model`` fills with the taps' outputs.
 
@@ -57,7 +61,9 @@ def capture_activations(
     output). Outputs are cloned, so in-place operations later in the forward cannot change
     them; with ``detach=False`` they stay attached to the autograd graph. The hooks are removed
     when the block exits, also on errors. Runs nothing itself and leaves modes and gradients
-    to the caller.
+    to the caller. ``clone=False`` skips the copy: only for models whose forward has no
+    in-place operations (every robustlens zoo model), when the outputs are read right after
+    each forward.
     """
     chosen = _resolve(model, taps)
     store: dict[str, Tensor] = {}
@@ -70,7 +76,8 @@ def capture_activations(
                     f"tap {name!r} outputs {type(output).__name__}, not a tensor",
                     fix="choose a module that returns a single tensor",
                 )
-            store[name] = (output.detach() if detach else output).clone()
+            kept = output.detach() if detach else output
+            store[name] = kept.clone() if clone else kept
 
         return hook
 

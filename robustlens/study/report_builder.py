@@ -141,6 +141,7 @@ def build_document(study: Study, store: Store) -> ReportDocument:
             except Exception as exc:  # a broken figure must not hide the numbers
                 log.exception("figures of lens %s failed", plan.name)
                 warnings.append(f"lens {plan.name}: figures failed ({exc})")
+            store.put_figures(plan.name, [(f.title, f.png) for f in figures])
         notes = [note for run in lens_runs for note in run.notes]
         sections.append(
             LensSection(

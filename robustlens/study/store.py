@@ -70,6 +70,14 @@ CREATE TABLE IF NOT EXISTS results (
     extra TEXT
 );
 CREATE INDEX IF NOT EXISTS results_run ON results(run_id, tbl);
+CREATE TABLE IF NOT EXISTS figures (
+    lens TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (lens, position)
+);
 CREATE TABLE IF NOT EXISTS artifacts (
     run_id INTEGER NOT NULL REFERENCES lens_runs(id) ON DELETE CASCADE,
     name TEXT NOT NULL,
@@ -268,16 +276,21 @@ class Store:
         data = buffer.getvalue()
         sha = hashlib.sha256(data).hexdigest()
         rel = f"{ARTIFACTS}/{sha[:2]}/{sha}.npy"
-        final = self.dir / rel
-        if not final.exists():
-            final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, final)
+        self._write_file(rel, data)
         return rel, sha
+
+    def _write_file(self, rel: str, data: bytes) -> None:
+        """Write a content-addressed file atomically (nothing to do if it exists)."""
+        final = self.dir / rel
+        if final.exists():
+            return
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
 
     def table(self, run: LensRun, tbl: str) -> pd.DataFrame:
         rows = self.db.execute(
@@ -320,9 +333,32 @@ class Store:
         )
         return [r[0] for r in rows]
 
+    def put_figures(self, lens: str, figures: list[tuple[str, bytes]]) -> list[str]:
+        """Save a lens's report figures as PNG files and record them (replacing older ones)."""
+        staged = []
+        for title, png in figures:
+            sha = hashlib.sha256(png).hexdigest()
+            rel = f"{ARTIFACTS}/{sha[:2]}/{sha}.png"
+            self._write_file(rel, png)
+            staged.append((title, rel, sha))
+        with self.transaction() as db:
+            db.execute("DELETE FROM figures WHERE lens = ?", (lens,))
+            db.executemany(
+                "INSERT INTO figures VALUES (?, ?, ?, ?, ?)",
+                [(lens, i, title, rel, sha) for i, (title, rel, sha) in enumerate(staged)],
+            )
+        return [rel for _, rel, _ in staged]
+
+    def figures(self, lens: str) -> list[tuple[str, Path]]:
+        rows = self.db.execute(
+            "SELECT title, path FROM figures WHERE lens = ? ORDER BY position", (lens,)
+        )
+        return [(title, self.dir / path) for title, path in rows]
+
     def sweep(self) -> int:
-        """Remove artifact files no run references (left by interrupted runs)."""
+        """Remove artifact files nothing references (left by interrupted runs)."""
         referenced = {r[0] for r in self.db.execute("SELECT path FROM artifacts")}
+        referenced |= {r[0] for r in self.db.execute("SELECT path FROM figures")}
         removed = 0
         for file in (self.dir / ARTIFACTS).rglob("*"):
             if file.is_file() and file.relative_to(self.dir).as_posix() not in referenced:

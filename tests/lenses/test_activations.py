@@ -299,7 +299,9 @@ def reference(net, images: torch.Tensor, p: ActivationParams) -> dict[str, dict[
 
 
 PARAM_SETS = [
-    ActivationParams(),  # the paper's τ_act = 0, τ_dens = τ_sim = 0.95
+    ActivationParams(),  # the paper's τ_act = 0, τ_dens = τ_sim = 0.95 (fast path, no clusters)
+    ActivationParams(count_clusters=True),
+    ActivationParams(tau_act=0.1, tau_dens=0.5, tau_sim=0.6, count_clusters=True),
     ActivationParams(tau_act=0.1, tau_dens=0.5, tau_sim=0.6),
 ]
 
@@ -311,7 +313,9 @@ def setup():
     return study_model(net, "nat"), data
 
 
-@pytest.mark.parametrize("params", PARAM_SETS, ids=["paper", "loose"])
+@pytest.mark.parametrize(
+    "params", PARAM_SETS, ids=["paper", "paper-clusters", "loose-clusters", "loose"]
+)
 def test_compute_matches_per_image_reference(setup, params):
     model, data = setup
     result = compute(model, data, params, make_ctx(INFO))
@@ -322,7 +326,10 @@ def test_compute_matches_per_image_reference(setup, params):
     interesting = 0
     for depth, (tap, r) in enumerate(ref.items(), start=1):
         np.testing.assert_array_equal(result.arrays[f"dense/{tap}"], r["dense"])
-        for metric in ("dense_maps", "active_maps", "redundant_maps", "clusters"):
+        metrics = ["dense_maps", "active_maps", "redundant_maps"]
+        metrics += ["clusters"] if params.count_clusters else []
+        assert (f"clusters/{tap}" in result.arrays) == params.count_clusters
+        for metric in metrics:
             np.testing.assert_array_equal(
                 result.arrays[f"{metric}/{tap}"], r[metric], err_msg=metric
             )
@@ -332,7 +339,7 @@ def test_compute_matches_per_image_reference(setup, params):
         layer = rows(frame, layer=tap)
         assert set(layer.depth) == {depth} and set(layer.channels) == {int(r["channels"])}
         assert value(frame, layer=tap, metric="always_dense_maps") == r["N_k"]
-        for metric in ("dense_maps", "active_maps", "redundant_maps", "clusters"):
+        for metric in metrics:
             assert value(frame, layer=tap, metric=metric) == pytest.approx(r[metric].mean())
         ok = r["mean_similarity"][~np.isnan(r["mean_similarity"])]
         sim_row = rows(frame, layer=tap, metric="mean_similarity")
@@ -382,7 +389,6 @@ def test_compute_tables_are_tidy_and_dense_arrays_are_n_by_channels(setup):
         "active_maps",
         "redundant_maps",
         "mean_similarity",
-        "clusters",
     }
     assert set(result.tables["activations"].metric) == expected_metrics
     assert len(result.tables["activation_frequency"]) == 4 + 8
@@ -488,3 +494,34 @@ def test_resolve_params_invalid_value_names_the_place():
     with pytest.raises(ConfigError) as err:
         get_lens("activations").resolve_params(INFO, {"tau_dens": 1.5}, "where")
     assert "where" in str(err.value) and "tau_dens" in str(err.value)
+
+
+def test_dense_graphs_fall_back_to_label_propagation_with_the_same_counts(monkeypatch):
+    from robustlens.lenses import activations
+
+    rng = np.random.default_rng(3)
+    cases = []
+    for _ in range(30):
+        b, c = int(rng.integers(1, 4)), int(rng.integers(1, 12))
+        upper = np.triu(rng.random((b, c, c)) < rng.random(), k=1)
+        cases.append((upper | upper.transpose(0, 2, 1), rng.random((b, c)) < 0.7))
+    monkeypatch.setattr(activations, "MAX_UNION_FIND_EDGES", 0)  # every graph counts as dense
+    for adjacency, nodes in cases:
+        counts = cluster_count(torch.from_numpy(adjacency), torch.from_numpy(nodes))
+        assert counts.tolist() == [
+            scipy_components(a, n) for a, n in zip(adjacency, nodes, strict=True)
+        ]
+
+
+@pytest.mark.parametrize("tau_sim", [-0.5, 0.0, 0.5, 0.95, 1.0])
+def test_fast_redundancy_path_agrees_with_the_edge_path(tau_sim):
+    gen = torch.Generator().manual_seed(7)
+    acts = torch.relu(torch.randn(20, 12, 3, 3, generator=gen))
+    acts[:, 3] = acts[:, 2] * 2.0  # an exact duplicate map (cosine 1)
+    acts[:5, 4] = 0.0  # inactive in some images
+    active, _ = map_states(acts, 0.0, 0.95)
+    slow = redundancy(acts, active, tau_sim, clusters=True)
+    fast = redundancy(acts, active, tau_sim, clusters=False)
+    assert torch.equal(slow[0], fast[0])
+    torch.testing.assert_close(slow[1], fast[1], equal_nan=True)
+    assert fast[2] is None

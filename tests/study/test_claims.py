@@ -188,3 +188,15 @@ def test_only_claims_whose_lenses_ran_are_evaluated():
     assert ids and all(i.startswith("000-4.1") or i.startswith("000-4.2") for i in ids)
     statuses = {claim.id: v.status for claim, v in evaluate_claims(view, resamples=100)}
     assert statuses["000-4.2-redundancy"] == INCONCLUSIVE  # its arrays are missing here
+
+
+def test_growth_needs_a_nearly_monotone_trend():
+    r3 = model("linf-0.3", "pgd", "linf", 0.3)
+    # N_k by ε: 1, 3, 2, 5 → ρ = 0.8; 1, 5, 3, 2 → ρ = 0.2 (not a trend) → inconclusive
+    mostly = activation_arrays({"natural": 1, "linf-0.1": 3, "linf-0.2": 2, "linf-0.3": 5})
+    assert (
+        check_dense_grows(view_with(mostly, [NAT, R1, R2, r3], ["activations"]), W).status == HOLDS
+    )
+    weak = activation_arrays({"natural": 1, "linf-0.1": 5, "linf-0.2": 3, "linf-0.3": 2})
+    verdict = check_dense_grows(view_with(weak, [NAT, R1, R2, r3], ["activations"]), W)
+    assert verdict.status == INCONCLUSIVE and "ρ(ε, Σ_k N_k) = 0.2" in verdict.evidence

@@ -153,3 +153,14 @@ def test_sigkill_at_any_moment_leaves_only_whole_runs(tmp_path, delay):
         "SELECT COUNT(*) FROM results WHERE run_id NOT IN (SELECT id FROM lens_runs)"
     ).fetchone()
     assert count == 0
+
+
+def test_figures_are_files_referenced_from_the_database(tmp_path):
+    store = Store(tmp_path)
+    store.put_figures("color", [("a", b"\x89PNG first"), ("b", b"\x89PNG second")])
+    store.put_figures("color", [("a", b"\x89PNG third")])
+    figures = store.figures("color")
+    assert [title for title, _ in figures] == ["a"]
+    assert figures[0][1].read_bytes() == b"\x89PNG third"
+    assert store.sweep() == 2  # the two replaced files
+    assert figures[0][1].exists()
