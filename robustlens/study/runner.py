@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from robustlens.data import ImageSet, load_dataset
-from robustlens.errors import ConfigError
+from robustlens.errors import ConfigError, RobustlensError
 from robustlens.lenses import LENSES, LensContext, LensSpec, StudyModel
 from robustlens.models import (
     load_adapter,
@@ -137,10 +137,11 @@ class Study:
     def models(self, *, train: bool = True, progress: bool = False) -> list[StudyModel]:
         """Every model of the study, trained (or reused) or loaded."""
         if self._models is None:
-            self._models = [self._obtain(plan, train, progress) for plan in self.spec.models]
+            self._models = [self._obtain(plan, train, progress)[0] for plan in self.spec.models]
         return self._models
 
-    def _obtain(self, plan: ModelPlan, train: bool, progress: bool) -> StudyModel:
+    def _obtain(self, plan: ModelPlan, train: bool, progress: bool) -> tuple[StudyModel, str]:
+        """The model of ``plan`` and how it was obtained: "trained", "reused" or "loaded"."""
         from robustlens.models import build_model
         from robustlens.train import train_model
 
@@ -164,7 +165,7 @@ class Study:
                 progress=progress,
             )
             model, card = result.model, result.card
-            self._last_reused = result.reused
+            how = "reused" if result.reused else "trained"
         elif plan.source == "checkpoint":
             model, card = load_checkpoint(plan.path)
         elif plan.source == "foreign":
@@ -174,9 +175,11 @@ class Study:
         else:
             model = load_adapter(plan.adapter)
             card = _adapter_card(model, plan.adapter, self.spec.dataset)
+        if plan.source != "train":
+            how = "loaded"
         digest = card.weights_sha256 or model_digest(model)
         model = model.to(self.device).eval()
-        return StudyModel(plan.name, model, card, digest)
+        return StudyModel(plan.name, model, card, digest), how
 
     # ------------------------------------------------------------------------------ run
 
@@ -198,13 +201,9 @@ class Study:
             store.set_meta("versions", _json(versions()))
             models = []
             for plan in self.spec.models:
-                self._last_reused = False
-                m = self._obtain(plan, True, progress)
+                m, how = self._obtain(plan, True, progress)
                 models.append(m)
-                if plan.source == "train":
-                    (summary.reused if self._last_reused else summary.trained).append(plan.name)
-                else:
-                    summary.loaded.append(plan.name)
+                getattr(summary, how).append(plan.name)
                 store.put_model(
                     m.name,
                     m.digest,
@@ -370,7 +369,7 @@ class Study:
             data_fp = None
             try:
                 data_fp = self.data().fingerprint()
-            except Exception:  # data gone: report what the store knows
+            except RobustlensError:  # data gone: report what the store knows
                 data_fp = None
             for plan in self.spec.lenses:
                 spec = LENSES.get(plan.name)

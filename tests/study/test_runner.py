@@ -171,3 +171,52 @@ def test_status_reports_what_is_left(study_file, reference, tmp_path):
     assert status["report"].endswith("report.html")
     with pytest.raises(ConfigError, match="no study results"):
         Study.open(tmp_path / "empty")
+
+
+DIGITS = """
+[study]
+name = "digits"
+
+[data]
+dataset = "digits"
+eval_n = 100
+
+[[models]]
+name = "trained"
+arch = "small-cnn"
+arch_kwargs = { widths = [4, 8], kernels = [3, 3], strides = [1, 2] }
+recipe = { method = "pgd", norm = "l2", eps = 0.5, steps = 2, epochs = 1, eval_n = 50 }
+
+[[models]]
+name = "mine"
+checkpoint = "mine.safetensors"
+
+[lenses.activations]
+count_clusters = true
+
+[lenses.latent]
+epochs = 1
+
+[lenses.color]
+"""
+
+
+def test_a_study_with_a_loaded_checkpoint_on_another_data_set(tmp_path):
+    from robustlens.models import build_model, save_checkpoint
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = build_model("small-cnn", "digits", widths=(4, 8), kernels=(3, 3), strides=(1, 2))
+    save_checkpoint(model, tmp_path / "mine.safetensors", dataset="digits")
+    (tmp_path / "digits.toml").write_text(DIGITS)
+    summary = Study.from_file(tmp_path / "digits.toml", tmp_path / "out", device="cpu").run()
+    assert summary.trained == ["trained"] and summary.loaded == ["mine"]
+    assert len(summary.computed) == 6
+    study = Study.open(tmp_path / "out")
+    activations = study.table("activations")
+    assert "clusters" in set(activations.metric)
+    latent = study.table("latent")
+    robust = latent[(latent.model == "trained") & (latent.metric == "robust_accuracy")]
+    assert len(robust) == 3  # original, retrained, and the difference
+    html = summary.report.read_text()
+    assert "mine" in html and "loaded" in html
