@@ -49,7 +49,7 @@ class Registry(Generic[T]):
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise ConfigError(
                 f"unknown {self.kind} {name!r}",
-                fix=f"{hint}Known {self.kind}s: {', '.join(self.names())}",
+                fix=f"{hint}Known {self.kind} names: {', '.join(self.names())}",
             )
         return self._items[key]
 

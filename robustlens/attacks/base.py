@@ -90,7 +90,18 @@ class Attack(ABC):
         """Attack ``images`` and report per-sample success, norms and iterations.
 
         ``batch_size`` bounds how many images are processed at once (all when None).
+        Gradients are enabled inside, so a caller's ``torch.no_grad()`` does not break it.
         """
+        with torch.enable_grad():
+            return self._run_batches(images, labels, targets, batch_size)
+
+    def _run_batches(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        targets: torch.Tensor | None,
+        batch_size: int | None,
+    ) -> AttackResult:
         check_images(images, labels)
         labels = labels.to(images.device)
         if self.targeted and targets is None:

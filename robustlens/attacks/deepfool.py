@@ -6,6 +6,14 @@ k* = argmin_k |f_k| / ‖w_k‖_q (q = 2 for L2, q = 1 for L∞, the dual norm),
 reaches it is r = (|f_k*| + 1e-4) / ‖w_k*‖₂² · w_k* (L2) or (|f_k*| + 1e-4) / ‖w_k*‖₁ ·
 sign(w_k*) (L∞). Steps accumulate into r_tot, and the overshoot is applied to the total:
 x_adv = clip(x + (1 + η)·r_tot) (Algorithm 2 of the paper), never to each step.
+
+Box-aware steps (opt-in, ``box_aware=True``): the clip to [0, 1] throws away every part of a
+step that pushes a pixel already at a bound further out, so on images with saturated pixels
+(the black background of Fashion-MNIST) plain DeepFool needs many iterations (7.9 on average
+for the quickstart's natural small CNN). With ``box_aware`` the gradient components of such
+pixels are left out of w_k before the step is computed and r_tot is kept inside the box:
+about 2 iterations and 3x faster there, but the perturbations it finds are 2-11 % larger on
+average (benchmarks/RESULTS.md), so the original algorithm stays the default.
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ class DeepFool(Attack):
         steps: maximum iterations per sample (50 as in Foolbox).
         overshoot: η, applied to the accumulated perturbation (0.02 as in the paper).
         candidates: how many of the top clean classes to consider (all when None).
+        box_aware: leave out of each step the pixels held at a bound of [0, 1] that it would
+            push further out (see the module docstring); False gives plain DeepFool.
     """
 
     name = "deepfool"
@@ -41,6 +51,7 @@ class DeepFool(Attack):
         steps: int = 50,
         overshoot: float = 0.02,
         candidates: int | None = 10,
+        box_aware: bool = False,
         seed: int = 0,
     ) -> None:
         super().__init__(model, seed=seed)
@@ -54,6 +65,7 @@ class DeepFool(Attack):
         self.steps = int(steps)
         self.overshoot = float(overshoot)
         self.candidates = candidates
+        self.box_aware = bool(box_aware)
 
     def _candidate_classes(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """[N, C−1] classes other than the label, the most likely first."""
@@ -89,8 +101,12 @@ class DeepFool(Attack):
             grads, diffs = self._class_gradients(xa, logits, labels[active], cands[active])
             grads, diffs = grads[:, keep], diffs[:, keep]
             active = active[keep]
+            if self.box_aware:
+                grads = self._free(grads, x[active] + r_total[active])
             step = self._step(grads, diffs)
             r_total[active] += step
+            if self.box_aware:
+                r_total[active] = (x[active] + r_total[active]).clamp(0, 1) - x[active]
             x_adv[active] = (x[active] + (1 + self.overshoot) * r_total[active]).clamp(0, 1)
             iterations[active] += 1
         delta = x_adv - x
@@ -106,9 +122,15 @@ class DeepFool(Attack):
         for j in range(c):
             basis[j, rows, cands[:, j]] = 1.0
             basis[j, rows, labels] = -1.0
-        try:
-            (grads,) = torch.autograd.grad(logits, xa, basis, is_grads_batched=True)
-        except RuntimeError:  # an op without a batching rule: one backward per class
+        grads = None
+        if xa.device.type != "cpu":  # one batched backward: fastest where kernels run in parallel
+            try:
+                (grads,) = torch.autograd.grad(
+                    logits, xa, basis, is_grads_batched=True, retain_graph=True
+                )
+            except RuntimeError:  # an op without a batching rule
+                grads = None
+        if grads is None:  # on the CPU a backward per class is 1.5x faster than the batched one
             grads = torch.stack(
                 [
                     torch.autograd.grad(logits, xa, basis[j], retain_graph=j < c - 1)[0]
@@ -118,6 +140,14 @@ class DeepFool(Attack):
         own = logits.detach().gather(1, labels.unsqueeze(1))
         diffs = (logits.detach().gather(1, cands) - own).T
         return grads.detach(), diffs
+
+    @staticmethod
+    def _free(grads: torch.Tensor, point: torch.Tensor) -> torch.Tensor:
+        """Gradients [C, N, ...] with the components zeroed whose ascent step (along +w) would
+        push a pixel of ``point`` [N, ...] beyond the bound it already sits on."""
+        low, high = (point <= 0).unsqueeze(0), (point >= 1).unsqueeze(0)
+        blocked = (low & (grads < 0)) | (high & (grads > 0))
+        return grads.masked_fill(blocked, 0.0)
 
     def _step(self, grads: torch.Tensor, diffs: torch.Tensor) -> torch.Tensor:
         """The step to the closest linearised boundary, per sample."""
@@ -144,4 +174,5 @@ class DeepFool(Attack):
             "steps": self.steps,
             "overshoot": self.overshoot,
             "candidates": self.candidates,
+            "box_aware": self.box_aware,
         }

@@ -3,7 +3,17 @@
 Importing this package registers every lens (``robustlens.lenses.LENSES``).
 """
 
-from robustlens.lenses import activations, color, latent  # noqa: F401  (registration)
+from robustlens.lenses import (  # noqa: F401  (importing a lens module registers it)
+    activations,
+    attack_grid,
+    boundary,
+    color,
+    embedding,
+    latent,
+    loss_dist,
+    norm_ratio,
+    similarity,
+)
 from robustlens.lenses.base import (
     LENSES,
     LensContext,

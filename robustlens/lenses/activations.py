@@ -255,7 +255,7 @@ def compute(
     )
 
 
-def plot(tables, models: list[StudyModel], params: ActivationParams) -> dict:
+def plot(tables, models: list[StudyModel], params: ActivationParams, arrays=None) -> dict:
     from robustlens.study.figures import new_figure
 
     frame = tables["activations"]

@@ -81,6 +81,8 @@ class LensContext:
     """Load another split of the study's data set: ``load_split("train", n)``."""
     progress: bool = False
     scratch: Path | None = None
+    cache: dict[Any, Any] = field(default_factory=dict)
+    """Results shared by the lenses of one run (e.g. adversarial examples, see common.py)."""
 
 
 @dataclass
@@ -120,7 +122,7 @@ def palette(models: list[StudyModel]) -> dict[str, str]:
 
 
 Compute = Callable[..., LensResult]
-Plot = Callable[[Mapping[str, pd.DataFrame], list[StudyModel], Any], dict[str, Any]]
+Plot = Callable[..., dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -128,8 +130,9 @@ class LensSpec:
     """A registered lens.
 
     ``compute(model, data, params, ctx)`` for scope "model", or
-    ``compute(models, data, params, ctx)`` for scope "study"; ``plot(tables, models, params)``
-    returns ``{title: matplotlib Figure}`` from the tables of every model; ``defaults(info)``
+    ``compute(models, data, params, ctx)`` for scope "study"; ``plot(tables, models, params,
+    arrays=...)`` returns ``{title: matplotlib Figure}`` from the tables of every model
+    (``arrays(model, name)`` reads a stored per-model array, or None); ``defaults(info)``
     gives the parameters' defaults for a data set (the paper's values, scaled to its
     resolution where the paper gives them for CIFAR / ImageNet only).
     """

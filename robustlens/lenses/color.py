@@ -139,7 +139,7 @@ def compute(model: StudyModel, data: ImageSet, params: ColorParams, ctx: LensCon
     return LensResult(tables={"color": tidy(rows)}, arrays=arrays, notes=notes)
 
 
-def plot(tables, models: list[StudyModel], params: ColorParams) -> dict:
+def plot(tables, models: list[StudyModel], params: ColorParams, arrays=None) -> dict:
     from robustlens.study.figures import new_figure
 
     frame = tables["color"]

@@ -168,7 +168,7 @@ def compute(
     return LensResult(tables={"latent": tidy(rows)}, arrays=arrays, notes=notes)
 
 
-def plot(tables, models: list[StudyModel], params: LatentParams) -> dict:
+def plot(tables, models: list[StudyModel], params: LatentParams, arrays=None) -> dict:
     from robustlens.study.figures import new_figure
 
     frame = tables["latent"]

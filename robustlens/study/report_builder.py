@@ -93,6 +93,14 @@ class _Runs:
                 frames.setdefault(name, []).append(self.store.table(run, name))
         return {name: pd.concat(parts, ignore_index=True) for name, parts in frames.items()}
 
+    def array_names(self, lens: str, model: str) -> list[str]:
+        return sorted(
+            name
+            for run in self.by_lens.get(lens, [])
+            if run.scope_model in (model, None)
+            for name in self.store.array_names(run)
+        )
+
     def array(self, lens: str, model: str, name: str) -> np.ndarray | None:
         for run in self.by_lens.get(lens, []):
             if run.scope_model not in (model, None):
@@ -117,6 +125,7 @@ def build_document(study: Study, store: Store) -> ReportDocument:
         {lens for lens, found in runs.by_lens.items() if found},
         len(data),
         data.info.num_classes,
+        names=runs.array_names,
     )
     claims = [
         ClaimRow(c.id, c.paper, c.section, c.statement, v.status, v.evidence, v.interval)
@@ -136,7 +145,11 @@ def build_document(study: Study, store: Store) -> ReportDocument:
             from robustlens.study.figures import figure_to_png
 
             try:
-                for title, fig in spec.plot(tables, models, plan.params).items():
+
+                def arrays(model: str, name: str, lens: str = plan.name) -> np.ndarray | None:
+                    return runs.array(lens, model, name)
+
+                for title, fig in spec.plot(tables, models, plan.params, arrays=arrays).items():
                     figures.append(FigureBlock(title, figure_to_png(fig)))
             except Exception as exc:  # a broken figure must not hide the numbers
                 log.exception("figures of lens %s failed", plan.name)

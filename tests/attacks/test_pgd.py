@@ -207,3 +207,16 @@ def test_bad_inputs_get_clear_errors():
         PGD(model, 0.1)  # type: ignore[arg-type]
     with pytest.raises(NumericalError, match="NaN"):
         PGD(NaNModel(), Linf(0.1))(torch.rand(2, 1, 2, 2), y)
+
+
+def test_attacks_work_inside_a_callers_no_grad_block():
+    from robustlens.attacks import DeepFool
+
+    torch.manual_seed(0)
+    model = TinyCNN().eval()
+    x, y = torch.rand(6, 1, 8, 8), torch.randint(0, 10, (6,))
+    expected = PGD(model, Linf(0.1), 3, seed=1).run(x, y).adversarial
+    with torch.no_grad():
+        inside = PGD(model, Linf(0.1), 3, seed=1).run(x, y).adversarial
+        DeepFool(model, "l2", steps=2).run(x, y)
+    assert torch.equal(inside, expected)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -128,3 +129,9 @@ def test_checkpoint_paths_are_relative_to_the_study_file(tmp_path):
     spec = load_spec(write(tmp_path, text))
     assert spec.models[0].path == (tmp_path / "models" / "mine.safetensors").resolve()
     assert spec.models[0].source == "checkpoint"
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parents[2].glob("studies/*.toml")))
+def test_shipped_study_files_are_valid(path):
+    spec = load_spec(path)
+    assert spec.models and spec.lenses

@@ -1,151 +1,23 @@
-"""Published claims as records, checked on a study's own models.
-
-Each claim names its paper and section, the sentence it makes, the lenses whose results it
-needs, and a check that returns *holds*, *fails* or *inconclusive* with the numbers behind the
-verdict and a 95 % paired bootstrap interval over the evaluation images. A claim about
-"robust models" holds when every adversarially-trained model of the study shows the effect
-(interval on the claimed side of 0), fails when any shows the opposite, and is inconclusive
-otherwise — or when the study lacks the models the claim needs.
-"""
+"""The claims of Carletti et al. (paper 000): activations, latent features, colour bias."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
-
 import numpy as np
 
-from robustlens.lenses.base import StudyModel
-from robustlens.study.bootstrap import (
-    Interval,
-    always_true_count,
-    full_weights,
-    interval,
-    resample_weights,
-    spearman_rows,
-    weighted_mean,
+from robustlens.study.bootstrap import always_true_count, full_weights, interval, weighted_mean
+from robustlens.study.claims.base import (
+    INCONCLUSIVE,
+    Claim,
+    ModelStat,
+    ResultsView,
+    Verdict,
+    both,
+    grows_with_eps,
+    verdict_from,
+    versus_natural,
 )
 
-HOLDS, FAILS, INCONCLUSIVE = "holds", "fails", "inconclusive"
-MONOTONE = 0.8
-"""Spearman ρ a "grows with ε" claim needs (besides an interval above 0) to hold."""
 PAPER_000 = "000_623867b7a7f4c6d9 (Carletti et al.)"
-
-
-@dataclass
-class Verdict:
-    status: str
-    evidence: str
-    interval: str = ""
-    numbers: dict[str, Any] = field(default_factory=dict)
-
-
-class ResultsView:
-    """Per-model arrays of the study's lens runs, for claims."""
-
-    def __init__(
-        self,
-        models: list[StudyModel],
-        arrays: Callable[[str, str, str], np.ndarray | None],
-        lenses: set[str],
-        n_images: int,
-        num_classes: int,
-    ) -> None:
-        self.models = models
-        self._arrays = arrays
-        self.lenses = lenses
-        self.n = n_images
-        self.num_classes = num_classes
-
-    def array(self, lens: str, model: str, name: str) -> np.ndarray:
-        value = self._arrays(lens, model, name)
-        if value is None:
-            raise KeyError(f"{lens}/{model}/{name}")
-        return value
-
-    def has_array(self, lens: str, model: str, name: str) -> bool:
-        return self._arrays(lens, model, name) is not None
-
-    @property
-    def natural(self) -> list[StudyModel]:
-        return [m for m in self.models if m.is_natural]
-
-    @property
-    def robust(self) -> list[StudyModel]:
-        return [m for m in self.models if not m.is_natural]
-
-
-ModelStat = Callable[[ResultsView, str, np.ndarray], np.ndarray]
-
-
-@dataclass(frozen=True)
-class Claim:
-    id: str
-    paper: str
-    section: str
-    statement: str
-    needs: tuple[str, ...]
-    check: Callable[[ResultsView, np.ndarray], Verdict]
-
-
-def _combine(signs: list[int]) -> str:
-    if signs and all(s > 0 for s in signs):
-        return HOLDS
-    if any(s < 0 for s in signs):
-        return FAILS
-    return INCONCLUSIVE
-
-
-def versus_natural(
-    view: ResultsView, w: np.ndarray, stat: ModelStat, what: str, direction: int = 1
-) -> tuple[list[int], list[str], dict]:
-    """Δ = stat(robust) − stat(natural) per robust model with paired bootstrap intervals."""
-    if not view.natural or not view.robust:
-        return [], [f"needs a natural and at least one robust model ({what})"], {}
-    nat = view.natural[0]
-    one = full_weights(view.n)
-    base_full, base_boot = stat(view, nat.name, one)[0], stat(view, nat.name, w)
-    signs, parts, numbers = [], [f"{nat.name}: {what} = {base_full:.3g}"], {}
-    for m in view.robust:
-        iv = interval(stat(view, m.name, one)[0] - base_full, stat(view, m.name, w) - base_boot)
-        signs.append(iv.sign() * direction)
-        parts.append(f"{m.name}: Δ {what} = {iv.text()}")
-        numbers[m.name] = {"delta": iv.estimate, "low": iv.low, "high": iv.high}
-    numbers["natural"] = {"model": nat.name, "value": float(base_full)}
-    return signs, parts, numbers
-
-
-def grows_with_eps(
-    view: ResultsView, w: np.ndarray, stat: ModelStat, what: str, include_natural: bool = True
-) -> tuple[list[int], list[str], dict]:
-    """Spearman ρ between training ε and a statistic, per training norm with ≥ 3 models."""
-    signs, parts, numbers = [], [], {}
-    one = full_weights(view.n)
-    for norm in sorted({m.train_norm for m in view.robust if m.train_norm}):
-        family = [m for m in view.robust if m.train_norm == norm]
-        if include_natural:
-            family = view.natural[:1] + family
-        eps = np.array([m.train_eps for m in family])
-        if len(set(eps)) < 3:
-            parts.append(f"{norm}: {len(set(eps))} distinct ε (needs 3)")
-            continue
-        full = np.array([stat(view, m.name, one)[0] for m in family])
-        boot = np.stack([stat(view, m.name, w) for m in family], axis=1)
-        rho_full = spearman_rows(eps, full[None, :])[0]
-        iv = interval(rho_full, spearman_rows(eps, boot))
-        # "Grows with ε" asks for a (nearly) monotone trend, not just a positive correlation.
-        signs.append(iv.sign() if iv.sign() < 0 or iv.estimate >= MONOTONE - 1e-9 else 0)
-        parts.append(
-            f"{norm}: ρ(ε, {what}) = {iv.text()} over ε = {', '.join(f'{e:g}' for e in eps)}"
-        )
-        numbers[norm] = {"rho": iv.estimate, "low": iv.low, "high": iv.high}
-    return signs, parts, numbers
-
-
-def _verdict(signs: list[int], parts: list[str], numbers: dict) -> Verdict:
-    status = _combine(signs)
-    return Verdict(status, "; ".join(parts), "95 % paired bootstrap CI over images", numbers)
 
 
 # -------------------------------------------------------------------- statistics (paper 000)
@@ -222,7 +94,7 @@ def _latent_delta(kind: str) -> ModelStat:
 
 
 def check_dense_more(view: ResultsView, w: np.ndarray) -> Verdict:
-    return _verdict(*versus_natural(view, w, dense_total, "Σ_k N_k"))
+    return verdict_from(*versus_natural(view, w, dense_total, "Σ_k N_k"))
 
 
 def check_dense_grows(view: ResultsView, w: np.ndarray) -> Verdict:
@@ -231,7 +103,7 @@ def check_dense_grows(view: ResultsView, w: np.ndarray) -> Verdict:
         return Verdict(
             INCONCLUSIVE, "; ".join(parts) or "needs ≥ 3 training ε of one norm", "", numbers
         )
-    return _verdict(signs, parts, numbers)
+    return verdict_from(signs, parts, numbers)
 
 
 def check_redundancy(view: ResultsView, w: np.ndarray) -> Verdict:
@@ -242,18 +114,11 @@ def check_redundancy(view: ResultsView, w: np.ndarray) -> Verdict:
         view, w, _mean_over_blocks("mean_similarity"), "S̄ (mean over blocks)"
     )
     return Verdict(
-        _both(s1, s2),
+        both(s1, s2),
         "; ".join(p1 + p2),
         "95 % paired bootstrap CI over images",
         {"redundant_maps": n1, "mean_similarity": n2},
     )
-
-
-def _both(a: list[int], b: list[int]) -> str:
-    first, second = _combine(a), _combine(b)
-    if FAILS in (first, second):
-        return FAILS
-    return HOLDS if first == second == HOLDS else INCONCLUSIVE
 
 
 def check_latent_tradeoff(view: ResultsView, w: np.ndarray) -> Verdict:
@@ -273,7 +138,7 @@ def check_latent_tradeoff(view: ResultsView, w: np.ndarray) -> Verdict:
         s_rob.append(-rob.sign())
         parts.append(f"{m.name}: Δ natural acc = {nat.text()}, Δ robust acc = {rob.text()}")
         numbers[m.name] = {"natural": nat.__dict__, "robust": rob.__dict__}
-    return Verdict(_both(s_nat, s_rob), "; ".join(parts), "95 % bootstrap CI over images", numbers)
+    return Verdict(both(s_nat, s_rob), "; ".join(parts), "95 % bootstrap CI over images", numbers)
 
 
 def check_latent_grows(view: ResultsView, w: np.ndarray) -> Verdict:
@@ -287,7 +152,7 @@ def check_latent_grows(view: ResultsView, w: np.ndarray) -> Verdict:
     if not s1 or not s2:
         return Verdict(INCONCLUSIVE, "; ".join(p1 + p2) or "needs ≥ 3 robust models of one norm")
     return Verdict(
-        _both(s1, s2),
+        both(s1, s2),
         "; ".join(p1 + p2),
         "95 % paired bootstrap CI over images",
         {"natural": n1, "robust": n2},
@@ -303,14 +168,14 @@ def check_pixel_average(view: ResultsView, w: np.ndarray) -> Verdict:
         iv = interval(stat(view, m.name, one)[0] - chance, stat(view, m.name, w) - chance)
         signs.append(iv.sign())
         parts.append(f"{m.name}: accuracy − chance ({chance:.3g}) = {iv.text()}")
-    return _verdict(signs, parts, numbers)
+    return verdict_from(signs, parts, numbers)
 
 
 def check_contours(view: ResultsView, w: np.ndarray) -> Verdict:
     s1, p1, n1 = versus_natural(view, w, contour_drop, "contour drop")
     s2, p2, n2 = versus_natural(view, w, contour_spread, "std of drop over colours")
     return Verdict(
-        _both(s1, s2),
+        both(s1, s2),
         "; ".join(p1 + p2),
         "95 % paired bootstrap CI over images",
         {"drop": n1, "spread": n2},
@@ -318,10 +183,10 @@ def check_contours(view: ResultsView, w: np.ndarray) -> Verdict:
 
 
 def check_grid(view: ResultsView, w: np.ndarray) -> Verdict:
-    return _verdict(*versus_natural(view, w, _drop("grid"), "grid accuracy drop"))
+    return verdict_from(*versus_natural(view, w, _drop("grid"), "grid accuracy drop"))
 
 
-CLAIMS: tuple[Claim, ...] = (
+CLAIMS_000: tuple[Claim, ...] = (
     Claim(
         "000-4.1-dense",
         PAPER_000,
@@ -394,24 +259,3 @@ CLAIMS: tuple[Claim, ...] = (
         check_grid,
     ),
 )
-
-
-def evaluate_claims(
-    view: ResultsView, *, resamples: int = 1000, seed: int = 0
-) -> list[tuple[Claim, Verdict]]:
-    """Every claim whose lenses the study ran, with its verdict."""
-    w = resample_weights(view.n, resamples, seed)
-    out = []
-    for claim in CLAIMS:
-        missing = [lens for lens in claim.needs if lens not in view.lenses]
-        if missing:
-            continue
-        try:
-            verdict = claim.check(view, w)
-        except KeyError as exc:
-            verdict = Verdict(INCONCLUSIVE, f"results missing: {exc}")
-        out.append((claim, verdict))
-    return out
-
-
-__all__ = ["CLAIMS", "Claim", "Interval", "ResultsView", "Verdict", "evaluate_claims"]

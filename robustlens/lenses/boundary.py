@@ -1,0 +1,150 @@
+"""Distance to the decision boundary (Garaev et al. 2024, §5, Eq. 6–7, Table 8).
+
+DeepFool (Moosavi-Dezfooli et al. 2016) in L2 and L∞ estimates, for each evaluation image, the
+smallest perturbation that reaches another class: its norm is the distance d(x) of Eq. 7. The
+lens reports the mean, median and distribution of d(x) and the mean number of DeepFool
+iterations (Table 8's "steps"), over all images (a misclassified image is at distance 0) and
+over the correctly classified ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from robustlens.attacks.spec import NORM_NAMES, AttackSpec
+from robustlens.data.imageset import ImageSet
+from robustlens.errors import ConfigError
+from robustlens.lenses.base import (
+    LensContext,
+    LensResult,
+    LensSpec,
+    StudyModel,
+    palette,
+    register_lens,
+    tidy,
+)
+from robustlens.lenses.common import adversarial, predictions, subset
+
+
+@dataclass(frozen=True)
+class BoundaryParams:
+    """DeepFool with at most ``steps`` iterations and overshoot 0.02 (on the total)."""
+
+    norms: tuple[str, ...] = ("l2", "linf")
+    steps: int = 50
+    n: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.norms or any(n not in ("l2", "linf") for n in self.norms):
+            raise ConfigError(f"boundary norms must be l2 and/or linf, got {self.norms}")
+        if self.steps < 1 or (self.n is not None and self.n < 1):
+            raise ConfigError("steps and n must be ≥ 1")
+
+
+def compute(
+    model: StudyModel, data: ImageSet, params: BoundaryParams, ctx: LensContext
+) -> LensResult:
+    data = subset(data, params.n)
+    correct = (predictions(model, data.images, ctx.device) == data.labels).numpy()
+    rows, arrays = [], {"correct": correct}
+    for norm in params.norms:
+        spec = AttackSpec("deepfool", norm, 0.0, params.steps)
+        result = adversarial(ctx, model, data, spec, early_stop=True)
+        found = result.success.numpy()
+        # a sample DeepFool could not move across the boundary has no distance (NaN)
+        distance = np.where(found, result.norms.numpy().astype(np.float64), np.nan)
+        iterations = result.iterations.numpy().astype(np.float64)
+        arrays[f"distance/{norm}"] = distance
+        arrays[f"iterations/{norm}"] = iterations
+        for subset_name, mask in (("all", np.ones_like(correct)), ("correct", correct)):
+            d = distance[mask & found]
+            common = {
+                "model": model.name,
+                "layer": "input",
+                "setting": f"DeepFool {NORM_NAMES[norm]}",
+                "norm": norm,
+                "images": subset_name,
+                "n": int(mask.sum()),
+            }
+            rows.append(
+                {
+                    **common,
+                    "metric": f"mean_distance_{subset_name}",
+                    "value": float(d.mean()) if d.size else np.nan,
+                }
+            )
+            rows.append(
+                {
+                    **common,
+                    "metric": f"median_distance_{subset_name}",
+                    "value": float(np.median(d)) if d.size else np.nan,
+                }
+            )
+        rows.append(
+            {
+                "model": model.name,
+                "layer": "input",
+                "setting": f"DeepFool {NORM_NAMES[norm]}",
+                "metric": "mean_iterations",
+                "value": float(iterations.mean()),
+                "norm": norm,
+                "n": len(data),
+            }
+        )
+        rows.append(
+            {
+                "model": model.name,
+                "layer": "input",
+                "setting": f"DeepFool {NORM_NAMES[norm]}",
+                "metric": "not_found",
+                "value": float((~found).mean()),
+                "norm": norm,
+                "n": len(data),
+            }
+        )
+    return LensResult(tables={"boundary": tidy(rows)}, arrays=arrays)
+
+
+def plot(tables, models: list[StudyModel], params: BoundaryParams, arrays=None) -> dict:
+    from robustlens.study.figures import new_figure
+
+    if arrays is None:
+        return {}
+    colors = palette(models)
+    fig, axes = new_figure(ncols=len(params.norms), figsize=(4.4 * len(params.norms), 3.4))
+    axes = np.atleast_1d(axes)
+    for ax, norm in zip(axes, params.norms, strict=True):
+        data, names = [], []
+        for m in models:
+            d = arrays(m.name, f"distance/{norm}")
+            if d is not None:
+                data.append(d[np.isfinite(d)])
+                names.append(m.name)
+        if not data:
+            continue
+        parts = ax.violinplot(data, showmedians=True)
+        for body, name in zip(parts["bodies"], names, strict=True):
+            body.set_facecolor(colors[name])
+            body.set_alpha(0.6)
+        ax.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right")
+        ax.set_ylabel(f"DeepFool {NORM_NAMES[norm]} distance to the boundary")
+    return {"Distance of each image to the decision boundary (Table 8)": fig}
+
+
+SPEC = register_lens(
+    LensSpec(
+        name="boundary",
+        title="Distance to the decision boundary (DeepFool)",
+        paper="004_34ba3a310e26400d (Garaev et al.)",
+        section="§5, Eq. 6–7, Table 8",
+        description=(
+            "DeepFool L2 and L∞ distance from each evaluation image to the decision boundary: "
+            "mean, median and distribution, and the mean number of iterations."
+        ),
+        params=BoundaryParams,
+        compute=compute,
+        plot=plot,
+    )
+)

@@ -1,0 +1,105 @@
+"""Helpers several lenses share: paper attack settings at the data's resolution, adversarial
+examples computed once per run, penultimate representations, paired bootstrap indices."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from robustlens.attacks.result import AttackResult
+from robustlens.attacks.spec import AttackSpec, parse_specs
+from robustlens.data.imageset import ImageSet
+from robustlens.lenses.base import LensContext, StudyModel
+
+ATTACK_BATCH = 250
+
+
+def resolve_attacks(
+    texts: tuple[str, ...], data: ImageSet, reference_dim: int
+) -> list[tuple[AttackSpec, AttackSpec]]:
+    """(as written, as run) attack settings: ε moved from ``reference_dim`` input values (the
+    paper's data set; 0 = use as written) to the evaluation data's dimension."""
+    dim = data.info.dimension
+    return [(spec, spec.scaled(dim, reference_dim)) for spec in parse_specs(texts)]
+
+
+def adversarial(
+    ctx: LensContext,
+    model: StudyModel,
+    data: ImageSet,
+    spec: AttackSpec,
+    *,
+    early_stop: bool,
+    cw_binary_steps: int = 9,
+) -> AttackResult:
+    """The attack's result on ``data`` (on the CPU), computed once per study run and shared by
+    every lens asking for the same model, data, setting and early-exit choice."""
+    key = (
+        "adversarial",
+        model.digest,
+        data.fingerprint(),
+        spec.run_key(),
+        early_stop or spec.minimal_norm,  # minimal-norm attacks always stop once fooled
+        cw_binary_steps if spec.attack == "cw" else 0,
+        ctx.seed,
+    )
+    if key not in ctx.cache:
+        attack = spec.build(
+            model.model, seed=ctx.seed, early_stop=early_stop, cw_binary_steps=cw_binary_steps
+        )
+        x, y = data.images.to(ctx.device), data.labels.to(ctx.device)
+        result = attack.run(x, y, batch_size=ATTACK_BATCH)
+        ctx.cache[key] = AttackResult(
+            result.adversarial.cpu(),
+            result.success.cpu(),
+            result.norms.cpu(),
+            result.iterations.cpu(),
+            None if result.loss is None else result.loss.cpu(),
+        )
+    return ctx.cache[key]
+
+
+def predictions(model: StudyModel, images: torch.Tensor, device, batch: int = 500) -> torch.Tensor:
+    out = []
+    with torch.no_grad():
+        for i in range(0, images.shape[0], batch):
+            out.append(model.model(images[i : i + batch].to(device)).argmax(1).cpu())
+    return torch.cat(out)
+
+
+def representations(
+    model: StudyModel, images: torch.Tensor, device, batch: int = 500
+) -> np.ndarray:
+    """Penultimate representations f(x) as float64 [N, D]."""
+    out = []
+    with torch.no_grad():
+        for i in range(0, images.shape[0], batch):
+            out.append(model.model.features(images[i : i + batch].to(device)).double().cpu())
+    return torch.cat(out).numpy()
+
+
+def per_sample_loss(
+    model: StudyModel, images: torch.Tensor, labels: torch.Tensor, device, batch: int = 500
+) -> np.ndarray:
+    out = []
+    with torch.no_grad():
+        for i in range(0, images.shape[0], batch):
+            logits = model.model(images[i : i + batch].to(device))
+            out.append(
+                torch.nn.functional.cross_entropy(
+                    logits, labels[i : i + batch].to(device), reduction="none"
+                ).cpu()
+            )
+    return torch.cat(out).double().numpy()
+
+
+def bootstrap_indices(n: int, resamples: int, seed: int) -> np.ndarray:
+    """Resampled image indices [B, n]: the same for every model of a study (same n and seed),
+    so statistics of two models can be compared resample by resample (paired bootstrap)."""
+    rng = np.random.default_rng([seed, n, 4_0_0_4])
+    return rng.integers(0, n, size=(resamples, n))
+
+
+def subset(data: ImageSet, n: int | None) -> ImageSet:
+    """The first ``n`` evaluation images, class-balanced (all when None)."""
+    return data if n is None or n >= len(data) else data.subset(n, seed=0)

@@ -1,0 +1,142 @@
+"""Similarity of clean and adversarial representations (Garaev et al. 2024, §4.1, Tables 7, A3).
+
+SVCCA (Raghu et al. 2017) between a model's penultimate representations of clean and attacked
+inputs: centre, keep the top singular directions explaining 99 % of the variance (s²), CCA,
+mean correlation; linear CKA (Kornblith et al. 2019) beside it. The paper used one batch of 128
+images; we use every evaluation image (CCA with few samples per dimension overstates the
+correlations) and add a paired bootstrap over images, identical resamples for every model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from robustlens.analysis import linear_cka, svcca
+from robustlens.attacks.spec import CIFAR10_DIM
+from robustlens.data.imageset import ImageSet
+from robustlens.errors import ConfigError
+from robustlens.lenses.base import (
+    LensContext,
+    LensResult,
+    LensSpec,
+    StudyModel,
+    palette,
+    register_lens,
+    tidy,
+)
+from robustlens.lenses.common import (
+    adversarial,
+    bootstrap_indices,
+    representations,
+    resolve_attacks,
+    subset,
+)
+
+TABLE_7 = ("pgd l2 0.25 100", "pgd linf 0.025 100", "fgsm l2 0.25", "fgsm linf 0.025")
+
+
+@dataclass(frozen=True)
+class SimilarityParams:
+    """Table 7's attacks (CIFAR-10 units); ``keep``: variance fraction SVCCA keeps;
+    ``bootstrap``: resamples over images for the claims' intervals."""
+
+    attacks: tuple[str, ...] = TABLE_7
+    reference_dim: int = CIFAR10_DIM
+    keep: float = 0.99
+    n: int | None = None
+    bootstrap: int = 100
+
+    def __post_init__(self) -> None:
+        from robustlens.attacks.spec import parse_specs
+
+        specs = parse_specs(self.attacks)
+        if not specs or any(s.minimal_norm for s in specs):
+            raise ConfigError(
+                "similarity takes PGD and FGSM settings", fix="e.g. 'pgd l2 0.25 100'"
+            )
+        if not 0 < self.keep <= 1:
+            raise ConfigError(f"keep must lie in (0, 1], got {self.keep}")
+        if self.bootstrap < 0 or self.reference_dim < 0 or (self.n is not None and self.n < 2):
+            raise ConfigError("bootstrap and reference_dim must be ≥ 0, n ≥ 2")
+
+
+def compute(
+    model: StudyModel, data: ImageSet, params: SimilarityParams, ctx: LensContext
+) -> LensResult:
+    data = subset(data, params.n)
+    clean = representations(model, data.images, ctx.device)
+    boot = bootstrap_indices(len(data), params.bootstrap, ctx.seed) if params.bootstrap else None
+    rows, arrays = [], {}
+    for written, run in resolve_attacks(params.attacks, data, params.reference_dim):
+        result = adversarial(ctx, model, data, run, early_stop=False)
+        adv = representations(model, result.adversarial, ctx.device)
+        s = svcca(clean, adv, keep=params.keep)
+        cka = linear_cka(clean, adv)
+        common = {
+            "model": model.name,
+            "layer": "penultimate",
+            "setting": run.label(),
+            "n": len(data),
+            "key": written.key(),
+            "norm": run.norm,
+            "attack": run.attack,
+        }
+        rows.append(
+            {
+                **common,
+                "metric": "svcca",
+                "value": float(s.mean),
+                "kept_clean": s.kept_x,
+                "kept_adversarial": s.kept_y,
+            }
+        )
+        rows.append({**common, "metric": "linear_cka", "value": float(cka)})
+        arrays[f"svcca/{written.key()}"] = np.array([s.mean])
+        arrays[f"cka/{written.key()}"] = np.array([cka])
+        if boot is not None:
+            arrays[f"svcca_boot/{written.key()}"] = np.array(
+                [svcca(clean[i], adv[i], keep=params.keep).mean for i in boot]
+            )
+    return LensResult(tables={"similarity": tidy(rows)}, arrays=arrays)
+
+
+def plot(tables, models: list[StudyModel], params: SimilarityParams, arrays=None) -> dict:
+    from robustlens.study.figures import new_figure
+
+    frame = tables["similarity"]
+    colors = palette(models)
+    figures = {}
+    for metric, title in (("svcca", "SVCCA"), ("linear_cka", "linear CKA")):
+        part = frame[frame.metric == metric]
+        settings = list(dict.fromkeys(part.setting))
+        fig, ax = new_figure(figsize=(6.0, 3.4))
+        width = 0.8 / max(len(models), 1)
+        for i, m in enumerate(models):
+            values = part[part.model == m.name].set_index("setting").reindex(settings).value
+            x = np.arange(len(settings)) + (i - (len(models) - 1) / 2) * width
+            ax.bar(x, values, width, color=colors[m.name], label=m.label())
+        ax.set_xticks(range(len(settings)), settings, rotation=20, ha="right", fontsize="small")
+        ax.set_ylim(0, 1)
+        ax.set_ylabel(f"{title}(clean, adversarial)")
+        ax.legend(fontsize="x-small")
+        figures[f"{title} between clean and adversarial representations (Table 7)"] = fig
+    return figures
+
+
+SPEC = register_lens(
+    LensSpec(
+        name="similarity",
+        title="SVCCA and CKA of clean vs adversarial representations",
+        paper="004_34ba3a310e26400d (Garaev et al.)",
+        section="§4.1, Tables 7, A3",
+        description=(
+            "SVCCA (99 % of the variance kept, s²) and linear CKA between each model's "
+            "penultimate representations of clean and attacked evaluation images, in float64."
+        ),
+        params=SimilarityParams,
+        compute=compute,
+        plot=plot,
+    )
+)

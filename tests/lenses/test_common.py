@@ -1,0 +1,39 @@
+"""Helpers the lenses share: attack results computed once per study run."""
+
+from __future__ import annotations
+
+from robustlens.attacks.spec import AttackSpec
+from robustlens.lenses.common import adversarial, bootstrap_indices, resolve_attacks, subset
+from tests.lenses.helpers import brightness_images, make_ctx, make_info, study_model, trained_cnn
+
+INFO = make_info((1, 12, 12), num_classes=3)
+DATA = brightness_images(INFO, 40, seed=11)
+
+
+def test_one_run_per_model_data_and_setting():
+    ctx = make_ctx(INFO)
+    a, b = study_model(trained_cnn(INFO, 0), "a"), study_model(trained_cnn(INFO, 1), "b")
+    first = adversarial(ctx, a, DATA, AttackSpec.parse("pgd l2 1 3"), early_stop=False)
+    assert adversarial(ctx, a, DATA, AttackSpec.parse("pgd l2 1 3"), early_stop=False) is first
+    assert adversarial(ctx, a, DATA, AttackSpec.parse("pgd l2 1 3"), early_stop=True) is not first
+    assert adversarial(ctx, b, DATA, AttackSpec.parse("pgd l2 1 3"), early_stop=False) is not first
+    other = subset(DATA, 20)
+    assert adversarial(ctx, a, other, AttackSpec.parse("pgd l2 1 3"), early_stop=False) is not first
+    # a minimal-norm attack does not depend on the budget that judges it
+    df = adversarial(ctx, a, DATA, AttackSpec.parse("deepfool l2 0.3"), early_stop=True)
+    again = adversarial(ctx, a, DATA, AttackSpec("deepfool", "l2", 0.0, 50), early_stop=False)
+    assert again is df
+    assert first.adversarial.device.type == "cpu"
+
+
+def test_resolve_attacks_pairs_written_and_run_settings():
+    pairs = resolve_attacks(("pgd l2 0.25 5", "fgsm linf 0.03"), DATA, 3072)
+    (w1, r1), (w2, r2) = pairs
+    assert w1.eps == 0.25 and r1.eps == 0.25 * (144 / 3072) ** 0.5
+    assert w2.eps == r2.eps == 0.03
+
+
+def test_bootstrap_indices_are_fixed_by_size_and_seed():
+    a, b = bootstrap_indices(50, 4, 0), bootstrap_indices(50, 4, 0)
+    assert a.shape == (4, 50) and (a == b).all() and not (a == bootstrap_indices(50, 4, 1)).all()
+    assert a.min() >= 0 and a.max() < 50

@@ -1,0 +1,97 @@
+"""The norm-ratio lens (Garaev et al. 2024, §3.2, Tables 4–6, Eq. 5)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from robustlens.attacks.spec import AttackSpec
+from robustlens.errors import ConfigError
+from robustlens.lenses import get_lens, norm_ratio
+from robustlens.lenses.norm_ratio import norm_ratios
+from tests.lenses.helpers import (
+    brightness_images,
+    make_ctx,
+    make_info,
+    study_model,
+    trained_cnn,
+    value,
+)
+
+INFO = make_info((1, 12, 12), num_classes=3)
+DATA = brightness_images(INFO, 64, seed=5)
+LENS = get_lens("norm_ratio")
+
+
+def test_ratio_by_hand():
+    d = 12 * 12
+    delta = np.zeros((4, 1, 12, 12))
+    delta[0] = 0.03  # constant: ‖δ‖₂ = 0.03·√d, ‖δ‖∞ = 0.03, ratio √d (the upper bound)
+    delta[1, 0, 3, 4] = -0.5  # one value: ratio 1 (the lower bound)
+    delta[2, 0, 0, :2] = [0.3, 0.4]  # ‖δ‖₂ = 0.5, ‖δ‖∞ = 0.4
+    ratio = norm_ratios(delta)
+    assert ratio[0] == pytest.approx(math.sqrt(d))
+    assert ratio[1] == pytest.approx(1.0)
+    assert ratio[2] == pytest.approx(1.25)
+    assert np.isnan(ratio[3])  # δ = 0 has no ratio
+
+
+def test_keeps_perturbations_that_moved_away_from_label_and_clean_prediction():
+    net = trained_cnn(INFO)
+    p = LENS.resolve_params(
+        INFO, {"attacks": ["pgd linf 0.15 10", "pgd l2 1.5 10"], "reference_dim": 0}, "test"
+    )
+    result = norm_ratio.compute(study_model(net), DATA, p, make_ctx(INFO))
+    frame = result.tables["norm_ratio"]
+    with torch.no_grad():
+        clean_pred = net(DATA.images).argmax(1).numpy()
+    for text in p.attacks:
+        spec = AttackSpec.parse(text)
+        adv = spec.build(net, seed=0, early_stop=False).run(DATA.images, DATA.labels).adversarial
+        with torch.no_grad():
+            pred = net(adv).argmax(1).numpy()
+        kept = (pred != DATA.labels.numpy()) & (pred != clean_pred)
+        ratio = result.arrays[f"ratio/{text}"]
+        np.testing.assert_array_equal(~np.isnan(ratio), kept)
+        expected = norm_ratios((adv - DATA.images).numpy())[kept]
+        np.testing.assert_allclose(ratio[kept], expected)
+        assert kept.sum() >= 10  # the budgets are large enough to fool this model often
+        assert value(frame, key=text, metric="C1") == pytest.approx(expected.min())
+        assert value(frame, key=text, metric="C2") == pytest.approx(expected.max())
+        assert value(frame, key=text, metric="misclassified") == pytest.approx(
+            (pred != DATA.labels.numpy()).mean()
+        )
+        assert expected.min() >= 1.0 and expected.max() <= 12.0 + 1e-9  # 1 ≤ ratio ≤ √d
+    assert value(frame, key="pgd linf 0.15 10", metric="sqrt_d") == 12.0
+    # L∞ PGD saturates most coordinates, L2 PGD concentrates: the §3.2 picture on a toy model
+    linf_median = value(frame, key="pgd linf 0.15 10", metric="median")
+    l2_median = value(frame, key="pgd l2 1.5 10", metric="median")
+    assert linf_median > l2_median
+    figures = norm_ratio.plot({"norm_ratio": frame}, [study_model(net)], p)
+    (fig,) = figures.values()
+    assert len(fig.axes) == 2
+
+
+def test_no_successful_perturbation_gives_empty_statistics_not_an_error():
+    net = trained_cnn(INFO)
+    p = LENS.resolve_params(INFO, {"attacks": ["fgsm linf 0"], "reference_dim": 0}, "test")
+    frame = norm_ratio.compute(study_model(net), DATA, p, make_ctx(INFO)).tables["norm_ratio"]
+    assert math.isnan(value(frame, metric="C1")) and value(frame, metric="kept") == 0.0
+    assert isinstance(frame, pd.DataFrame)
+
+
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        ({"attacks": ["deepfool l2 0.1"]}, "PGD and FGSM"),
+        ({"attacks": []}, "PGD and FGSM"),
+        ({"n": 0}, "n ≥ 1"),
+    ],
+)
+def test_bad_parameters_are_refused(overrides, words):
+    with pytest.raises(ConfigError, match=words):
+        LENS.resolve_params(INFO, overrides, "lenses.norm_ratio")

@@ -1,0 +1,106 @@
+"""The similarity lens (Garaev et al. 2024, §4.1, Tables 7, A3): SVCCA and CKA of clean vs
+adversarial penultimate representations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from robustlens.analysis import linear_cka, svcca
+from robustlens.attacks.spec import AttackSpec
+from robustlens.errors import ConfigError
+from robustlens.lenses import get_lens, similarity
+from robustlens.lenses.common import bootstrap_indices
+from tests.lenses.helpers import (
+    brightness_images,
+    make_ctx,
+    make_info,
+    study_model,
+    trained_cnn,
+    value,
+)
+
+INFO = make_info((1, 12, 12), num_classes=3)
+DATA = brightness_images(INFO, 96, seed=7)
+LENS = get_lens("similarity")
+
+
+def reps(net, images) -> np.ndarray:
+    with torch.no_grad():
+        return net.features(images).double().numpy()
+
+
+def test_values_are_svcca_and_cka_of_the_representations():
+    net = trained_cnn(INFO)
+    p = LENS.resolve_params(
+        INFO, {"attacks": ["pgd l2 1 5"], "reference_dim": 0, "bootstrap": 5}, "test"
+    )
+    result = similarity.compute(study_model(net), DATA, p, make_ctx(INFO))
+    frame = result.tables["similarity"]
+    adv = AttackSpec.parse("pgd l2 1 5").build(net, early_stop=False).run(DATA.images, DATA.labels)
+    clean, attacked = reps(net, DATA.images), reps(net, adv.adversarial)
+    expected = svcca(clean, attacked)
+    assert value(frame, metric="svcca") == pytest.approx(expected.mean)
+    assert value(frame, metric="linear_cka") == pytest.approx(linear_cka(clean, attacked))
+    row = frame[frame.metric == "svcca"].iloc[0]
+    assert (row.kept_clean, row.kept_adversarial) == (expected.kept_x, expected.kept_y)
+    assert 0 < expected.mean < 1  # the attack really moved the representations
+    boot = result.arrays["svcca_boot/pgd l2 1 5"]
+    idx = bootstrap_indices(len(DATA), 5, seed=0)
+    assert boot.shape == (5,)
+    assert boot[2] == pytest.approx(svcca(clean[idx[2]], attacked[idx[2]]).mean)
+
+
+def test_an_attack_that_changes_nothing_gives_similarity_one():
+    net = trained_cnn(INFO)
+    p = LENS.resolve_params(
+        INFO, {"attacks": ["fgsm linf 0"], "reference_dim": 0, "bootstrap": 0}, "test"
+    )
+    result = similarity.compute(study_model(net), DATA, p, make_ctx(INFO))
+    frame = result.tables["similarity"]
+    assert value(frame, metric="svcca") == pytest.approx(1.0)
+    assert value(frame, metric="linear_cka") == pytest.approx(1.0)
+    assert not any(name.startswith("svcca_boot/") for name in result.arrays)
+
+
+def test_resamples_are_paired_across_models_and_the_figure_has_a_bar_each():
+    nets = [trained_cnn(INFO, seed=0), trained_cnn(INFO, seed=1)]
+    models = [study_model(n, f"m{i}") for i, n in enumerate(nets)]
+    p = LENS.resolve_params(
+        INFO, {"attacks": ["pgd linf 0.1 3", "fgsm l2 1"], "reference_dim": 0}, "test"
+    )
+    assert p.bootstrap == 100 and p.keep == 0.99  # SVCCA's 99 % of the variance by default
+    np.testing.assert_array_equal(bootstrap_indices(96, 3, 0), bootstrap_indices(96, 3, 0))
+    ctx = make_ctx(INFO)
+    frame = pd.concat([similarity.compute(m, DATA, p, ctx).tables["similarity"] for m in models])
+    figures = similarity.plot({"similarity": frame}, models, p)
+    assert len(figures) == 2
+    for fig in figures.values():
+        assert len(fig.axes[0].patches) == 2 * 2
+
+
+def test_too_few_images_for_the_kept_directions_is_a_clear_error():
+    net = trained_cnn(INFO)
+    p = LENS.resolve_params(
+        INFO,
+        {"attacks": ["pgd l2 1 2"], "reference_dim": 0, "n": 6, "bootstrap": 0, "keep": 1.0},
+        "test",
+    )
+    with pytest.raises(ConfigError, match="samples"):
+        similarity.compute(study_model(net), DATA, p, make_ctx(INFO))
+
+
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        ({"attacks": ["deepfool l2 0.1"]}, "PGD and FGSM"),
+        ({"keep": 0.0}, "keep must lie in"),
+        ({"keep": 1.5}, "keep must lie in"),
+        ({"n": 1}, "n ≥ 2"),
+    ],
+)
+def test_bad_parameters_are_refused(overrides, words):
+    with pytest.raises(ConfigError, match=words):
+        LENS.resolve_params(INFO, overrides, "lenses.similarity")

@@ -1,0 +1,179 @@
+"""The claims of Garaev et al. (paper 004) on hand-made per-image results with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from robustlens.study.claims import FAILS, HOLDS, INCONCLUSIVE, ResultsView, evaluate_claims
+from robustlens.study.claims.paper004 import (
+    check_a_distance,
+    check_boundary,
+    check_linf_hurts_more,
+    check_norm_ratio,
+    check_svcca,
+)
+from tests.study.claims.test_paper000 import model
+
+N = 300
+NAT = model("natural")
+LINF = model("linf-0.1", "pgd", "linf", 0.1)
+L2 = model("l2-1.5", "pgd", "l2", 1.5)
+MODELS = [NAT, LINF, L2]
+
+
+def view(arrays: dict[tuple[str, str, str], np.ndarray], lenses: set[str]) -> ResultsView:
+    def names(lens: str, m: str) -> list[str]:
+        return [name for (ln, mn, name) in arrays if (ln, mn) == (lens, m)]
+
+    v = ResultsView(
+        MODELS, lambda lens, m, name: arrays.get((lens, m, name)), lenses, N, 10, names=names
+    )
+    v.resamples = 300
+    return v
+
+
+def bernoulli(p: float, seed: int, n: int = N) -> np.ndarray:
+    return np.random.default_rng(seed).random(n) < p
+
+
+def grid(acc: dict[str, tuple[float, float]]) -> dict:
+    """Per model: (accuracy under PGD L∞ 0.025, under PGD L2 0.25)."""
+    out = {}
+    for i, (name, (linf, l2)) in enumerate(acc.items()):
+        out[("attack_grid", name, "robust/pgd linf 0.025 5")] = bernoulli(linf, 2 * i)
+        out[("attack_grid", name, "robust/pgd l2 0.25 100")] = bernoulli(l2, 2 * i + 1)
+        out[("attack_grid", name, "clean")] = np.ones(N, dtype=bool)
+    return out
+
+
+def test_linf_hurts_more():
+    holds = view(
+        grid({"natural": (0.1, 0.6), "linf-0.1": (0.5, 0.8), "l2-1.5": (0.4, 0.8)}),
+        {"attack_grid"},
+    )
+    verdict = check_linf_hurts_more(holds, holds.weights(N))
+    assert verdict.status == HOLDS, verdict.evidence
+    assert verdict.numbers["natural"]["linf"] == pytest.approx(bernoulli(0.1, 0).mean())
+    fails = view(
+        grid({"natural": (0.1, 0.6), "linf-0.1": (0.9, 0.5), "l2-1.5": (0.4, 0.8)}),
+        {"attack_grid"},
+    )
+    assert check_linf_hurts_more(fails, fails.weights(N)).status == FAILS
+    same = grid({"natural": (0.1, 0.6), "linf-0.1": (0.7, 0.7), "l2-1.5": (0.4, 0.8)})
+    same[("attack_grid", "linf-0.1", "robust/pgd l2 0.25 100")] = same[
+        ("attack_grid", "linf-0.1", "robust/pgd linf 0.025 5")
+    ]  # no difference for one robust model: not shown for every model
+    tie = view(same, {"attack_grid"})
+    assert check_linf_hurts_more(tie, tie.weights(N)).status == INCONCLUSIVE
+    missing = view({}, {"attack_grid"})
+    assert check_linf_hurts_more(missing, missing.weights(N)).status == INCONCLUSIVE
+
+
+def ratios(linf_fraction: float, l2_fraction: float, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    sqrt_d = 28.0
+    out = {}
+    for name in ("natural", "linf-0.1", "l2-1.5"):
+        linf = sqrt_d * np.clip(linf_fraction + 0.02 * rng.standard_normal(N), 0.04, 1)
+        l2 = sqrt_d * np.clip(l2_fraction + 0.02 * rng.standard_normal(N), 0.04, 1)
+        linf[::3] = np.nan  # perturbations that were not kept
+        out[("norm_ratio", name, "ratio/pgd linf 0.03 20")] = linf
+        out[("norm_ratio", name, "ratio/pgd l2 0.25 20")] = l2
+        out[("norm_ratio", name, "sqrt_d")] = np.array([sqrt_d])
+    return out
+
+
+def test_norm_ratio():
+    holds = view(ratios(0.9, 0.2, 0), {"norm_ratio"})
+    verdict = check_norm_ratio(holds, holds.weights(N))
+    assert verdict.status == HOLDS, verdict.evidence
+    assert verdict.numbers["natural"]["linf"][0] == pytest.approx(0.9, abs=0.01)
+    assert check_norm_ratio(view(ratios(0.9, 0.8, 0), {"norm_ratio"}), None).status == FAILS
+    assert check_norm_ratio(view(ratios(0.5, 0.2, 0), {"norm_ratio"}), None).status == FAILS
+    # at the threshold itself (0.75·√d) the interval spans it: no verdict either way
+    assert check_norm_ratio(view(ratios(0.75, 0.2, 0), {"norm_ratio"}), None).status == INCONCLUSIVE
+
+
+def errors(error_rate: float, seed: int) -> np.ndarray:
+    """Out-of-fold errors [2, N] of the clean-vs-attacked classifier at a given rate."""
+    return np.stack([bernoulli(error_rate, seed), bernoulli(error_rate, seed + 100)])
+
+
+def a_view(rates: dict[str, tuple[float, float]]) -> ResultsView:
+    """Per model: (classifier error for PGD L2, for PGD L∞); A = 2(1 − 2·err)."""
+    arrays = {}
+    for i, (name, (l2, linf)) in enumerate(rates.items()):
+        arrays[("loss_dist", name, "a_errors/pgd l2 0.5 10")] = errors(l2, 10 * i)
+        arrays[("loss_dist", name, "a_errors/pgd linf 0.05 5")] = errors(linf, 10 * i + 5)
+    return view(arrays, {"loss_dist"})
+
+
+def test_a_distance():
+    # natural: near-perfectly separable (A ≈ 1.8); robust: closer (A ≈ 0.6 for L2, 1.0 for L∞)
+    holds = a_view({"natural": (0.05, 0.05), "linf-0.1": (0.35, 0.25), "l2-1.5": (0.35, 0.25)})
+    verdict = check_a_distance(holds, holds.weights(N))
+    assert verdict.status == HOLDS, verdict.evidence
+    assert verdict.numbers["l2-1.5"]["l2"] == pytest.approx(
+        2 * (1 - 2 * errors(0.35, 20).mean()), abs=1e-12
+    )
+    # robust models further from clean than the natural one
+    worse = a_view({"natural": (0.4, 0.4), "linf-0.1": (0.05, 0.05), "l2-1.5": (0.4, 0.3)})
+    assert check_a_distance(worse, worse.weights(N)).status == FAILS
+    # all the way: the classifier is at chance for the robust models (A ≈ 0)
+    gone = a_view({"natural": (0.05, 0.05), "linf-0.1": (0.5, 0.5), "l2-1.5": (0.5, 0.5)})
+    assert check_a_distance(gone, gone.weights(N)).status != HOLDS
+    # L∞ closer than L2: "least for L∞" fails
+    flipped = a_view({"natural": (0.05, 0.05), "linf-0.1": (0.3, 0.42), "l2-1.5": (0.3, 0.42)})
+    assert check_a_distance(flipped, flipped.weights(N)).status == FAILS
+
+
+def svcca_view(values: dict[str, tuple[float, float]], noise: float = 0.003) -> ResultsView:
+    """Per model: (SVCCA under PGD L2, under PGD L∞), with paired bootstrap samples."""
+    rng = np.random.default_rng(0)
+    shared = rng.standard_normal(100)  # paired: the same image resamples move every model
+    arrays = {}
+    for name, (l2, linf) in values.items():
+        for key, v in (("pgd l2 0.25 20", l2), ("pgd linf 0.025 20", linf)):
+            arrays[("similarity", name, f"svcca/{key}")] = np.array([v])
+            boot = v + noise * shared + 0.3 * noise * rng.standard_normal(100)
+            arrays[("similarity", name, f"svcca_boot/{key}")] = boot
+    return view(arrays, {"similarity"})
+
+
+def test_svcca():
+    holds = svcca_view({"natural": (0.95, 0.80), "linf-0.1": (0.99, 0.93), "l2-1.5": (0.99, 0.9)})
+    verdict = check_svcca(holds, None)
+    assert verdict.status == HOLDS, verdict.evidence
+    assert verdict.numbers["linf-0.1"]["pgd linf 0.025 20"] == 0.93
+    lower = svcca_view({"natural": (0.95, 0.8), "linf-0.1": (0.9, 0.7), "l2-1.5": (0.99, 0.9)})
+    assert check_svcca(lower, None).status == FAILS
+    l2_worst = svcca_view({"natural": (0.8, 0.95), "linf-0.1": (0.9, 0.97), "l2-1.5": (0.9, 0.97)})
+    assert check_svcca(l2_worst, None).status == FAILS
+
+
+def boundary_view(means: dict[str, float]) -> ResultsView:
+    rng = np.random.default_rng(1)
+    arrays = {}
+    for name, mean in means.items():
+        d = mean * rng.gamma(20.0, 1 / 20.0, N)
+        d[5] = np.nan  # DeepFool did not cross for one image
+        arrays[("boundary", name, "distance/l2")] = d
+    return view(arrays, {"boundary"})
+
+
+def test_boundary():
+    holds = boundary_view({"natural": 0.5, "linf-0.1": 1.2, "l2-1.5": 2.0})
+    verdict = check_boundary(holds, holds.weights(N))
+    assert verdict.status == HOLDS, verdict.evidence
+    assert verdict.numbers["l2-1.5"]["estimate"] > 1.3
+    fails = boundary_view({"natural": 0.5, "linf-0.1": 3.0, "l2-1.5": 2.0})
+    assert check_boundary(fails, fails.weights(N)).status == FAILS
+    no_gain = boundary_view({"natural": 2.0, "linf-0.1": 1.0, "l2-1.5": 0.5})
+    assert check_boundary(no_gain, no_gain.weights(N)).status == FAILS
+
+
+def test_paper004_claims_join_the_table_only_when_their_lens_ran():
+    v = boundary_view({"natural": 0.5, "linf-0.1": 1.2, "l2-1.5": 2.0})
+    ids = [claim.id for claim, _ in evaluate_claims(v, resamples=200)]
+    assert ids == ["004-5-boundary"]
