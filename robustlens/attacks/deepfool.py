@@ -109,8 +109,9 @@ class DeepFool(Attack):
                 r_total[active] = (x[active] + r_total[active]).clamp(0, 1) - x[active]
             x_adv[active] = (x[active] + (1 + self.overshoot) * r_total[active]).clamp(0, 1)
             iterations[active] += 1
-        delta = x_adv - x
-        return AttackResult(x_adv, success, self.threat.norms(delta), iterations)
+        # like every minimal-norm attack: no perturbation found means an infinite norm
+        norms = torch.where(success, self.threat.norms(x_adv - x), torch.inf)
+        return AttackResult(x_adv, success, norms, iterations)
 
     def _class_gradients(
         self, xa: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, cands: torch.Tensor

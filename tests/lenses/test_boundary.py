@@ -59,6 +59,8 @@ def test_an_image_deepfool_cannot_move_has_no_distance():
     attack = DeepFool(net, "l2", steps=1).run(DATA.images, DATA.labels)
     d = result.arrays["distance/l2"]
     np.testing.assert_array_equal(np.isnan(d), ~attack.success.numpy())
+    assert (~attack.success).any()  # one DeepFool step is not enough for every image
+    assert torch.isinf(attack.norms[~attack.success]).all()  # the minimal-norm convention
     frame = result.tables["boundary"]
     assert value(frame, metric="not_found") == pytest.approx((~attack.success).double().mean())
     assert value(frame, metric="mean_distance_all") == pytest.approx(np.nanmean(d))
