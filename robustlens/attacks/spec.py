@@ -91,13 +91,15 @@ class AttackSpec:
         steps = f" {self.steps}" if self.steps is not None else ""
         return f"{self.attack} {self.norm} {self.eps:g}{steps}"
 
-    def run_key(self) -> str:
-        """What determines the attack's output: for minimal-norm attacks the budget does not
-        (it only judges their result), so settings differing in ε share one run."""
+    def run_key(self, *, early_stop: bool = True, cw_binary_steps: int = 9) -> str:
+        """Everything that determines the attack's output, with the options :meth:`build`
+        takes. Minimal-norm attacks always stop once fooled and do not depend on ε (it only
+        judges their result), so settings differing in ε or early exit share one run."""
         if not self.minimal_norm:
-            return self.key()
+            return f"{self.key()} early_stop={bool(early_stop)}"
         steps = self.steps or {"cw": 1000, "deepfool": 50}[self.attack]
-        return f"{self.attack} {self.norm} * {steps}"
+        searches = f" searches={cw_binary_steps}" if self.attack == "cw" else ""
+        return f"{self.attack} {self.norm} * {steps}{searches}"
 
     def build(
         self,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from robustlens.attacks.evaluate import predict
 from robustlens.attacks.result import AttackResult
 from robustlens.attacks.spec import AttackSpec, parse_specs
 from robustlens.data.imageset import ImageSet
@@ -38,9 +39,7 @@ def adversarial(
         "adversarial",
         model.digest,
         data.fingerprint(),
-        spec.run_key(),
-        early_stop or spec.minimal_norm,  # minimal-norm attacks always stop once fooled
-        cw_binary_steps if spec.attack == "cw" else 0,
+        spec.run_key(early_stop=early_stop, cw_binary_steps=cw_binary_steps),
         ctx.seed,
     )
     if key not in ctx.cache:
@@ -60,11 +59,8 @@ def adversarial(
 
 
 def predictions(model: StudyModel, images: torch.Tensor, device, batch: int = 500) -> torch.Tensor:
-    out = []
-    with torch.no_grad():
-        for i in range(0, images.shape[0], batch):
-            out.append(model.model(images[i : i + batch].to(device)).argmax(1).cpu())
-    return torch.cat(out)
+    """Predicted classes on the CPU (batched, NaN outputs refused; see attacks.evaluate)."""
+    return predict(model.model, images.to(device), batch).cpu()
 
 
 def representations(

@@ -85,6 +85,12 @@ def test_label_and_run_key():
     )
     assert AttackSpec("cw", "l2", 0.25, 10).run_key() != AttackSpec("cw", "l2", 0.25, 20).run_key()
     assert AttackSpec("pgd", "l2", 0.25, 10).run_key() != AttackSpec("pgd", "l2", 0.5, 10).run_key()
+    pgd = AttackSpec("pgd", "l2", 0.25, 10)
+    assert pgd.run_key(early_stop=True) != pgd.run_key(early_stop=False)
+    deepfool = AttackSpec("deepfool", "l2", 0.25)
+    assert deepfool.run_key(early_stop=False, cw_binary_steps=3) == deepfool.run_key()
+    cw = AttackSpec("cw", "l2", 0.25, 10)
+    assert cw.run_key(cw_binary_steps=3) != cw.run_key(cw_binary_steps=9)
 
 
 def test_build_makes_the_named_attack():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -92,7 +93,7 @@ def test_models_share_nothing_but_the_rows():
         clean_correct(a, DATA.subset(30, seed=0)).mean()
     )
     figures = attack_grid.plot(
-        {"attack_grid": __import__("pandas").concat([fa, fb])},
+        {"attack_grid": pd.concat([fa, fb])},
         [study_model(a, "a"), study_model(b, "b")],
         p,
     )
