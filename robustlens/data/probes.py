@@ -88,3 +88,85 @@ def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     _check(x)
     out = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
     return out.clamp(0.0, 1.0)
+
+
+# ----------------------------------------------------------------------------- Itazuri et al.
+# §4.1 and Table 2 of paper 002: transforms that remove spatial detail (blur, median), colour
+# (reversal) or texture while keeping shape (Fourier amplitude swap, edge map).
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float, kernel_size: int = 7) -> torch.Tensor:
+    """Gaussian blur with a ``kernel_size`` square kernel (7 in §4.1) and standard deviation
+    ``sigma`` (kornia, reflect padding); ``sigma = 0`` returns the images unchanged."""
+    _check(x)
+    if sigma < 0 or kernel_size < 1 or kernel_size % 2 == 0:
+        raise ConfigError(
+            f"blur needs sigma ≥ 0 and an odd kernel size, got sigma={sigma}, "
+            f"kernel_size={kernel_size}"
+        )
+    if sigma == 0:
+        return x.clone()
+    import kornia
+
+    k = int(kernel_size)
+    return kornia.filters.gaussian_blur2d(x, (k, k), (float(sigma), float(sigma))).clamp(0, 1)
+
+
+def median_filter(x: torch.Tensor, times: int, kernel_size: int = 5) -> torch.Tensor:
+    """The median filter of a ``kernel_size`` window (5 in §4.1) applied ``times`` times
+    (kornia; zero padding at the border, as kornia's median_blur does)."""
+    _check(x)
+    if times < 0 or kernel_size < 1 or kernel_size % 2 == 0:
+        raise ConfigError(
+            f"median filtering needs times ≥ 0 and an odd kernel size, got times={times}, "
+            f"kernel_size={kernel_size}"
+        )
+    import kornia
+
+    out = x.clone()
+    for _ in range(times):
+        out = kornia.filters.median_blur(out, (kernel_size, kernel_size))
+    return out
+
+
+def reverse_colors(x: torch.Tensor, mean: tuple[float, ...] | list[float]) -> torch.Tensor:
+    """Pixel values reflected around the data set's per-channel mean, 2μ − x (Table 2),
+    clipped to [0, 1] (values reflected past a bound are lost; see :func:`clipped_fraction`)."""
+    _check(x)
+    mu = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    if mu.shape[1] != x.shape[1]:
+        raise ConfigError(f"{mu.shape[1]} mean values do not fit {x.shape[1]}-channel images")
+    return (2 * mu - x).clamp(0, 1)
+
+
+def clipped_fraction(x: torch.Tensor, mean: tuple[float, ...] | list[float]) -> float:
+    """The fraction of pixel values :func:`reverse_colors` has to clip."""
+    mu = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    y = 2 * mu - x
+    return float(((y < 0) | (y > 1)).float().mean())
+
+
+def amplitude_swap(x: torch.Tensor, donors: torch.Tensor) -> torch.Tensor:
+    """Each image's Fourier phase with the amplitude spectrum of the matching donor image
+    (per channel): the layout of edges and shapes stays, the texture statistics come from
+    another image. Clipped to [0, 1]."""
+    _check(x)
+    if donors.shape != x.shape:
+        raise ConfigError(f"donor images {tuple(donors.shape)} must match {tuple(x.shape)}")
+    spectrum = torch.fft.fft2(x.double())
+    amplitude = torch.fft.fft2(donors.double()).abs()
+    mixed = torch.polar(amplitude, torch.angle(spectrum))
+    return torch.fft.ifft2(mixed).real.clamp(0, 1).to(x.dtype)
+
+
+def edge_map(x: torch.Tensor) -> torch.Tensor:
+    """Sobel gradient magnitude of the grey image, scaled per image to [0, 1] and repeated on
+    every channel: edges and silhouette without texture or colour."""
+    _check(x)
+    import kornia
+
+    grey = x.mean(dim=1, keepdim=True)
+    grad = kornia.filters.spatial_gradient(grey, mode="sobel")  # [N, 1, 2, H, W]
+    edges = grad.pow(2).sum(dim=2).sqrt()
+    top = edges.flatten(1).amax(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+    return (edges / top).expand_as(x).clone()

@@ -9,9 +9,14 @@ from robustlens.lenses import (  # noqa: F401  (importing a lens module register
     boundary,
     color,
     embedding,
+    ensemble,
+    featviz,
+    filters,
     latent,
     loss_dist,
     norm_ratio,
+    probes,
+    saliency,
     similarity,
 )
 from robustlens.lenses.base import (

@@ -58,3 +58,74 @@ def test_bad_probe_arguments():
         colored_contour(x, "red", 3)
     with pytest.raises(ConfigError, match="NCHW"):
         pixel_average(torch.zeros(3, 4, 4))
+
+
+# ----------------------------------------------------------------------------- Itazuri et al.
+
+
+def test_gaussian_blur_matches_a_hand_built_separable_kernel():
+    from robustlens.data.probes import gaussian_blur
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 16, 16, dtype=torch.float64)
+    sigma, k = 1.5, 7
+    t = torch.arange(k, dtype=torch.float64) - k // 2
+    g = torch.exp(-(t**2) / (2 * sigma**2))
+    g = g / g.sum()
+    kernel = (g[:, None] * g[None, :]).expand(3, 1, k, k)
+    padded = torch.nn.functional.pad(x, (3, 3, 3, 3), mode="reflect")
+    expected = torch.nn.functional.conv2d(padded, kernel, groups=3)
+    torch.testing.assert_close(gaussian_blur(x, sigma, k), expected.clamp(0, 1))
+    torch.testing.assert_close(gaussian_blur(x, 0.0, k), x)
+
+
+def test_median_filter_removes_an_isolated_spike_and_keeps_a_strong_edge():
+    from robustlens.data.probes import median_filter
+
+    x = torch.zeros(1, 1, 12, 12)
+    x[..., :, 6:] = 1.0  # a strong vertical edge
+    x[..., 3, 2] = 1.0  # an isolated bright pixel on the dark side
+    once = median_filter(x, 1)
+    assert once[0, 0, 3, 2] == 0.0
+    torch.testing.assert_close(once[0, 0, 2:10, 4:8], x[0, 0, 2:10, 4:8])
+    torch.testing.assert_close(median_filter(x, 0), x)
+    # repeated application is the filter applied again
+    torch.testing.assert_close(median_filter(x, 2), median_filter(median_filter(x, 1), 1))
+
+
+def test_colour_reversal_reflects_around_the_mean_and_reports_clipping():
+    from robustlens.data.probes import clipped_fraction, reverse_colors
+
+    x = torch.tensor([0.0, 0.2, 0.5, 0.9]).view(1, 1, 2, 2)
+    out = reverse_colors(x, [0.3])
+    torch.testing.assert_close(out.flatten(), torch.tensor([0.6, 0.4, 0.1, 0.0]))
+    assert clipped_fraction(x, [0.3]) == 0.25
+    with pytest.raises(ConfigError, match="mean values"):
+        reverse_colors(torch.zeros(1, 3, 2, 2), [0.5])
+
+
+def test_amplitude_swap_keeps_phase_and_takes_the_donors_amplitude():
+    from robustlens.data.probes import amplitude_swap
+
+    torch.manual_seed(1)
+    x = torch.rand(2, 1, 8, 8, dtype=torch.float64)
+    donor = torch.rand(2, 1, 8, 8, dtype=torch.float64)
+    torch.testing.assert_close(amplitude_swap(x, x), x)  # its own amplitude: unchanged
+    raw = torch.fft.ifft2(
+        torch.polar(torch.fft.fft2(donor).abs(), torch.angle(torch.fft.fft2(x)))
+    ).real
+    torch.testing.assert_close(amplitude_swap(x, donor), raw.clamp(0, 1))
+    with pytest.raises(ConfigError, match="must match"):
+        amplitude_swap(x, donor[:1])
+
+
+def test_edge_map_marks_edges_only():
+    from robustlens.data.probes import edge_map
+
+    x = torch.zeros(1, 3, 10, 10)
+    x[..., 5:] = 1.0
+    e = edge_map(x)
+    assert e.shape == x.shape and float(e.max()) == 1.0
+    assert float(e[0, 0, :, 1].abs().max()) == 0.0  # flat region
+    assert float(e[0, 0, 5, 4]) > 0.5  # next to the edge
+    torch.testing.assert_close(e[:, 0], e[:, 2])

@@ -1,0 +1,480 @@
+"""Convolution filters of robust and natural models (Gavrikov & Keuper 2022, §3–4).
+
+Per model and convolution layer: sparsity (Eq. 7), variance entropy (Eq. 8) and filterbank
+orthogonality (Eq. 9), each with a bootstrap over the layer's filters (filterbanks for
+orthogonality) so robust and natural models can be compared with an interval. The scaled,
+non-sparse filters of each layer are stored by depth group (the first convolution apart, then
+deciles of relative depth); the PCA filter basis (Fig. 2) and the explained-variance-weighted
+symmetric KL divergence of coefficient distributions between robust and natural models
+(Eq. 10, Fig. 1, 3) are computed from them across models
+(:func:`robustlens.analysis.filters.filter_shift`).
+The first layer's weights (Fig. 4) and its "thresholding" picture — ReLU(conv1(x)) against
+ReLU(conv1(x + δ)) with δ from PGD L∞ (Fig. 6) — come with the per-image relative change of
+the first layer's activations.
+
+The paper measures 3×3 kernels only (``kernel_sizes = [3]``); other square sizes can be added
+and are analysed in their own basis. Raw weights by default; ``fold_batchnorm`` folds a
+BatchNorm that directly follows a convolution into its weights, as the authors' ONNX exports did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from robustlens.analysis.filters import (
+    GroupedFilters,
+    depth_group,
+    filter_basis,
+    filter_matrix,
+    filter_shift,
+    orthogonality,
+    pooled,
+    scaled_filters,
+    sparsity,
+    variance_entropy,
+)
+from robustlens.attacks.spec import CIFAR10_DIM
+from robustlens.data.imageset import ImageSet
+from robustlens.errors import ConfigError
+from robustlens.lenses.base import (
+    LensContext,
+    LensResult,
+    LensSpec,
+    StudyModel,
+    register_lens,
+    tidy,
+)
+from robustlens.lenses.common import adversarial, resolve_attacks, subset
+from robustlens.models.convs import ConvLayer, conv_layers, following_batchnorm
+
+PERMUTATIONS = 20
+"""Label shuffles per depth group for the KL baseline in the shift figure."""
+METRICS = {
+    "sparsity": sparsity,
+    "variance_entropy": variance_entropy,
+    "orthogonality": orthogonality,
+}
+
+
+@dataclass(frozen=True)
+class FiltersParams:
+    kernel_sizes: tuple[int, ...] = (3,)
+    fold_batchnorm: bool = False
+    resamples: int = 200
+    threshold_attack: str = "pgd linf 0.03137 10"
+    """Fig. 6: δ for the thresholding picture (8/255 at CIFAR-10 resolution, scaled)."""
+    reference_dim: int = CIFAR10_DIM
+    threshold_images: int = 100
+
+    def __post_init__(self) -> None:
+        from robustlens.attacks.spec import AttackSpec
+
+        if not self.kernel_sizes or any(k < 1 for k in self.kernel_sizes):
+            raise ConfigError(
+                f"kernel_sizes must list positive sizes, got {list(self.kernel_sizes)}",
+                fix="e.g. kernel_sizes = [3] (the paper) or [3, 5]",
+            )
+        if self.resamples < 0 or self.threshold_images < 0:
+            raise ConfigError("resamples and threshold_images must be ≥ 0")
+        spec = AttackSpec.parse(self.threshold_attack)
+        if spec.minimal_norm:
+            raise ConfigError(
+                "threshold_attack must be a PGD or FGSM setting", fix="e.g. 'pgd linf 0.03137 10'"
+            )
+
+
+def array_name(layer: ConvLayer) -> str:
+    """``filters/<group>/<k1>x<k2>/<layer>``: what claims and figures group filters by."""
+    k1, k2 = layer.kernel_size
+    return f"filters/{depth_group(layer.index, layer.relative_depth)}/{k1}x{k2}/{layer.name}"
+
+
+def _bootstrap(weight: np.ndarray, metric: str, resamples: int, rng) -> np.ndarray:
+    """The metric on layers rebuilt from resampled filters (filterbanks for orthogonality)."""
+    out = np.empty(resamples)
+    c_out = weight.shape[0]
+    for b in range(resamples):
+        if metric == "orthogonality":
+            sample = weight[rng.integers(0, c_out, c_out)]
+        else:
+            flat = filter_matrix(weight)
+            rows = flat[rng.integers(0, flat.shape[0], flat.shape[0])]
+            sample = rows.reshape(rows.shape[0], 1, *weight.shape[2:])
+        out[b] = METRICS[metric](sample)
+    return out
+
+
+def compute(
+    model: StudyModel, data: ImageSet, params: FiltersParams, ctx: LensContext
+) -> LensResult:
+    layers = conv_layers(model.model, fold_batchnorm=params.fold_batchnorm)
+    weights = "BatchNorm-folded" if params.fold_batchnorm else "raw"
+    chosen = [
+        layer
+        for layer in layers
+        if layer.kernel_size[0] == layer.kernel_size[1]
+        and layer.kernel_size[0] in params.kernel_sizes
+    ]
+    notes = []
+    if not chosen:
+        sizes = sorted({f"{a}x{b}" for a, b in (layer.kernel_size for layer in layers)})
+        raise ConfigError(
+            f"{model.name} has no convolution with kernel size in {list(params.kernel_sizes)}",
+            fix=f"its kernels are {', '.join(sizes)}; set the lens's kernel_sizes",
+        )
+    skipped = [layer.name for layer in layers if layer not in chosen]
+    if skipped:
+        notes.append(
+            f"{model.name}: {len(skipped)} convolution(s) with other kernel sizes left out "
+            f"({', '.join(skipped[:5])}{' …' if len(skipped) > 5 else ''})"
+        )
+    rng = np.random.default_rng([ctx.seed, 3_0_0_3])
+    rows, arrays = [], {}
+    values = {metric: [] for metric in METRICS}
+    boots = {metric: [] for metric in METRICS}
+    for layer in chosen:
+        k1, k2 = layer.kernel_size
+        common = {
+            "model": model.name,
+            "layer": layer.name,
+            "group": depth_group(layer.index, layer.relative_depth),
+            "relative_depth": layer.relative_depth,
+            "kernel": f"{k1}x{k2}",
+            "weights": weights,
+            "filters": int(layer.weight.shape[0] * layer.weight.shape[1]),
+        }
+        for metric, fn in METRICS.items():
+            value = fn(layer.weight)
+            boot = _bootstrap(layer.weight, metric, params.resamples, rng)
+            finite = boot[np.isfinite(boot)]
+            low, high = np.quantile(finite, [0.025, 0.975]) if finite.size else (np.nan, np.nan)
+            rows.append(
+                {
+                    **common,
+                    "setting": weights,
+                    "metric": metric,
+                    "value": value,
+                    "ci_low": low,
+                    "ci_high": high,
+                }
+            )
+            values[metric].append(value)
+            boots[metric].append(boot)
+        arrays[array_name(layer)] = scaled_filters(layer.weight).astype(np.float32)
+    for metric in METRICS:
+        arrays[f"quality/{metric}"] = np.array(values[metric], dtype=np.float64)
+        arrays[f"quality_boot/{metric}"] = np.stack(boots[metric])
+    arrays["filters/index"] = np.array([array_name(layer) for layer in chosen])
+    first = layers[0]
+    arrays["first_layer"] = first.weight.astype(np.float32)
+    if params.threshold_images:
+        rows += _thresholding(model, data, params, ctx, first, arrays)
+    return LensResult(tables={"filters": tidy(rows)}, arrays=arrays, notes=notes)
+
+
+def _thresholding(
+    model: StudyModel,
+    data: ImageSet,
+    params: FiltersParams,
+    ctx: LensContext,
+    first: ConvLayer,
+    arrays: dict,
+) -> list[dict]:
+    """Fig. 6: how much of a PGD perturbation survives the first convolution (+ its BatchNorm)
+    and the ReLU, per image: ‖a(x+δ) − a(x)‖₂ / ‖a(x)‖₂ with a = ReLU(BN(conv1(·)))."""
+    data = subset(data, params.threshold_images)
+    ((_, spec),) = resolve_attacks((params.threshold_attack,), data, params.reference_dim)
+    result = adversarial(ctx, model, data, spec, early_stop=False)
+    clean = _first_activation(model, data.images, first, ctx.device)
+    attacked = _first_activation(model, result.adversarial, first, ctx.device)
+    flat_c, flat_a = clean.flatten(1), attacked.flatten(1)
+    change = (flat_a - flat_c).norm(dim=1) / flat_c.norm(dim=1).clamp_min(1e-12)
+    arrays["threshold/relative_change"] = change.double().numpy()
+    arrays["threshold/clean"] = clean[:4].float().numpy()
+    arrays["threshold/attacked"] = attacked[:4].float().numpy()
+    return [
+        {
+            "model": model.name,
+            "layer": first.name,
+            "setting": spec.label(),
+            "metric": "first_layer_relative_change",
+            "value": float(change.mean()),
+            "n": len(data),
+        }
+    ]
+
+
+def _first_activation(
+    model: StudyModel, images: torch.Tensor, first: ConvLayer, device
+) -> torch.Tensor:
+    """ReLU(BN(conv1(normalised x))) with the BN that directly follows conv1, if any."""
+    from robustlens.models.anatomy import capture_activations
+
+    try:
+        bn = following_batchnorm(model.model).get(first.name)
+    except ConfigError:
+        bn = None
+    tap = bn or first.name
+    was_training = model.model.training
+    model.model.eval()
+    try:
+        with torch.no_grad(), capture_activations(model.model, [tap]) as acts:
+            outs = []
+            for i in range(0, images.shape[0], 250):
+                model.model(images[i : i + 250].to(device))
+                outs.append(torch.relu(acts[tap]).cpu())
+    finally:
+        model.model.train(was_training)
+    return torch.cat(outs)
+
+
+def plot(tables, models: list[StudyModel], params: FiltersParams, arrays=None) -> dict:
+    from robustlens.study.figures import new_figure
+
+    frame = tables["filters"]
+    colors = {m.name: c for m, c in zip(models, _colors(models), strict=True)}
+    figures = {}
+    fig, axes = new_figure(1, 3, figsize=(13, 3.4))
+    for ax, metric in zip(axes, METRICS, strict=True):
+        part = frame[frame.metric == metric]
+        for m in models:
+            rows = part[part.model == m.name].sort_values("relative_depth")
+            if rows.empty:
+                continue
+            ax.errorbar(
+                rows.relative_depth,
+                rows.value,
+                yerr=[
+                    (rows.value - rows.ci_low).clip(lower=0),
+                    (rows.ci_high - rows.value).clip(lower=0),
+                ],
+                marker="o",
+                ms=3,
+                capsize=2,
+                label=m.label(),
+                color=colors[m.name],
+            )
+        ax.set_xlabel("relative depth of the layer")
+        ax.set_title(metric.replace("_", " "))
+    axes[0].legend(fontsize="x-small")
+    weights = "BatchNorm-folded" if params.fold_batchnorm else "raw"
+    figures[f"Filter quality by depth ({weights} weights; Eq. 7–9, Fig. 7)"] = fig
+    if arrays is not None:
+        figures.update(plot_shift(models, arrays))
+        figures.update(plot_basis(models, arrays))
+        figures.update(plot_first_layers(models, arrays, frame))
+    return figures
+
+
+def grouped_filters(get) -> GroupedFilters:
+    """A model's stored filters by (depth group, kernel); ``get(name)`` reads one array."""
+    index = get("filters/index")
+    out: GroupedFilters = {}
+    for name in [] if index is None else [str(n) for n in index]:
+        _, group, kernel, _ = name.split("/", 3)
+        part = get(name)
+        if part is not None and part.size:
+            key = (group, kernel)
+            out[key] = np.concatenate([out[key], part]) if key in out else part
+    return out
+
+
+def kernels_of(sets: list[GroupedFilters]) -> list[str]:
+    return sorted({k for s in sets for _, k in s})
+
+
+def plot_shift(models: list[StudyModel], arrays) -> dict:
+    """Fig. 1: weighted KL of coefficient distributions, robust vs natural, by depth group."""
+    from robustlens.study.figures import new_figure
+
+    natural = [grouped_filters(lambda n, m=m: arrays(m.name, n)) for m in models if m.is_natural]
+    robust = {
+        m.label(): grouped_filters(lambda n, m=m: arrays(m.name, n))
+        for m in models
+        if not m.is_natural
+    }
+    if not natural or not robust:
+        return {}
+    kernels = kernels_of(natural + list(robust.values()))
+    fig, axes = new_figure(1, len(kernels), figsize=(5.0 * len(kernels), 3.4))
+    axes = np.atleast_1d(axes)
+    robust_colors = [c for m, c in zip(models, _colors(models), strict=True) if not m.is_natural]
+    for ax, kernel in zip(axes, kernels, strict=True):
+        series = {"all robust (pooled)": (list(robust.values()), "black")}
+        series.update(
+            {
+                label: ([f], color)
+                for (label, f), color in zip(robust.items(), robust_colors, strict=True)
+            }
+        )
+        for label, (sets, color) in series.items():
+            shift = filter_shift(sets, natural, kernel, permutations=PERMUTATIONS)
+            if shift is None or not shift.divergence:
+                continue
+            excess = shift.excess
+            groups = list(excess)
+            ax.plot(
+                range(len(groups)),
+                [excess[g] for g in groups],
+                marker="o",
+                color=color,
+                label=label,
+                lw=2 if "pooled" in label else 1,
+            )
+            ax.set_xticks(range(len(groups)), groups)
+        ax.set_xlabel("depth group (first layer, then deciles of relative depth)")
+        ax.set_ylabel("weighted KL vs natural − shuffled baseline")
+        ax.set_title(f"{kernel} filters", fontsize="small")
+        ax.legend(fontsize="x-small")
+    return {
+        "Filter coefficient shift, robust vs natural, by depth: EVR-weighted symmetric KL above "
+        "its value for label-shuffled splits of the same filters (Eq. 10, Fig. 1)": fig
+    }
+
+
+def plot_basis(models: list[StudyModel], arrays) -> dict:
+    """Fig. 2: the filter basis and explained-variance ratios of all, robust, natural filters."""
+    from robustlens.study.figures import new_figure
+
+    sets = {m.name: grouped_filters(lambda n, m=m: arrays(m.name, n)) for m in models}
+    natural = {m.name for m in models if m.is_natural}
+    kernels = [k for k in kernels_of(list(sets.values())) if k == "3x3"] or kernels_of(
+        list(sets.values())
+    )[:1]
+    if not kernels:
+        return {}
+    kernel = kernels[0]
+    k1, k2 = (int(v) for v in kernel.split("x"))
+    groups = {
+        "all": list(sets.values()),
+        "robust": [f for name, f in sets.items() if name not in natural],
+        "natural": [f for name, f in sets.items() if name in natural],
+    }
+    groups = {name: pooled(s, kernel) for name, s in groups.items() if s}
+    groups = {name: f for name, f in groups.items() if f.shape[0] >= 2}
+    if not groups:
+        return {}
+    size = k1 * k2
+    fig, axes = new_figure(2 * len(groups), size, figsize=(1.1 * size, 2.6 * len(groups)))
+    axes = np.atleast_2d(axes)
+    for row, (name, filters) in enumerate(groups.items()):
+        basis = filter_basis(filters)
+        top = axes[2 * row]
+        for i, ax in enumerate(top):
+            v = basis.basis[i].reshape(k1, k2)
+            lim = np.abs(v).max() or 1.0
+            ax.imshow(v, cmap="RdBu_r", vmin=-lim, vmax=lim)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{basis.explained_variance_ratio[i]:.2f}", fontsize="x-small")
+        top[0].set_ylabel(f"{name}\n({filters.shape[0]})", fontsize="x-small")
+        bottom = axes[2 * row + 1]
+        for ax in bottom[1:]:
+            ax.set_axis_off()
+        gs = bottom[0].get_gridspec()
+        for ax in bottom:
+            ax.remove()
+        wide = fig.add_subplot(gs[2 * row + 1, :])
+        evr = basis.explained_variance_ratio
+        wide.bar(range(len(evr)), evr, color="tab:blue")
+        wide.plot(range(len(evr)), np.cumsum(evr), color="tab:orange", marker=".")
+        wide.set_ylim(0, 1.05)
+        wide.set_ylabel("EVR", fontsize="x-small")
+    return {f"{kernel} filter basis and explained variance: all, robust, natural (Fig. 2)": fig}
+
+
+def plot_first_layers(models: list[StudyModel], arrays, frame) -> dict:
+    """Fig. 4 and 6: first-layer filters of a natural and a robust model, and what a PGD
+    perturbation changes in their first activations."""
+    from robustlens.study.figures import new_figure
+
+    natural = next((m for m in models if m.is_natural), None)
+    # the paper's robust models are L∞-trained: prefer the largest L∞ budget
+    robust = sorted(
+        (m for m in models if not m.is_natural),
+        key=lambda m: (m.train_norm != "linf", -m.train_eps),
+    )
+    pair = [m for m in (natural, robust[0] if robust else None) if m is not None]
+    figures = {}
+    weights = {m.name: arrays(m.name, "first_layer") for m in pair}
+    if pair and all(w is not None for w in weights.values()):
+        show = 32
+        fig, axes = new_figure(len(pair), 1, figsize=(12, 1.2 * len(pair) + 0.6))
+        for ax, m in zip(np.atleast_1d(axes), pair, strict=True):
+            w = weights[m.name][:show]
+            tiles = w.mean(axis=1) if w.shape[1] != 3 else w.transpose(0, 2, 3, 1)
+            lim = np.abs(tiles).max() or 1.0
+            pad = [(0, 0), (0, 1)] + [(0, 0)] * (tiles.ndim - 3)
+            strip = np.concatenate([np.pad(t, pad, constant_values=np.nan) for t in tiles], axis=1)
+            if strip.ndim == 3:
+                strip = np.nan_to_num((strip / lim + 1) / 2, nan=1.0)
+                ax.imshow(strip)
+            else:
+                ax.imshow(strip, cmap="RdBu_r", vmin=-lim, vmax=lim)
+            ax.set_axis_off()
+            ax.set_title(f"{m.label()}: first {len(w)} first-layer filters", fontsize="small")
+        figures["First-layer filters, natural and robust (Fig. 4)"] = fig
+    clean = {m.name: arrays(m.name, "threshold/clean") for m in pair}
+    attacked = {m.name: arrays(m.name, "threshold/attacked") for m in pair}
+    if pair and all(v is not None for v in (*clean.values(), *attacked.values())):
+        channels = 4
+        fig, axes = new_figure(
+            len(pair), 3 * channels, figsize=(1.2 * 3 * channels, 1.5 * len(pair))
+        )
+        axes = np.atleast_2d(axes)
+        for row, m in zip(axes, pair, strict=True):
+            a, b = clean[m.name][0], attacked[m.name][0]
+            order = np.argsort(-a.reshape(a.shape[0], -1).mean(axis=1))[:channels]
+            for j, ch in enumerate(order):
+                diff = b[ch] - a[ch]
+                lim = max(np.abs(diff).max(), 1e-12)
+                row[3 * j].imshow(a[ch], cmap="gray")
+                row[3 * j + 1].imshow(b[ch], cmap="gray")
+                row[3 * j + 2].imshow(diff, cmap="RdBu_r", vmin=-lim, vmax=lim)
+                for k, t in enumerate(("clean", "attacked", "difference")):
+                    row[3 * j + k].set_title(f"ch {ch} {t}", fontsize="xx-small")
+            for ax in row:
+                ax.set_xticks([])
+                ax.set_yticks([])
+            change = frame[
+                (frame.model == m.name) & (frame.metric == "first_layer_relative_change")
+            ]
+            text = (
+                f" (mean relative change {float(change.value.iloc[0]):.2f})" if len(change) else ""
+            )
+            row[0].set_ylabel(f"{m.name}{text}", fontsize="xx-small")
+        figures["ReLU(first conv) on clean and PGD-attacked input, and the difference (Fig. 6)"] = (
+            fig
+        )
+    return figures
+
+
+def _colors(models: list[StudyModel]) -> list[str]:
+    from robustlens.lenses.base import palette
+
+    colors = palette(models)
+    return [colors[m.name] for m in models]
+
+
+SPEC = register_lens(
+    LensSpec(
+        name="filters",
+        title="Convolution filters: quality, basis, robust–natural shift",
+        paper="003_d3114563f2aadf8a (Gavrikov & Keuper)",
+        section="§3–4, Eq. 7–10, Fig. 1–7",
+        description=(
+            "Sparsity, variance entropy and filterbank orthogonality of every k×k convolution "
+            "(3×3 by default) by relative depth, with bootstrap intervals over filters; the PCA "
+            "filter basis of robust, natural and all filters; the explained-variance-weighted "
+            "symmetric KL divergence of coefficient distributions between robust and natural "
+            "models by depth decile (first layer apart); first-layer filters and how much of a "
+            "PGD perturbation survives ReLU(conv1(·))."
+        ),
+        params=FiltersParams,
+        compute=compute,
+        plot=plot,
+    )
+)

@@ -1,0 +1,134 @@
+"""The filters lens (Gavrikov & Keuper 2022): per-layer statistics, stored filters, figures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from robustlens.analysis.filters import orthogonality, scaled_filters, sparsity, variance_entropy
+from robustlens.errors import ConfigError
+from robustlens.lenses import filters, get_lens
+from robustlens.models import build_model
+from robustlens.models.convs import conv_layers
+from tests.lenses.helpers import (
+    brightness_images,
+    make_ctx,
+    make_info,
+    rows,
+    study_model,
+    trained_cnn,
+    value,
+)
+
+INFO = make_info((1, 12, 12), num_classes=3)
+DATA = brightness_images(INFO, 40, seed=3)
+LENS = get_lens("filters")
+
+
+def params(**overrides):
+    base = {"reference_dim": 0, "threshold_attack": "pgd linf 0.1 3", "resamples": 20}
+    return LENS.resolve_params(INFO, {**base, **overrides}, "test")
+
+
+def test_statistics_are_the_analysis_functions_on_each_layer():
+    net = trained_cnn(INFO)
+    result = filters.compute(study_model(net), DATA, params(), make_ctx(INFO))
+    frame = result.tables["filters"]
+    w = net.block2[0].weight.detach().double().numpy()
+    assert value(frame, layer="block2.0", metric="sparsity") == sparsity(w)
+    assert value(frame, layer="block2.0", metric="variance_entropy") == pytest.approx(
+        variance_entropy(w)
+    )
+    assert value(frame, layer="block2.0", metric="orthogonality") == pytest.approx(orthogonality(w))
+    part = rows(frame, layer="block2.0", metric="orthogonality")
+    assert (part.ci_low <= part.ci_high).all()
+    assert set(rows(frame, metric="sparsity").group) == {"first", "d10"}
+    assert (rows(frame, metric="sparsity").weights == "raw").all()
+    np.testing.assert_allclose(
+        result.arrays["filters/d10/3x3/block2.0"], scaled_filters(w).astype(np.float32)
+    )
+    assert list(result.arrays["filters/index"]) == [
+        "filters/first/3x3/block1.0",
+        "filters/d10/3x3/block2.0",
+    ]
+    assert result.arrays["quality_boot/orthogonality"].shape == (2, 20)
+    change = result.arrays["threshold/relative_change"]
+    assert change.shape == (len(DATA),) and np.all(change >= 0)
+    assert value(frame, metric="first_layer_relative_change") == pytest.approx(change.mean())
+
+
+def test_folded_weights_are_measured_on_request_and_labelled():
+    net = trained_cnn(INFO)
+    raw = filters.compute(study_model(net), DATA, params(threshold_images=0), make_ctx(INFO))
+    folded = filters.compute(
+        study_model(net), DATA, params(threshold_images=0, fold_batchnorm=True), make_ctx(INFO)
+    )
+    r, f = raw.tables["filters"], folded.tables["filters"]
+    assert (f.weights == "BatchNorm-folded").all()
+    # folding scales each output channel: sparsity (relative to the layer's max) sees it;
+    # orthogonality (unit banks) and entropy (Eq. 3-scaled filters) are invariant to it
+    w = conv_layers(net, fold_batchnorm=True)[1].weight
+    assert value(f, layer="block2.0", metric="sparsity") == sparsity(w)
+    for metric in ("variance_entropy", "orthogonality"):
+        assert value(f, layer="block2.0", metric=metric) == pytest.approx(
+            value(r, layer="block2.0", metric=metric)
+        )
+    assert not np.allclose(folded.arrays["first_layer"], raw.arrays["first_layer"]), (
+        "the first-layer picture shows folded weights too"
+    )
+
+
+def test_other_kernel_sizes_are_left_out_with_a_note_or_refused():
+    torch.manual_seed(0)
+    net = build_model("small-cnn", INFO, widths=(4, 8), kernels=(5, 3), strides=(1, 2)).eval()
+    result = filters.compute(study_model(net), DATA, params(threshold_images=0), make_ctx(INFO))
+    assert set(result.tables["filters"].layer) == {"block2.0"}
+    assert any("block1.0" in note for note in result.notes)
+    assert result.arrays["first_layer"].shape == (4, 1, 5, 5)  # Fig. 4 shows it anyway
+    both = filters.compute(
+        study_model(net), DATA, params(threshold_images=0, kernel_sizes=[3, 5]), make_ctx(INFO)
+    )
+    assert "filters/first/5x5/block1.0" in both.arrays
+    with pytest.raises(ConfigError, match="kernel_sizes"):
+        filters.compute(study_model(net), DATA, params(kernel_sizes=[7]), make_ctx(INFO))
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ({"kernel_sizes": []}, "kernel_sizes"),
+        ({"resamples": -1}, "≥ 0"),
+        ({"threshold_attack": "deepfool l2 0.1"}, "PGD or FGSM"),
+        ({"threshold_attack": "pgd"}, "not understood"),
+    ],
+)
+def test_bad_parameters_are_refused(override, match):
+    with pytest.raises(ConfigError, match=match):
+        params(**override)
+
+
+def test_figures_compare_robust_and_natural():
+    natural = trained_cnn(INFO, seed=0)
+    robust = trained_cnn(INFO, seed=1)
+    models = [
+        study_model(natural, "nat"),
+        study_model(robust, "rob", {"method": "pgd", "norm": "linf", "eps": 0.1}),
+    ]
+    p = params()
+    stored, frames = {}, []
+    for m in models:
+        result = filters.compute(m, DATA, p, make_ctx(INFO))
+        stored[m.name] = result.arrays
+        frames.append(result.tables["filters"])
+    import pandas as pd
+
+    figures = LENS.plot(
+        {"filters": pd.concat(frames)},
+        models,
+        p,
+        arrays=lambda model, name: stored[model].get(name),
+    )
+    titles = " | ".join(figures)
+    for part in ("Eq. 7–9", "Eq. 10", "Fig. 2", "Fig. 4", "Fig. 6"):
+        assert part in titles
