@@ -34,6 +34,7 @@ bench: setup
 	$(PY) -m benchmarks.bench_attacks
 	$(PY) -m benchmarks.bench_training
 	$(PY) -m benchmarks.bench_lenses
+	$(PY) -m benchmarks.bench_constructed
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache .hypothesis

@@ -13,6 +13,7 @@ per model, probe and level, with per-image correctness for the claims' paired bo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from robustlens.lenses.base import (
     tidy,
 )
 from robustlens.lenses.common import predictions, subset
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
 
 BLUR_SIGMAS = tuple(round(0.25 * i, 2) for i in range(21))
 """§4.1: σ from 0 to 5 in steps of 0.25."""
@@ -85,9 +88,9 @@ def donors(n: int, seed: int) -> torch.Tensor:
     return perm
 
 
-def settings(params: ProbesParams, data: ImageSet, seed: int) -> list[tuple[str, float, object]]:
+def settings(params: ProbesParams, data: ImageSet, seed: int) -> list[tuple[str, float, Transform]]:
     """(probe, level, transform) for every probe and level the parameters ask for."""
-    out: list[tuple[str, float, object]] = []
+    out: list[tuple[str, float, Transform]] = []
     for sigma in params.blur_sigmas:
         out.append(
             ("gaussian_blur", sigma, lambda x, s=sigma: P.gaussian_blur(x, s, params.blur_kernel))
@@ -103,10 +106,12 @@ def settings(params: ProbesParams, data: ImageSet, seed: int) -> list[tuple[str,
         out.append(("amplitude_swap", 1, lambda x: P.amplitude_swap(x, x[order])))
     if "edge_map" in params.texture:
         out.append(("edge_map", 1, P.edge_map))
-    return out  # fmt: skip
+    return out
 
 
-def transformed(ctx: LensContext, data: ImageSet, probe: str, level: float, fn) -> torch.Tensor:
+def transformed(
+    ctx: LensContext, data: ImageSet, probe: str, level: float, fn: Transform
+) -> torch.Tensor:
     """The probe's images, computed once per run and shared by all models."""
     key = ("probe", data.fingerprint(), probe, float(level), ctx.seed)
     if key not in ctx.cache:
@@ -246,7 +251,11 @@ def plot(tables, models: list[StudyModel], params: ProbesParams, arrays=None) ->
     fig, axes = new_figure(1, 3, figsize=(14, 3.6))
     for ax, probe, xlabel in (
         (axes[0], "gaussian_blur", f"Gaussian blur σ (kernel {params.blur_kernel})"),
-        (axes[1], "median_filter", f"median filter ({params.median_kernel}×5) applications"),
+        (
+            axes[1],
+            "median_filter",
+            f"median filter ({params.median_kernel}×{params.median_kernel}) applications",
+        ),
     ):
         part = frame[frame.setting == probe]
         curves = {}

@@ -141,7 +141,11 @@ def build_document(study: Study, store: Store) -> ReportDocument:
             warnings.append(f"lens {plan.name}: {len(lens_runs)} of {expected} runs finished")
         tables = runs.tables(plan.name)
         figures = []
-        if spec.plot is not None and tables:
+        source = _figure_source(spec, plan, lens_runs, models)
+        cached = store.cached_figures(plan.name, source) if tables else None
+        if cached is not None:
+            figures = [FigureBlock(title, png) for title, png in cached]
+        elif spec.plot is not None and tables:
             from robustlens.study.figures import figure_to_png
 
             try:
@@ -154,7 +158,7 @@ def build_document(study: Study, store: Store) -> ReportDocument:
             except Exception as exc:  # a broken figure must not hide the numbers
                 log.exception("figures of lens %s failed", plan.name)
                 warnings.append(f"lens {plan.name}: figures failed ({exc})")
-            store.put_figures(plan.name, [(f.title, f.png) for f in figures])
+            store.put_figures(plan.name, [(f.title, f.png) for f in figures], source)
         notes = [note for run in lens_runs for note in run.notes]
         sections.append(
             LensSection(
@@ -187,6 +191,32 @@ def build_document(study: Study, store: Store) -> ReportDocument:
         sections=sections,
         warnings=warnings,
     )
+
+
+def _figure_source(spec, plan, lens_runs, models) -> str:
+    """What a lens's figures are drawn from: its runs, the models in order, the parameters,
+    the plotting code and the robustlens version. Equal keys give equal figures, so a report
+    rebuilt on unchanged results reuses them instead of drawing them again."""
+    import hashlib
+    import inspect
+    import json
+
+    import robustlens
+
+    try:
+        code = inspect.getsource(spec.plot) if spec.plot is not None else ""
+    except (OSError, TypeError):
+        code = ""
+    parts = {
+        "lens": spec.name,
+        "version": spec.version,
+        "runs": sorted(run.key for run in lens_runs),
+        "models": [(m.name, m.label(), m.digest) for m in models],
+        "params": _params(plan.params),
+        "code": hashlib.sha256(code.encode()).hexdigest(),
+        "robustlens": robustlens.__version__,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def summary_table(frame: pd.DataFrame) -> pd.DataFrame:

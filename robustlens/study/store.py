@@ -333,8 +333,11 @@ class Store:
         )
         return [r[0] for r in rows]
 
-    def put_figures(self, lens: str, figures: list[tuple[str, bytes]]) -> list[str]:
-        """Save a lens's report figures as PNG files and record them (replacing older ones)."""
+    def put_figures(
+        self, lens: str, figures: list[tuple[str, bytes]], source_key: str = ""
+    ) -> list[str]:
+        """Save a lens's report figures as PNG files and record them (replacing older ones),
+        with ``source_key`` naming what they were drawn from (see :meth:`cached_figures`)."""
         staged = []
         for title, png in figures:
             sha = hashlib.sha256(png).hexdigest()
@@ -347,7 +350,27 @@ class Store:
                 "INSERT INTO figures VALUES (?, ?, ?, ?, ?)",
                 [(lens, i, title, rel, sha) for i, (title, rel, sha) in enumerate(staged)],
             )
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"figures:{lens}", source_key))
         return [rel for _, rel, _ in staged]
+
+    def cached_figures(self, lens: str, source_key: str) -> list[tuple[str, bytes]] | None:
+        """The lens's stored figures as (title, PNG bytes) when they were drawn from
+        ``source_key`` and every file is intact; None otherwise (draw them again)."""
+        if not source_key or self.get_meta(f"figures:{lens}") != source_key:
+            return None
+        rows = self.db.execute(
+            "SELECT title, path, sha256 FROM figures WHERE lens = ? ORDER BY position", (lens,)
+        ).fetchall()
+        out = []
+        for title, path, sha in rows:
+            try:
+                data = (self.dir / path).read_bytes()
+            except OSError:
+                return None
+            if hashlib.sha256(data).hexdigest() != sha:
+                return None
+            out.append((title, data))
+        return out
 
     def figures(self, lens: str) -> list[tuple[str, Path]]:
         rows = self.db.execute(

@@ -132,3 +132,20 @@ def test_figures_compare_robust_and_natural():
     titles = " | ".join(figures)
     for part in ("Eq. 7–9", "Eq. 10", "Fig. 2", "Fig. 4", "Fig. 6"):
         assert part in titles
+
+
+def test_a_resnet20_spreads_its_layers_over_the_depth_deciles():
+    torch.manual_seed(0)
+    net = build_model("resnet20", INFO).eval()
+    result = filters.compute(
+        study_model(net), DATA, params(threshold_images=0, resamples=2), make_ctx(INFO)
+    )
+    groups = set(result.tables["filters"].group)
+    assert "first" in groups and {"d1", "d5", "d10"} <= groups and len(groups) >= 9
+    folded = filters.compute(
+        study_model(net),
+        DATA,
+        params(threshold_images=0, resamples=2, fold_batchnorm=True),
+        make_ctx(INFO),
+    )
+    assert (folded.tables["filters"].weights == "BatchNorm-folded").all()

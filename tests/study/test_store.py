@@ -164,3 +164,15 @@ def test_figures_are_files_referenced_from_the_database(tmp_path):
     assert figures[0][1].read_bytes() == b"\x89PNG third"
     assert store.sweep() == 2  # the two replaced files
     assert figures[0][1].exists()
+
+
+def test_figures_are_reused_only_for_the_same_source_and_intact_files(tmp_path):
+    store = Store(tmp_path)
+    store.put_figures("color", [("a", b"\x89PNG one"), ("b", b"\x89PNG two")], "key-1")
+    assert store.cached_figures("color", "key-1") == [("a", b"\x89PNG one"), ("b", b"\x89PNG two")]
+    assert store.cached_figures("color", "key-2") is None
+    assert store.cached_figures("color", "") is None
+    assert store.cached_figures("latent", "key-1") is None
+    path = store.figures("color")[0][1]
+    path.write_bytes(b"\x89PNG tampered")
+    assert store.cached_figures("color", "key-1") is None

@@ -108,12 +108,16 @@ def combine(signs: list[int]) -> str:
     return INCONCLUSIVE
 
 
+def every_part(statuses: list[str]) -> str:
+    """Verdict of a claim with several parts: fails if any part fails, holds if all hold."""
+    if FAILS in statuses:
+        return FAILS
+    return HOLDS if statuses and all(s == HOLDS for s in statuses) else INCONCLUSIVE
+
+
 def both(a: list[int], b: list[int]) -> str:
     """Verdict of a claim with two parts: fails if either fails, holds if both hold."""
-    first, second = combine(a), combine(b)
-    if FAILS in (first, second):
-        return FAILS
-    return HOLDS if first == second == HOLDS else INCONCLUSIVE
+    return every_part([combine(a), combine(b)])
 
 
 def versus_natural(

@@ -14,6 +14,7 @@ from robustlens.study.claims.base import (
     ResultsView,
     Verdict,
     combine,
+    every_part,
 )
 
 PAPER_002 = "002_cb5dd505beb7dee8 (Itazuri et al.)"
@@ -117,12 +118,7 @@ def check_texture(view: ResultsView, w: np.ndarray) -> Verdict:
         parts.append(f"stylised images: {'; '.join(texts)}")
     if not statuses:
         return Verdict(INCONCLUSIVE, "the probes lens ran no texture probe")
-    if FAILS in statuses:
-        status = FAILS
-    elif all(s == HOLDS for s in statuses):
-        status = HOLDS
-    else:
-        status = INCONCLUSIVE
+    status = every_part(statuses)
     return Verdict(status, " | ".join(parts), CI, numbers)
 
 
@@ -153,12 +149,7 @@ def check_blur_gap(view: ResultsView, w: np.ndarray) -> Verdict:
             f"{iv.text()}"
         )
         numbers[m.name] = iv.__dict__
-    if FAILS in statuses:
-        status = FAILS
-    elif all(s == HOLDS for s in statuses):
-        status = HOLDS
-    else:
-        status = INCONCLUSIVE
+    status = every_part(statuses)
     evidence = f"margin ±{GAP_MARGIN:g}; " + "; ".join(parts)
     return Verdict(status, evidence, CI, numbers)
 

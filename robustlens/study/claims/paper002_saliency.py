@@ -6,13 +6,12 @@ import numpy as np
 
 from robustlens.study.bootstrap import interval, weighted_mean
 from robustlens.study.claims.base import (
-    FAILS,
-    HOLDS,
     INCONCLUSIVE,
     Claim,
     ResultsView,
     Verdict,
     combine,
+    every_part,
 )
 
 PAPER_002 = "002_cb5dd505beb7dee8 (Itazuri et al.)"
@@ -47,12 +46,7 @@ def check_high_frequency(view: ResultsView, w: np.ndarray) -> Verdict:
         parts.append(f"{method} (natural {np.nanmean(base):.3f}): {', '.join(texts)} → {status}")
     if not statuses:
         return Verdict(INCONCLUSIVE, "the saliency lens stored no maps")
-    if FAILS in statuses:
-        status = FAILS
-    elif all(s == HOLDS for s in statuses):
-        status = HOLDS
-    else:
-        status = INCONCLUSIVE
+    status = every_part(statuses)
     return Verdict(status, "; ".join(parts), CI, numbers)
 
 

@@ -10,14 +10,13 @@ import numpy as np
 from robustlens.analysis.filters import GroupedFilters, filter_shift, group_order
 from robustlens.study.bootstrap import interval
 from robustlens.study.claims.base import (
-    FAILS,
-    HOLDS,
     INCONCLUSIVE,
     Claim,
     ResultsView,
     Verdict,
     both,
     combine,
+    every_part,
 )
 
 PAPER_003 = "003_d3114563f2aadf8a (Gavrikov & Keuper)"
@@ -64,12 +63,7 @@ def check_filter_quality(view: ResultsView, w: np.ndarray) -> Verdict:
             f"{metric.replace('_', ' ')} ({want} claimed; {nat.name} {base:.3g}): "
             f"{', '.join(texts)} → {status}"
         )
-    if FAILS in statuses:
-        status = FAILS
-    elif all(s == HOLDS for s in statuses):
-        status = HOLDS
-    else:
-        status = INCONCLUSIVE
+    status = every_part(statuses)
     return Verdict(status, "; ".join(parts), CI_FILTERS, numbers)
 
 

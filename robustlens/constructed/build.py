@@ -1,0 +1,135 @@
+"""Building constructed sets in resumable chunks.
+
+Generation runs chunk by chunk; each finished chunk is saved (atomically) under
+``<folder>/.parts/`` together with the parameters it was made with, so a killed run continues
+with the first missing chunk and a run with other parameters starts over. When every chunk is
+there the set is written (:func:`robustlens.constructed.sets.save_set`) and the parts removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from robustlens.attacks.evaluate import predict
+from robustlens.constructed.inversion import robustify
+from robustlens.constructed.sets import ConstructedSet, save_set
+from robustlens.data.imageset import ImageSet
+
+PARTS = ".parts"
+
+
+def _key(params: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def build_in_chunks(
+    folder: str | Path,
+    n: int,
+    params: dict[str, Any],
+    make_chunk: Callable[[int, int], dict[str, torch.Tensor]],
+    chunk: int,
+) -> dict[str, torch.Tensor]:
+    """Tensors of all ``n`` items made by ``make_chunk(start, stop)``, chunk by chunk, each
+    chunk saved under ``folder/.parts`` and reused by a later call with the same ``params``."""
+    from safetensors.torch import load_file, save_file
+
+    parts = Path(folder) / PARTS
+    key = _key(params)
+    stamp = parts / "params.json"
+    if parts.exists() and (not stamp.is_file() or json.loads(stamp.read_text()).get("key") != key):
+        shutil.rmtree(parts)  # made with other parameters: start over
+    parts.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps({"key": key, "params": params}, sort_keys=True))
+    pieces: list[dict[str, torch.Tensor]] = []
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        path = parts / f"{start:08d}-{stop:08d}.safetensors"
+        if path.is_file():
+            pieces.append(load_file(str(path)))
+            continue
+        tensors = {k: v.detach().cpu().contiguous() for k, v in make_chunk(start, stop).items()}
+        tmp = path.with_suffix(".tmp")
+        save_file(tensors, str(tmp))
+        os.replace(tmp, path)
+        pieces.append(tensors)
+    return {k: torch.cat([p[k] for p in pieces]) for k in pieces[0]}
+
+
+def build_robustified(
+    folder: str | Path,
+    model: nn.Module,
+    data: ImageSet,
+    *,
+    model_digest: str = "",
+    steps: int | None = None,
+    step_size: float | None = None,
+    seed_mode: str = "other-image",
+    seed: int = 0,
+    chunk: int = 500,
+    batch_size: int = 250,
+) -> ConstructedSet:
+    """R_ε of ``data`` against ``model`` (Springer et al. §3.3), labelled with the original
+    labels, written to ``folder`` with its checks on the card."""
+    params = {
+        "kind": "robustified",
+        "dataset": data.info.name,
+        "split": data.split,
+        "data": data.fingerprint(),
+        "model": model_digest,
+        "steps": steps,
+        "step_size": step_size,
+        "seed_mode": seed_mode,
+        "seed": seed,
+        "chunk": chunk,
+    }
+
+    def make(start: int, stop: int) -> dict[str, torch.Tensor]:
+        part = robustify(
+            model,
+            data.images[start:stop],
+            data.labels[start:stop],
+            steps=steps,
+            step_size=step_size,
+            seed_mode=seed_mode,
+            seed=seed + start,
+            batch_size=batch_size,
+        )
+        seeds = torch.where(part.seeds >= 0, part.seeds + start, part.seeds)
+        return {
+            "images": part.images,
+            "seeds": seeds,
+            "start_distance": torch.from_numpy(part.start_distance),
+            "distance": torch.from_numpy(part.distance),
+        }
+
+    made = build_in_chunks(folder, len(data), params, make, chunk)
+    accuracy = float((predict(model, made["images"], 500) == data.labels).float().mean())
+    distance = made["distance"].numpy()
+    card = {
+        **params,
+        "statistics": {
+            "relative_distance_mean": float(np.mean(distance)),
+            "relative_distance_median": float(np.median(distance)),
+            "relative_distance_quantiles": [
+                float(q) for q in np.quantile(distance, [0.05, 0.25, 0.75, 0.95])
+            ],
+            "start_relative_distance_mean": float(made["start_distance"].mean()),
+            "source_model_accuracy": accuracy,
+        },
+    }
+    out = ConstructedSet(
+        made["images"], data.labels.clone(), data.indices.clone(), made["seeds"], card
+    )
+    save_set(folder, out)
+    shutil.rmtree(Path(folder) / PARTS, ignore_errors=True)
+    return out

@@ -1,0 +1,135 @@
+"""Constructed data sets on disk: tensors in safetensors, a JSON card beside them.
+
+A set is a folder ``<name>/`` with ``images.safetensors`` (``images`` float32 NCHW in [0, 1],
+``labels`` int64, ``indices`` int64: positions in the source split, ``seeds`` int64) and
+``card.json``: the kind of set, the data set, split and image shape it was made from, the
+source model's digest, the parameters, the statistics that check the construction (for
+robustified sets the relative representation distance reached; the source model's accuracy),
+and the sha256 of the tensor file. Loading verifies the hash and refuses a set made for
+another data set or image shape. Files are written to a temporary name and renamed, so a
+killed write never leaves a half set behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from robustlens.data.imageset import ImageSet
+from robustlens.data.info import DatasetInfo
+from robustlens.errors import ConfigError, DataError
+
+TENSORS = "images.safetensors"
+CARD = "card.json"
+FORMAT = 1
+
+
+@dataclass
+class ConstructedSet:
+    """A constructed set in memory: the images with their (new) labels and its card."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    indices: torch.Tensor
+    seeds: torch.Tensor
+    card: dict[str, Any] = field(default_factory=dict)
+
+    def as_imageset(self, info: DatasetInfo) -> ImageSet:
+        """The set as an ImageSet of ``info``'s data set (split named after the set's kind)."""
+        return ImageSet(self.images, self.labels, info, str(self.card.get("kind", "constructed")),
+                        self.indices)  # fmt: skip
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_set(folder: str | Path, data: ConstructedSet) -> Path:
+    """Write ``data`` to ``folder`` (created), atomically file by file; returns the folder."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    n = data.images.shape[0]
+    if not (data.labels.shape == data.indices.shape == data.seeds.shape == (n,)):
+        raise ConfigError("a constructed set needs one label, index and seed per image")
+    tensors = {
+        "images": data.images.detach().float().cpu().contiguous(),
+        "labels": data.labels.detach().long().cpu().contiguous(),
+        "indices": data.indices.detach().long().cpu().contiguous(),
+        "seeds": data.seeds.detach().long().cpu().contiguous(),
+    }
+    tmp = folder / (TENSORS + ".tmp")
+    save_file(tensors, str(tmp))
+    card = dict(data.card)
+    card.update(
+        format=FORMAT,
+        n=n,
+        image_shape=list(data.images.shape[1:]),
+        sha256=_sha256(tmp),
+    )
+    card_tmp = folder / (CARD + ".tmp")
+    card_tmp.write_text(json.dumps(card, indent=2, sort_keys=True))
+    os.replace(tmp, folder / TENSORS)
+    os.replace(card_tmp, folder / CARD)
+    return folder
+
+
+def load_set(
+    folder: str | Path, *, dataset: str | None = None, shape: tuple[int, ...] | None = None
+) -> ConstructedSet:
+    """Read a set, checking its hash and, when given, that it was made for ``dataset`` and
+    images of ``shape`` (C, H, W)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    card_path, tensor_path = folder / CARD, folder / TENSORS
+    if not card_path.is_file() or not tensor_path.is_file():
+        raise DataError(
+            f"{folder} is not a constructed set (needs {CARD} and {TENSORS})",
+            fix="construct it again, or point at the folder that holds both files",
+        )
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(
+            f"{card_path} is not readable JSON: {exc}", fix="construct the set again"
+        ) from exc
+    if card.get("format") != FORMAT or "sha256" not in card:
+        raise DataError(f"{card_path} is not a robustlens constructed-set card (format {FORMAT})")
+    if _sha256(tensor_path) != card["sha256"]:
+        raise DataError(
+            f"{tensor_path} does not match its card (sha256 differs): the file is corrupt or "
+            "was replaced",
+            fix="construct the set again",
+        )
+    if dataset is not None and card.get("dataset") != dataset:
+        raise ConfigError(
+            f"constructed set {folder} was made from {card.get('dataset')!r}, not {dataset!r}",
+            fix="use a set constructed from the study's data set",
+        )
+    if shape is not None and list(shape) != list(card.get("image_shape", [])):
+        raise ConfigError(
+            f"constructed set {folder} holds images of shape {card.get('image_shape')}, "
+            f"the models take {list(shape)}",
+            fix="construct the set at the models' resolution",
+        )
+    try:
+        tensors = load_file(str(tensor_path))
+    except (SafetensorError, OSError) as exc:
+        raise DataError(f"cannot read {tensor_path}: {exc}", fix="construct the set again") from exc
+    images = tensors.get("images")
+    if images is None or images.ndim != 4 or list(images.shape[1:]) != card["image_shape"]:
+        raise DataError(f"{tensor_path} does not hold the images its card describes")
+    return ConstructedSet(images, tensors["labels"], tensors["indices"], tensors["seeds"], card)

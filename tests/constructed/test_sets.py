@@ -1,0 +1,93 @@
+"""Constructed sets on disk: identical round trip, refusal of corrupt or mismatched sets,
+resumable chunked generation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from robustlens.attacks.evaluate import predict
+from robustlens.constructed import build_in_chunks, build_robustified, load_set, save_set
+from robustlens.constructed.sets import CARD, TENSORS, ConstructedSet
+from robustlens.errors import ConfigError, DataError
+from tests.lenses.helpers import brightness_images, make_info, trained_cnn
+
+INFO = make_info((1, 12, 12), num_classes=3)
+
+
+def small_set() -> ConstructedSet:
+    gen = torch.Generator().manual_seed(0)
+    return ConstructedSet(
+        torch.rand(5, 1, 12, 12, generator=gen),
+        torch.tensor([0, 1, 2, 0, 1]),
+        torch.arange(5),
+        torch.tensor([1, 2, 3, 4, 0]),
+        {"kind": "robustified", "dataset": "toy"},
+    )
+
+
+def test_a_saved_set_loads_back_identical(tmp_path):
+    data = small_set()
+    save_set(tmp_path / "s", data)
+    back = load_set(tmp_path / "s", dataset="toy", shape=(1, 12, 12))
+    for name in ("images", "labels", "indices", "seeds"):
+        torch.testing.assert_close(getattr(back, name), getattr(data, name), rtol=0, atol=0)
+    assert back.card["kind"] == "robustified" and back.card["n"] == 5
+    assert not list((tmp_path / "s").glob("*.tmp"))
+
+
+def test_corrupt_missing_and_mismatched_sets_are_refused(tmp_path):
+    save_set(tmp_path / "s", small_set())
+    with pytest.raises(ConfigError, match="made from 'toy', not 'cifar10'"):
+        load_set(tmp_path / "s", dataset="cifar10")
+    with pytest.raises(ConfigError, match="shape"):
+        load_set(tmp_path / "s", shape=(3, 32, 32))
+    raw = bytearray((tmp_path / "s" / TENSORS).read_bytes())
+    raw[-10] ^= 0xFF
+    (tmp_path / "s" / TENSORS).write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="corrupt"):
+        load_set(tmp_path / "s")
+    (tmp_path / "s" / CARD).write_text("{not json")
+    with pytest.raises(DataError, match="JSON"):
+        load_set(tmp_path / "s")
+    with pytest.raises(DataError, match="not a constructed set"):
+        load_set(tmp_path / "empty")
+
+
+def test_chunked_generation_resumes_after_a_crash(tmp_path):
+    calls = []
+
+    def make(start, stop, fail_at=None):
+        calls.append(start)
+        if start == fail_at:
+            raise KeyboardInterrupt  # a run killed while making this chunk
+        return {"x": torch.arange(start, stop)}
+
+    with pytest.raises(KeyboardInterrupt):
+        build_in_chunks(tmp_path, 10, {"a": 1}, lambda s, e: make(s, e, fail_at=4), chunk=2)
+    assert calls == [0, 2, 4]
+    calls.clear()
+    out = build_in_chunks(tmp_path, 10, {"a": 1}, make, chunk=2)
+    assert calls == [4, 6, 8]  # chunks 0 and 2 were reused
+    torch.testing.assert_close(out["x"], torch.arange(10))
+    calls.clear()
+    build_in_chunks(tmp_path, 10, {"a": 2}, make, chunk=2)
+    assert calls == [0, 2, 4, 6, 8]  # other parameters: start over
+
+
+def test_robustified_set_records_its_checks(tmp_path):
+    net = trained_cnn(INFO)
+    data = brightness_images(INFO, 12, seed=4)
+    made = build_robustified(
+        tmp_path / "r", net, data, model_digest="abc", steps=20, step_size=0.1, chunk=5
+    )
+    card = json.loads((tmp_path / "r" / CARD).read_text())
+    stats = card["statistics"]
+    assert stats["relative_distance_mean"] < stats["start_relative_distance_mean"]
+    expected = float((predict(net, made.images, 500) == data.labels).float().mean())
+    assert stats["source_model_accuracy"] == pytest.approx(expected)
+    assert card["model"] == "abc" and card["dataset"] == "toy"
+    torch.testing.assert_close(load_set(tmp_path / "r").images, made.images)
+    assert not (tmp_path / "r" / ".parts").exists()
