@@ -18,6 +18,8 @@ from robustlens.lenses import (  # noqa: F401  (importing a lens module register
     probes,
     saliency,
     similarity,
+    transfer,
+    universality,
 )
 from robustlens.lenses.base import (
     LENSES,

@@ -11,6 +11,7 @@ from robustlens.study.claims.base import (
     Verdict,
 )
 from robustlens.study.claims.paper000 import CLAIMS_000
+from robustlens.study.claims.paper001 import CLAIMS_001
 from robustlens.study.claims.paper002_ensemble import CLAIMS_002_ENSEMBLE
 from robustlens.study.claims.paper002_probes import CLAIMS_002
 from robustlens.study.claims.paper002_saliency import CLAIMS_002_SALIENCY
@@ -18,7 +19,13 @@ from robustlens.study.claims.paper003 import CLAIMS_003
 from robustlens.study.claims.paper004 import CLAIMS_004
 
 CLAIMS: tuple[Claim, ...] = (
-    CLAIMS_000 + CLAIMS_002_SALIENCY + CLAIMS_002 + CLAIMS_002_ENSEMBLE + CLAIMS_003 + CLAIMS_004
+    CLAIMS_000
+    + CLAIMS_001
+    + CLAIMS_002_SALIENCY
+    + CLAIMS_002
+    + CLAIMS_002_ENSEMBLE
+    + CLAIMS_003
+    + CLAIMS_004
 )
 
 
