@@ -48,8 +48,23 @@ class StudyModel:
         return dict(self.card.recipe or {})
 
     @property
+    def trained_on(self) -> dict[str, Any] | None:
+        """The constructed training set (kind, source model, checks) the model was trained on,
+        or None for the data set's own training split."""
+        source = self.card.source
+        return source.get("train_on") if isinstance(source, dict) else None
+
+    @property
     def is_natural(self) -> bool:
+        """Trained without adversarial examples on the data set's own training split."""
+        if self.trained_on is not None:
+            return False
         return self.recipe.get("method", "natural") == "natural" or not self.train_eps
+
+    @property
+    def is_robust(self) -> bool:
+        """Adversarially trained on the data set's own training split."""
+        return self.trained_on is None and not self.is_natural
 
     @property
     def train_norm(self) -> str | None:
@@ -65,6 +80,9 @@ class StudyModel:
 
     def label(self) -> str:
         """Short description, e.g. ``linf-0.1 (L∞ ε=0.1)`` or ``natural``."""
+        if self.trained_on is not None:
+            on = self.trained_on
+            return f"{self.name} (on the {on.get('set')} set of {on.get('source')})"
         if self.is_natural:
             return f"{self.name} (natural)"
         return f"{self.name} ({(self.train_norm or '').upper()} ε={self.train_eps:g})"

@@ -60,10 +60,12 @@ class EnsembleParams:
 
 
 def kind(members: tuple[StudyModel, ...]) -> str:
-    tags = ["STD" if m.is_natural else "ADV" for m in members]
+    tags = ["STD" if m.is_natural else ("ADV" if m.is_robust else "CON") for m in members]
     if len(tags) == 1:
         return tags[0]
-    return "STD+ADV" if len(set(tags)) == 2 else f"{tags[0]}+{tags[1]}"
+    if sorted(tags) == ["ADV", "STD"]:
+        return "STD+ADV"
+    return "+".join(sorted(tags, key=["STD", "ADV", "CON"].index))
 
 
 def fit_to_models(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:

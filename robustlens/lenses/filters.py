@@ -26,6 +26,7 @@ import torch
 
 from robustlens.analysis.filters import (
     GroupedFilters,
+    coefficient_divergence,
     depth_group,
     filter_basis,
     filter_matrix,
@@ -265,6 +266,7 @@ def plot(tables, models: list[StudyModel], params: FiltersParams, arrays=None) -
     if arrays is not None:
         figures.update(plot_shift(models, arrays))
         figures.update(plot_basis(models, arrays))
+        figures.update(plot_coefficients(models, arrays))
         figures.update(plot_first_layers(models, arrays, frame))
     return figures
 
@@ -292,16 +294,14 @@ def plot_shift(models: list[StudyModel], arrays) -> dict:
 
     natural = [grouped_filters(lambda n, m=m: arrays(m.name, n)) for m in models if m.is_natural]
     robust = {
-        m.label(): grouped_filters(lambda n, m=m: arrays(m.name, n))
-        for m in models
-        if not m.is_natural
+        m.label(): grouped_filters(lambda n, m=m: arrays(m.name, n)) for m in models if m.is_robust
     }
     if not natural or not robust:
         return {}
     kernels = kernels_of(natural + list(robust.values()))
     fig, axes = new_figure(1, len(kernels), figsize=(5.0 * len(kernels), 3.4))
     axes = np.atleast_1d(axes)
-    robust_colors = [c for m, c in zip(models, _colors(models), strict=True) if not m.is_natural]
+    robust_colors = [c for m, c in zip(models, _colors(models), strict=True) if m.is_robust]
     for ax, kernel in zip(axes, kernels, strict=True):
         series = {"all robust (pooled)": (list(robust.values()), "black")}
         series.update(
@@ -341,6 +341,7 @@ def plot_basis(models: list[StudyModel], arrays) -> dict:
 
     sets = {m.name: grouped_filters(lambda n, m=m: arrays(m.name, n)) for m in models}
     natural = {m.name for m in models if m.is_natural}
+    robust = {m.name for m in models if m.is_robust}
     kernels = [k for k in kernels_of(list(sets.values())) if k == "3x3"] or kernels_of(
         list(sets.values())
     )[:1]
@@ -350,7 +351,7 @@ def plot_basis(models: list[StudyModel], arrays) -> dict:
     k1, k2 = (int(v) for v in kernel.split("x"))
     groups = {
         "all": list(sets.values()),
-        "robust": [f for name, f in sets.items() if name not in natural],
+        "robust": [f for name, f in sets.items() if name in robust],
         "natural": [f for name, f in sets.items() if name in natural],
     }
     groups = {name: pooled(s, kernel) for name, s in groups.items() if s}
@@ -386,6 +387,42 @@ def plot_basis(models: list[StudyModel], arrays) -> dict:
     return {f"{kernel} filter basis and explained variance: all, robust, natural (Fig. 2)": fig}
 
 
+def plot_coefficients(models: list[StudyModel], arrays) -> dict:
+    """Fig. 3: distributions of the filters' coefficients along each basis vector (fitted on
+    all filters of the kernel size), robust against natural, with each axis's KL."""
+    from robustlens.study.figures import new_figure
+
+    sets = {m.name: grouped_filters(lambda n, m=m: arrays(m.name, n)) for m in models}
+    natural = [sets[m.name] for m in models if m.is_natural]
+    robust = [sets[m.name] for m in models if m.is_robust]
+    kernels = kernels_of(natural + robust)
+    kernel = "3x3" if "3x3" in kernels else (kernels[0] if kernels else None)
+    shift = filter_shift(robust, natural, kernel) if kernel and natural and robust else None
+    if shift is None:
+        return {}
+    basis = shift.basis
+    a = basis.coefficients(pooled(robust, kernel))
+    b = basis.coefficients(pooled(natural, kernel))
+    axes_n = min(9, a.shape[1])
+    fig, axes = new_figure(1, axes_n, figsize=(1.9 * axes_n, 2.2))
+    axes = np.atleast_1d(axes)
+    for i, ax in enumerate(axes):
+        low, high = min(a[:, i].min(), b[:, i].min()), max(a[:, i].max(), b[:, i].max())
+        bins = np.linspace(low, high, 41)
+        ax.hist(b[:, i], bins=bins, density=True, alpha=0.5, color="0.3", label="natural")
+        ax.hist(a[:, i], bins=bins, density=True, alpha=0.5, color="tab:red", label="robust")
+        kl = coefficient_divergence(a[:, [i]], b[:, [i]], np.ones(1))[0]
+        ax.set_title(
+            f"v{i} EVR {basis.explained_variance_ratio[i]:.2f}\nKL {kl:.2f}", fontsize="xx-small"
+        )
+        ax.set_yticks([])
+        ax.tick_params(labelsize="xx-small")
+    axes[0].legend(fontsize="xx-small")
+    return {
+        f"{kernel} filter coefficients along each basis vector, robust vs natural (Fig. 3)": fig
+    }
+
+
 def plot_first_layers(models: list[StudyModel], arrays, frame) -> dict:
     """Fig. 4 and 6: first-layer filters of a natural and a robust model, and what a PGD
     perturbation changes in their first activations."""
@@ -394,7 +431,7 @@ def plot_first_layers(models: list[StudyModel], arrays, frame) -> dict:
     natural = next((m for m in models if m.is_natural), None)
     # the paper's robust models are L∞-trained: prefer the largest L∞ budget
     robust = sorted(
-        (m for m in models if not m.is_natural),
+        (m for m in models if m.is_robust),
         key=lambda m: (m.train_norm != "linf", -m.train_eps),
     )
     pair = [m for m in (natural, robust[0] if robust else None) if m is not None]

@@ -121,7 +121,7 @@ def compute(
                 "n": len(clean),
             }
         )
-        if not model.is_natural:
+        if model.is_robust:
             attack = PGD(
                 m,
                 threat_model(model.train_norm, eps),
@@ -144,9 +144,10 @@ def compute(
                 }
             )
     notes = []
-    if model.is_natural:
+    if not model.is_robust:
         notes.append(
-            f"{model.name} is natural: robust accuracy needs a training ε, so only "
+            f"{model.name} is not adversarially trained: robust accuracy needs a training ε, so "
+            "only "
             "natural accuracy is compared"
         )
     frame = tidy(rows)

@@ -247,7 +247,7 @@ def plot(tables, models: list[StudyModel], params: ProbesParams, arrays=None) ->
     frame = frame[frame.metric == "accuracy"]
     colors = palette(models)
     natural = next((m for m in models if m.is_natural), None)
-    robust = sorted((m for m in models if not m.is_natural), key=lambda m: -m.train_eps)
+    robust = sorted((m for m in models if m.is_robust), key=lambda m: -m.train_eps)
     fig, axes = new_figure(1, 3, figsize=(14, 3.6))
     for ax, probe, xlabel in (
         (axes[0], "gaussian_blur", f"Gaussian blur σ (kernel {params.blur_kernel})"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -137,10 +138,19 @@ class Study:
     def models(self, *, train: bool = True, progress: bool = False) -> list[StudyModel]:
         """Every model of the study, trained (or reused) or loaded."""
         if self._models is None:
-            self._models = [self._obtain(plan, train, progress)[0] for plan in self.spec.models]
+            obtained: list[StudyModel] = []
+            for plan in self.spec.models:  # in order: a train_on source comes first
+                obtained.append(self._obtain(plan, train, progress, obtained)[0])
+            self._models = obtained
         return self._models
 
-    def _obtain(self, plan: ModelPlan, train: bool, progress: bool) -> tuple[StudyModel, str]:
+    def _obtain(
+        self,
+        plan: ModelPlan,
+        train: bool,
+        progress: bool,
+        earlier: list[StudyModel] | None = None,
+    ) -> tuple[StudyModel, str]:
         """The model of ``plan`` and how it was obtained: "trained", "reused" or "loaded"."""
         from robustlens.models import build_model
         from robustlens.train import train_model
@@ -153,6 +163,9 @@ class Study:
                     f"model {plan.name} has not been trained yet", fix="run the study"
                 )
             train_set = self.split("train", plan.train_n or self.spec.train_n)
+            trained_on = None
+            if plan.train_on is not None:
+                train_set, trained_on = self._constructed(plan, train_set, earlier or [], train)
             seed_everything(plan.recipe.seed)
             net = build_model(plan.arch, train_set.info, **plan.arch_kwargs)
             result = train_model(
@@ -165,6 +178,8 @@ class Study:
                 progress=progress,
             )
             model, card = result.model, result.card
+            if trained_on is not None:
+                card.source = {"train_on": trained_on}
             how = "reused" if result.reused else "trained"
         elif plan.source == "checkpoint":
             model, card = load_checkpoint(plan.path)
@@ -180,6 +195,58 @@ class Study:
         digest = card.weights_sha256 or model_digest(model)
         model = model.to(self.device).eval()
         return StudyModel(plan.name, model, card, digest), how
+
+    def _constructed(
+        self, plan: ModelPlan, train_set: ImageSet, earlier: list[StudyModel], build: bool
+    ) -> tuple[ImageSet, dict[str, Any]]:
+        """The constructed training set ``plan.train_on`` asks for, made from ``train_set``
+        against an earlier model and kept (resumably) in ``<study>/constructed/``, and what
+        the model's card records of it."""
+        from robustlens.constructed import build_robustified, build_targeted, load_set
+
+        spec = dict(plan.train_on or {})
+        kind, source_name = spec.pop("set"), spec.pop("source")
+        source = next((m for m in earlier if m.name == source_name), None)
+        if source is None:
+            raise ConfigError(
+                f"model {plan.name} trains on a set made against {source_name!r}, which is not "
+                "obtained before it",
+                fix="list the source model before this one",
+            )
+        key = hashlib.sha256(
+            json.dumps(
+                [kind, source.digest, train_set.fingerprint(), spec], sort_keys=True
+            ).encode()
+        ).hexdigest()[:12]
+        folder = self.dir / "constructed" / f"{kind}-{source_name}-{key}"
+        info = train_set.info
+        if (folder / "card.json").is_file():
+            made = load_set(folder, dataset=info.name, shape=tuple(info.shape))
+        elif not build:
+            raise ConfigError(
+                f"the {kind} set for model {plan.name} is not built yet", fix="run the study"
+            )
+        elif kind == "robustified":
+            log.info("robustifying %d training images against %s", len(train_set), source_name)
+            made = build_robustified(
+                folder, source.model, train_set, model_digest=source.digest, seed=self.spec.seed,
+                **spec,
+            )  # fmt: skip
+        else:
+            log.info(
+                "building the %s set from %d images against %s", kind, len(train_set), source_name
+            )
+            made = build_targeted(
+                folder, source.model, train_set, kind, model_digest=source.digest,
+                seed=self.spec.seed, **spec,
+            )  # fmt: skip
+        record = {
+            "set": kind,
+            "source": source_name,
+            "folder": str(folder.relative_to(self.dir)),
+            "statistics": made.card.get("statistics", {}),
+        }
+        return made.as_imageset(info), record
 
     # ------------------------------------------------------------------------------ run
 

@@ -56,7 +56,12 @@ MODEL_KEYS = {
     "foreign",
     "adapter",
     "train_n",
+    "train_on",
 }
+TRAIN_ON_SETS = ("robustified", "zero", "zero-all", "negative")
+"""Constructed training sets (Springer et al. §3.2–3.3; Ilyas et al.): D_R ("robust-data"),
+zero-robust with random or all targets, negative-robust."""
+TRAIN_ON_KEYS = {"set", "source", "steps", "step_size", "eps"}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -72,6 +77,9 @@ class ModelPlan:
     path: Path | None = None
     adapter: str | None = None
     train_n: int | None = None
+    train_on: dict[str, Any] | None = None
+    """A constructed training set made from the training split against another model of the
+    study: {"set": one of TRAIN_ON_SETS, "source": model name, optional steps/step_size/eps}."""
 
 
 @dataclass(frozen=True)
@@ -247,13 +255,28 @@ def _parse_models(where: _Where, entries: Any, path: Path) -> tuple[ModelPlan, .
         train_n = entry.get("train_n")
         if train_n is not None:
             train_n = _typed(where, f"{key}.train_n", train_n, int, minimum=1)
+        train_on = None
+        if "train_on" in entry:
+            if source != "recipe":
+                raise where.error(f"{key}.train_on", "only a model trained by a recipe can have it")
+            train_on = _train_on(
+                where, f"{key}.train_on", entry["train_on"], [p.name for p in plans]
+            )
         if source == "recipe":
             if arch is None:
                 raise where.error(f"{key}.arch", "missing: a trained model needs an architecture")
             for eps, recipe in _expand_recipe(where, f"{key}.recipe", entry["recipe"]):
                 model_name = name if eps is None else f"{name}-{eps:g}"
                 plans.append(
-                    ModelPlan(model_name, "train", arch, arch_kwargs, recipe, train_n=train_n)
+                    ModelPlan(
+                        model_name,
+                        "train",
+                        arch,
+                        arch_kwargs,
+                        recipe,
+                        train_n=train_n,
+                        train_on=train_on,
+                    )
                 )
             continue
         if source == "adapter":
@@ -274,6 +297,35 @@ def _parse_models(where: _Where, entries: Any, path: Path) -> tuple[ModelPlan, .
     if duplicates:
         raise where.error("models", f"model names must be unique, {duplicates} repeat")
     return tuple(plans)
+
+
+def _train_on(where: _Where, key: str, table: Any, earlier: list[str]) -> dict[str, Any]:
+    """A validated ``train_on`` table: the set's kind and an earlier model as its source."""
+    table = dict(_check_keys(where, key, table, TRAIN_ON_KEYS))
+    kind = _typed(where, f"{key}.set", table.get("set"), str)
+    if kind not in TRAIN_ON_SETS:
+        raise where.error(
+            f"{key}.set", f"unknown constructed set {kind!r}", ", ".join(TRAIN_ON_SETS)
+        )
+    source = table.get("source")
+    if source not in earlier:
+        raise where.error(
+            f"{key}.source",
+            f"{source!r} is not a model listed before this one",
+            ", ".join(earlier) or "(no model comes before it)",
+        )
+    out: dict[str, Any] = {"set": kind, "source": source}
+    if "steps" in table:
+        out["steps"] = _typed(where, f"{key}.steps", table["steps"], int, minimum=1)
+    for name in ("step_size", "eps"):
+        if name in table:
+            value = _typed(where, f"{key}.{name}", table[name], float)
+            if value <= 0:
+                raise where.error(f"{key}.{name}", f"must be > 0, got {value}")
+            out[name] = float(value)
+    if "eps" in out and kind == "robustified":
+        raise where.error(f"{key}.eps", "a robustified set has no budget (Table 4: ∞)")
+    return out
 
 
 def _expand_recipe(where: _Where, key: str, table: Any) -> list[tuple[float | None, Recipe]]:

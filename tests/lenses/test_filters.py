@@ -130,7 +130,7 @@ def test_figures_compare_robust_and_natural():
         arrays=lambda model, name: stored[model].get(name),
     )
     titles = " | ".join(figures)
-    for part in ("Eq. 7–9", "Eq. 10", "Fig. 2", "Fig. 4", "Fig. 6"):
+    for part in ("Eq. 7–9", "Eq. 10", "Fig. 2", "Fig. 3", "Fig. 4", "Fig. 6"):
         assert part in titles
 
 

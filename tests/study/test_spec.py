@@ -135,3 +135,44 @@ def test_checkpoint_paths_are_relative_to_the_study_file(tmp_path):
 def test_shipped_study_files_are_valid(path):
     spec = load_spec(path)
     assert spec.models and spec.lenses
+
+
+ZERO = (
+    '[[models]]\nname = "zero"\narch = "small-cnn"\nrecipe = { method = "natural", epochs = 1 }\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("train_on", "fragments"),
+    [
+        ('{ set = "shuffled", source = "natural" }', ["train_on.set", "robustified"]),
+        ('{ set = "zero", source = "ghost" }', ["train_on.source", "natural, linf-0.05"]),
+        ('{ set = "zero", source = "natural", stepz = 3 }', ["train_on.stepz", "unknown key"]),
+        ('{ set = "robustified", source = "natural", eps = 0.5 }', ["no budget"]),
+        ('{ set = "negative", source = "natural", steps = 0 }', ["train_on.steps", "at least 1"]),
+    ],
+)
+def test_train_on_mistakes(tmp_path, train_on, fragments):
+    text = replace("[lenses.activations]", ZERO + f"train_on = {train_on}\n\n[lenses.activations]")
+    with pytest.raises(ConfigError) as info:
+        load_spec(write(tmp_path, text))
+    for fragment in fragments:
+        assert fragment in str(info.value), (fragment, str(info.value))
+
+
+def test_train_on_names_an_earlier_model(tmp_path):
+    text = replace(
+        "[lenses.activations]",
+        ZERO + 'train_on = { set = "negative", source = "linf-0.1", steps = 20 }\n\n'
+        "[lenses.activations]",
+    )
+    spec = load_spec(write(tmp_path, text))
+    plan = spec.models[-1]
+    assert plan.train_on == {"set": "negative", "source": "linf-0.1", "steps": 20}
+    first = VALID.replace(
+        'recipe = { method = "natural", epochs = 1 }',
+        'recipe = { method = "natural", epochs = 1 }\ntrain_on = { set = "zero", source = "linf" }',
+        1,
+    )
+    with pytest.raises(ConfigError, match="not a model listed before"):
+        load_spec(write(tmp_path, first))

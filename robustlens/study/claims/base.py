@@ -84,7 +84,7 @@ class ResultsView:
 
     @property
     def robust(self) -> list[StudyModel]:
-        return [m for m in self.models if not m.is_natural]
+        return [m for m in self.models if m.is_robust]
 
 
 ModelStat = Callable[[ResultsView, str, np.ndarray], np.ndarray]

@@ -192,7 +192,7 @@ def check_svcca(view: ResultsView, w: np.ndarray) -> Verdict:
             parts.append(
                 f"{m.name}: lowest L∞ {s[worst_linf][0]:.3f} vs lowest L2 {s[worst_l2][0]:.3f}"
             )
-        if not m.is_natural:
+        if m.is_robust:
             for key, value in s.items():
                 if key in nat:
                     sign = _diff_sign(value, nat[key])
@@ -251,7 +251,52 @@ def check_boundary(view: ResultsView, w: np.ndarray) -> Verdict:
     return Verdict(status, "; ".join(parts), CI, {k: v.__dict__ for k, v in increase.items()})
 
 
+def check_robust_data(view: ResultsView, w: np.ndarray) -> Verdict:
+    """Every model trained on a robustified training set (D_R) has lower accuracy under PGD
+    L∞ (ε 0.025) than every adversarially trained model of the study (paired over images)."""
+    trained = [
+        m
+        for m in view.models
+        if m.trained_on is not None and m.trained_on.get("set") == "robustified"
+    ]
+    if not trained or not view.robust:
+        return Verdict(
+            INCONCLUSIVE,
+            "needs a model trained on a robustified set (train_on set = 'robustified') and an "
+            "adversarially trained model in the attack grid",
+        )
+    signs, parts, numbers = [], [], {}
+    for m in trained:
+        own = _find(view, "attack_grid", m.name, LINF_ROW, "robust")
+        if own is None:
+            continue
+        for r in view.robust:
+            other = _find(view, "attack_grid", r.name, LINF_ROW, "robust")
+            if other is None:
+                continue
+            diff = own.astype(np.float64) - other.astype(np.float64)
+            iv = interval(*_mean_interval(diff, view))
+            signs.append(-iv.sign())
+            parts.append(
+                f"{m.name} {own.mean():.3f} vs {r.name} {other.mean():.3f} (Δ {iv.text()})"
+            )
+            numbers[f"{m.name}/{r.name}"] = iv.__dict__
+    if not signs:
+        return Verdict(INCONCLUSIVE, f"the attack grid lacks the row '{LINF_ROW} …'")
+    evidence = "accuracy under PGD L∞ ε 0.025 (CIFAR units): " + "; ".join(parts)
+    return Verdict(combine(signs), evidence, CI, numbers)
+
+
 CLAIMS_004: tuple[Claim, ...] = (
+    Claim(
+        "004-3.1-robust-data",
+        PAPER_004,
+        "§3.1, Tables 1–2",
+        "A model trained on a robust data set (D_R) is not robust to L∞ attacks of the paper's "
+        "budgets: adversarially trained models beat it.",
+        ("attack_grid",),
+        check_robust_data,
+    ),
     Claim(
         "004-3.1-linf",
         PAPER_004,

@@ -65,3 +65,34 @@ def test_targeted_transfer_from_a_slightly_robust_source():
     assert check_targeted_transfer(down, down.weights(N)).status == FAILS
     none = transfer_view({})
     assert check_targeted_transfer(none, none.weights(N)).status == INCONCLUSIVE
+
+
+def test_type_b_needs_constructed_models_and_checks_chance():
+    from robustlens.models import ModelCard
+    from robustlens.study.claims.paper001 import check_type_b
+
+    zero = model("zero")
+    zero.card.source = {"train_on": {"set": "zero", "source": "natural"}}
+    neg = model("negative")
+    neg.card.source = {"train_on": {"set": "negative", "source": "natural"}}
+    assert isinstance(zero.card, ModelCard) and not zero.is_natural and not zero.is_robust
+    base = np.random.default_rng(2).random(N)
+    acc = {"zero": 0.3, "negative": 0.25}
+    arrays = {
+        ("universality", m, f"correct/{m}/{s.name}"): base < p for m, p in acc.items() for s in ROB
+    }
+
+    def names(lens, m):
+        return [n for (ln, mn, n) in arrays if (ln, mn) == (lens, m)]
+
+    v = ResultsView([NAT, *ROB, zero, neg], lambda ln, m, n: arrays.get((ln, m, n)),
+                    {"universality"}, N, 10, names)  # fmt: skip
+    v.resamples = 300
+    assert check_type_b(v, v.weights(N)).status == HOLDS
+    arrays = {k: base < 0.05 for k in arrays}
+    v2 = ResultsView([NAT, *ROB, zero, neg], lambda ln, m, n: arrays.get((ln, m, n)),
+                     {"universality"}, N, 10, names)  # fmt: skip
+    v2.resamples = 300
+    assert check_type_b(v2, v2.weights(N)).status == FAILS
+    v3 = view({"natural2": 0.4})
+    assert check_type_b(v3, v3.weights(N)).status == INCONCLUSIVE

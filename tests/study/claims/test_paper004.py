@@ -177,3 +177,29 @@ def test_paper004_claims_join_the_table_only_when_their_lens_ran():
     v = boundary_view({"natural": 0.5, "linf-0.1": 1.2, "l2-1.5": 2.0})
     ids = [claim.id for claim, _ in evaluate_claims(v, resamples=200)]
     assert ids == ["004-5-boundary"]
+
+
+def test_robust_data_model_is_beaten_by_adversarial_training():
+    from robustlens.study.claims.paper004 import check_robust_data
+
+    data = model("robust-data")
+    data.card.source = {"train_on": {"set": "robustified", "source": "l2-1.5"}}
+    arrays = grid({"natural": (0.1, 0.6), "linf-0.1": (0.6, 0.8), "l2-1.5": (0.5, 0.8)})
+    arrays.update(grid({"robust-data": (0.2, 0.7)}))
+
+    def build(arr):
+        def names(lens, m):
+            return [n for (ln, mn, n) in arr if (ln, mn) == (lens, m)]
+
+        v = ResultsView([*MODELS, data], lambda ln, m, n: arr.get((ln, m, n)), {"attack_grid"},
+                        N, 10, names=names)  # fmt: skip
+        v.resamples = 300
+        return v
+
+    v = build(arrays)
+    assert check_robust_data(v, v.weights(N)).status == HOLDS
+    arrays.update(grid({"robust-data": (0.9, 0.9)}))
+    v = build(arrays)
+    assert check_robust_data(v, v.weights(N)).status == FAILS
+    plain = view(grid({"natural": (0.1, 0.6)}), {"attack_grid"})
+    assert check_robust_data(plain, plain.weights(N)).status == INCONCLUSIVE
