@@ -130,9 +130,7 @@ def build_robustified(
     out = ConstructedSet(
         made["images"], data.labels.clone(), data.indices.clone(), made["seeds"], card
     )
-    save_set(folder, out)
-    shutil.rmtree(Path(folder) / PARTS, ignore_errors=True)
-    return out
+    return _finish(folder, out)
 
 
 def build_targeted(
@@ -206,6 +204,11 @@ def build_targeted(
     }
     source = made["source"]
     out = ConstructedSet(made["images"], made["labels"], data.indices[source].clone(), source, card)
+    return _finish(folder, out)
+
+
+def _finish(folder: str | Path, out: ConstructedSet) -> ConstructedSet:
+    """Write the whole set, then drop the chunks it was assembled from."""
     save_set(folder, out)
     shutil.rmtree(Path(folder) / PARTS, ignore_errors=True)
     return out

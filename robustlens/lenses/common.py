@@ -10,6 +10,7 @@ from robustlens.attacks.evaluate import predict
 from robustlens.attacks.result import AttackResult
 from robustlens.attacks.spec import AttackSpec, parse_specs
 from robustlens.data.imageset import ImageSet
+from robustlens.errors import ConfigError
 from robustlens.lenses.base import LensContext, StudyModel
 
 ATTACK_BATCH = 250
@@ -22,6 +23,17 @@ def resolve_attacks(
     paper's data set; 0 = use as written) to the evaluation data's dimension."""
     dim = data.info.dimension
     return [(spec, spec.scaled(dim, reference_dim)) for spec in parse_specs(texts)]
+
+
+def gradient_attack_specs(
+    texts: tuple[str, ...], lens: str, example: str, *, allow_empty: bool = False
+) -> list[AttackSpec]:
+    """Parsed attack settings for a lens that needs perturbations of a fixed budget: PGD and
+    FGSM only (minimal-norm attacks have no budget to hold to)."""
+    specs = parse_specs(texts)
+    if (not specs and not allow_empty) or any(s.minimal_norm for s in specs):
+        raise ConfigError(f"{lens} takes PGD and FGSM settings", fix=f"e.g. '{example}'")
+    return specs
 
 
 def adversarial(

@@ -25,7 +25,13 @@ from robustlens.lenses.base import (
     register_lens,
     tidy,
 )
-from robustlens.lenses.common import adversarial, representations, resolve_attacks, subset
+from robustlens.lenses.common import (
+    adversarial,
+    gradient_attack_specs,
+    representations,
+    resolve_attacks,
+    subset,
+)
 
 FIGURES_5_8 = ("pgd l2 0.25 20", "pgd linf 0.025 20")
 """Fig. 5–8 use PGD with 20 steps; the paper gives no ε there, so Table 7's budgets are used."""
@@ -39,11 +45,7 @@ class EmbeddingParams:
     n: int | None = None
 
     def __post_init__(self) -> None:
-        from robustlens.attacks.spec import parse_specs
-
-        specs = parse_specs(self.attacks)
-        if any(s.minimal_norm for s in specs):
-            raise ConfigError("embedding takes PGD and FGSM settings", fix="e.g. 'pgd l2 0.25 20'")
+        gradient_attack_specs(self.attacks, "embedding", "pgd l2 0.25 20", allow_empty=True)
         if self.k < 1 or self.reference_dim < 0 or (self.n is not None and self.n <= self.k):
             raise ConfigError("k must be ≥ 1, reference_dim ≥ 0 and n > k")
 

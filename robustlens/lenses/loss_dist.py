@@ -26,7 +26,13 @@ from robustlens.lenses.base import (
     register_lens,
     tidy,
 )
-from robustlens.lenses.common import adversarial, per_sample_loss, resolve_attacks, subset
+from robustlens.lenses.common import (
+    adversarial,
+    gradient_attack_specs,
+    per_sample_loss,
+    resolve_attacks,
+    subset,
+)
 
 PAPER_ATTACKS = ("pgd l2 0.5 10", "pgd linf 0.05 5")
 
@@ -39,11 +45,7 @@ class LossDistParams:
     folds: int = 5
 
     def __post_init__(self) -> None:
-        from robustlens.attacks.spec import parse_specs
-
-        specs = parse_specs(self.attacks)
-        if not specs or any(s.minimal_norm for s in specs):
-            raise ConfigError("loss_dist takes PGD and FGSM settings", fix="e.g. 'pgd l2 0.5 10'")
+        gradient_attack_specs(self.attacks, "loss_dist", "pgd l2 0.5 10")
         if self.folds < 2 or self.reference_dim < 0 or (self.n is not None and self.n < 1):
             raise ConfigError("folds must be ≥ 2, reference_dim ≥ 0 and n ≥ 1")
 

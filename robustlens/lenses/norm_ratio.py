@@ -24,7 +24,13 @@ from robustlens.lenses.base import (
     register_lens,
     tidy,
 )
-from robustlens.lenses.common import adversarial, predictions, resolve_attacks, subset
+from robustlens.lenses.common import (
+    adversarial,
+    gradient_attack_specs,
+    predictions,
+    resolve_attacks,
+    subset,
+)
 
 TABLE_4 = ("pgd l2 0.25 20", "pgd linf 0.03 20", "fgsm linf 0.03")
 """Tables 4–5: PGD L2 ε = 0.25, PGD L∞ ε = 0.03, FGSM L∞ ε = 0.03 (CIFAR-10 units). The paper
@@ -40,11 +46,7 @@ class NormRatioParams:
     n: int | None = None
 
     def __post_init__(self) -> None:
-        from robustlens.attacks.spec import parse_specs
-
-        specs = parse_specs(self.attacks)
-        if not specs or any(s.minimal_norm for s in specs):
-            raise ConfigError("norm_ratio takes PGD and FGSM settings", fix="e.g. 'pgd l2 0.25 20'")
+        gradient_attack_specs(self.attacks, "norm_ratio", "pgd l2 0.25 20")
         if self.reference_dim < 0 or (self.n is not None and self.n < 1):
             raise ConfigError("reference_dim must be ≥ 0 and n ≥ 1")
 

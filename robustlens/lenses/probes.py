@@ -77,15 +77,11 @@ class ProbesParams:
 
 def donors(n: int, seed: int) -> torch.Tensor:
     """A seeded permutation of 0…n−1 without fixed points: whose amplitude each image gets."""
+    from robustlens.constructed.inversion import derangement
+
     if n < 2:
         raise ConfigError("the amplitude swap needs at least two images")
-    gen = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(n, generator=gen)
-    for i in range(n):
-        if perm[i] == i:  # swap with the next entry: neither then points to itself
-            j = (i + 1) % n
-            perm[i], perm[j] = perm[j].clone(), perm[i].clone()
-    return perm
+    return derangement(n, torch.Generator().manual_seed(seed))
 
 
 def settings(params: ProbesParams, data: ImageSet, seed: int) -> list[tuple[str, float, Transform]]:

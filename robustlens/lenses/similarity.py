@@ -29,6 +29,7 @@ from robustlens.lenses.base import (
 from robustlens.lenses.common import (
     adversarial,
     bootstrap_indices,
+    gradient_attack_specs,
     representations,
     resolve_attacks,
     subset,
@@ -49,13 +50,7 @@ class SimilarityParams:
     bootstrap: int = 100
 
     def __post_init__(self) -> None:
-        from robustlens.attacks.spec import parse_specs
-
-        specs = parse_specs(self.attacks)
-        if not specs or any(s.minimal_norm for s in specs):
-            raise ConfigError(
-                "similarity takes PGD and FGSM settings", fix="e.g. 'pgd l2 0.25 100'"
-            )
+        gradient_attack_specs(self.attacks, "similarity", "pgd l2 0.25 100")
         if not 0 < self.keep <= 1:
             raise ConfigError(f"keep must lie in (0, 1], got {self.keep}")
         if self.bootstrap < 0 or self.reference_dim < 0 or (self.n is not None and self.n < 2):

@@ -18,10 +18,12 @@ import numpy as np
 
 from robustlens.lenses.base import StudyModel
 from robustlens.study.bootstrap import (
+    Interval,
     full_weights,
     interval,
     resample_weights,
     spearman_rows,
+    weighted_mean,
 )
 
 HOLDS, FAILS, INCONCLUSIVE = "holds", "fails", "inconclusive"
@@ -106,6 +108,13 @@ def combine(signs: list[int]) -> str:
     if any(s < 0 for s in signs):
         return FAILS
     return INCONCLUSIVE
+
+
+def mean_interval(view: ResultsView, values: np.ndarray) -> Interval:
+    """The mean of per-image values with its 95 % paired bootstrap interval (the view's
+    resampling weights, shared by every model)."""
+    values = np.asarray(values, dtype=np.float64)
+    return interval(float(np.nanmean(values)), weighted_mean(values, view.weights(values.size)))
 
 
 def every_part(statuses: list[str]) -> str:

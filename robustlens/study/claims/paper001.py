@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from robustlens.study.bootstrap import interval, weighted_mean
 from robustlens.study.claims.base import (
     FAILS,
     HOLDS,
@@ -14,6 +13,7 @@ from robustlens.study.claims.base import (
     Verdict,
     combine,
     every_part,
+    mean_interval,
 )
 
 PAPER_001 = "001_3364f971c200652f (Springer et al.)"
@@ -49,7 +49,7 @@ def check_universality(view: ResultsView, w: np.ndarray) -> Verdict:
         return Verdict(INCONCLUSIVE, "no robustified set from a robust source")
     smallest = correct(robust[0].name)
     diff = smallest - base
-    iv = interval(float(diff.mean()), weighted_mean(diff, view.weights(diff.size)))
+    iv = mean_interval(view, diff)
     parts = [{1: HOLDS, -1: FAILS}.get(iv.sign(), INCONCLUSIVE)]
     accs = {m.train_eps: float(correct(m.name).mean()) for m in robust}
     listing = ", ".join(f"ε={e:g}: {a:.3f}" for e, a in accs.items())
@@ -90,7 +90,7 @@ def check_targeted_transfer(view: ResultsView, w: np.ndarray) -> Verdict:
         a = view.array("transfer", anchor, f"hit/{v}/{rob}").astype(np.float64)
         b = view.array("transfer", anchor, f"hit/{v}/{nat}").astype(np.float64)
         diff = a - b
-        iv = interval(float(diff.mean()), weighted_mean(diff, view.weights(diff.size)))
+        iv = mean_interval(view, diff)
         signs.append(iv.sign())
         parts.append(f"{v}: from {rob} {a.mean():.3f} vs from {nat} {b.mean():.3f}, Δ {iv.text()}")
         numbers[v] = iv.__dict__
@@ -121,7 +121,7 @@ def check_type_b(view: ResultsView, w: np.ndarray) -> Verdict:
             if not view.has_array("universality", m.name, name):
                 continue
             c = view.array("universality", m.name, name).astype(np.float64) - chance
-            iv = interval(float(c.mean()), weighted_mean(c, view.weights(c.size)))
+            iv = mean_interval(view, c)
             signs.append(iv.sign())
             parts.append(f"{m.name} on R from {s.name}: accuracy − chance {iv.text()}")
             numbers[f"{m.name}/{s.name}"] = iv.__dict__

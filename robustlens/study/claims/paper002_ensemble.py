@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from robustlens.study.bootstrap import interval, weighted_mean
 from robustlens.study.claims.base import (
     FAILS,
     HOLDS,
@@ -12,6 +11,7 @@ from robustlens.study.claims.base import (
     Claim,
     ResultsView,
     Verdict,
+    mean_interval,
 )
 
 PAPER_002 = "002_cb5dd505beb7dee8 (Itazuri et al.)"
@@ -56,7 +56,7 @@ def check_fusion(view: ResultsView, w: np.ndarray) -> Verdict:
                     continue
                 best = max(singles, key=lambda s: s.mean())
                 diff = pair - best
-                iv = interval(float(diff.mean()), weighted_mean(diff, view.weights(diff.size)))
+                iv = mean_interval(view, diff)
                 signs.append(1 if iv.low > -MARGIN else (-1 if iv.high < -MARGIN else 0))
                 texts.append(f"{nat.name}+{rob.name} − best single {iv.text()}")
                 numbers.setdefault(target, {})[f"{nat.name}+{rob.name}"] = iv.__dict__

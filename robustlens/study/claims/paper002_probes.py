@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from robustlens.study.bootstrap import interval, weighted_mean
 from robustlens.study.claims.base import (
     FAILS,
     HOLDS,
@@ -15,6 +14,7 @@ from robustlens.study.claims.base import (
     Verdict,
     combine,
     every_part,
+    mean_interval,
 )
 
 PAPER_002 = "002_cb5dd505beb7dee8 (Itazuri et al.)"
@@ -41,11 +41,6 @@ def _clean(view: ResultsView, model: str) -> np.ndarray | None:
     return None
 
 
-def _paired(view: ResultsView, per_image: np.ndarray):
-    w = view.weights(per_image.size)
-    return interval(float(per_image.mean()), weighted_mean(per_image, w))
-
-
 def _drop_versus_natural(
     view: ResultsView, probe: str, level: float | None
 ) -> tuple[list[int], list[str], dict]:
@@ -61,7 +56,7 @@ def _drop_versus_natural(
                 return [], [f"{probe}: results missing"], {}
             at = max(levels) if level is None else level
             drops.append(clean - levels[at])
-        iv = _paired(view, drops[0] - drops[1])
+        iv = mean_interval(view, drops[0] - drops[1])
         signs.append(iv.sign())
         parts.append(
             f"{m.name}: drop {drops[1].mean():.3f} vs natural {drops[0].mean():.3f}, "
@@ -111,7 +106,7 @@ def check_texture(view: ResultsView, w: np.ndarray) -> Verdict:
             own = _levels(view, m.name, "stylized")
             if not own:
                 continue
-            iv = _paired(view, own[1.0] - stylized[1.0])
+            iv = mean_interval(view, own[1.0] - stylized[1.0])
             signs.append(iv.sign())
             texts.append(f"{m.name}: accuracy − natural's = {iv.text()}")
         statuses.append(combine(signs) if signs else INCONCLUSIVE)
@@ -137,7 +132,7 @@ def check_blur_gap(view: ResultsView, w: np.ndarray) -> Verdict:
         sigmas = [s for s in nat if s > 0 and s in rob]
         gap0 = nat[0.0] - rob[0.0]
         change = np.mean([(nat[s] - rob[s]) - gap0 for s in sigmas], axis=0)
-        iv = _paired(view, change)
+        iv = mean_interval(view, change)
         if iv.low >= -GAP_MARGIN and iv.high <= GAP_MARGIN:
             statuses.append(HOLDS)
         elif iv.low > GAP_MARGIN or iv.high < -GAP_MARGIN:

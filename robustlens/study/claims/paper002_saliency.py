@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from robustlens.study.bootstrap import interval, weighted_mean
 from robustlens.study.claims.base import (
     INCONCLUSIVE,
     Claim,
@@ -12,6 +11,7 @@ from robustlens.study.claims.base import (
     Verdict,
     combine,
     every_part,
+    mean_interval,
 )
 
 PAPER_002 = "002_cb5dd505beb7dee8 (Itazuri et al.)"
@@ -37,7 +37,7 @@ def check_high_frequency(view: ResultsView, w: np.ndarray) -> Verdict:
             diff = other - base
             keep = ~np.isnan(diff)
             diff = diff[keep]
-            iv = interval(float(diff.mean()), weighted_mean(diff, view.weights(diff.size)))
+            iv = mean_interval(view, diff)
             signs.append(-iv.sign())
             texts.append(f"{m.name} Δ {iv.text()}")
             numbers.setdefault(method, {})[m.name] = iv.__dict__
@@ -61,7 +61,7 @@ def check_guided_sanity(view: ResultsView, w: np.ndarray) -> Verdict:
         last = view.array("saliency", m.name, name)[-1]
         threshold = float(view.array("saliency", m.name, "sanity/threshold")[0])
         last = last[~np.isnan(last)]
-        iv = interval(float(last.mean()), weighted_mean(last, view.weights(last.size)))
+        iv = mean_interval(view, last)
         signs.append(1 if iv.high < threshold else (-1 if iv.low >= threshold else 0))
         parts.append(f"{m.name}: Spearman after full randomisation {iv.text()}")
         numbers[m.name] = iv.__dict__

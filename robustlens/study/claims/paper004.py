@@ -15,6 +15,7 @@ from robustlens.study.claims.base import (
     Verdict,
     both,
     combine,
+    mean_interval,
 )
 
 PAPER_004 = "004_34ba3a310e26400d (Garaev et al.)"
@@ -229,20 +230,18 @@ def check_boundary(view: ResultsView, w: np.ndarray) -> Verdict:
 
     base = distances(nat.name)
     base_mean, base_boot = _mean_interval(base, view)
-    increase = {}
-    for m in l2_models + linf_models:
-        mean, boot = _mean_interval(distances(m.name), view)
-        increase[m.name] = interval(mean - base_mean, boot - base_boot)
+    means = {m.name: _mean_interval(distances(m.name), view) for m in l2_models + linf_models}
+    increase = {
+        name: interval(mean - base_mean, boot - base_boot) for name, (mean, boot) in means.items()
+    }
     parts = [f"{nat.name}: mean L2 distance {base_mean:.3f}"]
     parts += [f"{name}: increase {iv.text()}" for name, iv in increase.items()]
     grows = [increase[m.name].sign() for m in l2_models]
     less = []
     for a in linf_models:
         for b in l2_models:
-            _, boot_a = _mean_interval(distances(a.name), view)
-            _, boot_b = _mean_interval(distances(b.name), view)
             est = increase[b.name].estimate - increase[a.name].estimate
-            less.append(interval(est, boot_b - boot_a).sign())
+            less.append(interval(est, means[b.name][1] - means[a.name][1]).sign())
     if not linf_models:
         parts.append("no L∞-trained model to compare")
     status = (
@@ -275,7 +274,7 @@ def check_robust_data(view: ResultsView, w: np.ndarray) -> Verdict:
             if other is None:
                 continue
             diff = own.astype(np.float64) - other.astype(np.float64)
-            iv = interval(*_mean_interval(diff, view))
+            iv = mean_interval(view, diff)
             signs.append(-iv.sign())
             parts.append(
                 f"{m.name} {own.mean():.3f} vs {r.name} {other.mean():.3f} (Δ {iv.text()})"
