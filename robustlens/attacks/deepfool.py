@@ -5,7 +5,10 @@ class k ≠ y, f_k = Z_k − Z_y and w_k = ∇f_k; the closest linearised bounda
 k* = argmin_k |f_k| / ‖w_k‖_q (q = 2 for L2, q = 1 for L∞, the dual norm), and the step that
 reaches it is r = (|f_k*| + 1e-4) / ‖w_k*‖₂² · w_k* (L2) or (|f_k*| + 1e-4) / ‖w_k*‖₁ ·
 sign(w_k*) (L∞). Steps accumulate into r_tot, and the overshoot is applied to the total:
-x_adv = clip(x + (1 + η)·r_tot) (Algorithm 2 of the paper), never to each step.
+x_adv = clip(x + (1 + η)·r_tot) (Algorithm 2 of the paper), never to each step. With the
+clip this is the algorithm of Foolbox's ``L2DeepFoolAttack`` (the oracle test checks that both
+find the same perturbations). Images go through a working pool that a finished image leaves
+and the next one joins at once, like PGD's, so no batch idles on its slowest image.
 
 Box-aware steps (opt-in, ``box_aware=True``): the clip to [0, 1] throws away every part of a
 step that pushes a pixel already at a bound further out, so on images with saturated pixels
@@ -23,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from robustlens.attacks.base import Attack, check_finite
+from robustlens.attacks.base import Attack, check_finite, num_classes_of
 from robustlens.attacks.result import AttackResult
 from robustlens.attacks.threat import L2, Linf, ThreatModel
 from robustlens.errors import ConfigError
@@ -42,6 +45,7 @@ class DeepFool(Attack):
     """
 
     name = "deepfool"
+    pooled = True
 
     def __init__(
         self,
@@ -75,43 +79,65 @@ class DeepFool(Attack):
         return ranked[:, : c - 1]
 
     def _run(
-        self, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        targets: torch.Tensor | None,
+        batch_size: int | None = None,
     ) -> AttackResult:
+        """Attack all of ``images`` through a working pool of at most ``batch_size`` rows.
+
+        A row leaves the pool once it is misclassified or has taken ``steps`` steps, and the
+        next image takes its place at once: samples are independent, so the results are those
+        of fixed batches, without the tail of nearly empty batches that every fixed batch
+        would have (a few images need many more iterations than the mean).
+        """
         x = images
         n = x.shape[0]
-        with torch.no_grad():
-            clean_logits = self.model(x)
-        check_finite(clean_logits)
-        cands = self._candidate_classes(clean_logits, labels)
+        dev = x.device
+        capacity = n if batch_size is None else max(1, min(n, int(batch_size)))
         r_total = torch.zeros_like(x)
         x_adv = x.clone()
-        success = torch.zeros(n, dtype=torch.bool, device=x.device)
-        iterations = torch.zeros(n, dtype=torch.long, device=x.device)
-        active = torch.arange(n, device=x.device)
-        for it in range(self.steps + 1):
-            xa = x_adv[active].requires_grad_(True)
+        success = torch.zeros(n, dtype=torch.bool, device=dev)
+        iterations = torch.zeros(n, dtype=torch.long, device=dev)
+        cands = torch.zeros((n, self._num_candidates(x) - 1), dtype=torch.long, device=dev)
+        rows = torch.zeros(0, dtype=torch.long, device=dev)
+        admitted = 0
+        while admitted < n or rows.numel() > 0:
+            if rows.numel() < capacity and admitted < n:
+                new = torch.arange(admitted, min(n, admitted + capacity - rows.numel()), device=dev)
+                admitted += new.numel()
+                rows = torch.cat([rows, new])
+            xa = x_adv[rows].requires_grad_(True)
             with torch.enable_grad():
                 logits = self.model(xa)
                 check_finite(logits)
-            fooled = logits.detach().argmax(dim=1) != labels[active]
-            success[active[fooled]] = True
-            keep = ~fooled
-            if it == self.steps or not bool(keep.any()):
-                break
-            grads, diffs = self._class_gradients(xa, logits, labels[active], cands[active])
-            grads, diffs = grads[:, keep], diffs[:, keep]
-            active = active[keep]
-            if self.box_aware:
-                grads = self._free(grads, x[active] + r_total[active])
-            step = self._step(grads, diffs)
-            r_total[active] += step
-            if self.box_aware:
-                r_total[active] = (x[active] + r_total[active]).clamp(0, 1) - x[active]
-            x_adv[active] = (x[active] + (1 + self.overshoot) * r_total[active]).clamp(0, 1)
-            iterations[active] += 1
+            own = labels[rows]
+            fresh = iterations[rows] == 0  # admitted this round: x_adv is still x, clean logits
+            if bool(fresh.any()):
+                cands[rows[fresh]] = self._candidate_classes(logits.detach()[fresh], own[fresh])
+            fooled = logits.detach().argmax(dim=1) != own
+            success[rows[fooled]] = True
+            keep = ~fooled & (iterations[rows] < self.steps)
+            if bool(keep.any()):
+                grads, diffs = self._class_gradients(xa, logits, own, cands[rows])
+                grads, diffs = grads[:, keep], diffs[:, keep]
+                moving = rows[keep]
+                if self.box_aware:
+                    grads = self._free(grads, x[moving] + r_total[moving])
+                r_total[moving] += self._step(grads, diffs)
+                if self.box_aware:
+                    r_total[moving] = (x[moving] + r_total[moving]).clamp(0, 1) - x[moving]
+                x_adv[moving] = (x[moving] + (1 + self.overshoot) * r_total[moving]).clamp(0, 1)
+                iterations[moving] += 1
+            rows = rows[keep]
         # like every minimal-norm attack: no perturbation found means an infinite norm
         norms = torch.where(success, self.threat.norms(x_adv - x), torch.inf)
         return AttackResult(x_adv, success, norms, iterations)
+
+    def _num_candidates(self, x: torch.Tensor) -> int:
+        k = num_classes_of(self.model, x)
+        return k if self.candidates is None else min(self.candidates, k)
 
     def _class_gradients(
         self, xa: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, cands: torch.Tensor

@@ -28,6 +28,11 @@ from robustlens.data.imageset import ImageSet
 PARTS = ".parts"
 
 
+def _device(model: nn.Module) -> torch.device:
+    """Where ``model`` runs: chunks are moved there (sets are kept on the CPU)."""
+    return next(model.parameters(), torch.zeros(0)).device
+
+
 def _key(params: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -96,8 +101,8 @@ def build_robustified(
     def make(start: int, stop: int) -> dict[str, torch.Tensor]:
         part = robustify(
             model,
-            data.images[start:stop],
-            data.labels[start:stop],
+            data.images[start:stop].to(_device(model)),
+            data.labels[start:stop].to(_device(model)),
             steps=steps,
             step_size=step_size,
             seed_mode=seed_mode,
@@ -113,7 +118,8 @@ def build_robustified(
         }
 
     made = build_in_chunks(folder, len(data), params, make, chunk)
-    accuracy = float((predict(model, made["images"], 500) == data.labels).float().mean())
+    predicted = predict(model, made["images"], 500).cpu()
+    accuracy = float((predicted == data.labels.cpu()).float().mean())
     distance = made["distance"].numpy()
     card = {
         **params,
@@ -128,7 +134,12 @@ def build_robustified(
         },
     }
     out = ConstructedSet(
-        made["images"], data.labels.clone(), data.indices.clone(), made["seeds"], card
+        made["images"],
+        data.labels.clone(),
+        data.indices.clone(),
+        made["seeds"],
+        card,
+        {"distance": made["distance"], "start_distance": made["start_distance"]},
     )
     return _finish(folder, out)
 
@@ -173,8 +184,8 @@ def build_targeted(
     def make(start: int, stop: int) -> dict[str, torch.Tensor]:
         part = targeted_examples(
             model,
-            data.images[start:stop],
-            data.labels[start:stop],
+            data.images[start:stop].to(_device(model)),
+            data.labels[start:stop].to(_device(model)),
             mode,
             data.info.num_classes,
             eps=eps,

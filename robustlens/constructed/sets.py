@@ -1,7 +1,9 @@
 """Constructed data sets on disk: tensors in safetensors, a JSON card beside them.
 
 A set is a folder ``<name>/`` with ``images.safetensors`` (``images`` float32 NCHW in [0, 1],
-``labels`` int64, ``indices`` int64: positions in the source split, ``seeds`` int64) and
+``labels`` int64, ``indices`` int64: positions in the source split, ``seeds`` int64, and
+optional per-image measures as ``measure/<name>`` float32, e.g. the relative representation
+distance each robustified image reached) and
 ``card.json``: the kind of set, the data set, split and image shape it was made from, the
 source model's digest, the parameters, the statistics that check the construction (for
 robustified sets the relative representation distance reached; the source model's accuracy),
@@ -39,6 +41,9 @@ class ConstructedSet:
     indices: torch.Tensor
     seeds: torch.Tensor
     card: dict[str, Any] = field(default_factory=dict)
+    measures: dict[str, torch.Tensor] = field(default_factory=dict)
+    """Per-image numbers recorded with the set (for robustified sets ``distance`` and
+    ``start_distance``, the relative representation distances reached and started from)."""
 
     def as_imageset(self, info: DatasetInfo) -> ImageSet:
         """The set as an ImageSet of ``info``'s data set (split named after the set's kind)."""
@@ -63,12 +68,17 @@ def save_set(folder: str | Path, data: ConstructedSet) -> Path:
     n = data.images.shape[0]
     if not (data.labels.shape == data.indices.shape == data.seeds.shape == (n,)):
         raise ConfigError("a constructed set needs one label, index and seed per image")
+    for name, values in data.measures.items():
+        if values.shape != (n,) or not name.replace("_", "").isalnum():
+            raise ConfigError(f"measure {name!r} of a constructed set needs one value per image")
     tensors = {
         "images": data.images.detach().float().cpu().contiguous(),
         "labels": data.labels.detach().long().cpu().contiguous(),
         "indices": data.indices.detach().long().cpu().contiguous(),
         "seeds": data.seeds.detach().long().cpu().contiguous(),
     }
+    for name, values in data.measures.items():
+        tensors[f"measure/{name}"] = values.detach().float().cpu().contiguous()
     tmp = folder / (TENSORS + ".tmp")
     save_file(tensors, str(tmp))
     card = dict(data.card)
@@ -132,4 +142,9 @@ def load_set(
     images = tensors.get("images")
     if images is None or images.ndim != 4 or list(images.shape[1:]) != card["image_shape"]:
         raise DataError(f"{tensor_path} does not hold the images its card describes")
-    return ConstructedSet(images, tensors["labels"], tensors["indices"], tensors["seeds"], card)
+    measures = {
+        k.removeprefix("measure/"): v for k, v in tensors.items() if k.startswith("measure/")
+    }
+    return ConstructedSet(
+        images, tensors["labels"], tensors["indices"], tensors["seeds"], card, measures
+    )

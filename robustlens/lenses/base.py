@@ -99,6 +99,9 @@ class LensContext:
     """Load another split of the study's data set: ``load_split("train", n)``."""
     progress: bool = False
     scratch: Path | None = None
+    sets: Path | None = None
+    """Where constructed sets are kept (``<study>/constructed``); None outside a study, where
+    lenses keep them in memory only."""
     cache: dict[Any, Any] = field(default_factory=dict)
     """Results shared by the lenses of one run (e.g. adversarial examples, see common.py)."""
 

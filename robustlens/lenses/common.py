@@ -79,11 +79,9 @@ def representations(
     model: StudyModel, images: torch.Tensor, device, batch: int = 500
 ) -> np.ndarray:
     """Penultimate representations f(x) as float64 [N, D]."""
-    out = []
-    with torch.no_grad():
-        for i in range(0, images.shape[0], batch):
-            out.append(model.model.features(images[i : i + batch].to(device)).double().cpu())
-    return torch.cat(out).numpy()
+    from robustlens.constructed.inversion import representations as rep
+
+    return rep(model.model, images.to(device), batch).double().cpu().numpy()
 
 
 def per_sample_loss(

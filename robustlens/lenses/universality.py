@@ -7,16 +7,24 @@ Every model of the study is then evaluated on every R_C. A model evaluated on it
 marked ``self``: R_C was built for C's own features, so that number says nothing about shared
 features (the paper's standard model C' is evaluated on R_0 of a *different* standard model).
 The construction is checked per source: the relative representation distance reached and the
-source's accuracy on its own R.
+source's accuracy on its own R. In a study each R is a constructed set like the training sets
+(safetensors + JSON card with these checks, built in resumable chunks) in
+``<study>/constructed/robustified-<split>-<source>-<key>/``, reused by later runs and loadable
+with :func:`robustlens.constructed.load_set`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
+from robustlens.constructed.build import build_robustified
 from robustlens.constructed.inversion import SEED_MODES, robustify
+from robustlens.constructed.sets import CARD, load_set
 from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
 from robustlens.lenses.base import (
@@ -55,29 +63,49 @@ class UniversalityParams:
             raise ConfigError("universality needs n ≥ 2 images")
 
 
-def robustified(ctx: LensContext, source: StudyModel, data: ImageSet, params: UniversalityParams):
-    """R of ``data`` against ``source``, computed once per study run."""
-    key = (
-        "robustified",
-        source.digest,
-        data.fingerprint(),
-        params.steps,
-        params.step_size,
-        params.seed_mode,
-        ctx.seed,
-    )
-    if key not in ctx.cache:
-        net = source.model
-        ctx.cache[key] = robustify(
-            net,
-            data.images.to(ctx.device),
-            data.labels.to(ctx.device),
-            steps=params.steps,
-            step_size=params.step_size,
-            seed_mode=params.seed_mode,
-            seed=ctx.seed,
+@dataclass(frozen=True)
+class RobustifiedTestSet:
+    images: torch.Tensor
+    distance: np.ndarray
+    """Relative representation distance reached, per image."""
+    start_distance: np.ndarray
+    folder: str | None
+    """The set's folder under ``<study>/constructed`` (None outside a study)."""
+
+
+def robustified(
+    ctx: LensContext, source: StudyModel, data: ImageSet, params: UniversalityParams
+) -> RobustifiedTestSet:
+    """R of ``data`` against ``source``: computed once per run, and in a study kept as a
+    constructed set in ``ctx.sets`` (reused when it is there)."""
+    recipe = [source.digest, data.fingerprint(), params.steps, params.step_size,
+              params.seed_mode, ctx.seed]  # fmt: skip
+    key = ("robustified", *recipe)
+    if key in ctx.cache:
+        return ctx.cache[key]
+    net = source.model
+    images, labels = data.images.to(ctx.device), data.labels.to(ctx.device)
+    if ctx.sets is None:
+        made = robustify(net, images, labels, steps=params.steps, step_size=params.step_size,
+                         seed_mode=params.seed_mode, seed=ctx.seed)  # fmt: skip
+        result = RobustifiedTestSet(made.images.cpu(), made.distance, made.start_distance, None)
+    else:
+        digest = hashlib.sha256(json.dumps(recipe).encode()).hexdigest()[:12]
+        folder = ctx.sets / f"robustified-{data.split}-{source.name}-{digest}"
+        if (folder / CARD).is_file():
+            made = load_set(folder, dataset=data.info.name, shape=tuple(data.info.shape))
+        else:
+            made = build_robustified(folder, net, data, model_digest=source.digest,
+                                     steps=params.steps, step_size=params.step_size,
+                                     seed_mode=params.seed_mode, seed=ctx.seed)  # fmt: skip
+        result = RobustifiedTestSet(
+            made.images.cpu(),
+            made.measures["distance"].numpy(),
+            made.measures["start_distance"].numpy(),
+            folder.name,
         )
-    return ctx.cache[key]
+    ctx.cache[key] = result
+    return result
 
 
 def compute(
@@ -101,7 +129,7 @@ def compute(
         rows.append(_row(m, "test", None, clean))
     for s in sources:
         result = robustified(ctx, s, data, params)
-        images = result.images.cpu()
+        images = result.images
         arrays[f"distance/{s.name}"] = result.distance
         arrays[f"images/{s.name}"] = images[: params.show].numpy()
         for m in models:
@@ -117,6 +145,7 @@ def compute(
                 "median": float(np.median(result.distance)),
                 "start": float(np.mean(result.start_distance)),
                 "n": len(data),
+                "set": result.folder or "",
             }
         )
     arrays["images/original"] = data.images[: params.show].numpy()

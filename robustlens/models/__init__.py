@@ -20,7 +20,7 @@ from robustlens.models.foreign import load_foreign_weights
 from robustlens.models.normalize import Normalize
 from robustlens.models.preact_resnet import PreActResNet
 from robustlens.models.resnet import CifarResNet, ResNet
-from robustlens.models.simple import MLP, SmallCNN
+from robustlens.models.simple import MLP, LeNet, SmallCNN
 from robustlens.models.vgg import VGG
 from robustlens.models.wide_resnet import WideResNet
 from robustlens.models.zoo import ARCHITECTURES, ArchSpec, build_model, list_architectures
@@ -33,6 +33,7 @@ __all__ = [
     "AdaptedClassifier",
     "ArchSpec",
     "CifarResNet",
+    "LeNet",
     "ModelCard",
     "Normalize",
     "PreActResNet",

@@ -1,4 +1,5 @@
-"""Small networks that train in minutes on a CPU: a plain CNN and a multilayer perceptron."""
+"""Small networks that train in minutes on a CPU: a plain CNN, a multilayer perceptron and a
+LeNet-5-style network."""
 
 from __future__ import annotations
 
@@ -116,15 +117,85 @@ class MLP(RobustClassifier):
         self._hidden = tuple(taps)
 
     def forward_features(self, z: Tensor) -> Tensor:
-        if tuple(z.shape[1:]) != self.input_shape:
-            c, h, w = self.input_shape
-            raise ConfigError(
-                f"the mlp was built for {c}×{h}×{w} inputs and takes no other size (it has no "
-                f"global pooling), got {'×'.join(str(s) for s in z.shape[1:])}",
-                fix="resize the images to the size the model was built for, or use a "
-                "convolutional architecture",
-            )
+        require_built_size(self, z)
         z = self.flatten(z)
         for name in self._hidden:
+            z = getattr(self, name)(z)
+        return z
+
+
+def require_built_size(model: RobustClassifier, z: Tensor) -> None:
+    """Refuse inputs of another size than a fixed-size model (no global pooling) was built for."""
+    if tuple(z.shape[1:]) != model.input_shape:
+        c, h, w = model.input_shape
+        raise ConfigError(
+            f"the {model.arch} was built for {c}×{h}×{w} inputs and takes no other size (it has "
+            f"no global pooling), got {'×'.join(str(s) for s in z.shape[1:])}",
+            fix="resize the images to the size the model was built for, or use an "
+            "architecture with global pooling (small-cnn, the ResNets)",
+        )
+
+
+class LeNet(RobustClassifier):
+    """LeNet-5-style network (LeCun et al. 1998) with ReLU and max pooling: two blocks of
+    5 × 5 convolution → ReLU → 2 × 2 max pool, then fully connected layers (120, 84) with ReLU
+    and a linear head.
+
+    Both convolutions keep the map size ("same" padding), so the flattened features are
+    ``widths[1] × ⌊⌊h/2⌋/2⌋ × ⌊⌊w/2⌋/2⌋`` (16 × 7 × 7 on 28 × 28) and inputs down to 4 × 4 work.
+    Like the MLP it takes only the input size it was built for. Used as a victim architecture
+    other than the small CNN (Springer et al. 2021, §5.2). Taps: ``conv1``, ``conv2``, ``fc1``,
+    ``fc2``.
+    """
+
+    arch = "lenet"
+    accepts_any_size = False
+
+    @remember_arguments
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        *,
+        input_size: int | Sequence[int] = 32,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        widths: Sequence[int] = (6, 16),
+        hidden: Sequence[int] = (120, 84),
+    ) -> None:
+        super().__init__(in_channels, num_classes, input_size=input_size, mean=mean, std=std)
+        widths, hidden = list(widths), list(hidden)
+        if len(widths) != 2:
+            raise ConfigError(f"lenet has two convolutions, got widths={widths}",
+                              fix="pass two widths, e.g. widths=(6, 16)")  # fmt: skip
+        c, h, w = self.input_shape
+        if h < 4 or w < 4:
+            raise ConfigError(f"lenet needs inputs of at least 4 × 4, got {h} × {w}",
+                              fix="use an mlp for smaller images")  # fmt: skip
+        previous = c
+        for i, width in enumerate(widths):
+            width = positive_int(width, "lenet width")
+            block = nn.Sequential(
+                nn.Conv2d(previous, width, 5, padding=2), nn.ReLU(inplace=False), nn.MaxPool2d(2)
+            )
+            self.add_module(f"conv{i + 1}", block)
+            previous = width
+        previous *= (h // 4) * (w // 4)
+        self.flatten = nn.Flatten()
+        for i, width in enumerate(hidden):
+            width = positive_int(width, "lenet hidden width")
+            self.add_module(
+                f"fc{i + 1}", nn.Sequential(nn.Linear(previous, width), nn.ReLU(inplace=False))
+            )
+            previous = width
+        self.linear = nn.Linear(previous, self.num_classes)
+        self._layers = ("conv1", "conv2", *(f"fc{i + 1}" for i in range(len(hidden))))
+        self.taps = self._layers
+
+    def forward_features(self, z: Tensor) -> Tensor:
+        require_built_size(self, z)
+        z = self.conv2(self.conv1(z))
+        z = self.flatten(z)
+        for name in self._layers[2:]:
             z = getattr(self, name)(z)
         return z

@@ -16,7 +16,7 @@ from robustlens.errors import ConfigError
 from robustlens.models.base import RobustClassifier, positive_int, to_json_value
 from robustlens.models.preact_resnet import PreActResNet
 from robustlens.models.resnet import CifarResNet, ResNet
-from robustlens.models.simple import MLP, SmallCNN
+from robustlens.models.simple import MLP, LeNet, SmallCNN
 from robustlens.models.vgg import VGG
 from robustlens.models.wide_resnet import WideResNet
 from robustlens.registry import Registry
@@ -48,6 +48,7 @@ def _add(name: str, cls: type[RobustClassifier], summary: str, **fixed: Any) -> 
 
 _add("small-cnn", SmallCNN, "three conv-BN-ReLU blocks, GAP, linear; CPU-friendly")
 _add("mlp", MLP, "multilayer perceptron (fixed input size)")
+_add("lenet", LeNet, "LeNet-5-style: two conv-ReLU-pool blocks, two FC layers (fixed size)")
 _add("resnet18", ResNet, "ResNet-18, CIFAR stem (He et al. 2016)", num_blocks=(2, 2, 2, 2))
 _add(
     "preact-resnet18",

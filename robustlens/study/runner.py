@@ -133,6 +133,7 @@ class Study:
             seed=self.spec.seed,
             device=self.device,
             load_split=self.split,
+            sets=self.dir / "constructed",
         )
 
     def models(self, *, train: bool = True, progress: bool = False) -> list[StudyModel]:
@@ -268,7 +269,7 @@ class Study:
             store.set_meta("versions", _json(versions()))
             models = []
             for plan in self.spec.models:
-                m, how = self._obtain(plan, True, progress)
+                m, how = self._obtain(plan, True, progress, models)
                 models.append(m)
                 getattr(summary, how).append(plan.name)
                 store.put_model(
@@ -303,10 +304,11 @@ class Study:
         units = []
         for plan in self.spec.lenses:
             spec = LENSES.get(plan.name)
+            chosen = [m for m in models if plan.covers(m.name)]
             if spec.scope == "model":
-                units += [(plan, spec, [m]) for m in models]
-            else:
-                units.append((plan, spec, models))
+                units += [(plan, spec, [m]) for m in chosen]
+            elif chosen:
+                units.append((plan, spec, chosen))
         return units
 
     def unit_key(self, plan: LensPlan, spec: LensSpec, group: list[StudyModel]) -> str:
@@ -440,12 +442,14 @@ class Study:
                 data_fp = None
             for plan in self.spec.lenses:
                 spec = LENSES.get(plan.name)
-                groups = [[m] for m in known] if spec.scope == "model" else [known]
+                chosen = [m for m in known if plan.covers(m.name)]
+                groups = [[m] for m in chosen] if spec.scope == "model" else [chosen]
                 done = 0
                 for group in groups:
                     if data_fp is not None and store.find_run(self.unit_key(plan, spec, group)):
                         done += 1
-                expected = len(self.spec.models) if spec.scope == "model" else 1
+                covered = [m for m in self.spec.models if plan.covers(m.name)]
+                expected = len(covered) if spec.scope == "model" else 1
                 lenses.append({"lens": plan.name, "done": done, "total": expected})
             report = self.dir / REPORT_NAME
             return {

@@ -26,6 +26,8 @@ A study names a data set, its models (trained by a recipe, or loaded) and the le
 
     [lenses.activations]                # a table per lens; keys override the paper defaults
     tau_dens = 0.95
+    models = ["natural", "linf"]        # optional: the models the lens looks at (default all;
+                                        # an entry's name covers all its ε)
 
 Every mistake (unknown key, unknown lens / architecture / data set, wrong type, impossible
 value) raises one ConfigError naming the file, the key and what is allowed.
@@ -80,6 +82,9 @@ class ModelPlan:
     train_on: dict[str, Any] | None = None
     """A constructed training set made from the training split against another model of the
     study: {"set": one of TRAIN_ON_SETS, "source": model name, optional steps/step_size/eps}."""
+    entry: str = ""
+    """The name of the [[models]] entry it comes from ("linf" for linf-0.05); its own name
+    when empty."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,11 @@ class LensPlan:
     name: str
     params: Any
     overrides: dict[str, Any]
+    models: tuple[str, ...] | None = None
+    """The models the lens looks at, in study order (all when None)."""
+
+    def covers(self, model: str) -> bool:
+        return self.models is None or model in self.models
 
 
 @dataclass(frozen=True)
@@ -188,7 +198,7 @@ def parse_spec(raw: dict[str, Any], path: Path, text: str = "") -> StudySpec:
         train_n = _typed(where, "data.train_n", train_n, int, minimum=1)
 
     models = _parse_models(where, raw["models"], path)
-    lenses = _parse_lenses(where, raw.get("lenses", {}), info)
+    lenses = _parse_lenses(where, raw.get("lenses", {}), info, models)
     return StudySpec(
         name,
         description,
@@ -276,6 +286,7 @@ def _parse_models(where: _Where, entries: Any, path: Path) -> tuple[ModelPlan, .
                         recipe,
                         train_n=train_n,
                         train_on=train_on,
+                        entry=name,
                     )
                 )
             continue
@@ -355,7 +366,9 @@ def _expand_recipe(where: _Where, key: str, table: Any) -> list[tuple[float | No
     return out
 
 
-def _parse_lenses(where: _Where, table: Any, info) -> tuple[LensPlan, ...]:
+def _parse_lenses(
+    where: _Where, table: Any, info, models: tuple[ModelPlan, ...]
+) -> tuple[LensPlan, ...]:
     from robustlens.lenses import LENSES
 
     if not isinstance(table, dict):
@@ -366,7 +379,27 @@ def _parse_lenses(where: _Where, table: Any, info) -> tuple[LensPlan, ...]:
             raise where.error(f"lenses.{name}", "unknown lens", ", ".join(LENSES.names()))
         if not isinstance(overrides, dict):
             raise where.error(f"lenses.{name}", "must be a table of parameters")
+        overrides = dict(overrides)
+        chosen = None
+        if "models" in overrides:
+            chosen = _lens_models(where, f"lenses.{name}.models", overrides.pop("models"), models)
         spec = LENSES.get(name)
         params = spec.resolve_params(info, overrides, f"{where.path}: lenses.{name}")
-        plans.append(LensPlan(spec.name, params, dict(overrides)))
+        plans.append(LensPlan(spec.name, params, overrides, chosen))
     return tuple(plans)
+
+
+def _lens_models(
+    where: _Where, key: str, value: Any, models: tuple[ModelPlan, ...]
+) -> tuple[str, ...]:
+    """The models a lens looks at: names of models or of [[models]] entries (an entry covers
+    every ε it trains), in the study's order."""
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise where.error(key, f"must be a non-empty list of model names, got {value!r}")
+    names = [m.name for m in models]
+    allowed = names + sorted({m.entry for m in models if m.entry} - set(names))
+    unknown = [v for v in value if v not in allowed]
+    if unknown:
+        raise where.error(key, f"{unknown[0]!r} is not a model of the study", ", ".join(allowed))
+    wanted = set(value)
+    return tuple(m.name for m in models if m.name in wanted or m.entry in wanted)

@@ -60,3 +60,26 @@ def test_our_attacks_are_at_least_as_strong_as_foolbox(
     if which == "robust" and kind != "l2-pgd":
         # The comparison means something only if the model is not trivially broken.
         assert theirs > 0.3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["natural", "robust"])
+def test_deepfool_finds_the_perturbations_foolbox_finds(fmnist_models, fmnist_test, which):
+    """DeepFool L2 (all classes, 50 steps, overshoot 0.02, clipped to [0, 1]) is the algorithm
+    Foolbox's L2DeepFoolAttack runs: per image the same success and, where both succeed, the
+    same perturbation size up to float rounding. Our working pool (32 rows here) changes the
+    order the images are processed in, never their results."""
+    from robustlens.attacks import DeepFool
+
+    model = fmnist_models[which]
+    x, y = fmnist_test.images[:120], fmnist_test.labels[:120]
+    ours = DeepFool(model, "l2", steps=50, overshoot=0.02).run(x, y, batch_size=32)
+    attack = fb.attacks.L2DeepFoolAttack(steps=50, candidates=10, overshoot=0.02)
+    _, advs, success = attack(fb.PyTorchModel(model, bounds=(0, 1)), x, y, epsilons=None)
+    theirs = (advs - x).flatten(1).norm(dim=1)
+    assert (ours.success == success).float().mean() >= 0.99
+    both = ours.success & success
+    close = torch.isclose(ours.norms[both], theirs[both], rtol=1e-3, atol=1e-4)
+    assert close.float().mean() >= 0.97, (ours.norms[both][~close], theirs[both][~close])
+    assert ours.norms[both].mean() <= theirs[both].mean() * 1.005
+    assert ours.adversarial.min() >= 0 and ours.adversarial.max() <= 1

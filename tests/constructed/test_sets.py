@@ -25,6 +25,7 @@ def small_set() -> ConstructedSet:
         torch.arange(5),
         torch.tensor([1, 2, 3, 4, 0]),
         {"kind": "robustified", "dataset": "toy"},
+        {"distance": torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5])},
     )
 
 
@@ -34,8 +35,18 @@ def test_a_saved_set_loads_back_identical(tmp_path):
     back = load_set(tmp_path / "s", dataset="toy", shape=(1, 12, 12))
     for name in ("images", "labels", "indices", "seeds"):
         torch.testing.assert_close(getattr(back, name), getattr(data, name), rtol=0, atol=0)
+    assert list(back.measures) == ["distance"]
+    torch.testing.assert_close(back.measures["distance"], data.measures["distance"], rtol=0, atol=0)
     assert back.card["kind"] == "robustified" and back.card["n"] == 5
     assert not list((tmp_path / "s").glob("*.tmp"))
+
+
+def test_a_measure_needs_one_value_per_image(tmp_path):
+    data = small_set()
+    data.measures["distance"] = torch.zeros(4)
+    with pytest.raises(ConfigError, match="one value per image"):
+        save_set(tmp_path / "s", data)
+    assert not (tmp_path / "s" / CARD).exists()
 
 
 def test_corrupt_missing_and_mismatched_sets_are_refused(tmp_path):
@@ -91,3 +102,6 @@ def test_robustified_set_records_its_checks(tmp_path):
     assert card["model"] == "abc" and card["dataset"] == "toy"
     torch.testing.assert_close(load_set(tmp_path / "r").images, made.images)
     assert not (tmp_path / "r" / ".parts").exists()
+    back = load_set(tmp_path / "r")
+    assert back.measures["distance"].mean().item() == pytest.approx(stats["relative_distance_mean"])
+    assert (back.measures["distance"] < back.measures["start_distance"]).float().mean() > 0.5

@@ -57,6 +57,36 @@ def test_every_model_on_every_set_with_its_own_marked():
     assert float(check.value.iloc[0]) < float(check.start.iloc[0])
 
 
+def test_in_a_study_the_sets_are_kept_as_constructed_sets_and_reused(tmp_path):
+    from robustlens.constructed import load_set
+
+    ms = models()
+    ctx = make_ctx(INFO)
+    ctx.sets = tmp_path / "constructed"
+    first = universality.compute(ms, DATA, params(sources=["nat2", "rob"]), ctx)
+    folders = sorted(p.name for p in ctx.sets.iterdir())
+    assert [f.rsplit("-", 1)[0] for f in folders] == [
+        "robustified-test-nat2",
+        "robustified-test-rob",
+    ]
+    kept = load_set(ctx.sets / folders[1], dataset="toy", shape=(1, 12, 12))
+    np.testing.assert_allclose(kept.measures["distance"].numpy(), first.arrays["distance/rob"])
+    assert kept.card["statistics"]["relative_distance_mean"] == pytest.approx(
+        float(np.mean(first.arrays["distance/rob"]))
+    )
+    construction = rows(first.tables["universality"], metric="relative_distance")
+    assert sorted(construction.set) == folders
+    # a new run (empty in-memory cache) loads the files instead of inverting again
+    fresh = make_ctx(INFO)
+    fresh.sets = ctx.sets
+    again = universality.compute(ms, DATA, params(sources=["nat2", "rob"]), fresh)
+    for name, values in first.arrays.items():
+        np.testing.assert_array_equal(again.arrays[name], values, err_msg=name)
+    # and the in-memory path (outside a study) gives the same sets
+    plain = universality.compute(ms, DATA, params(sources=["nat2", "rob"]), make_ctx(INFO))
+    np.testing.assert_allclose(plain.arrays["images/rob"], first.arrays["images/rob"], atol=1e-6)
+
+
 def test_sources_can_be_chosen_and_unknown_ones_are_refused():
     ms = models()
     result = universality.compute(ms, DATA, params(sources=["rob"]), make_ctx(INFO))

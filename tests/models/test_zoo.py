@@ -41,6 +41,7 @@ def test_registry_lists_the_required_architectures() -> None:
     required = {
         "small-cnn",
         "mlp",
+        "lenet",
         "resnet18",
         "preact-resnet18",
         "resnet20",
@@ -339,6 +340,23 @@ def test_mlp_rejects_another_size_with_a_clear_message() -> None:
     model = build_model("mlp", DIGITS)
     with pytest.raises(ConfigError, match="built for 1×8×8"):
         model(torch.rand(1, 1, 16, 16))
+
+
+def test_lenet_matches_lenet5_on_28_pixels() -> None:
+    """On 28 × 28 × 1 the "same"-padded LeNet has 16 × 7 × 7 features into fc1; its parameter
+    count, by hand: conv1 6·25+6, conv2 16·6·25+16, fc1 784·120+120, fc2 120·84+84, head
+    84·10+10."""
+    model = build_model("lenet", FMNIST)
+    expected = (6 * 25 + 6) + (16 * 6 * 25 + 16) + (784 * 120 + 120) + (120 * 84 + 84) + 850
+    assert sum(p.numel() for p in model.parameters()) == expected
+    acts = read_activations(model, images(model, 2))
+    assert acts["conv2"].shape == (2, 16, 7, 7) and acts["fc2"].shape == (2, 84)
+    with pytest.raises(ConfigError, match="lenet was built for 1×28×28"):
+        model(torch.rand(1, 1, 32, 32))
+    with pytest.raises(ConfigError, match="at least 4 × 4"):
+        build_model("lenet", in_channels=1, num_classes=2, input_size=3)
+    with pytest.raises(ConfigError, match="two convolutions"):
+        build_model("lenet", FMNIST, widths=(6,))
 
 
 def test_direct_construction_records_a_rebuildable_arch() -> None:

@@ -274,7 +274,8 @@ def test_every_section_and_hook_present(html: str, doc: ReportDocument) -> None:
         "Only 1 000 evaluation images: intervals are wide.",
     ):
         assert text in html, text
-    assert f'<code title="{"a" * 64}">{"a" * 12}</code>' in html  # short hash, full on hover
+    # the short hash, the full one on hover
+    assert f'<code class="nowrap" title="{"a" * 64}">{"a" * 12}</code>' in html
     # order: header, warnings, contents, models, claims, lenses
     order = [
         html.index('id="warnings"'),

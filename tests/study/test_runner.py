@@ -220,3 +220,47 @@ def test_a_study_with_a_loaded_checkpoint_on_another_data_set(tmp_path):
     assert len(robust) == 3  # original, retrained, and the difference
     html = summary.report.read_text()
     assert "mine" in html and "loaded" in html
+
+
+CHOSEN = """
+[study]
+name = "chosen"
+
+[data]
+dataset = "digits"
+eval_n = 60
+
+[[models]]
+name = "a"
+arch = "small-cnn"
+arch_kwargs = { widths = [4, 8], kernels = [3, 3], strides = [1, 2] }
+recipe = { method = "natural", epochs = 1, eval_n = 30 }
+
+[[models]]
+name = "b"
+arch = "mlp"
+arch_kwargs = { hidden = [16] }
+recipe = { method = "natural", epochs = 1, eval_n = 30 }
+
+[lenses.activations]
+models = ["a"]
+
+[lenses.color]
+"""
+
+
+def test_a_lens_looks_only_at_the_models_it_names(tmp_path):
+    spec = tmp_path / "chosen.toml"
+    spec.write_text(CHOSEN)
+    out = tmp_path / "out"
+    summary = Study.from_file(spec, out, device="cpu").run()
+    assert sorted(summary.computed) == ["activations:a", "color:a", "color:b"]
+    study = Study.open(out)
+    assert set(study.table("activations").model) == {"a"}
+    assert set(study.table("color").model) == {"a", "b"}
+    status = {row["lens"]: row for row in study.status()["lenses"]}
+    assert status["activations"]["done"] == status["activations"]["total"] == 1
+    assert status["color"]["done"] == status["color"]["total"] == 2
+    html = (out / "report.html").read_text()
+    assert "of 1 runs finished" not in html and "of 2 runs finished" not in html
+    assert html.count("looks at the models a only") == 1

@@ -65,3 +65,19 @@ def test_models_train_on_sets_made_against_an_earlier_model(fashion_mnist_root, 
     again = Study.from_file(path, tmp_path / "out", device="cpu")
     assert [m.digest for m in again.models()] == [m.digest for m in models.values()]
     assert sorted(p.name for p in (tmp_path / "out" / "constructed").iterdir()) == folders
+    # and so does `study run`, which obtains the models one after the other itself
+    summary = Study.from_file(path, tmp_path / "out", device="cpu").run()
+    assert summary.reused == ["natural", "negative", "robust-data"]
+    assert sorted(summary.computed) == ["activations:natural", "activations:negative",
+                                        "activations:robust-data"]  # fmt: skip
+
+
+def test_study_run_builds_the_sets_from_nothing(fashion_mnist_root, tmp_path):
+    path = tmp_path / "study.toml"
+    path.write_text(STUDY)
+    summary = Study.from_file(path, tmp_path / "out", device="cpu").run()
+    assert summary.trained == ["natural", "negative", "robust-data"]
+    assert len(list((tmp_path / "out" / "constructed").iterdir())) == 2
+    html = summary.report.read_text()
+    assert "on the negative-robust set made against natural (" in html
+    assert "on the robustified set made against natural</td>" in html

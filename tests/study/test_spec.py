@@ -176,3 +176,33 @@ def test_train_on_names_an_earlier_model(tmp_path):
     )
     with pytest.raises(ConfigError, match="not a model listed before"):
         load_spec(write(tmp_path, first))
+
+
+def test_a_lens_may_name_its_models_by_model_or_entry(tmp_path):
+    spec = load_spec(write(tmp_path, VALID.replace("tau_dens = 0.9", 'models = ["linf"]')))
+    assert spec.lens("activations").models == ("linf-0.05", "linf-0.1")
+    assert spec.lens("color").models is None
+    assert spec.lens("activations").covers("linf-0.1")
+    assert not spec.lens("activations").covers("natural")
+    assert spec.lens("color").covers("natural")
+    both = load_spec(
+        write(tmp_path, VALID.replace("tau_dens = 0.9", 'models = ["linf-0.1", "natural"]'))
+    )
+    assert both.lens("activations").models == ("natural", "linf-0.1")  # study order
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('["resnet"]', "'resnet' is not a model of the study"),
+        ('"natural"', "must be a non-empty list of model names"),
+        ("[]", "must be a non-empty list of model names"),
+    ],
+)
+def test_a_lens_naming_unknown_models_is_refused(tmp_path, value: str, message: str):
+    text = VALID.replace("tau_dens = 0.9", f"models = {value}")
+    with pytest.raises(ConfigError, match=message) as info:
+        load_spec(write(tmp_path, text))
+    assert "lenses.activations.models" in str(info.value)
+    if "resnet" in value:
+        assert "natural, linf-0.05, linf-0.1, linf" in str(info.value)

@@ -41,7 +41,7 @@ def evaluate_claims(
         if missing:
             continue
         try:
-            verdict = claim.check(view, w)
+            verdict = claim.check(view.covering(claim.needs), w)
         except KeyError as exc:
             verdict = Verdict(INCONCLUSIVE, f"results missing: {exc}")
         out.append((claim, verdict))

@@ -10,6 +10,7 @@ otherwise — or when the study lacks the models the claim needs.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,9 +51,12 @@ class ResultsView:
         n_images: int,
         num_classes: int,
         names: Callable[[str, str], list[str]] | None = None,
+        coverage: dict[str, set[str]] | None = None,
     ) -> None:
         self._names = names
         self.models = models
+        self.coverage = coverage or {}
+        """The models each lens looked at (a lens not named here looked at all of them)."""
         self._arrays = arrays
         self.lenses = lenses
         self.n = n_images
@@ -66,6 +70,18 @@ class ResultsView:
         if n not in self._weights:
             self._weights[n] = resample_weights(n, self.resamples, self.seed)
         return self._weights[n]
+
+    def covering(self, lenses: tuple[str, ...]) -> ResultsView:
+        """The same view restricted to the models every one of ``lenses`` looked at (a claim
+        is checked on the models its lenses saw, in study order)."""
+        keep = {m.name for m in self.models}
+        for lens in lenses:
+            keep &= self.coverage.get(lens, keep)
+        if len(keep) == len(self.models):
+            return self
+        view = copy.copy(self)
+        view.models = [m for m in self.models if m.name in keep]
+        return view
 
     def array(self, lens: str, model: str, name: str) -> np.ndarray:
         value = self._arrays(lens, model, name)

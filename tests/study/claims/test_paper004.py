@@ -203,3 +203,20 @@ def test_robust_data_model_is_beaten_by_adversarial_training():
     assert check_robust_data(v, v.weights(N)).status == FAILS
     plain = view(grid({"natural": (0.1, 0.6)}), {"attack_grid"})
     assert check_robust_data(plain, plain.weights(N)).status == INCONCLUSIVE
+
+
+def test_claims_see_only_the_models_their_lenses_looked_at():
+    """A model a lens did not look at (a transfer victim, say) has no results there: the claim
+    is checked on the other models instead of coming out inconclusive for missing results."""
+    base = boundary_view({"natural": 0.5, "linf-0.1": 1.2, "l2-1.5": 2.0})
+    victim = model("victim")  # natural, and listed first: the claims' natural reference
+    seen = {"boundary": {m.name for m in MODELS}}
+    v = ResultsView([victim, *MODELS], base._arrays, {"boundary"}, N, 10, coverage=seen)
+    restricted = v.covering(("boundary",))
+    assert [m.name for m in restricted.models] == ["natural", "linf-0.1", "l2-1.5"]
+    assert v.covering(("transfer",)) is v  # a lens not named looked at every model
+    ((_, verdict),) = evaluate_claims(v, resamples=200)
+    assert verdict.status == HOLDS, verdict.evidence
+    blind = ResultsView([victim, *MODELS], base._arrays, {"boundary"}, N, 10)
+    ((_, blind_verdict),) = evaluate_claims(blind, resamples=200)
+    assert "results missing" in blind_verdict.evidence  # what the coverage avoids
