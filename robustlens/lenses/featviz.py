@@ -88,7 +88,7 @@ def _named(net, names: tuple[str, ...]) -> dict:
 
 def plot(tables, models: list[StudyModel], params: FeatvizParams, arrays=None) -> dict:
     from robustlens.lenses.base import palette
-    from robustlens.study.figures import new_figure
+    from robustlens.study.figures import draw_filter_strip, new_figure
 
     frame = tables["featviz"]
     figures = {}
@@ -127,14 +127,7 @@ def plot(tables, models: list[StudyModel], params: FeatvizParams, arrays=None) -
         ax.set_axis_off()
         if w is None:
             continue
-        tiles = w.mean(axis=1) if w.shape[1] != 3 else None
-        if tiles is None:
-            lim = np.abs(w).max() or 1.0
-            strip = np.concatenate([(t.transpose(1, 2, 0) / lim + 1) / 2 for t in w], axis=1)
-            ax.imshow(strip.clip(0, 1))
-        else:
-            lim = np.abs(tiles).max() or 1.0
-            ax.imshow(np.concatenate(list(tiles), axis=1), cmap="RdBu_r", vmin=-lim, vmax=lim)
+        draw_filter_strip(ax, w)
         ax.set_title(f"{m.label()}: {len(w)} first-layer filters", fontsize="x-small")
     figures["First-layer filters of every model (Fig. 4)"] = fig
     return figures

@@ -48,7 +48,12 @@ from robustlens.lenses.base import (
     register_lens,
     tidy,
 )
-from robustlens.lenses.common import adversarial, resolve_attacks, subset
+from robustlens.lenses.common import (
+    adversarial,
+    gradient_attack_specs,
+    resolve_attacks,
+    subset,
+)
 from robustlens.models.convs import ConvLayer, conv_layers, following_batchnorm
 
 PERMUTATIONS = 20
@@ -71,8 +76,6 @@ class FiltersParams:
     threshold_images: int = 100
 
     def __post_init__(self) -> None:
-        from robustlens.attacks.spec import AttackSpec
-
         if not self.kernel_sizes or any(k < 1 for k in self.kernel_sizes):
             raise ConfigError(
                 f"kernel_sizes must list positive sizes, got {list(self.kernel_sizes)}",
@@ -80,11 +83,9 @@ class FiltersParams:
             )
         if self.resamples < 0 or self.threshold_images < 0:
             raise ConfigError("resamples and threshold_images must be ≥ 0")
-        spec = AttackSpec.parse(self.threshold_attack)
-        if spec.minimal_norm:
-            raise ConfigError(
-                "threshold_attack must be a PGD or FGSM setting", fix="e.g. 'pgd linf 0.03137 10'"
-            )
+        gradient_attack_specs(
+            (self.threshold_attack,), "filters' threshold_attack", "pgd linf 0.03137 10"
+        )
 
 
 def array_name(layer: ConvLayer) -> str:
@@ -426,7 +427,7 @@ def plot_coefficients(models: list[StudyModel], arrays) -> dict:
 def plot_first_layers(models: list[StudyModel], arrays, frame) -> dict:
     """Fig. 4 and 6: first-layer filters of a natural and a robust model, and what a PGD
     perturbation changes in their first activations."""
-    from robustlens.study.figures import new_figure
+    from robustlens.study.figures import draw_filter_strip, new_figure
 
     natural = next((m for m in models if m.is_natural), None)
     # the paper's robust models are L∞-trained: prefer the largest L∞ budget
@@ -442,16 +443,7 @@ def plot_first_layers(models: list[StudyModel], arrays, frame) -> dict:
         fig, axes = new_figure(len(pair), 1, figsize=(12, 1.2 * len(pair) + 0.6))
         for ax, m in zip(np.atleast_1d(axes), pair, strict=True):
             w = weights[m.name][:show]
-            tiles = w.mean(axis=1) if w.shape[1] != 3 else w.transpose(0, 2, 3, 1)
-            lim = np.abs(tiles).max() or 1.0
-            pad = [(0, 0), (0, 1)] + [(0, 0)] * (tiles.ndim - 3)
-            strip = np.concatenate([np.pad(t, pad, constant_values=np.nan) for t in tiles], axis=1)
-            if strip.ndim == 3:
-                strip = np.nan_to_num((strip / lim + 1) / 2, nan=1.0)
-                ax.imshow(strip)
-            else:
-                ax.imshow(strip, cmap="RdBu_r", vmin=-lim, vmax=lim)
-            ax.set_axis_off()
+            draw_filter_strip(ax, w)
             ax.set_title(f"{m.label()}: first {len(w)} first-layer filters", fontsize="small")
         figures["First-layer filters, natural and robust (Fig. 4)"] = fig
     clean = {m.name: arrays(m.name, "threshold/clean") for m in pair}

@@ -129,6 +129,25 @@ def model_linestyles(names: Sequence[str], natural_names: Iterable[str]) -> dict
     return {n: ("--" if n in natural else "-") for n in names}
 
 
+def draw_filter_strip(ax: Axes, weights: Any) -> None:
+    """Convolution filters [C_out, C_in, k, k] side by side with a one-pixel gap: RGB filters
+    (C_in = 3) as colours scaled by the largest |w|, others as the mean over input channels
+    on a diverging map centred on 0."""
+    import numpy as np
+
+    w = np.asarray(weights, dtype=np.float64)
+    colour = w.shape[1] == 3
+    tiles = w.transpose(0, 2, 3, 1) if colour else w.mean(axis=1)
+    lim = float(np.abs(tiles).max()) or 1.0
+    pad = [(0, 0), (0, 1)] + [(0, 0)] * (tiles.ndim - 3)
+    strip = np.concatenate([np.pad(t, pad, constant_values=np.nan) for t in tiles], axis=1)
+    if colour:
+        ax.imshow(np.nan_to_num((strip / lim + 1) / 2, nan=1.0).clip(0, 1))
+    else:
+        ax.imshow(strip, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    ax.set_axis_off()
+
+
 def style_axes(ax: Axes, *, title: str = "", xlabel: str = "", ylabel: str = "") -> None:
     """The house style of report axes: light grid behind the data, no top/right spines."""
     if title:

@@ -99,7 +99,7 @@ def test_other_kernel_sizes_are_left_out_with_a_note_or_refused():
     [
         ({"kernel_sizes": []}, "kernel_sizes"),
         ({"resamples": -1}, "≥ 0"),
-        ({"threshold_attack": "deepfool l2 0.1"}, "PGD or FGSM"),
+        ({"threshold_attack": "deepfool l2 0.1"}, "threshold_attack takes PGD and FGSM"),
         ({"threshold_attack": "pgd"}, "not understood"),
     ],
 )
