@@ -6,6 +6,13 @@ Training of Neural Networks", JMLR 17 (2016), §5.1: train a classifier to tell 
 apart, measure its held-out error ε, and report d̂_A = 2(1 − 2ε). Identical distributions give
 ε ≈ 0.5 and d̂_A ≈ 0; perfectly separable ones give ε = 0 and d̂_A = 2. Garaev et al. compare
 the per-sample cross-entropy losses of clean and adversarial test images this way.
+
+Those two samples are paired: a_i and b_i are the clean and the attacked loss of the same image.
+Folds drawn independently for the two samples put the copies of one image on different sides
+of a split, so the classifier is trained on a near-twin of a test point with the opposite label
+and the out-of-fold error is biased above 0.5 (a negative d̂_A for samples it cannot tell
+apart). With ``paired=True`` the folds are drawn over images and both copies of an image are
+always held out together.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedKFold
 
 from robustlens.analysis.similarity import ArrayLike, as_float64, check_finite
 from robustlens.errors import ConfigError
@@ -30,7 +37,8 @@ class ADistanceResult:
     misclassification rate, balanced over the classes, ½(mean(errors_a) + mean(errors_b)),
     which is the pooled rate over all Na + Nb samples when Na = Nb; ``errors_a`` [Na] /
     ``errors_b`` [Nb]: which samples were misclassified out of fold (booleans), for
-    bootstrapping over samples; ``folds``, ``seed``: the cross-validation used.
+    bootstrapping over samples; ``fold_a`` [Na] / ``fold_b`` [Nb]: the fold in which each
+    sample was held out; ``folds``, ``seed``, ``paired``: the cross-validation used.
     """
 
     distance: float
@@ -38,8 +46,11 @@ class ADistanceResult:
     error: float
     errors_a: np.ndarray
     errors_b: np.ndarray
+    fold_a: np.ndarray
+    fold_b: np.ndarray
     folds: int
     seed: int
+    paired: bool
 
 
 def _features(x: ArrayLike, name: str) -> np.ndarray:
@@ -57,19 +68,27 @@ def _features(x: ArrayLike, name: str) -> np.ndarray:
 
 
 def proxy_a_distance(
-    a: ArrayLike, b: ArrayLike, *, folds: int = 5, seed: int = 0
+    a: ArrayLike, b: ArrayLike, *, folds: int = 5, seed: int = 0, paired: bool = False
 ) -> ADistanceResult:
     """Proxy A-distance (Ben-David et al. 2007; Ganin et al. 2016) between samples ``a`` and ``b``.
 
     ``a`` [Na] or [Na, F] is labelled 0 and ``b`` [Nb] or [Nb, F] labelled 1. A logistic
     regression on standardised features (scaler fitted on the training folds only; for 1-D
     inputs the features are v and sign(v)·log1p(|v|), so heavy-tailed values such as losses
-    separate) is trained with stratified ``folds``-fold cross-validation, shuffled with
-    ``seed``; ``error`` is the out-of-fold misclassification rate. With Na ≠ Nb the classes are
-    weighted inversely to their sizes, in training and in ``error`` (the mean of the two
-    per-class error rates), so that unequal sizes alone do not make the samples look
-    separable; with Na = Nb both are the plain rate. Deterministic for a given seed.
+    separate) is trained with ``folds``-fold cross-validation (stratified, or over items when
+    ``paired``), shuffled with ``seed``; ``error`` is the out-of-fold misclassification rate.
+    With Na ≠ Nb the classes are weighted inversely to their sizes, in training and in
+    ``error`` (the mean of the two per-class error rates), so that unequal sizes alone do not
+    make the samples look separable; with Na = Nb both are the plain rate. Deterministic for
+    a given seed.
+
+    ``paired``: a[i] and b[i] come from the same item (clean and attacked loss of one image),
+    so Na = Nb is required; the folds are drawn over the N items and both copies of an item
+    are always in the same fold (each fold then holds equal numbers of a and b). Use it for
+    paired samples: independent folds bias the error above 0.5 (see the module docstring).
     """
+    if not isinstance(paired, bool | np.bool_):
+        raise ConfigError(f"paired must be True or False, got {paired!r}")
     if isinstance(folds, bool) or not isinstance(folds, numbers.Integral) or folds < 2:
         raise ConfigError(f"folds must be an integer ≥ 2, got {folds!r}", fix="use folds=5")
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
@@ -79,6 +98,11 @@ def proxy_a_distance(
         raise ConfigError(
             f"a and b must have the same number of features, got {fa.shape[1]} and {fb.shape[1]}",
             fix="compare the same quantity for both samples",
+        )
+    if paired and len(fa) != len(fb):
+        raise ConfigError(
+            f"paired samples need one b for every a, got {len(fa)} and {len(fb)} samples",
+            fix="pass a[i] and b[i] of the same item, or paired=False for independent samples",
         )
     if min(len(fa), len(fb)) < folds:
         raise ConfigError(
@@ -90,8 +114,9 @@ def proxy_a_distance(
     x = np.concatenate([fa, fb])
     y = np.concatenate([np.zeros(len(fa), dtype=np.int64), np.ones(len(fb), dtype=np.int64)])
     wrong = np.zeros(len(y), dtype=bool)
-    splitter = StratifiedKFold(n_splits=int(folds), shuffle=True, random_state=int(seed))
-    for train, test in splitter.split(x, y):
+    fold = np.zeros(len(y), dtype=np.int64)
+    for k, (train, test) in enumerate(_splits(len(fa), len(fb), int(folds), int(seed), paired)):
+        fold[test] = k
         mean, std = x[train].mean(axis=0), x[train].std(axis=0)
         std[std == 0.0] = 1.0
         clf = LogisticRegression(class_weight="balanced", max_iter=1000)
@@ -105,6 +130,23 @@ def proxy_a_distance(
         error=error,
         errors_a=wrong[: len(fa)].copy(),
         errors_b=wrong[len(fa) :].copy(),
+        fold_a=fold[: len(fa)].copy(),
+        fold_b=fold[len(fa) :].copy(),
         folds=int(folds),
         seed=int(seed),
+        paired=bool(paired),
     )
+
+
+def _splits(
+    na: int, nb: int, folds: int, seed: int, paired: bool
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) positions into the stacked samples [a; b] for each fold: stratified by
+    sample, or, when ``paired``, drawn over item indices with both copies of an item (i and
+    na + i) always on the same side."""
+    if not paired:
+        y = np.concatenate([np.zeros(na, dtype=np.int64), np.ones(nb, dtype=np.int64)])
+        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        return list(splitter.split(np.zeros((na + nb, 1)), y))
+    items = KFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros((na, 1)))
+    return [(np.concatenate([tr, tr + na]), np.concatenate([te, te + na])) for tr, te in items]

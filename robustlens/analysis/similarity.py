@@ -164,8 +164,9 @@ def svcca(x: ArrayLike, y: ArrayLike, *, keep: float = 0.99) -> SvccaResult:
     mean. Numerically negligible directions (variance below 1e-12 of the largest) are never
     kept, so ``keep=1.0`` keeps every direction of the numerical rank.
 
-    Needs N > kept_x + kept_y: with fewer samples the two kept subspaces of the (N − 1)-dim
-    space of centred samples must share directions, and canonical correlations of exactly 1
+    Needs more distinct samples than kept_x + kept_y: with fewer, the two kept subspaces of the
+    space of centred samples (dimension distinct − 1; a repeated row, as in a bootstrap
+    resample, adds none) must share directions, and canonical correlations of exactly 1
     appear whatever the data.
     """
     if isinstance(keep, bool) or not isinstance(keep, numbers.Real) or not 0.0 < keep <= 1.0:
@@ -177,18 +178,34 @@ def svcca(x: ArrayLike, y: ArrayLike, *, keep: float = 0.99) -> SvccaResult:
     n = xc.shape[0]
     qx, kx = _basis(xc, float(keep))
     qy, ky = _basis(yc, float(keep))
-    if n <= kx + ky:
+    distinct = n if n <= kx + ky else _distinct_rows(xc, yc)
+    if distinct <= kx + ky:
+        repeats = (
+            f" ({n} rows, {n - distinct} of them repeats of another row, as in a bootstrap "
+            "resample, which holds about 63 % distinct rows)"
+            if distinct < n
+            else ""
+        )
         raise ConfigError(
-            f"svcca kept {kx} + {ky} singular directions but has only {n} samples; it needs at "
-            f"least {kx + ky + 1} (more than kept_x + kept_y), or the kept subspaces are forced "
-            "to overlap and canonical correlations of 1 appear regardless of the data",
-            fix=f"pass at least {kx + ky + 1} samples (several times more is better) or lower keep",
+            f"svcca kept {kx} + {ky} singular directions but has only {distinct} samples"
+            f"{repeats}; it needs at least {kx + ky + 1} distinct ones (more than kept_x + "
+            "kept_y), or the kept subspaces are forced to overlap and canonical correlations "
+            "of 1 appear regardless of the data",
+            fix=f"pass at least {kx + ky + 1} distinct samples (several times more is better; "
+            "a bootstrap resample of n rows holds about 0.63·n) or lower keep",
         )
     corr = torch.linalg.svdvals(qx.T @ qy).numpy()  # descending, min(kx, ky) of them
     corr = np.clip(corr, 0.0, 1.0)
     return SvccaResult(
         correlations=corr, mean=float(corr.mean()), kept_x=kx, kept_y=ky, n_samples=n
     )
+
+
+def _distinct_rows(xc: np.ndarray, yc: np.ndarray) -> int:
+    """Number of distinct samples (rows of [x, y]); repeated samples span no new direction."""
+    both = np.ascontiguousarray(np.concatenate([xc, yc], axis=1) + 0.0)  # −0.0 becomes 0.0
+    rows = both.view(np.dtype((np.void, both.dtype.itemsize * both.shape[1]))).ravel()
+    return int(np.unique(rows).size)
 
 
 def linear_cka(x: ArrayLike, y: ArrayLike) -> float:

@@ -4,9 +4,10 @@ At each iteration the classifier is linearised around the current point; for eve
 class k ≠ y, f_k = Z_k − Z_y and w_k = ∇f_k; the closest linearised boundary is
 k* = argmin_k |f_k| / ‖w_k‖_q (q = 2 for L2, q = 1 for L∞, the dual norm), and the step that
 reaches it is r = (|f_k*| + 1e-4) / ‖w_k*‖₂² · w_k* (L2) or (|f_k*| + 1e-4) / ‖w_k*‖₁ ·
-sign(w_k*) (L∞). Steps accumulate into r_tot, and the overshoot is applied to the total:
-x_adv = clip(x + (1 + η)·r_tot) (Algorithm 2 of the paper), never to each step. With the
-clip this is the algorithm of Foolbox's ``L2DeepFoolAttack`` (the oracle test checks that both
+sign(w_k*) (L∞). Steps accumulate into r_tot, and the overshoot is applied to the total,
+never to each step: x_adv = x + (1 + η)·r_tot (Algorithms 1–2 of the paper, which has no
+box), here clipped to [0, 1] at every iterate. With the clip this is the algorithm of
+Foolbox's ``L2DeepFoolAttack`` (the oracle test checks that both
 find the same perturbations). Images go through a working pool that a finished image leaves
 and the next one joins at once, like PGD's, so no batch idles on its slowest image.
 

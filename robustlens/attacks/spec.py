@@ -1,14 +1,18 @@
 """Attack settings as short strings ("pgd linf 0.025 5"), scaled between input resolutions.
 
-Papers give budgets for CIFAR-10 (3 × 32 × 32 = 3 072 values) or ImageNet. To keep the
-per-value size of a perturbation when the input has d values instead of d_ref, an L∞ budget
-stays as it is, an L2 budget is multiplied by √(d / d_ref) and an L1 budget by d / d_ref
-(the ε-ball of each norm then holds the same constant perturbation per value).
+Papers give budgets for CIFAR-10 (3 × 32 × 32 = 3 072 values) or ImageNet (Garaev et al. 2024,
+Table A1: 3 × 224 × 224 = 150 528 values). To keep the per-value size of a perturbation when
+the input has d values instead of d_ref, an L∞ budget stays as it is, an L2 budget is
+multiplied by √(d / d_ref) and an L1 budget by d / d_ref (the ε-ball of each norm then holds
+the same constant perturbation per value). A setting may name its own d_ref with a trailing
+tag (``"pgd l2 45 100 @imagenet"``); without one, the lens's ``reference_dim`` applies.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +24,44 @@ from robustlens.errors import ConfigError
 ATTACKS = ("pgd", "fgsm", "cw", "deepfool")
 NORM_NAMES = {"linf": "L∞", "l2": "L2", "l1": "L1"}
 CIFAR10_DIM = 3 * 32 * 32
+IMAGENET_DIM = 3 * 224 * 224
+REFERENCES = {"cifar10": CIFAR10_DIM, "imagenet": IMAGENET_DIM}
+"""Named reference resolutions for the ``@TAG`` of a setting (input values per image)."""
+REFERENCE_NAMES = {CIFAR10_DIM: "CIFAR-10", IMAGENET_DIM: "ImageNet 224 × 224"}
 MINIMAL_NORM = ("cw", "deepfool")
+USAGE = (
+    'write "ATTACK NORM EPS [STEPS] [@cifar10|@imagenet|@N]", e.g. "pgd linf 0.025 5", '
+    '"fgsm l2 0.25" or "pgd l2 45 100 @imagenet" (ε written for ImageNet\'s 3 × 224 × 224 '
+    "inputs; without a tag the lens's reference_dim applies)"
+)
+REFERENCE_FIX = (
+    "end the setting with @cifar10 (3 × 32 × 32 = 3 072 values), @imagenet "
+    "(3 × 224 × 224 = 150 528 values) or @N for budgets written for inputs of N values, "
+    "e.g. @784; leave it out to use the lens's reference_dim"
+)
+
+
+def reference_tag(dim: int) -> str:
+    """The ``@TAG`` text for a reference of ``dim`` input values (its name when it has one)."""
+    names = {v: k for k, v in REFERENCES.items()}
+    return f"@{names.get(dim, dim)}"
+
+
+def reference_name(dim: int) -> str:
+    """e.g. ``CIFAR-10 (3,072 values)``; ``inputs of 784 values`` for unnamed ones."""
+    name = REFERENCE_NAMES.get(dim)
+    return f"{name} ({dim:,} values)" if name else f"inputs of {dim:,} values"
+
+
+def parse_reference(tag: str, text: str = "") -> int:
+    """Input values per image named by a reference tag (``@cifar10``, ``@imagenet``, ``@784``)."""
+    name = tag[1:].lower() if tag.startswith("@") else tag.lower()
+    if name in REFERENCES:
+        return REFERENCES[name]
+    if re.fullmatch(r"[0-9]+", name) and int(name) > 0:
+        return int(name)
+    where = f" in {text!r}" if text else ""
+    raise ConfigError(f"unknown reference {tag!r}{where}", fix=REFERENCE_FIX)
 
 
 def scale_eps(norm: str, eps: float, dim: int, reference_dim: int) -> float:
@@ -33,18 +74,36 @@ def scale_eps(norm: str, eps: float, dim: int, reference_dim: int) -> float:
 
 @dataclass(frozen=True)
 class AttackSpec:
-    """One attack setting: attack, norm, budget ε and (for iterative attacks) steps."""
+    """One attack setting: attack, norm, budget ε, (for iterative attacks) steps and the
+    input size ε was written for (``reference``; None = the lens's ``reference_dim``)."""
 
     attack: str
     norm: str
     eps: float
     steps: int | None = None
+    reference: int | None = None
 
     @classmethod
     def parse(cls, text: str) -> AttackSpec:
-        """Read ``"ATTACK NORM EPS [STEPS]"``, e.g. ``"pgd l2 0.25 100"``, ``"fgsm linf 0.03"``."""
+        """Read ``"ATTACK NORM EPS [STEPS] [@REFERENCE]"``.
+
+        e.g. ``"pgd l2 0.25 100"``, ``"fgsm linf 0.03"``, ``"pgd l2 45 100 @imagenet"``. The
+        optional last word names the resolution ε was written for: ``@cifar10`` (3 072
+        values, Tables 1–2 of Garaev et al. 2024), ``@imagenet`` (3 × 224 × 224 = 150 528,
+        their Table A1) or ``@N`` (inputs of N values). Without it the lens's
+        ``reference_dim`` applies.
+        """
         parts = str(text).split()
-        usage = 'write "ATTACK NORM EPS [STEPS]", e.g. "pgd linf 0.025 5" or "fgsm l2 0.25"'
+        usage = USAGE
+        tags = [i for i, part in enumerate(parts) if part.startswith("@")]
+        reference = None
+        if tags:
+            if tags != [len(parts) - 1] or parts[-1] == "@":
+                raise ConfigError(
+                    f"attack setting {text!r}: the reference must be one last word, e.g. @imagenet",
+                    fix=REFERENCE_FIX,
+                )
+            reference = parse_reference(parts.pop(), str(text))
         if len(parts) not in (3, 4):
             raise ConfigError(f"attack setting {text!r} is not understood", fix=usage)
         attack, norm = parts[0].lower(), parts[1].lower()
@@ -69,12 +128,24 @@ class AttackSpec:
             raise ConfigError(f"{text!r}: DeepFool supports l2 and linf", fix="use deepfool l2 …")
         if attack == "pgd" and steps is None:
             raise ConfigError(f"{text!r}: PGD needs a number of steps", fix=usage)
-        return cls(attack, norm, eps, steps)
+        return cls(attack, norm, eps, steps, reference)
+
+    def reference_for(self, reference_dim: int) -> int:
+        """The input size ε was written for: the setting's own, else the lens's (0 = as is)."""
+        return self.reference if self.reference is not None else reference_dim
 
     def scaled(self, dim: int, reference_dim: int) -> AttackSpec:
-        return AttackSpec(
-            self.attack, self.norm, scale_eps(self.norm, self.eps, dim, reference_dim), self.steps
-        )
+        """The setting as run on inputs of ``dim`` values; ``reference_dim`` applies when the
+        setting names no reference. The result is in the data's own units (no reference)."""
+        eps = scale_eps(self.norm, self.eps, dim, self.reference_for(reference_dim))
+        return AttackSpec(self.attack, self.norm, eps, self.steps)
+
+    def identity(self, reference_dim: int) -> tuple:
+        """What makes two settings the same attack at every resolution: L∞ budgets are never
+        moved, so their reference does not matter; FGSM ignores steps."""
+        reference = None if self.norm == "linf" else self.reference_for(reference_dim)
+        steps = None if self.attack == "fgsm" else self.steps
+        return (self.attack, self.norm, self.eps, steps, reference)
 
     @property
     def minimal_norm(self) -> bool:
@@ -84,19 +155,25 @@ class AttackSpec:
         """e.g. ``PGD-5 L∞ ε=0.025`` or ``FGSM L2 ε=0.126``."""
         name = {"pgd": "PGD", "fgsm": "FGSM", "cw": "C&W", "deepfool": "DeepFool"}[self.attack]
         steps = f"-{self.steps}" if self.steps and self.attack != "fgsm" else ""
-        return f"{name}{steps} {NORM_NAMES[self.norm]} ε={self.eps:.3g}"
+        ref = f" {reference_tag(self.reference)}" if self.reference is not None else ""
+        return f"{name}{steps} {NORM_NAMES[self.norm]} ε={self.eps:.3g}{ref}"
 
     def key(self) -> str:
-        """Canonical text form (what :meth:`parse` reads)."""
+        """Canonical text form (what :meth:`parse` reads), e.g. ``pgd l2 45 100 @imagenet``."""
+        return self._text(f"{self.eps:g}")
+
+    def _text(self, eps: str) -> str:
         steps = f" {self.steps}" if self.steps is not None else ""
-        return f"{self.attack} {self.norm} {self.eps:g}{steps}"
+        ref = f" {reference_tag(self.reference)}" if self.reference is not None else ""
+        return f"{self.attack} {self.norm} {eps}{steps}{ref}"
 
     def run_key(self, *, early_stop: bool = True, cw_binary_steps: int = 9) -> str:
         """Everything that determines the attack's output, with the options :meth:`build`
-        takes. Minimal-norm attacks always stop once fooled and do not depend on ε (it only
-        judges their result), so settings differing in ε or early exit share one run."""
+        takes (ε exactly, and its reference if the setting is not yet scaled). Minimal-norm
+        attacks always stop once fooled and do not depend on ε (it only judges their
+        result), so settings differing in ε, reference or early exit share one run."""
         if not self.minimal_norm:
-            return f"{self.key()} early_stop={bool(early_stop)}"
+            return f"{self._text(repr(float(self.eps)))} early_stop={bool(early_stop)}"
         steps = self.steps or {"cw": 1000, "deepfool": 50}[self.attack]
         searches = f" searches={cw_binary_steps}" if self.attack == "cw" else ""
         return f"{self.attack} {self.norm} * {steps}{searches}"
@@ -129,8 +206,66 @@ class AttackSpec:
         return DeepFool(model, self.norm, steps=self.steps or 50, seed=seed)
 
     def describe(self) -> dict[str, Any]:
-        return {"attack": self.attack, "norm": self.norm, "eps": self.eps, "steps": self.steps}
+        return {
+            "attack": self.attack,
+            "norm": self.norm,
+            "eps": self.eps,
+            "steps": self.steps,
+            "reference": self.reference,
+        }
 
 
 def parse_specs(texts: tuple[str, ...] | list[str]) -> list[AttackSpec]:
+    """Every setting parsed (the first bad one raises a ConfigError naming it)."""
     return [AttackSpec.parse(t) for t in texts]
+
+
+def refuse_repeats(specs: Sequence[AttackSpec], reference_dim: int, lens: str) -> None:
+    """ConfigError when two settings are the same attack at every resolution (see
+    :meth:`AttackSpec.identity`): they would give two identical rows."""
+    seen: dict[tuple, AttackSpec] = {}
+    for spec in specs:
+        first = seen.setdefault(spec.identity(reference_dim), spec)
+        if first is not spec:
+            raise ConfigError(
+                f"{lens}: attack rows {first.key()!r} and {spec.key()!r} are the same attack "
+                "(L∞ budgets are never rescaled; FGSM takes no steps)",
+                fix="keep one of them",
+            )
+
+
+@dataclass(frozen=True)
+class PaperRows:
+    """The attack rows of some of a paper's tables: ``tables`` maps a table's name ("1–2",
+    "A1") to its rows; rows without a reference tag are in units of ``reference_dim``."""
+
+    tables: Mapping[str, Sequence[str]]
+    reference_dim: int = CIFAR10_DIM
+
+    def rows(self) -> tuple[str, ...]:
+        """Every table's rows in order, each attack once (a later table's row that is the
+        same attack at every resolution, e.g. an L∞ budget in both, is left out)."""
+        seen, out = set(), []
+        for texts in self.tables.values():
+            for text in texts:
+                identity = AttackSpec.parse(text).identity(self.reference_dim)
+                if identity not in seen:
+                    seen.add(identity)
+                    out.append(text)
+        return tuple(out)
+
+    def source(self, spec: AttackSpec, reference_dim: int) -> str:
+        """The tables a setting (read with the lens's ``reference_dim``) comes from, e.g.
+        ``"1–2, A1"``; ``""`` for a setting of none of them."""
+        identity = spec.identity(reference_dim)
+        return ", ".join(
+            name
+            for name, texts in self.tables.items()
+            if any(AttackSpec.parse(t).identity(self.reference_dim) == identity for t in texts)
+        )
+
+
+def table_label(source: str) -> str:
+    """``"Table A1"`` / ``"Tables 1–2, A1"`` for a :meth:`PaperRows.source`."""
+    several = "," in source or "–" in source
+    return f"Table{'s' if several else ''} {source}"

@@ -1,8 +1,10 @@
 """Unseen attacks (Garaev et al. 2024, §3.1, Tables 1–3, A1).
 
 Every model against a grid of attacks it was not trained on — FGSM and PGD in L1, L2 and L∞,
-Carlini–Wagner L2 and DeepFool L2 — at the budgets and steps of Tables 1–2 (CIFAR-10 units,
-moved to the data set's resolution: see :mod:`robustlens.attacks.spec`). Each row reports
+Carlini–Wagner L2 and DeepFool L2 — at the budgets and steps of Tables 1–2 (ResNet50, CIFAR-10
+units) and Table A1 (InceptionV3, ImageNet 224 × 224 units), each moved to the data set's
+resolution (see :mod:`robustlens.attacks.spec`). Table 3 (ResNet18, CIFAR-10) gives no budgets
+of its own: it reuses the PGD and FGSM rows of Table 1, so it adds no rows. Each row reports
 accuracy under attack; for the minimal-norm attacks (C&W, DeepFool) a sample counts as robust
 when the perturbation they find is larger than the row's budget.
 """
@@ -13,7 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robustlens.attacks.spec import CIFAR10_DIM
+from robustlens.attacks.spec import (
+    CIFAR10_DIM,
+    AttackSpec,
+    PaperRows,
+    reference_name,
+    refuse_repeats,
+    table_label,
+)
 from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
 from robustlens.lenses.base import (
@@ -42,14 +51,35 @@ TABLE_1 = (
 )
 """The attack rows of Tables 1–2 (CIFAR-10 budgets; C&W with 10 optimisation steps)."""
 
+TABLE_A1 = (
+    "fgsm l2 0.25 @imagenet",
+    "fgsm linf 0.25 @imagenet",
+    "fgsm linf 0.025 @imagenet",
+    "pgd l2 100 5 @imagenet",
+    "pgd l2 45 100 @imagenet",
+    "pgd l2 0.5 100 @imagenet",
+    "pgd linf 0.5 5 @imagenet",
+    "pgd linf 1 5 @imagenet",
+    "cw l2 0.25 10 @imagenet",
+    "deepfool l2 0.25 @imagenet",
+)
+"""The attack rows of Table A1 (InceptionV3; budgets for 3 × 224 × 224 inputs, which §3.1 gives
+as the reason they differ from Table 1's)."""
+
+PAPER = PaperRows({"1–2": TABLE_1, "A1": TABLE_A1}, CIFAR10_DIM)
+DEFAULT_ATTACKS = PAPER.rows()
+"""Tables 1–2 then A1, without A1's FGSM L∞ 0.25 and 0.025 (L∞ budgets are not rescaled, so
+they are Table 1's rows again)."""
+
 
 @dataclass(frozen=True)
 class AttackGridParams:
-    """``attacks``: "ATTACK NORM EPS [STEPS]" rows in the units of inputs with
-    ``reference_dim`` values (CIFAR-10's 3 072; 0 = use ε as written); ``n``: evaluation
-    images (all when unset); ``cw_binary_steps``: C&W's searches over c."""
+    """``attacks``: "ATTACK NORM EPS [STEPS] [@REFERENCE]" rows (Tables 1–2 and A1); a row
+    ending in ``@imagenet``, ``@cifar10`` or ``@N`` gives ε for that input size, the others
+    for inputs of ``reference_dim`` values (CIFAR-10's 3 072; 0 = use ε as written);
+    ``n``: evaluation images (all when unset); ``cw_binary_steps``: C&W's searches over c."""
 
-    attacks: tuple[str, ...] = TABLE_1
+    attacks: tuple[str, ...] = DEFAULT_ATTACKS
     reference_dim: int = CIFAR10_DIM
     n: int | None = None
     cw_binary_steps: int = 9
@@ -59,13 +89,25 @@ class AttackGridParams:
 
         if not self.attacks:
             raise ConfigError("attack_grid needs at least one attack row")
-        parse_specs(self.attacks)  # fails early, naming the bad row
+        specs = parse_specs(self.attacks)  # fails early, naming the bad row
         if (
             self.reference_dim < 0
             or self.cw_binary_steps < 1
             or (self.n is not None and self.n < 1)
         ):
             raise ConfigError("reference_dim must be ≥ 0, cw_binary_steps ≥ 1 and n ≥ 1")
+        refuse_repeats(specs, self.reference_dim, "attack_grid")
+
+
+def setting_label(written: AttackSpec, run: AttackSpec, table: str) -> str:
+    """The row's name in the report: the attack as run, its paper table and, where it was
+    moved, the budget as written, e.g. ``PGD-100 L2 ε=3.25 (Table A1: ε=45)``."""
+    moved = run.eps != written.eps
+    if table:
+        extra = f"{table_label(table)}: ε={written.eps:g}" if moved else table_label(table)
+    else:
+        extra = f"written ε={written.eps:g}" if moved else ""
+    return f"{run.label()} ({extra})" if extra else run.label()
 
 
 def compute(
@@ -85,11 +127,23 @@ def compute(
             "norm": "",
             "eps": 0.0,
             "eps_paper": 0.0,
+            "reference": 0,
             "steps": 0,
+            "table": "",
         }
     ]
     arrays = {"clean": clean}
+    settings: set[str] = set()
+    moved: dict[int, None] = {}
     for written, run in resolve_attacks(params.attacks, data, params.reference_dim):
+        table = PAPER.source(written, params.reference_dim)
+        setting = setting_label(written, run, table)
+        if setting in settings:  # budgets equal to 3 digits: name the row as written
+            setting = f"{setting} [{written.key()}]"
+        settings.add(setting)
+        reference = written.reference_for(params.reference_dim)
+        if run.eps != written.eps:
+            moved[reference] = None
         result = adversarial(
             ctx, model, data, run, early_stop=True, cw_binary_steps=params.cw_binary_steps
         )
@@ -102,7 +156,7 @@ def compute(
             {
                 "model": model.name,
                 "layer": "input",
-                "setting": run.label(),
+                "setting": setting,
                 "metric": "accuracy",
                 "value": float(robust.mean()),
                 "n": len(data),
@@ -110,17 +164,18 @@ def compute(
                 "norm": run.norm,
                 "eps": run.eps,
                 "eps_paper": written.eps,
+                "reference": reference,
                 "steps": run.steps or 0,
+                "table": table,
                 "key": written.key(),
             }
         )
-    notes = []
-    if params.reference_dim and params.reference_dim != data.info.dimension:
-        notes.append(
-            f"budgets are the paper's CIFAR-10 values moved to {data.info.dimension} input values "
-            f"(L∞ unchanged, L2 × {np.sqrt(data.info.dimension / params.reference_dim):.3f}, "
-            f"L1 × {data.info.dimension / params.reference_dim:.3f})"
-        )
+    dim = data.info.dimension
+    notes = [
+        f"budgets written for {reference_name(ref)} are moved to {dim} input values "
+        f"(L∞ unchanged, L2 × {np.sqrt(dim / ref):.3f}, L1 × {dim / ref:.3f})"
+        for ref in moved
+    ]
     return LensResult(tables={"attack_grid": tidy(rows)}, arrays=arrays, notes=notes)
 
 
@@ -139,8 +194,10 @@ def plot(tables, models: list[StudyModel], params: AttackGridParams, arrays=None
     ax.set_xticks(range(len(settings)), settings, rotation=45, ha="right", fontsize="small")
     ax.set_ylabel("accuracy under attack")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize="x-small", ncols=2)
-    return {"Accuracy under attacks the models were not trained on (Tables 1–3)": fig}
+    # above the axes: inside, it hides the bars of the first settings
+    ax.legend(fontsize="x-small", ncols=min(len(models), 4), loc="lower left",
+              bbox_to_anchor=(0.0, 1.01), frameon=False)  # fmt: skip
+    return {"Accuracy under attacks the models were not trained on (Tables 1–3, A1)": fig}
 
 
 SPEC = register_lens(
@@ -151,11 +208,13 @@ SPEC = register_lens(
         section="§3.1, Tables 1–3, A1",
         description=(
             "Accuracy of every model under a grid of attacks it was not trained on, at the "
-            "paper's budgets and steps (CIFAR-10 units moved to the data set's resolution). "
+            "paper's budgets and steps (Tables 1–2 in CIFAR-10 units, A1 in ImageNet 224 × 224 "
+            "units, moved to the data set's resolution; rows are marked with their table). "
             "C&W and DeepFool find minimal perturbations: a sample is robust when theirs "
             "exceeds the row's budget."
         ),
         params=AttackGridParams,
+        version=2,  # rows carry their reference and paper table
         compute=compute,
         plot=plot,
     )

@@ -85,7 +85,10 @@ class StudyModel:
             return f"{self.name} (on the {on.get('set')} set of {on.get('source')})"
         if self.is_natural:
             return f"{self.name} (natural)"
-        return f"{self.name} ({(self.train_norm or '').upper()} ε={self.train_eps:g})"
+        from robustlens.attacks.spec import NORM_NAMES
+
+        norm = NORM_NAMES.get(self.train_norm or "", (self.train_norm or "").upper())
+        return f"{self.name} ({norm} ε={self.train_eps:g})"
 
 
 @dataclass

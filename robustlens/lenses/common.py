@@ -19,8 +19,9 @@ ATTACK_BATCH = 250
 def resolve_attacks(
     texts: tuple[str, ...], data: ImageSet, reference_dim: int
 ) -> list[tuple[AttackSpec, AttackSpec]]:
-    """(as written, as run) attack settings: ε moved from ``reference_dim`` input values (the
-    paper's data set; 0 = use as written) to the evaluation data's dimension."""
+    """(as written, as run) attack settings: ε moved to the evaluation data's dimension from
+    the input size the row names (``@imagenet``, ``@cifar10``, ``@N``) or, for a row naming
+    none, from ``reference_dim`` input values (the paper's data set; 0 = use as written)."""
     dim = data.info.dimension
     return [(spec, spec.scaled(dim, reference_dim)) for spec in parse_specs(texts)]
 

@@ -4,7 +4,8 @@ Per-sample cross-entropy on clean inputs and under PGD L2 (ε = 0.5, 10 steps) a
 (ε = 0.05, 5 steps), CIFAR-10 units moved to the data set's resolution; histograms with KDE
 overlays, one panel per model; and the proxy A-distance 2(1 − 2·err) between the clean and
 each adversarial loss distribution, err being the cross-validated error of a classifier that
-tells them apart (Ben-David et al. 2007).
+tells them apart (Ben-David et al. 2007), with folds drawn over images so that the clean and
+the attacked copy of an image are always held out together (the two samples are paired).
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ def compute(
         result = adversarial(ctx, model, data, run, early_stop=False)
         loss = per_sample_loss(model, result.adversarial, data.labels, ctx.device)
         arrays[f"loss/{written.key()}"] = loss
-        a = proxy_a_distance(clean, loss, folds=params.folds, seed=ctx.seed)
+        # clean[i] and loss[i] are the same image: paired folds keep its two copies together
+        a = proxy_a_distance(clean, loss, folds=params.folds, seed=ctx.seed, paired=True)
         # Per-image out-of-fold errors on the clean and the attacked copy: claims bootstrap
         # over images with them.
         arrays[f"a_errors/{written.key()}"] = np.stack([a.errors_a, a.errors_b]).astype(bool)

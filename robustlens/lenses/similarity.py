@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from robustlens.analysis import linear_cka, svcca
-from robustlens.attacks.spec import CIFAR10_DIM
+from robustlens.attacks.spec import CIFAR10_DIM, PaperRows, parse_specs, refuse_repeats, table_label
 from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
 from robustlens.lenses.base import (
@@ -36,14 +36,23 @@ from robustlens.lenses.common import (
 )
 
 TABLE_7 = ("pgd l2 0.25 100", "pgd linf 0.025 100", "fgsm l2 0.25", "fgsm linf 0.025")
+"""Table 7: PGD (100 steps) and FGSM in L2 (ε 0.25) and L∞ (ε 0.025), CIFAR-10 units."""
+
+TABLE_A3 = ("pgd l2 0.25 1000", "pgd linf 0.25 5", "fgsm l2 0.25", "fgsm linf 0.25")
+"""Table A3: the best and worst PGD and FGSM rows of Tables 1–2 (CIFAR-10 units)."""
+
+PAPER = PaperRows({"7": TABLE_7, "A3": TABLE_A3}, CIFAR10_DIM)
+DEFAULT_ATTACKS = PAPER.rows()
+"""Table 7's rows, then Table A3's without FGSM L2 0.25 (already in Table 7)."""
 
 
 @dataclass(frozen=True)
 class SimilarityParams:
-    """Table 7's attacks (CIFAR-10 units); ``keep``: variance fraction SVCCA keeps;
-    ``bootstrap``: resamples over images for the claims' intervals."""
+    """The attacks of Tables 7 and A3 (CIFAR-10 units, for inputs of ``reference_dim``
+    values unless a row ends in ``@imagenet``/``@cifar10``/``@N``); ``keep``: variance
+    fraction SVCCA keeps; ``bootstrap``: resamples over images for the claims' intervals."""
 
-    attacks: tuple[str, ...] = TABLE_7
+    attacks: tuple[str, ...] = DEFAULT_ATTACKS
     reference_dim: int = CIFAR10_DIM
     keep: float = 0.99
     n: int | None = None
@@ -55,6 +64,7 @@ class SimilarityParams:
             raise ConfigError(f"keep must lie in (0, 1], got {self.keep}")
         if self.bootstrap < 0 or self.reference_dim < 0 or (self.n is not None and self.n < 2):
             raise ConfigError("bootstrap and reference_dim must be ≥ 0, n ≥ 2")
+        refuse_repeats(parse_specs(self.attacks), self.reference_dim, "similarity")
 
 
 def compute(
@@ -69,14 +79,16 @@ def compute(
         adv = representations(model, result.adversarial, ctx.device)
         s = svcca(clean, adv, keep=params.keep)
         cka = linear_cka(clean, adv)
+        table = PAPER.source(written, params.reference_dim)
         common = {
             "model": model.name,
             "layer": "penultimate",
-            "setting": run.label(),
+            "setting": f"{run.label()} ({table_label(table)})" if table else run.label(),
             "n": len(data),
             "key": written.key(),
             "norm": run.norm,
             "attack": run.attack,
+            "table": table,
         }
         rows.append(
             {
@@ -116,7 +128,7 @@ def plot(tables, models: list[StudyModel], params: SimilarityParams, arrays=None
         ax.set_ylim(0, 1)
         ax.set_ylabel(f"{title}(clean, adversarial)")
         ax.legend(fontsize="x-small")
-        figures[f"{title} between clean and adversarial representations (Table 7)"] = fig
+        figures[f"{title} between clean and adversarial representations (Tables 7, A3)"] = fig
     return figures
 
 
@@ -131,6 +143,7 @@ SPEC = register_lens(
             "penultimate representations of clean and attacked evaluation images, in float64."
         ),
         params=SimilarityParams,
+        version=2,  # rows carry their reference and paper table
         compute=compute,
         plot=plot,
     )

@@ -65,7 +65,7 @@ def test_per_sample_errors_average_to_error():
     assert np.concatenate([res.errors_a, res.errors_b]).mean() == pytest.approx(res.error)
     assert res.distance_unclipped == pytest.approx(2 * (1 - 2 * res.error))
     assert res.distance == pytest.approx(min(max(res.distance_unclipped, 0.0), 2.0))
-    assert (res.folds, res.seed) == (5, 0)
+    assert (res.folds, res.seed, res.paired) == (5, 0, False)
 
 
 def test_unequal_sizes_use_the_balanced_error():
@@ -125,3 +125,69 @@ def test_bad_arguments():
         proxy_a_distance(a, np.ones((100, 3)))
     with pytest.raises(ConfigError, match="shape"):
         proxy_a_distance(np.ones((100, 2, 2)), np.ones((100, 2, 2)))
+
+
+# --- paired samples (clean and attacked copy of the same image) --------------------------------
+
+
+def twins(n: int, seed: int, noise: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Loss-like a and b = a (+ tiny noise): two samples no classifier can tell apart."""
+    rng = np.random.default_rng(seed)
+    a = rng.exponential(1.0, n)
+    return a, a + noise * rng.standard_normal(n)
+
+
+def test_paired_folds_never_split_an_item_and_hold_equal_numbers_of_each_sample():
+    a, b = normal(203, seed=20), normal(203, 0.5, seed=21)
+    res = proxy_a_distance(a, b, paired=True, folds=5, seed=2)
+    assert res.paired and res.fold_a.shape == res.fold_b.shape == (203,)
+    np.testing.assert_array_equal(res.fold_a, res.fold_b)  # both copies held out together
+    assert sorted(set(res.fold_a.tolist())) == [0, 1, 2, 3, 4]
+    sizes = np.bincount(res.fold_a)
+    assert sizes.max() - sizes.min() <= 1  # folds of 40 or 41 items (and as many b's)
+    # independent (stratified) folds do split items: the copies of most images part ways
+    unpaired = proxy_a_distance(a, b, folds=5, seed=2)
+    assert not unpaired.paired
+    assert (unpaired.fold_a != unpaired.fold_b).mean() > 0.5  # 4/5 expected by chance
+
+
+def test_paired_estimate_of_indistinguishable_twins_is_at_chance():
+    """b = a exactly: in a paired fold both copies of an item get the same prediction, so
+    exactly one of them is wrong whatever the classifier: error = ½, A = 0, per image."""
+    for seed in range(3):
+        a, b = twins(500, seed)
+        res = proxy_a_distance(a, b, paired=True, seed=seed)
+        np.testing.assert_array_equal(res.errors_a ^ res.errors_b, np.ones(500, dtype=bool))
+        assert res.error == 0.5 and res.distance_unclipped == 0.0
+
+
+def test_paired_folds_remove_the_bias_of_split_twins():
+    """b = a + 1e-6 noise, N = 500 items (2N = 1000 samples). Paired: the error is within 3
+    binomial standard errors, 3·√(¼ / 2N) ≈ 0.047, of ½, i.e. |A| ≤ 4 × 0.047 ≈ 0.19 (in fact
+    at ½ almost exactly). Independent folds train on the twin of a test point with the other
+    label: their error is above ½ on average over seeds (A < 0, the quickstart's −0.15)."""
+    n, seeds = 500, range(10)
+    se = np.sqrt(0.25 / (2 * n))
+    paired, unpaired = [], []
+    for seed in seeds:
+        a, b = twins(n, seed, noise=1e-6)
+        p = proxy_a_distance(a, b, paired=True, seed=seed)
+        assert abs(p.error - 0.5) <= 3 * se
+        assert abs(p.distance_unclipped) <= 4 * 3 * se
+        paired.append(p.error)
+        unpaired.append(proxy_a_distance(a, b, seed=seed).error)
+    assert abs(np.mean(paired) - 0.5) <= 0.002  # at chance up to the odd split twin
+    biased = np.mean(unpaired) - 0.5
+    # above ½ by more than 3 standard errors of the mean over seeds (≈ 0.026 vs ≈ 0.012)
+    assert biased > 3 * np.std(unpaired, ddof=1) / np.sqrt(len(seeds))
+    assert biased > 10 * abs(np.mean(paired) - 0.5)
+
+
+def test_paired_needs_equal_sizes_and_a_boolean():
+    with pytest.raises(ConfigError, match="one b for every a") as err:
+        proxy_a_distance(normal(100), normal(99), paired=True)
+    assert "paired=False" in err.value.fix
+    with pytest.raises(ConfigError, match="paired must be True or False"):
+        proxy_a_distance(normal(100), normal(100), paired="yes")
+    with pytest.raises(ConfigError, match="at least 5 samples"):
+        proxy_a_distance(normal(4), normal(4), paired=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -233,6 +235,37 @@ def test_too_few_samples_for_the_kept_dimensions():
     assert svcca(x[:, :5], y[:, :5]).kept_x == 5
 
 
+def test_repeated_rows_do_not_count_as_samples():
+    """A bootstrap resample repeats rows; a repeat spans no new direction, so the forced
+    overlap appears once the distinct rows, not the rows, are too few for the kept subspaces:
+    for independent x and y the top canonical correlation is then exactly 1."""
+    rng = np.random.default_rng(14)
+    x, y = rng.standard_normal((40, 12)), rng.standard_normal((40, 12))
+    assert svcca(x, y, keep=1.0).kept_x == 12  # 40 distinct rows > 12 + 12: fine
+    idx = np.random.default_rng(0).integers(0, 40, 40)
+    distinct = np.unique(idx).size
+    assert distinct <= 24 < 40  # 40 rows, but only 24 distinct ones
+    xr, yr = x[idx], y[idx]
+    # what svcca would report without the guard: bases of the two centred column spans
+    qx = np.linalg.svd(xr - xr.mean(0), full_matrices=False)[0]
+    qy = np.linalg.svd(yr - yr.mean(0), full_matrices=False)[0]
+    assert np.linalg.svd(qx.T @ qy, compute_uv=False)[0] == pytest.approx(1.0, abs=1e-9)
+    with pytest.raises(ConfigError, match=rf"only {distinct} samples \(40 rows") as err:
+        svcca(xr, yr, keep=1.0)
+    assert "at least 25 distinct" in str(err.value) and "bootstrap" in err.value.fix
+    # a repeat only in x or only in y is a distinct sample: rows of [x, y] are compared
+    x_dup = x.copy()
+    x_dup[1:20] = x_dup[0]  # 19 repeats in x (21 distinct x rows ≤ 24), none in y
+    assert svcca(x_dup, y, keep=1.0).n_samples == 40
+    # a resample with enough distinct rows passes
+    big_x, big_y = rng.standard_normal((200, 12)), rng.standard_normal((200, 12))
+    sample = np.random.default_rng(1).integers(0, 200, 200)
+    assert 24 < np.unique(sample).size < 200
+    res = svcca(big_x[sample], big_y[sample], keep=1.0)
+    assert (res.kept_x, res.kept_y, res.n_samples) == (12, 12, 200)
+    assert res.correlations.max() < 0.9  # nothing forced
+
+
 def test_mismatched_rows():
     rng = np.random.default_rng(13)
     with pytest.raises(ConfigError, match="same samples"):
@@ -312,7 +345,14 @@ def test_bounds_and_symmetry_random(seed, n, dx, dy, mix, spread, keep):
 def test_bounds_and_symmetry_arbitrary(xy):
     x, y = xy
     assume(not (x == x[0]).all() and not (y == y[0]).all())
-    check_bounds_and_symmetry(x, y, 0.99)
+    try:
+        check_bounds_and_symmetry(x, y, 0.99)
+    except ConfigError as err:
+        # refused only for repeated rows, too few distinct ones for what it could keep (the
+        # count is taken after centring, where rows a hair apart may round together)
+        distinct = np.unique(np.hstack([x, y]), axis=0).shape[0]
+        found = re.search(r"only (\d+) samples \(20 rows", str(err))
+        assert found and int(found.group(1)) <= min(distinct, x.shape[1] + y.shape[1])
 
 
 def check_bounds_and_symmetry(x: np.ndarray, y: np.ndarray, keep: float) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from robustlens.attacks import CarliniWagnerL2, DeepFool
 from robustlens.errors import ConfigError
@@ -57,6 +58,60 @@ def test_deepfool_picks_the_closest_of_several_boundaries():
     result = DeepFool(model, "l2", overshoot=0.0, candidates=None).run(x, torch.tensor([0]))
     assert model(result.adversarial).argmax(1).item() == 2
     assert result.norms.item() == pytest.approx(0.5, rel=1e-3)
+
+
+class Ridge(nn.Module):
+    """Two classes on 2-pixel images: z₁ − z₀ = g(x) = (x₂ − 0.9) − 4(x₁ − 0.9)², a ridge
+    along x₁ = 0.9. From x = (0.8, 0.2) the first DeepFool step pushes x₁ past 1 (clipped);
+    beyond the ridge the gradient's x₁ part turns negative and pulls it back."""
+
+    num_classes = 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = x.flatten(1)
+        g = (f[:, 1] - 0.9) - 4.0 * (f[:, 0] - 0.9) ** 2
+        return torch.stack([torch.zeros_like(g), g], dim=1)
+
+
+def two_class_deepfool(model, x, label, overshoot, *, on_total, steps=50):
+    """Plain L2 DeepFool for two classes, written out: r_i = (|g| + 1e-4)/‖∇g‖² · ∇g at the
+    current point, which is clip(x + (1 + η)·Σ r_i) (``on_total``) or clip(x_i + (1 + η)·r_i)
+    (overshoot and clip applied to each step). Returns the final point and the steps taken."""
+    point, total, taken = x.clone(), torch.zeros_like(x), 0
+    while taken < steps:
+        p = point.clone().requires_grad_(True)
+        z = model(p)[0]
+        if int(z.argmax()) != label:
+            break
+        g = z[1 - label] - z[label]
+        (w,) = torch.autograd.grad(g, p)
+        r = (g.detach().abs() + 1e-4) / w.pow(2).sum() * w
+        if on_total:
+            total = total + r
+            point = (x + (1 + overshoot) * total).clamp(0, 1)
+        else:
+            point = (point + (1 + overshoot) * r).clamp(0, 1)
+        taken += 1
+    return point.detach(), taken
+
+
+def test_deepfool_overshoots_the_total_perturbation_not_each_step():
+    """Where the box clips a step that a later step undoes, the two ways of applying the
+    overshoot part: x_adv = clip(x + (1 + η)·Σ r_i) keeps the clipped part of r_1 in the total,
+    a per-step clip(x_i + (1 + η)·r_i) loses it. DeepFool must follow the first (its module
+    docstring; Foolbox's L2DeepFoolAttack does the same)."""
+    model = Ridge().eval()
+    x = torch.tensor([0.8, 0.2]).view(1, 1, 1, 2)
+    total, total_steps = two_class_deepfool(model, x, 0, 0.02, on_total=True)
+    per_step, per_step_steps = two_class_deepfool(model, x, 0, 0.02, on_total=False)
+    assert total_steps >= 3 and per_step_steps >= 3  # several iterations, as designed
+    assert (total - per_step).abs().max() > 0.05  # the two variants end far apart
+    result = DeepFool(model, "l2", overshoot=0.02).run(x, torch.tensor([0]))
+    assert result.success.all() and result.iterations.item() == total_steps
+    torch.testing.assert_close(result.adversarial, total, rtol=0, atol=1e-5)
+    assert result.norms.item() == pytest.approx(float((total - x).norm()), rel=1e-5)
+    with torch.no_grad():
+        assert model(result.adversarial).argmax(1).item() == 1
 
 
 def test_cw_l2_reaches_the_minimal_perturbation_but_never_below_it():

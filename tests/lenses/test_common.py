@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from robustlens.attacks.spec import AttackSpec
 from robustlens.lenses.common import adversarial, bootstrap_indices, resolve_attacks, subset
 from tests.lenses.helpers import brightness_images, make_ctx, make_info, study_model, trained_cnn
@@ -33,7 +35,32 @@ def test_resolve_attacks_pairs_written_and_run_settings():
     assert w2.eps == r2.eps == 0.03
 
 
+def test_resolve_attacks_moves_each_row_from_its_own_reference():
+    texts = ("pgd l2 45 5 @imagenet", "pgd l2 0.25 5", "pgd l1 1 5 @144", "fgsm l1 0.5 @cifar10")
+    for lens_reference, untagged in ((3072, 0.25 * (144 / 3072) ** 0.5), (0, 0.25)):
+        pairs = resolve_attacks(texts, DATA, lens_reference)
+        assert [w.key() for w, _ in pairs] == [
+            "pgd l2 45 5 @imagenet",
+            "pgd l2 0.25 5",
+            "pgd l1 1 5 @144",
+            "fgsm l1 0.5 @cifar10",
+        ]
+        # 150 528 / 144 = 1 045.33: ε·√(144/150528); L1 at its own resolution stays; × 144/3072
+        assert [r.eps for _, r in pairs] == pytest.approx(
+            [45 * (144 / 150528) ** 0.5, untagged, 1.0, 0.5 * 144 / 3072], rel=1e-12
+        )
+        assert all(r.reference is None for _, r in pairs)  # as run: the data's own units
+
+
 def test_bootstrap_indices_are_fixed_by_size_and_seed():
     a, b = bootstrap_indices(50, 4, 0), bootstrap_indices(50, 4, 0)
     assert a.shape == (4, 50) and (a == b).all() and not (a == bootstrap_indices(50, 4, 1)).all()
     assert a.min() >= 0 and a.max() < 50
+
+
+def test_model_labels_name_the_norm_as_the_papers_write_it():
+    from tests.study.claims.test_paper000 import model
+
+    assert model("natural").label() == "natural (natural)"
+    assert model("linf-0.1", "pgd", "linf", 0.1).label() == "linf-0.1 (L∞ ε=0.1)"
+    assert model("l2-1.5", "fgsm-rs", "l2", 1.5).label() == "l2-1.5 (L2 ε=1.5)"

@@ -42,7 +42,7 @@ def test_losses_and_a_distance_match_an_independent_computation():
     np.testing.assert_allclose(result.arrays["loss/clean"], clean, rtol=1e-6)
     np.testing.assert_allclose(result.arrays["loss/pgd linf 0.1 5"], adv, rtol=1e-6)
     assert value(frame, setting="clean", metric="mean_loss") == pytest.approx(clean.mean())
-    expected = proxy_a_distance(clean, adv, seed=3)
+    expected = proxy_a_distance(clean, adv, seed=3, paired=True)  # clean[i], adv[i]: one image
     assert value(frame, key="pgd linf 0.1 5", metric="a_distance") == pytest.approx(
         expected.distance
     )
@@ -53,12 +53,19 @@ def test_losses_and_a_distance_match_an_independent_computation():
     assert (adv >= clean - 1e-6).all() and expected.distance > 1.0
 
 
-def test_an_attack_that_changes_nothing_is_at_a_distance_near_zero():
+def test_an_attack_that_changes_nothing_is_at_a_distance_of_zero():
+    """Identical losses: with the folds over images both copies of an image are held out
+    together and get the same prediction, so exactly one of them is wrong (error ½, A = 0);
+    independent folds would split the twins and land above ½."""
     net = trained_cnn(INFO)
     p = LENS.resolve_params(INFO, {"attacks": ["fgsm linf 0"], "reference_dim": 0}, "test")
     result = loss_dist.compute(study_model(net), DATA, p, make_ctx(INFO))
     np.testing.assert_array_equal(result.arrays["loss/clean"], result.arrays["loss/fgsm linf 0"])
-    assert value(result.tables["loss_dist"], key="fgsm linf 0", metric="a_distance") < 0.3
+    frame = result.tables["loss_dist"]
+    assert value(frame, key="fgsm linf 0", metric="classifier_error") == 0.5
+    assert value(frame, key="fgsm linf 0", metric="a_distance") == 0.0
+    errors = result.arrays["a_errors/fgsm linf 0"]
+    np.testing.assert_array_equal(errors[0] ^ errors[1], np.ones(len(DATA), dtype=bool))
 
 
 def test_figures_have_a_panel_per_model():

@@ -92,6 +92,21 @@ def test_too_few_images_for_the_kept_directions_is_a_clear_error():
         similarity.compute(study_model(net), DATA, p, make_ctx(INFO))
 
 
+def test_bootstrap_resamples_with_too_few_distinct_images_are_refused():
+    """20 images and 8 + 8 kept directions: the full set passes (20 > 16), but a bootstrap
+    resample of 20 draws holds only 11–14 distinct images, too few for the kept subspaces."""
+    net = trained_cnn(INFO)
+    settings = {"attacks": ["pgd l2 1 2"], "reference_dim": 0, "n": 20, "keep": 1.0}
+    plain = LENS.resolve_params(INFO, {**settings, "bootstrap": 0}, "test")
+    result = similarity.compute(study_model(net), DATA, plain, make_ctx(INFO))
+    row = result.tables["similarity"].query("metric == 'svcca'").iloc[0]
+    assert row.kept_clean + row.kept_adversarial < 20
+    assert max(np.unique(i).size for i in bootstrap_indices(20, 5, 0)) <= 16
+    boot = LENS.resolve_params(INFO, {**settings, "bootstrap": 5}, "test")
+    with pytest.raises(ConfigError, match="distinct"):
+        similarity.compute(study_model(net), DATA, boot, make_ctx(INFO))
+
+
 @pytest.mark.parametrize(
     "overrides, words",
     [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from robustlens.study.bootstrap import interval, weighted_mean
+from robustlens.study.bootstrap import Interval, interval, weighted_mean
 from robustlens.study.claims.base import (
     FAILS,
     HOLDS,
@@ -15,6 +15,7 @@ from robustlens.study.claims.base import (
     Verdict,
     both,
     combine,
+    every_part,
     mean_interval,
 )
 
@@ -32,9 +33,14 @@ Table 4 has L∞ C1 ≥ 0.72·√d and L2 C2 ≤ 0.27·√d)."""
 
 
 def _find(view: ResultsView, lens: str, model: str, prefix: str, stem: str) -> np.ndarray | None:
-    """The array ``stem/<key>`` whose attack key starts with ``prefix`` (steps may differ)."""
+    """The array ``stem/<key>`` whose attack key starts with ``prefix`` (steps may differ) and
+    whose budget is in the claims' CIFAR-10 units: a row written for another reference
+    (``… @imagenet``, Table A1) is a different budget and never stands in for it."""
     for key in _keys(view, lens, model, stem):
-        if key == prefix or key.startswith(prefix + " "):
+        if key.split("@")[0].rstrip() != key and not key.endswith("@cifar10"):
+            continue
+        plain = key.removesuffix("@cifar10").rstrip()
+        if plain == prefix or plain.startswith(prefix + " "):
             return view.array(lens, model, f"{stem}/{key}")
     return None
 
@@ -143,9 +149,16 @@ def check_a_distance(view: ResultsView, w: np.ndarray) -> Verdict:
     parts.append(", ".join(f"{nat.name}: A({n}) = {base[n][0]:.2f}" for n in base))
     for m in view.robust:
         a = {norm: _a_distance(view, m.name, norm) for norm in ("l2", "linf")}
+        if None in a.values():
+            parts.append(f"{m.name}: loss_dist lacks a PGD L2 or PGD L∞ setting")
+            closer.append(0)  # no verdict for this model: the claim cannot hold
+            continue
         for norm in ("l2", "linf"):
             iv = interval(base[norm][0] - a[norm][0], base[norm][1] - a[norm][1])
             closer.append(iv.sign())
+            # "Not all the way": A above 0. The lens's paired folds make A = 0 exactly when
+            # the two copies of every image are indistinguishable (one of them is always
+            # wrong), so an interval at or below 0 says the classifier is at chance.
             gap = interval(a[norm][0], a[norm][1])
             not_all_the_way.append(1 if gap.low > 0 else (-1 if gap.high <= 0 else 0))
             parts.append(f"{m.name}: A({norm}) = {gap.text()}, natural − robust = {iv.text()}")
@@ -216,6 +229,11 @@ def _diff_sign(a: tuple[float, np.ndarray | None], b: tuple[float, np.ndarray | 
 
 
 def check_boundary(view: ResultsView, w: np.ndarray) -> Verdict:
+    """L2-trained models have a larger mean DeepFool L2 distance to the boundary than the
+    natural one, and L∞-trained ones a smaller increase. The mean is over every evaluation
+    image (the boundary lens's ``distance/l2``, measured from each image's clean prediction),
+    so all models are compared on the same images, resample by resample; the correctly
+    classified subsets differ between models and could not be paired."""
     if not view.natural:
         return Verdict(INCONCLUSIVE, "needs a natural model")
     l2_models = [m for m in view.robust if m.train_norm == "l2"]
@@ -250,40 +268,99 @@ def check_boundary(view: ResultsView, w: np.ndarray) -> Verdict:
     return Verdict(status, "; ".join(parts), CI, {k: v.__dict__ for k, v in increase.items()})
 
 
+ROBUST_DATA_ROWS = ("pgd linf 0.025", "pgd linf 0.25", "fgsm linf 0.025", "fgsm linf 0.25")
+"""The L∞ rows of Tables 1–2 the robust-data claim reads (paper units; PGD with any number of
+steps); the first is required, the others are used when the grid has them."""
+
+RETAINED_AT_MOST = 0.5
+"""§3.1 "not robust to L∞ attacks": under each L∞ row the robust-data model keeps less than
+half of its clean accuracy (accuracy under attack / clean accuracy < 0.5). Tables 1–2 put the
+robust-data models at 0.10–0.27 of clean under these rows and the adversarially trained ones
+at 0.59–0.83 under the ε = 0.025 rows, so ½ separates "not robust" from "robust"."""
+
+
+def _retained(
+    view: ResultsView, clean: np.ndarray, attacked: np.ndarray
+) -> tuple[Interval, Interval]:
+    """Accuracy under attack / clean accuracy, and the drop clean − attacked, with paired
+    bootstrap intervals over images (the ratio of the two resampled means)."""
+    clean, attacked = clean.astype(np.float64), attacked.astype(np.float64)
+    w = view.weights(clean.size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = interval(
+            float(attacked.mean() / clean.mean()),
+            weighted_mean(attacked, w) / weighted_mean(clean, w),
+        )
+    return ratio, mean_interval(view, clean - attacked)
+
+
 def check_robust_data(view: ResultsView, w: np.ndarray) -> Verdict:
-    """Every model trained on a robustified training set (D_R) has lower accuracy under PGD
-    L∞ (ε 0.025) than every adversarially trained model of the study (paired over images)."""
+    """Every model trained on a robustified training set (D_R) keeps less than half of its
+    clean accuracy under each L∞ row of the attack grid (PGD L∞ ε 0.025 required; PGD L∞ 0.25
+    and FGSM L∞ 0.025 / 0.25 when present): the upper end of the paired bootstrap interval of
+    accuracy under attack / clean accuracy lies below ``RETAINED_AT_MOST``. Fails when the
+    lower end lies above it for some row. The adversarially trained models' accuracies under
+    the same rows are reported beside it, as in Tables 1–2, without entering the verdict."""
     trained = [
         m
         for m in view.models
         if m.trained_on is not None and m.trained_on.get("set") == "robustified"
     ]
-    if not trained or not view.robust:
+    if not trained:
         return Verdict(
             INCONCLUSIVE,
-            "needs a model trained on a robustified set (train_on set = 'robustified') and an "
-            "adversarially trained model in the attack grid",
+            "needs a model trained on a robustified set (train_on set = 'robustified') in the "
+            "attack grid",
         )
-    signs, parts, numbers = [], [], {}
+    statuses, parts, numbers = [], [], {}
     for m in trained:
-        own = _find(view, "attack_grid", m.name, LINF_ROW, "robust")
-        if own is None:
+        if not view.has_array("attack_grid", m.name, "clean"):
+            parts.append(f"{m.name}: no clean accuracy in the attack grid")
+            statuses.append(INCONCLUSIVE)
             continue
-        for r in view.robust:
-            other = _find(view, "attack_grid", r.name, LINF_ROW, "robust")
-            if other is None:
+        clean = view.array("attack_grid", m.name, "clean").astype(bool)
+        rows = {r: _find(view, "attack_grid", m.name, r, "robust") for r in ROBUST_DATA_ROWS}
+        if rows[ROBUST_DATA_ROWS[0]] is None:
+            parts.append(f"{m.name}: the attack grid lacks the row '{ROBUST_DATA_ROWS[0]} …'")
+            statuses.append(INCONCLUSIVE)
+            continue
+        if not clean.any():
+            parts.append(f"{m.name}: clean accuracy 0, nothing to lose under attack")
+            statuses.append(INCONCLUSIVE)
+            continue
+        texts = []
+        for row, attacked in rows.items():
+            if attacked is None:
                 continue
-            diff = own.astype(np.float64) - other.astype(np.float64)
-            iv = mean_interval(view, diff)
-            signs.append(-iv.sign())
-            parts.append(
-                f"{m.name} {own.mean():.3f} vs {r.name} {other.mean():.3f} (Δ {iv.text()})"
+            ratio, drop = _retained(view, clean, attacked.astype(bool))
+            if ratio.high < RETAINED_AT_MOST:
+                statuses.append(HOLDS)
+            elif ratio.low > RETAINED_AT_MOST:
+                statuses.append(FAILS)
+            else:
+                statuses.append(INCONCLUSIVE)
+            others = [
+                f"{r.name} {a.mean():.3f}"
+                for r in view.robust
+                if (a := _find(view, "attack_grid", r.name, row, "robust")) is not None
+            ]
+            texts.append(
+                f"{row}: accuracy {attacked.mean():.3f}, {ratio.text()} of clean "
+                f"(drop {drop.text()})"
+                + (f"; adversarially trained: {', '.join(others)}" if others else "")
             )
-            numbers[f"{m.name}/{r.name}"] = iv.__dict__
-    if not signs:
-        return Verdict(INCONCLUSIVE, f"the attack grid lacks the row '{LINF_ROW} …'")
-    evidence = "accuracy under PGD L∞ ε 0.025 (CIFAR units): " + "; ".join(parts)
-    return Verdict(combine(signs), evidence, CI, numbers)
+            numbers[f"{m.name}/{row}"] = {
+                "clean": float(clean.mean()),
+                "attacked": float(attacked.mean()),
+                "retained": ratio.__dict__,
+                "drop": drop.__dict__,
+            }
+        parts.append(f"{m.name} (clean accuracy {clean.mean():.3f}): " + "; ".join(texts))
+    evidence = (
+        "; ".join(parts)
+        + f" (not robust: accuracy under attack < {RETAINED_AT_MOST:g} × clean; CIFAR units)"
+    )
+    return Verdict(every_part(statuses), evidence, CI, numbers)
 
 
 CLAIMS_004: tuple[Claim, ...] = (
@@ -292,7 +369,7 @@ CLAIMS_004: tuple[Claim, ...] = (
         PAPER_004,
         "§3.1, Tables 1–2",
         "A model trained on a robust data set (D_R) is not robust to L∞ attacks of the paper's "
-        "budgets: adversarially trained models beat it.",
+        "budgets: under PGD (and FGSM) L∞ its accuracy falls below half of its clean accuracy.",
         ("attack_grid",),
         check_robust_data,
     ),

@@ -70,6 +70,32 @@ def test_linf_hurts_more():
     assert check_linf_hurts_more(missing, missing.weights(N)).status == INCONCLUSIVE
 
 
+def test_rows_written_for_another_resolution_never_stand_in_for_the_cifar_rows():
+    """A Table A1 row (budget set for ImageNet, ``@imagenet``) that shares the CIFAR row's
+    written numbers is another budget: the claim reads the CIFAR row, or none."""
+    arrays = grid({"natural": (0.1, 0.6), "linf-0.1": (0.5, 0.8), "l2-1.5": (0.4, 0.8)})
+    for name in ("natural", "linf-0.1", "l2-1.5"):
+        # listed first: a prefix match would take it instead of the CIFAR row
+        arrays = {
+            ("attack_grid", name, "robust/pgd l2 0.25 100 @imagenet"): np.zeros(N, dtype=bool),
+            **arrays,
+        }
+    both = view(arrays, {"attack_grid"})
+    verdict = check_linf_hurts_more(both, both.weights(N))
+    assert verdict.status == HOLDS, verdict.evidence
+    assert verdict.numbers["natural"]["l2"] == pytest.approx(bernoulli(0.6, 1).mean())
+    only_a1 = view(
+        {k: v for k, v in arrays.items() if "@" in k[2] or k[2] == "clean"}, {"attack_grid"}
+    )
+    assert check_linf_hurts_more(only_a1, only_a1.weights(N)).status == INCONCLUSIVE
+    tagged = {
+        (lens, m, name.replace(" 100", " 100 @cifar10") if "@" not in name else name): v
+        for (lens, m, name), v in arrays.items()
+    }
+    explicit = view(tagged, {"attack_grid"})
+    assert check_linf_hurts_more(explicit, explicit.weights(N)).status == HOLDS
+
+
 def ratios(linf_fraction: float, l2_fraction: float, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     sqrt_d = 28.0
@@ -128,6 +154,28 @@ def test_a_distance():
     assert check_a_distance(flipped, flipped.weights(N)).status == FAILS
 
 
+def test_a_distance_of_indistinguishable_paired_copies_is_all_the_way():
+    """The lens's paired folds: when the classifier cannot tell an image's clean and attacked
+    loss apart, exactly one of the two copies is wrong, A = 0 for every resample, and "not all
+    the way" fails for that model."""
+    arrays = {}
+    rates = {"natural": (0.05, 0.05), "linf-0.1": (0.35, 0.25), "l2-1.5": (0.35, 0.25)}
+    for i, (name, (l2, linf)) in enumerate(rates.items()):
+        arrays[("loss_dist", name, "a_errors/pgd l2 0.5 10")] = errors(l2, 10 * i)
+        arrays[("loss_dist", name, "a_errors/pgd linf 0.05 5")] = errors(linf, 10 * i + 5)
+    one_wrong = bernoulli(0.5, 77)
+    arrays[("loss_dist", "l2-1.5", "a_errors/pgd l2 0.5 10")] = np.stack([one_wrong, ~one_wrong])
+    v = view(arrays, {"loss_dist"})
+    verdict = check_a_distance(v, v.weights(N))
+    assert verdict.numbers["l2-1.5"]["l2"] == 0.0
+    assert verdict.status == FAILS, verdict.evidence
+    # a robust model without loss_dist results gives no verdict rather than an error
+    del arrays[("loss_dist", "linf-0.1", "a_errors/pgd l2 0.5 10")]
+    del arrays[("loss_dist", "l2-1.5", "a_errors/pgd l2 0.5 10")]
+    v = view(arrays, {"loss_dist"})
+    assert check_a_distance(v, v.weights(N)).status == INCONCLUSIVE
+
+
 def svcca_view(values: dict[str, tuple[float, float]], noise: float = 0.003) -> ResultsView:
     """Per model: (SVCCA under PGD L2, under PGD L∞), with paired bootstrap samples."""
     rng = np.random.default_rng(0)
@@ -179,28 +227,85 @@ def test_paper004_claims_join_the_table_only_when_their_lens_ran():
     assert ids == ["004-5-boundary"]
 
 
-def test_robust_data_model_is_beaten_by_adversarial_training():
-    from robustlens.study.claims.paper004 import check_robust_data
-
+def robust_data_view(
+    clean: float, retained: dict[str, float], seed: int = 40, exact: bool = False
+) -> ResultsView:
+    """The study's models plus a robust-data model with the given clean accuracy, keeping the
+    fraction ``retained[row]`` of its correctly classified images under each attack row (a
+    Bernoulli draw, or exactly that fraction of them with ``exact``)."""
     data = model("robust-data")
     data.card.source = {"train_on": {"set": "robustified", "source": "l2-1.5"}}
     arrays = grid({"natural": (0.1, 0.6), "linf-0.1": (0.6, 0.8), "l2-1.5": (0.5, 0.8)})
-    arrays.update(grid({"robust-data": (0.2, 0.7)}))
+    correct = bernoulli(clean, seed)
+    arrays[("attack_grid", "robust-data", "clean")] = correct
+    for i, (row, fraction) in enumerate(retained.items()):
+        if exact:
+            kept = np.zeros(N, dtype=bool)
+            idx = np.flatnonzero(correct)
+            kept[idx[: round(fraction * idx.size)]] = True
+        else:
+            kept = bernoulli(fraction, seed + 1 + i)
+        arrays[("attack_grid", "robust-data", f"robust/{row}")] = correct & kept
 
-    def build(arr):
-        def names(lens, m):
-            return [n for (ln, mn, n) in arr if (ln, mn) == (lens, m)]
+    def names(lens, m):
+        return [n for (ln, mn, n) in arrays if (ln, mn) == (lens, m)]
 
-        v = ResultsView([*MODELS, data], lambda ln, m, n: arr.get((ln, m, n)), {"attack_grid"},
-                        N, 10, names=names)  # fmt: skip
-        v.resamples = 300
-        return v
+    v = ResultsView([*MODELS, data], lambda ln, m, n: arrays.get((ln, m, n)), {"attack_grid"},
+                    N, 10, names=names)  # fmt: skip
+    v.resamples = 300
+    return v
 
-    v = build(arrays)
-    assert check_robust_data(v, v.weights(N)).status == HOLDS
-    arrays.update(grid({"robust-data": (0.9, 0.9)}))
-    v = build(arrays)
+
+def test_robust_data_model_loses_most_of_its_accuracy_under_linf_attacks():
+    from robustlens.study.claims.paper004 import RETAINED_AT_MOST, check_robust_data
+
+    # Table 1's robust-data model: 0.81 clean, 0.17 under PGD L∞ 0.025, 0.08 under 0.25
+    rows = {"pgd linf 0.025 5": 0.2, "pgd linf 0.25 5": 0.1, "fgsm linf 0.025": 0.27}
+    v = robust_data_view(0.8, rows)
+    verdict = check_robust_data(v, v.weights(N))
+    assert verdict.status == HOLDS, verdict.evidence
+    one = verdict.numbers["robust-data/pgd linf 0.025"]
+    clean = v.array("attack_grid", "robust-data", "clean")
+    attacked = v.array("attack_grid", "robust-data", "robust/pgd linf 0.025 5")
+    assert one["retained"]["estimate"] == pytest.approx(attacked.mean() / clean.mean())
+    assert one["retained"]["high"] < RETAINED_AT_MOST
+    assert one["drop"]["estimate"] == pytest.approx(clean.mean() - attacked.mean())
+    assert one["drop"]["low"] > 0.4  # the drop, 0.8 · (1 − 0.2), with its interval
+    assert "robust-data/fgsm linf 0.25" not in verdict.numbers  # absent rows are skipped
+    # the adversarially trained models' accuracies come along as supporting numbers
+    assert "adversarially trained: linf-0.1 " in verdict.evidence
+
+
+def test_robust_data_model_that_keeps_its_accuracy_fails_the_claim():
+    from robustlens.study.claims.paper004 import check_robust_data
+
+    # keeps 70 % of its clean accuracy under PGD L∞ 0.025: robust, like Table 2's adv. model
+    v = robust_data_view(0.8, {"pgd linf 0.025 5": 0.7, "pgd linf 0.25 5": 0.1})
+    verdict = check_robust_data(v, v.weights(N))
+    assert verdict.status == FAILS, verdict.evidence
+    # one L∞ row holding does not rescue another that fails
+    v = robust_data_view(0.8, {"pgd linf 0.025 5": 0.1, "fgsm linf 0.025": 0.8})
     assert check_robust_data(v, v.weights(N)).status == FAILS
+
+
+def test_robust_data_claim_is_inconclusive_at_the_threshold_or_without_the_results():
+    from robustlens.study.claims.paper004 import check_robust_data
+
+    # exactly half of the clean accuracy kept: the interval straddles ½
+    v = robust_data_view(0.8, {"pgd linf 0.025 5": 0.5}, exact=True)
+    verdict = check_robust_data(v, v.weights(N))
+    assert verdict.status == INCONCLUSIVE, verdict.evidence
+    retained = verdict.numbers["robust-data/pgd linf 0.025"]["retained"]
+    assert retained["estimate"] == pytest.approx(0.5, abs=1e-3)
+    assert retained["low"] < 0.5 < retained["high"]
+    # holds for one row but straddles for another: not shown for every row
+    v = robust_data_view(0.8, {"pgd linf 0.025 5": 0.1, "pgd linf 0.25 5": 0.5}, exact=True)
+    assert check_robust_data(v, v.weights(N)).status == INCONCLUSIVE
+    # the required PGD L∞ 0.025 row is missing (only the 0.25 one ran)
+    v = robust_data_view(0.8, {"pgd linf 0.25 5": 0.1})
+    verdict = check_robust_data(v, v.weights(N))
+    assert verdict.status == INCONCLUSIVE and "lacks the row" in verdict.evidence
+    # no model trained on a robustified set
     plain = view(grid({"natural": (0.1, 0.6)}), {"attack_grid"})
     assert check_robust_data(plain, plain.weights(N)).status == INCONCLUSIVE
 
