@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
@@ -31,6 +31,9 @@ from robustlens.progress import progress_bar
 from robustlens.runtime import default_device, seed_everything, versions
 from robustlens.study.spec import LensPlan, ModelPlan, StudySpec, load_spec, parse_spec
 from robustlens.study.store import LensRun, Store, run_key
+
+if TYPE_CHECKING:
+    from robustlens.constructed import ConstructedSet
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +180,7 @@ class Study:
                 eval_set=self.data(),
                 device=self.device,
                 progress=progress,
+                replace=True,  # the study owns its model folders: an edited recipe retrains
             )
             model, card = result.model, result.card
             if trained_on is not None:
@@ -202,18 +206,14 @@ class Study:
     ) -> tuple[ImageSet, dict[str, Any]]:
         """The constructed training set ``plan.train_on`` asks for, made from ``train_set``
         against an earlier model and kept (resumably) in ``<study>/constructed/``, and what
-        the model's card records of it."""
+        the model's card records of it: the set's checks, and for a targeted set with a
+        ``leakage_model`` the robust feature leakage that model measures (§3.2)."""
         from robustlens.constructed import build_robustified, build_targeted, load_set
 
         spec = dict(plan.train_on or {})
         kind, source_name = spec.pop("set"), spec.pop("source")
-        source = next((m for m in earlier if m.name == source_name), None)
-        if source is None:
-            raise ConfigError(
-                f"model {plan.name} trains on a set made against {source_name!r}, which is not "
-                "obtained before it",
-                fix="list the source model before this one",
-            )
+        leakage_name = spec.pop("leakage_model", None)  # a check: not part of the set's key
+        source = self._earlier(plan, source_name, earlier, "trains on a set made against")
         key = hashlib.sha256(
             json.dumps(
                 [kind, source.digest, train_set.fingerprint(), spec], sort_keys=True
@@ -241,13 +241,57 @@ class Study:
                 folder, source.model, train_set, kind, model_digest=source.digest,
                 seed=self.spec.seed, **spec,
             )  # fmt: skip
-        record = {
+        record: dict[str, Any] = {
             "set": kind,
             "source": source_name,
             "folder": str(folder.relative_to(self.dir)),
             "statistics": made.card.get("statistics", {}),
         }
+        if kind == "robustified":
+            record["seed_mode"] = made.card.get("seed_mode", "other-image")
+        if leakage_name is not None:
+            checker = self._earlier(plan, leakage_name, earlier, "checks its set for leakage with")
+            record["leakage"] = self._leakage(folder, made, train_set, checker)
         return made.as_imageset(info), record
+
+    @staticmethod
+    def _earlier(plan: ModelPlan, name: str, earlier: list[StudyModel], role: str) -> StudyModel:
+        """The already obtained model ``name`` that ``plan``'s training set needs."""
+        found = next((m for m in earlier if m.name == name), None)
+        if found is None:
+            raise ConfigError(
+                f"model {plan.name} {role} {name!r}, which is not obtained before it",
+                fix=f"list {name} before {plan.name}",
+            )
+        return found
+
+    @staticmethod
+    def _leakage(
+        folder: Path, made: ConstructedSet, train_set: ImageSet, checker: StudyModel
+    ) -> dict[str, Any]:
+        """Robust feature leakage of a targeted set (Springer et al. §3.2): the share of it a
+        robust model calls ŷ (its new label) and y (its source image's label). Measured once
+        per robust model and kept on the set's card; the set itself is not touched."""
+        from robustlens.constructed.sets import update_card
+        from robustlens.constructed.targeted import leakage
+
+        kept = made.card.get("leakage") or {}
+        if kept.get("digest") == checker.digest and kept.get("model") == checker.name:
+            return kept
+        if not checker.is_robust:
+            log.warning(
+                "leakage model %s is not recorded as adversarially trained: its leakage "
+                "numbers may not isolate robust features",
+                checker.name,
+            )
+        original = train_set.labels.cpu()[made.seeds.long()]
+        measured = {
+            "model": checker.name,
+            "digest": checker.digest,
+            **leakage(checker.model, made.images, made.labels, original),
+        }
+        made.card = update_card(folder, {"leakage": measured})
+        return measured
 
     # ------------------------------------------------------------------------------ run
 

@@ -289,6 +289,29 @@ class _Trainer:
         return result.as_metrics()
 
 
+def _unfinished_identity(out_dir: Path) -> Any:
+    """The training identity of an interrupted run in ``out_dir`` (None when there is none)."""
+    pointer = out_dir / STATE_DIR / "progress.json"
+    try:
+        return json.loads(pointer.read_text()).get("identity") if pointer.exists() else None
+    except (OSError, json.JSONDecodeError):
+        return "unreadable"
+
+
+def _remove_model_files(out_dir: Path) -> None:
+    """Remove what train_model writes in ``out_dir``: the model, its card, its metrics log and
+    the unfinished run's state (nothing else in the folder is touched)."""
+    from robustlens.models.checkpoint import checkpoint_paths
+
+    for path in (*checkpoint_paths(out_dir / FINAL), out_dir / METRICS):
+        path.unlink(missing_ok=True)
+    state = out_dir / STATE_DIR
+    if state.is_dir():
+        for leftover in state.glob("*"):
+            leftover.unlink()
+        state.rmdir()
+
+
 def _write_history(out_dir: Path, history: list[dict[str, Any]]) -> None:
     _atomic_write_text(out_dir / METRICS, "".join(json.dumps(h) + "\n" for h in history))
 
@@ -303,6 +326,7 @@ def train_model(
     device: torch.device | str | None = None,
     resume: bool = True,
     progress: bool = False,
+    replace: bool = False,
 ) -> TrainResult:
     """Train ``model`` on ``train_set`` by ``recipe`` and save it as ``out_dir/model.safetensors``.
 
@@ -310,23 +334,33 @@ def train_model(
     data, it is loaded instead of trained again (``reused=True``). An interrupted run resumes
     from its last finished epoch. The card records the recipe, the data fingerprint and the
     final clean / PGD-``eval_steps`` accuracies on ``eval_set`` with the exact attack.
+
+    A folder holding a model (finished or not) of another architecture, recipe or data is an
+    error, unless ``replace`` (the study runner, which owns its model folders): then that
+    model's files are removed and the new one is trained in its place.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(device) if device is not None else default_device()
     final = out_dir / FINAL
     start = time.perf_counter()
+    identity = training_identity(model, train_set, recipe)
     if final.exists():
         saved, card = load_checkpoint(final)
-        identity = training_identity(model, train_set, recipe)
         if (card.recipe or {}).get("identity") == identity_digest(identity):
             saved.to(device)
             history = [json.loads(line) for line in (out_dir / METRICS).read_text().splitlines()]
             return TrainResult(saved, card, history, final, 0.0, reused=True)
-        raise ConfigError(
-            f"{out_dir} already holds a model trained with another recipe, model or data",
-            fix="choose another output folder, or delete that one",
-        )
+        if not replace:
+            raise ConfigError(
+                f"{out_dir} already holds a model trained with another recipe, model or data",
+                fix="choose another output folder, or delete that one",
+            )
+        log.warning("%s holds a model of another recipe, model or data: retraining", out_dir)
+        _remove_model_files(out_dir)
+    elif replace and _unfinished_identity(out_dir) not in (None, identity):
+        log.warning("%s holds an unfinished run of another recipe: starting afresh", out_dir)
+        _remove_model_files(out_dir)
     trainer = _Trainer(model, train_set, recipe, out_dir, eval_set, device, progress)
     if resume:
         trainer.try_resume()

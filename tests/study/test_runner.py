@@ -264,3 +264,22 @@ def test_a_lens_looks_only_at_the_models_it_names(tmp_path):
     html = (out / "report.html").read_text()
     assert "of 1 runs finished" not in html and "of 2 runs finished" not in html
     assert html.count("looks at the models a only") == 1
+
+
+def test_an_edited_recipe_retrains_that_model_only_and_its_lens_runs(tmp_path):
+    """The study owns its model folders: after editing one model's recipe a rerun retrains
+    that model (and reruns the lenses that look at it), reuses the other, and the results
+    come from the new model."""
+    spec = tmp_path / "chosen.toml"
+    spec.write_text(CHOSEN)
+    out = tmp_path / "out"
+    Study.from_file(spec, out, device="cpu").run()
+    old_digest = {m.name: m.digest for m in Study.open(out).models(train=False)}
+    before = 'hidden = [16] }\nrecipe = { method = "natural", epochs = 1'
+    spec.write_text(CHOSEN.replace(before, before.replace("epochs = 1", "epochs = 2")))
+    summary = Study.from_file(spec, out, device="cpu").run()
+    assert summary.trained == ["b"] and summary.reused == ["a"]
+    assert summary.computed == ["color:b"]
+    models = {m.name: m for m in Study.open(out).models(train=False)}
+    assert models["b"].digest != old_digest["b"] and models["a"].digest == old_digest["a"]
+    assert models["b"].card.recipe["epochs"] == 2

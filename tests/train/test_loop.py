@@ -107,6 +107,55 @@ def test_finished_model_is_reused_and_other_recipes_are_refused(tmp_path):
         train_model(small_model(), data, dataclasses.replace(FAST, lr=0.01), tmp_path)
 
 
+def test_replace_retrains_a_model_of_another_recipe_and_keeps_a_matching_one(tmp_path, monkeypatch):
+    """The study runner owns its folders: an edited recipe retrains in place (files of the old
+    model gone, other files left), an unchanged one is still reused, and an interrupted run of
+    another recipe is discarded while an interrupted run of the same recipe resumes."""
+    data, held_out = stripes(128, 0), stripes(64, 1)
+    first = train_model(small_model(), data, FAST, tmp_path, eval_set=held_out)
+    (tmp_path / "notes.txt").write_text("mine")
+    other = dataclasses.replace(FAST, lr=0.01, epochs=1)
+    second = train_model(small_model(), data, other, tmp_path, eval_set=held_out, replace=True)
+    assert not second.reused and second.card.weights_sha256 != first.card.weights_sha256
+    assert second.card.recipe["lr"] == 0.01 and len(second.history) == 1
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    _, card = load_checkpoint(tmp_path / "model.safetensors")
+    assert card.weights_sha256 == second.card.weights_sha256
+    same = train_model(small_model(), data, other, tmp_path, eval_set=held_out, replace=True)
+    assert same.reused
+
+    from robustlens.train import loop
+
+    original = loop._Trainer.run_epoch
+    calls = {"n": 0}
+
+    def crash_in_second_epoch(self):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(loop._Trainer, "run_epoch", crash_in_second_epoch)
+    three = dataclasses.replace(FAST, epochs=3)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(small_model(), data, three, tmp_path / "b", eval_set=held_out)
+    monkeypatch.setattr(loop._Trainer, "run_epoch", original)
+    with pytest.raises(ConfigError, match="unfinished run"):
+        train_model(small_model(), data, FAST, tmp_path / "b")
+    pointer = json.loads((tmp_path / "b" / "state" / "progress.json").read_text())
+    resumed = train_model(small_model(seed=7), data, three, tmp_path / "b", replace=True)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    assert resumed.history[0] == pointer["history"][0]  # epoch 1 kept, not retrained
+    calls["n"] = 0
+    monkeypatch.setattr(loop._Trainer, "run_epoch", crash_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(small_model(), data, three, tmp_path / "c")
+    monkeypatch.setattr(loop._Trainer, "run_epoch", original)
+    fresh = train_model(small_model(), data, FAST, tmp_path / "c", replace=True)
+    assert [h["epoch"] for h in fresh.history] == [1, 2]
+    assert fresh.card.recipe["epochs"] == 2
+
+
 def test_diverging_training_raises_a_numerical_error(tmp_path, monkeypatch):
     model = small_model()
     monkeypatch.setattr(model.linear, "forward", lambda z: z[:, :2] * float("nan"))
