@@ -29,10 +29,12 @@ data_app = typer.Typer(no_args_is_help=True, help="Data sets: list, inspect, fet
 models_app = typer.Typer(no_args_is_help=True, help="Architectures and checkpoints.")
 study_app = typer.Typer(no_args_is_help=True, help="Run studies and see how far they got.")
 lenses_app = typer.Typer(no_args_is_help=True, help="The lenses and their paper defaults.")
+sets_app = typer.Typer(no_args_is_help=True, help="Constructed data sets (robustified, targeted).")
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 app.add_typer(study_app, name="study")
 app.add_typer(lenses_app, name="lenses")
+app.add_typer(sets_app, name="sets")
 
 out = Console()
 err = Console(stderr=True)
@@ -283,6 +285,10 @@ def eval_cmd(
     seed: Annotated[int, typer.Option()] = 0,
     batch_size: Annotated[int, typer.Option()] = 256,
     data_root: Annotated[Path | None, typer.Option()] = None,
+    on_set: Annotated[
+        Path | None,
+        typer.Option(help="A constructed set's folder to evaluate on instead of a split."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Clean and robust accuracy of a model under one attack."""
@@ -294,7 +300,11 @@ def eval_cmd(
     dataset = data or card.dataset
     if not dataset:
         raise ConfigError("the model card names no data set", fix="give --data")
-    images = load_dataset(dataset, split, n=n, seed=seed, root=data_root)
+    if on_set is not None:
+        images = constructed_images(on_set, dataset, model, n)
+        split = f"constructed set {on_set}"
+    else:
+        images = load_dataset(dataset, split, n=n, seed=seed, root=data_root)
     model = model.to(default_device()).eval()
     atk = build_attack(model, attack, norm, eps, steps, step_size, restarts, seed)
     result = robust_accuracy(model, images, atk, eps=eps, batch_size=batch_size, progress=True)
@@ -321,6 +331,60 @@ def eval_cmd(
         f"{result.iterations.float().mean():.1f}",
         f"{result.seconds:.1f}",
     )
+    out.print(table)
+
+
+def constructed_images(folder: Path, dataset: str, model, n: int):
+    """The first ``n`` images of a constructed set, checked against the model's data set and
+    input shape, as an ImageSet (labels: the set's own, e.g. ŷ for targeted sets)."""
+    import torch
+
+    from robustlens.constructed import load_set
+    from robustlens.data import dataset_info
+
+    info = dataset_info(dataset)
+    shape = tuple(getattr(model, "input_shape", None) or info.shape)
+    images = load_set(folder, dataset=dataset, shape=shape).as_imageset(info)
+    return images if n >= len(images) else images.take(torch.arange(n))
+
+
+@sets_app.command("show")
+def sets_show(
+    folder: Annotated[Path, typer.Argument(help="The set's folder (card.json + images).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole card as JSON.")] = False,
+) -> None:
+    """What a constructed set is and the checks recorded when it was made (hash verified)."""
+    from robustlens.constructed import load_set
+
+    constructed = load_set(folder)
+    card = constructed.card
+    if as_json:
+        out.print_json(json.dumps(card))
+        return
+    table = Table(title=f"{folder}: {card.get('kind', 'constructed')} set", show_header=False)
+    table.add_column("field")
+    table.add_column("value")
+    table.add_row("data set", f"{card.get('dataset')} ({card.get('split', '?')} split)")
+    table.add_row("images", f"{len(constructed.images)} of shape {card.get('image_shape')}")
+    table.add_row("made against", escape(str(card.get("model") or "?")))
+    for key in ("steps", "step_size", "eps", "seed_mode", "mode", "seed"):
+        if card.get(key) is not None:
+            table.add_row(key, escape(str(card[key])))
+    for key, value in sorted((card.get("statistics") or {}).items()):
+        if isinstance(value, float):
+            shown = f"{value:.4g}"
+        elif isinstance(value, list):
+            shown = ", ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in value)
+        else:
+            shown = escape(str(value))
+        table.add_row(escape(str(key)), shown)
+    leak = card.get("leakage")
+    if leak:
+        table.add_row(
+            "leakage check",
+            f"{leak.get('model')} calls {100 * leak['new_label_fraction']:.1f} % the new label, "
+            f"{100 * leak['original_label_fraction']:.1f} % the original",
+        )
     out.print(table)
 
 

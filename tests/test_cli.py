@@ -34,7 +34,7 @@ def test_version_and_help():
     assert result.returncode == 0 and result.stdout.startswith("robustlens ")
     result = robustlens("--help")
     assert result.returncode == 0
-    for command in ("data", "models", "train", "eval", "study", "report", "lenses"):
+    for command in ("data", "models", "train", "eval", "study", "report", "lenses", "sets"):
         assert command in result.stdout
 
 
@@ -96,6 +96,52 @@ def test_train_then_eval_end_to_end(fashion_mnist_root, tmp_path):
     assert summary["attack"]["steps"] == 3 and summary["attack"]["norm"] == "linf"
     result = robustlens("eval", str(out / "model.safetensors"), "--attack", "cw", "--norm", "linf")
     assert_one_line_error(result, "L2")
+    check_eval_on_constructed_sets(out / "model.safetensors", tmp_path)
+
+
+def check_eval_on_constructed_sets(checkpoint, tmp_path):
+    """`eval --on-set` evaluates on a constructed set's images and labels (here: 30 test images
+    with every third label moved by one, so the clean accuracy is computable by hand), and a
+    set made for another data set or shape is one clear error; `sets show` reads the card."""
+    import torch
+
+    from robustlens.attacks.evaluate import predict
+    from robustlens.constructed import ConstructedSet, save_set
+    from robustlens.data import load_dataset
+    from robustlens.models import load_checkpoint
+
+    test = load_dataset("fashion-mnist", "test", n=30, seed=3)
+    labels = test.labels.clone()
+    labels[::3] = (labels[::3] + 1) % 10
+    card = {"kind": "robustified", "dataset": "fashion-mnist", "split": "test", "model": "m"}
+    card["statistics"] = {"source_model_accuracy": 0.5}
+    made = ConstructedSet(test.images, labels, test.indices, torch.full((30,), -1), card)
+    save_set(tmp_path / "set", made)
+    model, _ = load_checkpoint(checkpoint)
+    expected = float((predict(model.eval(), test.images, 30) == labels).float().mean())
+
+    result = robustlens("eval", str(checkpoint), "--on-set", str(tmp_path / "set"), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["n"] == 30 and "constructed set" in summary["split"]
+    assert summary["clean_accuracy"] == pytest.approx(expected)
+    result = robustlens("sets", "show", str(tmp_path / "set"))
+    assert result.returncode == 0, result.stderr
+    assert "robustified" in result.stdout and "source_model_accuracy" in result.stdout
+
+    no_seeds = torch.full((30,), -1)
+    other = ConstructedSet(
+        test.images, labels, test.indices, no_seeds, {**card, "dataset": "mnist"}
+    )
+    save_set(tmp_path / "mnist-set", other)
+    result = robustlens("eval", str(checkpoint), "--on-set", str(tmp_path / "mnist-set"))
+    assert_one_line_error(result, "'mnist'", "fashion-mnist")
+    small = ConstructedSet(
+        test.images[:, :, :14, :14], labels, test.indices, torch.full((30,), -1), card
+    )
+    save_set(tmp_path / "small-set", small)
+    result = robustlens("eval", str(checkpoint), "--on-set", str(tmp_path / "small-set"))
+    assert_one_line_error(result, "shape")
 
 
 def test_docs_lenses_md_is_current():

@@ -4,8 +4,8 @@ checks that say how well the construction worked."""
 
 from robustlens.constructed.build import build_in_chunks, build_robustified, build_targeted
 from robustlens.constructed.inversion import InversionResult, default_schedule, robustify
-from robustlens.constructed.sets import ConstructedSet, load_set, save_set
-from robustlens.constructed.targeted import TargetedResult, targeted_examples
+from robustlens.constructed.sets import ConstructedSet, load_set, save_set, update_card
+from robustlens.constructed.targeted import TargetedResult, leakage, targeted_examples
 
 __all__ = [
     "ConstructedSet",
@@ -15,8 +15,10 @@ __all__ = [
     "build_robustified",
     "build_targeted",
     "default_schedule",
+    "leakage",
     "load_set",
     "robustify",
     "save_set",
     "targeted_examples",
+    "update_card",
 ]

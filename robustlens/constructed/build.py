@@ -4,6 +4,13 @@ Generation runs chunk by chunk; each finished chunk is saved (atomically) under
 ``<folder>/.parts/`` together with the parameters it was made with, so a killed run continues
 with the first missing chunk and a run with other parameters starts over. When every chunk is
 there the set is written (:func:`robustlens.constructed.sets.save_set`) and the parts removed.
+
+The parameters always include the source model's digest (its own weights' sha256 unless the
+caller gives one), so chunks made against one model are never reused for another. Seeds — the
+seed image of each robustified image, the new label of each targeted example — are drawn for
+the whole set once and sliced per chunk, so the set does not depend on the chunk size and a
+chunked build equals :func:`robustlens.constructed.robustify` /
+:func:`robustlens.constructed.targeted_examples` on the whole set with the same seed.
 """
 
 from __future__ import annotations
@@ -21,11 +28,16 @@ import torch
 from torch import nn
 
 from robustlens.attacks.evaluate import predict
-from robustlens.constructed.inversion import robustify
+from robustlens.constructed.inversion import invert, seed_assignment, seed_images
 from robustlens.constructed.sets import ConstructedSet, save_set
 from robustlens.data.imageset import ImageSet
+from robustlens.errors import ConfigError
+from robustlens.models.checkpoint import model_digest as weights_digest
 
 PARTS = ".parts"
+SEEDING = "whole-set"
+"""How seeds are drawn (in the resume key: chunks drawn per chunk by older versions are not
+reused)."""
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -75,7 +87,7 @@ def build_robustified(
     model: nn.Module,
     data: ImageSet,
     *,
-    model_digest: str = "",
+    model_digest: str | None = None,
     steps: int | None = None,
     step_size: float | None = None,
     seed_mode: str = "other-image",
@@ -84,35 +96,39 @@ def build_robustified(
     batch_size: int = 250,
 ) -> ConstructedSet:
     """R_ε of ``data`` against ``model`` (Springer et al. §3.3), labelled with the original
-    labels, written to ``folder`` with its checks on the card."""
+    labels, written to ``folder`` with its checks on the card. ``model_digest`` defaults to
+    the sha256 of ``model``'s weights."""
+    assignment = seed_assignment(len(data), seed_mode, seed)
     params = {
         "kind": "robustified",
         "dataset": data.info.name,
         "split": data.split,
         "data": data.fingerprint(),
-        "model": model_digest,
+        "model": model_digest or weights_digest(model),
         "steps": steps,
         "step_size": step_size,
         "seed_mode": seed_mode,
         "seed": seed,
+        "seeding": SEEDING,
         "chunk": chunk,
     }
 
     def make(start: int, stop: int) -> dict[str, torch.Tensor]:
-        part = robustify(
+        device = _device(model)
+        part = invert(
             model,
-            data.images[start:stop].to(_device(model)),
-            data.labels[start:stop].to(_device(model)),
+            data.images[start:stop].to(device),
+            data.labels[start:stop].to(device),
+            seed_images(data.images, assignment, start, stop, seed).to(device),
+            assignment[start:stop],
             steps=steps,
             step_size=step_size,
-            seed_mode=seed_mode,
-            seed=seed + start,
+            seed=seed,
             batch_size=batch_size,
         )
-        seeds = torch.where(part.seeds >= 0, part.seeds + start, part.seeds)
         return {
             "images": part.images,
-            "seeds": seeds,
+            "seeds": part.seeds,
             "start_distance": torch.from_numpy(part.start_distance),
             "distance": torch.from_numpy(part.distance),
         }
@@ -150,7 +166,7 @@ def build_targeted(
     data: ImageSet,
     mode: str,
     *,
-    model_digest: str = "",
+    model_digest: str | None = None,
     eps: float | None = None,
     steps: int = 200,
     step_size: float | None = None,
@@ -160,9 +176,17 @@ def build_targeted(
 ) -> ConstructedSet:
     """A zero-robust (``zero``, ``zero-all``) or negative-robust (``negative``) training set
     made from ``data`` against a standard ``model``, written to ``folder``; the card records
-    the share of attacks that reached their target."""
-    from robustlens.constructed.targeted import targeted_examples
+    the share of attacks that reached their target. ε, steps and step size default to Table 4's
+    0.5, 200 and 0.1 at every resolution (see :mod:`robustlens.constructed.targeted`);
+    ``model_digest`` defaults to the sha256 of ``model``'s weights. Chunks are of ``chunk``
+    examples (for ``zero-all``, K per image)."""
+    from robustlens.constructed.targeted import attack_toward, new_labels
 
+    if data.info.num_classes < 2:
+        raise ConfigError("targeted sets need at least two classes")
+    all_source, all_targets = new_labels(
+        data.labels.cpu(), mode, data.info.num_classes, torch.Generator().manual_seed(seed)
+    )
     params = {
         "kind": {
             "zero": "zero-robust",
@@ -173,35 +197,37 @@ def build_targeted(
         "dataset": data.info.name,
         "split": data.split,
         "data": data.fingerprint(),
-        "model": model_digest,
+        "model": model_digest or weights_digest(model),
         "eps": eps,
         "steps": steps,
         "step_size": step_size,
         "seed": seed,
+        "seeding": SEEDING,
         "chunk": chunk,
     }
 
     def make(start: int, stop: int) -> dict[str, torch.Tensor]:
-        part = targeted_examples(
+        device = _device(model)
+        source = all_source[start:stop]
+        images, success = attack_toward(
             model,
-            data.images[start:stop].to(_device(model)),
-            data.labels[start:stop].to(_device(model)),
-            mode,
-            data.info.num_classes,
+            data.images[source].to(device),
+            data.labels[source].to(device),
+            all_targets[start:stop].to(device),
             eps=eps,
             steps=steps,
             step_size=step_size,
-            seed=seed + start,
+            seed=seed,
             batch_size=batch_size,
         )
         return {
-            "images": part.images,
-            "labels": part.labels,
-            "source": part.source + start,
-            "success": part.success.to(torch.uint8),
+            "images": images,
+            "labels": all_targets[start:stop],
+            "source": source,
+            "success": success.to(torch.uint8),
         }
 
-    made = build_in_chunks(folder, len(data), params, make, chunk)
+    made = build_in_chunks(folder, len(all_source), params, make, chunk)
     success = made["success"].bool()
     card = {
         **params,

@@ -9,7 +9,9 @@ source model's digest, the parameters, the statistics that check the constructio
 robustified sets the relative representation distance reached; the source model's accuracy),
 and the sha256 of the tensor file. Loading verifies the hash and refuses a set made for
 another data set or image shape. Files are written to a temporary name and renamed, so a
-killed write never leaves a half set behind.
+killed write never leaves a half set behind. Checks made later against other models (the
+robust feature leakage of a targeted set) are added to the card by :func:`update_card`; they
+never change the tensors.
 """
 
 from __future__ import annotations
@@ -110,12 +112,7 @@ def load_set(
             f"{folder} is not a constructed set (needs {CARD} and {TENSORS})",
             fix="construct it again, or point at the folder that holds both files",
         )
-    try:
-        card = json.loads(card_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(
-            f"{card_path} is not readable JSON: {exc}", fix="construct the set again"
-        ) from exc
+    card = _read_card(card_path)
     if card.get("format") != FORMAT or "sha256" not in card:
         raise DataError(f"{card_path} is not a robustlens constructed-set card (format {FORMAT})")
     if _sha256(tensor_path) != card["sha256"]:
@@ -148,3 +145,30 @@ def load_set(
     return ConstructedSet(
         images, tensors["labels"], tensors["indices"], tensors["seeds"], card, measures
     )
+
+
+def _read_card(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(
+            f"{path} is not readable JSON: {exc}", fix="construct the set again"
+        ) from exc
+
+
+def update_card(folder: str | Path, fields: dict[str, Any]) -> dict[str, Any]:
+    """Add ``fields`` to a saved set's card (atomically; the tensors and their hash are left
+    alone) and return the new card. The format's own keys cannot be overwritten."""
+    folder = Path(folder)
+    path = folder / CARD
+    if not path.is_file():
+        raise DataError(f"{folder} is not a constructed set (no {CARD})", fix="construct it first")
+    reserved = sorted(set(fields) & {"format", "n", "image_shape", "sha256"})
+    if reserved:
+        raise ConfigError(f"the card's {reserved[0]!r} is set when the set is saved")
+    card = _read_card(path)
+    card.update(fields)
+    tmp = folder / (CARD + ".tmp")
+    tmp.write_text(json.dumps(card, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+    return card

@@ -4,15 +4,21 @@
 Adversarial examples are made on each source model with untargeted and targeted PGD L2 (Table 4:
 ε = 2.0, 100 steps of 0.1 at CIFAR-10 resolution, both moved to the data's resolution like any
 L2 budget; targets uniformly random among the other classes, seeded) and evaluated on victim
-models: naturally trained models of *other* architectures than the source's. Per source and
+models: naturally trained models of *other* architectures than the sources'. Per source and
 victim: the untargeted error rate and the targeted success rate, with per-image outcomes for
-the claims' paired bootstrap.
+the claims' paired bootstrap. Each model's clean error (and how often it already predicts the
+target class) on the same images is recorded as the baseline the transfer rates are read
+against: an untargeted "transfer" error no higher than the victim's clean error transfers
+nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 
 from robustlens.attacks.pgd import PGD
@@ -25,10 +31,15 @@ from robustlens.lenses.base import (
     LensResult,
     LensSpec,
     StudyModel,
+    palette,
     register_lens,
     tidy,
 )
 from robustlens.lenses.common import ATTACK_BATCH, predictions, subset
+
+CLEAN = "clean"
+"""The ``setting`` of the baseline rows: the model on the unperturbed images."""
+NORM_LABELS = {"linf": "L∞", "l2": "L2", "l1": "L1"}
 
 
 @dataclass(frozen=True)
@@ -40,7 +51,8 @@ class TransferParams:
     """The resolution ``eps`` and ``step_size`` are given for (0: use them as written)."""
     n: int | None = 200
     sources: tuple[str, ...] | None = None
-    """Source models (all models of the first model's architecture when None)."""
+    """Source models (None: the natural and adversarially trained models of the first model's
+    architecture; models trained on constructed sets are left out)."""
 
     def __post_init__(self) -> None:
         if self.eps <= 0 or self.steps < 1 or self.step_size <= 0:
@@ -53,6 +65,49 @@ def _arch(m: StudyModel) -> str:
     return str(getattr(m.card, "arch", "") or getattr(m.model, "arch", ""))
 
 
+def default_sources(models: list[StudyModel], lens: str) -> list[StudyModel]:
+    """The models of the first model's architecture that are natural or adversarially trained
+    on the data set's own training split (Springer et al. §5: standard and ε-robust ResNet50
+    sources); models trained on constructed sets are not sources."""
+    if not models:
+        raise ConfigError(f"{lens} needs models", fix="add models to the study")
+    arch = _arch(models[0])
+    chosen = [m for m in models if _arch(m) == arch and (m.is_natural or m.is_robust)]
+    if not chosen:
+        raise ConfigError(
+            f"{lens}: no default source models: no natural or adversarially trained "
+            f"{arch!r} model (the first model's architecture); models trained on constructed "
+            "sets are not sources",
+            fix="list the sources (sources = [...]) or put a natural or robust model first",
+        )
+    return chosen
+
+
+def chosen_sources(
+    models: list[StudyModel], wanted: Sequence[str] | None, lens: str
+) -> list[StudyModel]:
+    """The models named in ``wanted`` (study order), or :func:`default_sources` when None."""
+    if wanted is None:
+        return default_sources(models, lens)
+    names = [m.name for m in models]
+    unknown = sorted(set(wanted) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"{lens} sources {', '.join(unknown)} are not models of the study",
+            fix=f"choose from {', '.join(names)}",
+        )
+    return [m for m in models if m.name in wanted]
+
+
+def source_order(sources: Sequence[StudyModel]) -> list[StudyModel]:
+    """Natural sources first (study order), then robust ones by norm and training ε."""
+    index = {m.name: i for i, m in enumerate(sources)}
+    return sorted(
+        sources,
+        key=lambda m: (not m.is_natural, m.train_norm or "", m.train_eps, index[m.name]),
+    )
+
+
 def other_targets(labels: torch.Tensor, num_classes: int, seed: int) -> torch.Tensor:
     """A uniformly random class other than the label, per image (seeded)."""
     gen = torch.Generator().manual_seed(seed)
@@ -63,31 +118,45 @@ def other_targets(labels: torch.Tensor, num_classes: int, seed: int) -> torch.Te
 def compute(
     models: list[StudyModel], data: ImageSet, params: TransferParams, ctx: LensContext
 ) -> LensResult:
+    """Untargeted error and targeted success of each source's PGD L2 examples on every victim
+    and on the source itself (Fig. 5–6), with each model's clean baseline on the same images."""
     data = subset(data, params.n)
-    names = [m.name for m in models]
-    if params.sources is None:
-        sources = [m for m in models if _arch(m) == _arch(models[0])]
-    else:
-        unknown = sorted(set(params.sources) - set(names))
-        if unknown:
-            raise ConfigError(
-                f"transfer sources {', '.join(unknown)} are not models of the study",
-                fix=f"choose from {', '.join(names)}",
-            )
-        sources = [m for m in models if m.name in params.sources]
-    victims = [m for m in models if m.is_natural and _arch(m) not in {_arch(s) for s in sources}]
+    sources = chosen_sources(models, params.sources, "transfer")
+    source_archs = {_arch(s) for s in sources}
+    victims = [m for m in models if m.is_natural and _arch(m) not in source_archs]
     if not victims:
         raise ConfigError(
             "transfer needs victim models: naturally trained models of another architecture "
-            f"than the sources ({', '.join(sorted({_arch(s) for s in sources}))})",
+            f"than the sources ({', '.join(sorted(source_archs))})",
             fix="add e.g. a natural 'mlp' or 'resnet20' model to the study",
         )
     dim = int(data.images[0].numel())
     eps = scale_eps("l2", params.eps, dim, params.reference_dim)
     step = scale_eps("l2", params.step_size, dim, params.reference_dim)
     x, y = data.images.to(ctx.device), data.labels.to(ctx.device)
-    targets = other_targets(data.labels, data.info.num_classes, ctx.seed).to(ctx.device)
-    rows, arrays = [], {"targets": targets.cpu().numpy()}
+    targets = other_targets(data.labels, data.info.num_classes, ctx.seed)
+    rows: list[dict[str, Any]] = []
+    arrays = {"targets": targets.numpy()}
+    baseline: dict[str, tuple[float, float]] = {}
+    victim_names = {v.name for v in victims}
+    for v in [*sources, *victims]:
+        clean = predictions(v, data.images, ctx.device)
+        error, hit = (clean != data.labels).numpy(), (clean == targets).numpy()
+        arrays[f"clean_error/{v.name}"], arrays[f"clean_hit/{v.name}"] = error, hit
+        baseline[v.name] = (float(error.mean()), float(hit.mean()))
+        for metric, values in (("clean_error", error), ("clean_target_rate", hit)):
+            rows.append(
+                {
+                    "model": v.name,
+                    "setting": CLEAN,
+                    "metric": metric,
+                    "value": float(values.mean()),
+                    "source_eps": None,
+                    "source_norm": None,
+                    "victim": v.name in victim_names,
+                    "n": len(data),
+                }
+            )
     for s in sources:
         made = {}
         for mode in ("untargeted", "targeted"):
@@ -102,14 +171,16 @@ def compute(
                 track_best=False,
                 seed=ctx.seed,
             )
-            t = targets if mode == "targeted" else None
+            t = targets.to(ctx.device) if mode == "targeted" else None
             made[mode] = attack.run(x, y, targets=t, batch_size=ATTACK_BATCH).adversarial.cpu()
         for v in [s, *victims]:
             error = (predictions(v, made["untargeted"], ctx.device) != data.labels).numpy()
-            hit = (predictions(v, made["targeted"], ctx.device) == targets.cpu()).numpy()
+            hit = (predictions(v, made["targeted"], ctx.device) == targets).numpy()
             arrays[f"error/{v.name}/{s.name}"] = error
             arrays[f"hit/{v.name}/{s.name}"] = hit
-            for metric, values in (("untargeted_error", error), ("targeted_success", hit)):
+            for k, (metric, values) in enumerate(
+                (("untargeted_error", error), ("targeted_success", hit))
+            ):
                 rows.append(
                     {
                         "model": v.name,
@@ -120,36 +191,125 @@ def compute(
                         "source_norm": s.train_norm or "natural",
                         "victim": v.name != s.name,
                         "n": len(data),
+                        "baseline": baseline[v.name][k],
                     }
                 )
     notes = [
         f"PGD L2 ε={eps:.3g}, {params.steps} steps of {step:.3g} (Table 4's ε={params.eps:g}, "
         f"step {params.step_size:g} moved from {params.reference_dim} to {dim} input values); "
-        f"victims: {', '.join(v.name for v in victims)}"
+        f"sources: {', '.join(s.name for s in sources)}; "
+        f"victims: {', '.join(v.name for v in victims)}",
+        "baseline: each model's error (clean_error) and rate of predicting the target class "
+        "(clean_target_rate) on the same unperturbed images; a transfer rate means something "
+        "only above it",
     ]
     return LensResult(tables={"transfer": tidy(rows)}, arrays=arrays, notes=notes)
 
 
+def source_label(name: str, by_name: dict[str, StudyModel]) -> str:
+    """``natural (natural)`` / ``l2-0.5 (L2 ε=0.5)`` for a source of the study."""
+    m = by_name.get(name)
+    return m.label() if m is not None else name
+
+
+def draw_annotated_grid(
+    ax: Any,
+    grid: np.ndarray,
+    rows: Sequence[str],
+    cols: Sequence[str],
+    *,
+    marks: np.ndarray | None = None,
+    mark: str = "",
+    cmap: str = "viridis",
+) -> Any:
+    """A heatmap of fractions in [0, 1] with each cell written as a percentage (``mark``
+    appended where ``marks`` is true); NaN cells stay blank. Returns the image."""
+    image = ax.imshow(grid, cmap=cmap, vmin=0, vmax=1, aspect="auto")
+    for i in range(grid.shape[0]):
+        for j in range(grid.shape[1]):
+            if np.isfinite(grid[i, j]):
+                extra = mark if marks is not None and marks[i, j] else ""
+                colour = "black" if grid[i, j] > 0.6 else "white"
+                ax.text(j, i, f"{100 * grid[i, j]:.0f}{extra}", ha="center", va="center",
+                        color=colour, fontsize="small")  # fmt: skip
+    ax.set_yticks(range(len(rows)), list(rows), fontsize="small")
+    ax.set_xticks(range(len(cols)), list(cols), rotation=30, ha="right", fontsize="small")
+    return image
+
+
 def plot(tables, models: list[StudyModel], params: TransferParams, arrays=None) -> dict:
-    from robustlens.study.figures import new_figure
+    """The rates by the source's training ε with each victim's clean baseline (Fig. 5–6), and
+    the source × victim matrices of both rates."""
+    from robustlens.study.figures import new_figure, style_axes
 
     frame = tables["transfer"]
-    frame = frame[frame.victim.astype(bool)]
-    fig, axes = new_figure(1, 2, figsize=(10, 3.6))
-    for ax, metric, title in (
-        (axes[0], "untargeted_error", "untargeted error rate on the victim (Fig. 5)"),
-        (axes[1], "targeted_success", "targeted success rate on the victim (Fig. 6)"),
-    ):
-        part = frame[frame.metric == metric]
-        for victim in dict.fromkeys(part.model):
-            curve = part[part.model == victim]
-            curve = curve.assign(eps=curve.source_eps.astype(float)).sort_values("eps")
-            ax.plot(curve.eps, curve.value, marker="o", label=victim)
-        ax.set_xlabel("training ε of the source model (0 = natural)")
-        ax.set_title(title, fontsize="small")
+    victim_rows = frame[frame.victim.astype(bool)]
+    attacked = victim_rows[victim_rows.setting != CLEAN]
+    clean = victim_rows[victim_rows.setting == CLEAN]
+    by_name = {m.name: m for m in models}
+    colors = palette(models)
+    victims = list(dict.fromkeys(attacked.model))
+    named = list(dict.fromkeys(frame[frame.setting != CLEAN].setting))
+    known = source_order([by_name[s] for s in named if s in by_name])
+    source_names = [m.name for m in known] + [s for s in named if s not in by_name]
+    figures = {}
+
+    panels = (
+        ("untargeted_error", "clean_error", "untargeted error rate on the victim (Fig. 5)",
+         "victim's clean error"),
+        ("targeted_success", "clean_target_rate", "targeted success rate on the victim (Fig. 6)",
+         "victim predicts the target on clean images"),
+    )  # fmt: skip
+    fig, axes = new_figure(1, 2, figsize=(10, 3.8))
+    for ax, (metric, base_metric, title, base_label) in zip(axes, panels, strict=True):
+        part = attacked[attacked.metric == metric]
+        norms = sorted({str(n) for n in part.source_norm.dropna()} - {"natural"})
+        for victim in victims:
+            mine = part[part.model == victim]
+            colour = colors.get(victim)
+            for norm in norms or ["natural"]:
+                curve = mine[mine.source_norm.isin(["natural", norm])]
+                curve = curve.assign(eps=curve.source_eps.astype(float)).sort_values("eps")
+                label = victim if len(norms) < 2 else f"{victim} ({NORM_LABELS.get(norm, norm)})"
+                style = "-" if norm == (norms or ["natural"])[0] else ":"
+                ax.plot(curve.eps, curve.value, marker="o", color=colour, ls=style, label=label)
+            base = clean[(clean.model == victim) & (clean.metric == base_metric)]
+            if not base.empty:
+                ax.axhline(float(base.value.iloc[0]), color=colour, ls="--", lw=1, alpha=0.7)
+        style_axes(ax, title=title, xlabel="training ε of the source model (0 = natural)")
+        ax.title.set_fontsize("small")
         ax.set_ylim(0, 1)
-    axes[0].legend(fontsize="x-small", title="victim", title_fontsize="x-small")
-    return {"Transfer of PGD L2 examples from sources of growing ε to other architectures": fig}
+        if not clean.empty:
+            ax.plot([], [], color="grey", ls="--", lw=1, label=base_label)
+        ax.legend(fontsize="x-small", title="victim", title_fontsize="x-small")
+    figures["Transfer of PGD L2 examples from sources of growing ε to other architectures"] = fig
+
+    if victims and source_names:
+        fig, axes = new_figure(
+            1, 2, figsize=(2 * (1.1 * len(victims) + 3.2), 0.5 * (len(source_names) + 1) + 2)
+        )
+        for ax, (metric, base_metric, title, _) in zip(axes, panels, strict=True):
+            grid = np.full((len(source_names) + 1, len(victims)), np.nan)
+            part = attacked[attacked.metric == metric]
+            for r in part.itertuples():
+                if r.setting in source_names:
+                    grid[source_names.index(r.setting), victims.index(r.model)] = r.value
+            for r in clean[clean.metric == base_metric].itertuples():
+                if r.model in victims:
+                    grid[-1, victims.index(r.model)] = r.value
+            labels = [source_label(s, by_name) for s in source_names] + ["no attack (baseline)"]
+            image = draw_annotated_grid(ax, grid, labels, victims)
+            ax.axhline(len(source_names) - 0.5, color="white", lw=2)
+            ax.set_xlabel("victim")
+            ax.set_title(f"{title.split(' (')[0]} (%)", fontsize="small")
+        fig.colorbar(image, ax=axes, shrink=0.8, label="rate")
+        fig.suptitle(
+            "rows: source models; last row: the victim on the clean images", fontsize="small"
+        )
+        figures["Source × victim matrices of untargeted error and targeted success (Fig. 5–6)"] = (
+            fig
+        )
+    return figures
 
 
 SPEC = register_lens(
@@ -160,13 +320,16 @@ SPEC = register_lens(
         section="§5.2, Fig. 5–6, Table 4",
         description=(
             "Untargeted and targeted PGD L2 examples (ε 2.0, 100 steps of 0.1 at CIFAR-10 "
-            "resolution, moved to the data's) made on each source model and evaluated on "
+            "resolution, moved to the data's) made on each source model (by default the "
+            "natural and robust models of the first model's architecture) and evaluated on "
             "naturally trained victims of other architectures: untargeted error and targeted "
-            "success rates by the source's training ε."
+            "success rates by the source's training ε, against each victim's clean error and "
+            "clean rate of predicting the target on the same images."
         ),
         params=TransferParams,
         compute=compute,
         plot=plot,
         scope="study",
+        version=2,
     )
 )

@@ -1,16 +1,19 @@
 """Accuracy on robustified test sets (Springer et al. 2021, §4–5.1, Tables 1/2/5/6, Fig. 3).
 
-Each source model C (every model of the study by default) robustifies the same evaluation
-images: R_C holds, for each image x, the image whose representation under C matches x's, grown
-from another image of the set (:func:`robustlens.constructed.robustify`, Table 4's schedule).
-Every model of the study is then evaluated on every R_C. A model evaluated on its own R is
-marked ``self``: R_C was built for C's own features, so that number says nothing about shared
-features (the paper's standard model C' is evaluated on R_0 of a *different* standard model).
-The construction is checked per source: the relative representation distance reached and the
-source's accuracy on its own R. In a study each R is a constructed set like the training sets
-(safetensors + JSON card with these checks, built in resumable chunks) in
+Each source model C (by default the natural and adversarially trained models of the first
+model's architecture, as the paper's ResNet50 C_ε; never a model trained on a constructed set)
+robustifies the same evaluation images: R_C holds, for each image x, the image whose
+representation under C matches x's, grown from another image of the set
+(:func:`robustlens.constructed.robustify`, Table 4's schedule). Every model of the study is
+then evaluated on every R_C. A model evaluated on its own R is marked ``self``: R_C was built
+for C's own features, so that number says nothing about shared features (the paper's standard
+model C' is evaluated on R_0 of a *different* standard model). The construction is checked per
+source: the relative representation distance reached and the source's accuracy on its own R.
+In a study each R is a constructed set like the training sets (safetensors + JSON card with
+these checks, built in resumable chunks) in
 ``<study>/constructed/robustified-<split>-<source>-<key>/``, reused by later runs and loadable
-with :func:`robustlens.constructed.load_set`.
+with :func:`robustlens.constructed.load_set`. Chance accuracy is 1 / the data set's number of
+classes (Tables 2/6 note it for ImageNet-9) and is recorded with every accuracy.
 """
 
 from __future__ import annotations
@@ -36,6 +39,12 @@ from robustlens.lenses.base import (
     tidy,
 )
 from robustlens.lenses.common import predictions, subset
+from robustlens.lenses.transfer import (
+    NORM_LABELS,
+    chosen_sources,
+    draw_annotated_grid,
+    source_order,
+)
 
 
 @dataclass(frozen=True)
@@ -47,7 +56,8 @@ class UniversalityParams:
     """Inversion step (None: Table 4's, moved to the data's resolution like an L2 budget)."""
     seed_mode: str = "other-image"
     sources: tuple[str, ...] | None = None
-    """Models that robustify (all when None)."""
+    """Models that robustify (None: the natural and adversarially trained models of the first
+    model's architecture; models trained on constructed sets are left out)."""
     show: int = 6
 
     def __post_init__(self) -> None:
@@ -111,22 +121,17 @@ def robustified(
 def compute(
     models: list[StudyModel], data: ImageSet, params: UniversalityParams, ctx: LensContext
 ) -> LensResult:
+    """Every model's accuracy on the test images and on R of every source (Tables 1/2/5/6,
+    Fig. 3), with chance and each construction's representation distance."""
     data = subset(data, params.n)
-    names = [m.name for m in models]
-    wanted = names if params.sources is None else list(params.sources)
-    unknown = sorted(set(wanted) - set(names))
-    if unknown:
-        raise ConfigError(
-            f"universality sources {', '.join(unknown)} are not models of the study",
-            fix=f"choose from {', '.join(names)}",
-        )
-    sources = [m for m in models if m.name in wanted]
+    sources = chosen_sources(models, params.sources, "universality")
     labels = data.labels
+    chance = 1.0 / data.info.num_classes
     rows, arrays = [], {"labels": labels.numpy()}
     for m in models:
         clean = (predictions(m, data.images, ctx.device) == labels).numpy()
         arrays[f"correct/{m.name}/test"] = clean
-        rows.append(_row(m, "test", None, clean))
+        rows.append(_row(m, "test", None, clean, chance))
     for s in sources:
         result = robustified(ctx, s, data, params)
         images = result.images
@@ -135,7 +140,7 @@ def compute(
         for m in models:
             correct = (predictions(m, images, ctx.device) == labels).numpy()
             arrays[f"correct/{m.name}/{s.name}"] = correct
-            rows.append(_row(m, s.name, s, correct))
+            rows.append(_row(m, s.name, s, correct, chance))
         rows.append(
             {
                 "model": s.name,
@@ -148,15 +153,22 @@ def compute(
                 "set": result.folder or "",
             }
         )
+    for m in models:
+        rows.append({"model": m.name, "setting": "chance", "metric": "chance_accuracy",
+                     "value": chance, "n": data.info.num_classes})  # fmt: skip
     arrays["images/original"] = data.images[: params.show].numpy()
     notes = [
         "a model evaluated on the set it robustified itself is marked self: that set was "
-        "built from its own features"
+        "built from its own features",
+        f"sources: {', '.join(s.name for s in sources)}; chance accuracy "
+        f"1/{data.info.num_classes} = {chance:.3f}",
     ]
     return LensResult(tables={"universality": tidy(rows)}, arrays=arrays, notes=notes)
 
 
-def _row(m: StudyModel, setting: str, source: StudyModel | None, correct: np.ndarray) -> dict:
+def _row(
+    m: StudyModel, setting: str, source: StudyModel | None, correct: np.ndarray, chance: float
+) -> dict:
     return {
         "model": m.name,
         "setting": setting,
@@ -166,57 +178,93 @@ def _row(m: StudyModel, setting: str, source: StudyModel | None, correct: np.nda
         "source_norm": None if source is None else (source.train_norm or "natural"),
         "self": source is not None and source.name == m.name,
         "n": int(correct.size),
+        "chance": chance,
     }
 
 
+def set_label(name: str, source: StudyModel | None) -> str:
+    """A column of Table 5: ``R_0 (natural-2)`` for a natural source (its name says which
+    standard model), ``R_0.05 L∞`` for a robust one."""
+    if source is None:
+        return f"R ({name})"
+    if source.is_natural:
+        return f"R_0 ({name})"
+    norm = NORM_LABELS.get(source.train_norm or "", source.train_norm or "")
+    return f"R_{source.train_eps:g} {norm}".rstrip()
+
+
+def chance_level(frame, models: list[StudyModel]) -> float | None:
+    """1 / number of classes, as the lens recorded it (or from the models' cards for tables
+    stored before it did)."""
+    if "chance" in frame.columns:
+        values = frame["chance"].dropna()
+        if not values.empty:
+            return float(values.iloc[0])
+    classes = {int(m.card.num_classes) for m in models if getattr(m.card, "num_classes", 0)}
+    return 1.0 / classes.pop() if len(classes) == 1 else None
+
+
 def plot(tables, models: list[StudyModel], params: UniversalityParams, arrays=None) -> dict:
-    from robustlens.study.figures import new_figure
+    """Every model × every set with chance marked (Tables 1/2/5/6), a standard model's accuracy
+    on R_ε by the source's ε (Fig. 3), and example robustified images (Fig. 2)."""
+    from robustlens.study.figures import new_figure, style_axes
 
     frame = tables["universality"]
     acc = frame[frame.metric == "accuracy"]
-    order = ["test", *dict.fromkeys(acc[acc.setting != "test"].setting)]
-    by_eps = {m.name: m.train_eps for m in models}
-    order = ["test", *sorted(order[1:], key=lambda s: by_eps.get(s, 0.0))]
+    chance = chance_level(acc, models)
+    by_name = {m.name: m for m in models}
+    named = list(dict.fromkeys(acc[acc.setting != "test"].setting))
+    order = [m.name for m in source_order([by_name[s] for s in named if s in by_name])]
+    order = ["test", *order, *(s for s in named if s not in by_name)]
+    columns = ["Test"] + [set_label(s, by_name.get(s)) for s in order[1:]]
+    if len(set(columns)) < len(columns):  # two sources of the same ε and norm: say which
+        columns = ["Test"] + [
+            c if columns.count(c) == 1 else f"{c} ({s})"
+            for c, s in zip(columns[1:], order[1:], strict=True)
+        ]
     names = [m.name for m in models]
     grid = np.full((len(names), len(order)), np.nan)
     selfs = np.zeros_like(grid, dtype=bool)
-    for _, r in acc.iterrows():
+    for r in acc.itertuples():
         if r.model in names and r.setting in order:
             i, j = names.index(r.model), order.index(r.setting)
             grid[i, j] = r.value
-            selfs[i, j] = bool(r.get("self", False) is True)
+            selfs[i, j] = getattr(r, "self", False) is True
+    at_chance = grid <= (chance if chance is not None else -1.0)
     figures = {}
-    fig, ax = new_figure(1, 1, figsize=(1.2 * len(order) + 2.5, 0.55 * len(names) + 1.5))
-    ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, aspect="auto")
-    for i in range(len(names)):
-        for j in range(len(order)):
-            if np.isfinite(grid[i, j]):
-                text = f"{100 * grid[i, j]:.0f}" + ("*" if selfs[i, j] else "")
-                ax.text(j, i, text, ha="center", va="center", color="w", fontsize="small")
-    ax.set_yticks(range(len(names)), names, fontsize="small")
-    ax.set_xticks(range(len(order)), ["Test"] + [f"R from {s}" for s in order[1:]],
-                  rotation=30, ha="right", fontsize="small")  # fmt: skip
-    ax.set_title("Accuracy (%) on robustified sets; * = the model's own set", fontsize="small")
+    fig, ax = new_figure(1, 1, figsize=(1.2 * len(order) + 3.5, 0.55 * len(names) + 1.8))
+    image = draw_annotated_grid(ax, grid, names, columns, marks=selfs, mark="*")
+    for i, j in zip(*np.nonzero(at_chance & np.isfinite(grid)), strict=True):
+        ax.add_patch(_cell(i, j))
+    bar = fig.colorbar(image, ax=ax, shrink=0.85, label="accuracy")
+    title = "Accuracy (%) on robustified sets; * = the model's own set"
+    if chance is not None:
+        bar.ax.axhline(chance, color="red", lw=1.5)
+        title += f"; hatched = at or below chance ({100 * chance:.1f} %, red on the scale)"
+    ax.set_title(title, fontsize="small")
     figures["Accuracy on robustified test sets, every model × every source (Table 5)"] = fig
-    labels = arrays(models[0].name, "labels") if arrays is not None else None
-    chance = 1.0 / len(np.unique(labels)) if labels is not None and len(labels) else None
     fig, ax = new_figure(1, 1, figsize=(5.5, 3.6))
+    own = acc["self"].fillna(False).astype(bool)
     for m in [m for m in models if m.is_natural]:
-        own = acc["self"].fillna(False).astype(bool)
         part = acc[(acc.model == m.name) & (acc.setting != "test") & ~own]
         part = part.assign(eps=part.source_eps.astype(float)).sort_values("eps")
         if not part.empty:
             ax.plot(part.eps, part.value, marker="o", label=f"{m.name} on R_ε")
     if chance is not None:
-        ax.axhline(chance, color="grey", ls="--", lw=1, label="chance")
-    ax.set_xlabel("training ε of the source model (0 = natural)")
-    ax.set_ylabel("accuracy")
+        ax.axhline(chance, color="grey", ls="--", lw=1, label=f"chance ({100 * chance:.1f} %)")
+    style_axes(ax, xlabel="training ε of the source model (0 = natural)", ylabel="accuracy")
     ax.set_ylim(0, 1)
     ax.legend(fontsize="x-small")
     figures["A standard model's accuracy on R_ε by the source's ε (Fig. 3)"] = fig
     if arrays is not None:
         figures.update(_examples(models, arrays, params))
     return figures
+
+
+def _cell(i: int, j: int):
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", edgecolor="red", lw=0)
 
 
 def _examples(models: list[StudyModel], arrays, params: UniversalityParams) -> dict:
@@ -250,14 +298,17 @@ SPEC = register_lens(
         paper="001_3364f971c200652f (Springer et al.)",
         section="§4–5.1, Tables 1/2/5/6, Fig. 2–3",
         description=(
-            "The evaluation images robustified against each source model (representation "
+            "The evaluation images robustified against each source model (by default the "
+            "natural and robust models of the first model's architecture; representation "
             "inversion from another image, Table 4's 400 steps of 0.05 at CIFAR-10 resolution, "
             "moved to the data's), the relative representation distance each source reached, "
-            "and the accuracy of every model on every robustified set, a model's own set marked."
+            "and the accuracy of every model on every robustified set against chance, a "
+            "model's own set marked."
         ),
         params=UniversalityParams,
         compute=compute,
         plot=plot,
         scope="study",
+        version=2,
     )
 )

@@ -46,16 +46,42 @@ def how_trained(card_recipe: dict[str, Any] | None, source: str) -> str:
 
 
 def _constructed_note(train_on: dict[str, Any] | None) -> str:
-    """``, on the zero-robust set made against natural (91 % of targets reached)`` or ''."""
+    """How a model's constructed training set came out (Springer et al. §3.2–3.3), e.g.
+    ``, on the zero-robust set made against natural (91 % of targets reached)`` or, for a
+    robustified set, its seed mode, the relative representation distance reached and the
+    source model's accuracy on it; with the robust feature leakage check when it was made.
+    '' for a model trained on its data set's own split."""
     if not train_on:
         return ""
     names = {"zero": "zero-robust", "zero-all": "zero-robust (every target)",
              "negative": "negative-robust"}  # fmt: skip
     kind = names.get(train_on.get("set"), train_on.get("set"))
+    source = train_on.get("source")
     stats = train_on.get("statistics") or {}
+    checks = []
     rate = stats.get("attack_success_rate")
-    reached = f" ({100 * rate:.0f} % of targets reached)" if rate is not None else ""
-    return f", on the {kind} set made against {train_on.get('source')}{reached}"
+    if rate is not None:
+        checks.append(f"{100 * rate:.0f} % of targets reached")
+    if train_on.get("set") == "robustified":
+        if train_on.get("seed_mode"):
+            checks.append(f"{train_on['seed_mode']} seeds")
+        mean, median = stats.get("relative_distance_mean"), stats.get("relative_distance_median")
+        if mean is not None and median is not None:
+            checks.append(
+                f"relative representation distance reached: mean {mean:.3g}, median {median:.3g}"
+            )
+        accuracy = stats.get("source_model_accuracy")
+        if accuracy is not None:
+            checks.append(f"{source} accuracy on it {100 * accuracy:.1f} %")
+    leak = train_on.get("leakage")
+    if leak:
+        checks.append(
+            f"leakage check: {leak.get('model')} classifies "
+            f"{100 * leak['new_label_fraction']:.1f} % as the new label, "
+            f"{100 * leak['original_label_fraction']:.1f} % as the original"
+        )
+    detail = f" ({'; '.join(checks)})" if checks else ""
+    return f", on the {kind} set made against {source}{detail}"
 
 
 def attack_label(attack: dict[str, Any] | None) -> str:

@@ -24,6 +24,12 @@ A study names a data set, its models (trained by a recipe, or loaded) and the le
     name = "downloaded"
     checkpoint = "path/to/model.safetensors"   # or foreign = "x.pt" with arch, or adapter = "..."
 
+    [[models]]
+    name = "zero-robust"                # trained on a constructed set made against "natural"
+    arch = "small-cnn"
+    recipe = { method = "natural", epochs = 3 }
+    train_on = { set = "zero", source = "natural", eps = 2.0, leakage_model = "linf-0.1" }
+
     [lenses.activations]                # a table per lens; keys override the paper defaults
     tau_dens = 0.95
     models = ["natural", "linf"]        # optional: the models the lens looks at (default all;
@@ -63,7 +69,17 @@ MODEL_KEYS = {
 TRAIN_ON_SETS = ("robustified", "zero", "zero-all", "negative")
 """Constructed training sets (Springer et al. §3.2–3.3; Ilyas et al.): D_R ("robust-data"),
 zero-robust with random or all targets, negative-robust."""
-TRAIN_ON_KEYS = {"set", "source", "steps", "step_size", "eps"}
+TRAIN_ON_KEYS = {"set", "source", "steps", "step_size", "eps", "seed_mode", "leakage_model"}
+"""``train_on`` keys. ``steps``, ``step_size`` and ``eps`` (L2, in [0, 1] pixel units) are used
+as written, never rescaled to the data's resolution. Left out, a targeted set (zero, zero-all,
+negative) takes Table 4's ε = 0.5, 200 steps of 0.1 — the paper's own numbers for CIFAR-10 and
+ImageNet-9 at 64 × 64 alike — and a robustified set Table 4's schedule (400 × 0.05 at 32 × 32,
+step moved like an L2 budget to other resolutions; no ε, Table 4: ∞). ``seed_mode``
+(robustified only): "other-image" (default, Springer et al. §3.3) or "noise" (Garaev et al.
+§3.1). ``leakage_model`` (targeted only): an adversarially trained model listed earlier, whose
+predictions on the set are recorded as a robust-feature-leakage check (§3.2); it does not change
+the set."""
+TARGETED_SETS = ("zero", "zero-all", "negative")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -81,7 +97,8 @@ class ModelPlan:
     train_n: int | None = None
     train_on: dict[str, Any] | None = None
     """A constructed training set made from the training split against another model of the
-    study: {"set": one of TRAIN_ON_SETS, "source": model name, optional steps/step_size/eps}."""
+    study: {"set": one of TRAIN_ON_SETS, "source": model name, optional steps / step_size / eps
+    (taken as written), seed_mode, leakage_model} — see TRAIN_ON_KEYS."""
     entry: str = ""
     """The name of the [[models]] entry it comes from ("linf" for linf-0.05); its own name
     when empty."""
@@ -269,9 +286,7 @@ def _parse_models(where: _Where, entries: Any, path: Path) -> tuple[ModelPlan, .
         if "train_on" in entry:
             if source != "recipe":
                 raise where.error(f"{key}.train_on", "only a model trained by a recipe can have it")
-            train_on = _train_on(
-                where, f"{key}.train_on", entry["train_on"], [p.name for p in plans]
-            )
+            train_on = _train_on(where, f"{key}.train_on", entry["train_on"], plans)
         if source == "recipe":
             if arch is None:
                 raise where.error(f"{key}.arch", "missing: a trained model needs an architecture")
@@ -310,8 +325,11 @@ def _parse_models(where: _Where, entries: Any, path: Path) -> tuple[ModelPlan, .
     return tuple(plans)
 
 
-def _train_on(where: _Where, key: str, table: Any, earlier: list[str]) -> dict[str, Any]:
-    """A validated ``train_on`` table: the set's kind and an earlier model as its source."""
+def _train_on(where: _Where, key: str, table: Any, plans: list[ModelPlan]) -> dict[str, Any]:
+    """A validated ``train_on`` table (see TRAIN_ON_KEYS): the set's kind, an earlier model as
+    its source, and optionally an earlier robust model for the leakage check. Naming only
+    earlier models means every model used is obtained first, and no cycle can arise."""
+    earlier = [p.name for p in plans]
     table = dict(_check_keys(where, key, table, TRAIN_ON_KEYS))
     kind = _typed(where, f"{key}.set", table.get("set"), str)
     if kind not in TRAIN_ON_SETS:
@@ -332,11 +350,65 @@ def _train_on(where: _Where, key: str, table: Any, earlier: list[str]) -> dict[s
         if name in table:
             value = _typed(where, f"{key}.{name}", table[name], float)
             if value <= 0:
-                raise where.error(f"{key}.{name}", f"must be > 0, got {value}")
+                raise where.error(
+                    f"{key}.{name}",
+                    f"must be > 0, got {value} (L2, in [0, 1] pixel units, used as written)",
+                )
             out[name] = float(value)
     if "eps" in out and kind == "robustified":
         raise where.error(f"{key}.eps", "a robustified set has no budget (Table 4: ∞)")
+    if "seed_mode" in table:
+        from robustlens.constructed.inversion import SEED_MODES
+
+        mode = _typed(where, f"{key}.seed_mode", table["seed_mode"], str)
+        if kind != "robustified":
+            raise where.error(
+                f"{key}.seed_mode",
+                f"only a robustified set starts from seeds, not a {kind} set",
+                'leave it out, or use set = "robustified"',
+            )
+        if mode not in SEED_MODES:
+            raise where.error(
+                f"{key}.seed_mode", f"unknown seed mode {mode!r}", ", ".join(SEED_MODES)
+            )
+        out["seed_mode"] = mode
+    if "leakage_model" in table:
+        out["leakage_model"] = _leakage_model(where, f"{key}.leakage_model", table, kind, plans)
     return out
+
+
+def _leakage_model(
+    where: _Where, key: str, table: dict[str, Any], kind: str, plans: list[ModelPlan]
+) -> str:
+    """The robust model that checks a targeted set for robust feature leakage (§3.2)."""
+    name = _typed(where, key, table["leakage_model"], str)
+    if kind not in TARGETED_SETS:
+        raise where.error(
+            key,
+            "a robustified set keeps its images' own labels: there is no new label to leak",
+            f"leave it out, or use set = one of {', '.join(TARGETED_SETS)}",
+        )
+    plan = next((p for p in plans if p.name == name), None)
+    robust = [
+        p.name
+        for p in plans
+        if p.source != "train"
+        or (p.recipe.method != "natural" and p.recipe.eps > 0 and p.train_on is None)
+    ]
+    if plan is None:
+        raise where.error(
+            key,
+            f"{name!r} is not a model listed before this one",
+            ", ".join(robust) or "(no robust model comes before it)",
+        )
+    if name not in robust:
+        raise where.error(
+            key,
+            f"{name!r} is not adversarially trained on the data set's own training split, so "
+            "it does not tell robust features apart",
+            ", ".join(robust) or "(no robust model comes before it)",
+        )
+    return name
 
 
 def _expand_recipe(where: _Where, key: str, table: Any) -> list[tuple[float | None, Recipe]]:
@@ -383,6 +455,16 @@ def _parse_lenses(
         chosen = None
         if "models" in overrides:
             chosen = _lens_models(where, f"lenses.{name}.models", overrides.pop("models"), models)
+        if overrides.get("sources") is not None:
+            # source models (universality, transfer): checked now, entry names expanded
+            key = f"lenses.{name}.sources"
+            sources = _lens_models(where, key, overrides["sources"], models)
+            outside = [s for s in sources if chosen is not None and s not in chosen]
+            if outside:
+                raise where.error(
+                    key, f"{outside[0]!r} is not among the lens's models", ", ".join(chosen or ())
+                )
+            overrides["sources"] = list(sources)
         spec = LENSES.get(name)
         params = spec.resolve_params(info, overrides, f"{where.path}: lenses.{name}")
         plans.append(LensPlan(spec.name, params, overrides, chosen))

@@ -13,6 +13,8 @@ from robustlens.constructed.inversion import (
     derangement,
     representations,
     robustify,
+    seed_assignment,
+    seed_images,
 )
 from robustlens.errors import ConfigError
 from tests.lenses.helpers import brightness_images, make_info, trained_cnn
@@ -22,10 +24,17 @@ DATA = brightness_images(INFO, 24, seed=3)
 
 
 def test_table_4_schedule_scaled_to_resolution():
+    # Table 4's rows: CIFAR-10 (3·32·32) and ImageNet-9 at 64 × 64 (3·64·64), §3.4 / App. A.1
     assert default_schedule(3 * 32 * 32) == (400, 0.05)
+    assert default_schedule(3 * 64 * 64) == (200, 0.1)
     steps, step = default_schedule(784)
     assert steps == 400 and step == pytest.approx(0.05 * math.sqrt(784 / 3072))
-    assert default_schedule(3 * 224 * 224) == (200, 0.1)
+    # the rows agree on moving the step like an L2 budget: 0.05 at 3072 is 0.1 at 12288
+    assert 0.05 * math.sqrt(3 * 64 * 64 / 3072) == pytest.approx(0.1)
+    # larger inputs take the ImageNet-9 row, moved from 64 × 64 (not from 224 × 224)
+    steps, step = default_schedule(3 * 224 * 224)
+    assert steps == 200 and step == pytest.approx(0.1 * 224 / 64)
+    assert default_schedule(6143)[0] == 400 and default_schedule(6144)[0] == 200
 
 
 def test_derangement_moves_every_index():
@@ -60,3 +69,19 @@ def test_noise_seeds_and_bad_settings():
         robustify(net, DATA.images, DATA.labels, seed_mode="zeros")
     with pytest.raises(ConfigError, match="steps"):
         robustify(net, DATA.images, DATA.labels, steps=0)
+
+
+def test_seeds_do_not_depend_on_how_the_set_is_cut():
+    images = DATA.images
+    for mode in ("other-image", "noise"):
+        assignment = seed_assignment(len(images), mode, seed=5)
+        whole = seed_images(images, assignment, 0, len(images), seed=5)
+        pieces = torch.cat([seed_images(images, assignment, a, min(a + 7, 24), 5)
+                            for a in range(0, 24, 7)])  # fmt: skip
+        torch.testing.assert_close(pieces, whole, rtol=0, atol=0)
+        if mode == "noise":
+            assert (assignment == -1).all() and whole.min() >= 0 and whole.max() <= 1
+            other = seed_images(images, assignment, 0, len(images), seed=6)
+            assert not torch.equal(other, whole)  # the noise follows the seed
+        else:
+            torch.testing.assert_close(whole, images[assignment], rtol=0, atol=0)

@@ -8,10 +8,18 @@ import json
 import pytest
 import torch
 
+import robustlens.constructed.build as build_module
 from robustlens.attacks.evaluate import predict
-from robustlens.constructed import build_in_chunks, build_robustified, load_set, save_set
-from robustlens.constructed.sets import CARD, TENSORS, ConstructedSet
+from robustlens.constructed import (
+    build_in_chunks,
+    build_robustified,
+    load_set,
+    robustify,
+    save_set,
+)
+from robustlens.constructed.sets import CARD, TENSORS, ConstructedSet, update_card
 from robustlens.errors import ConfigError, DataError
+from robustlens.models import model_digest
 from tests.lenses.helpers import brightness_images, make_info, trained_cnn
 
 INFO = make_info((1, 12, 12), num_classes=3)
@@ -105,3 +113,68 @@ def test_robustified_set_records_its_checks(tmp_path):
     back = load_set(tmp_path / "r")
     assert back.measures["distance"].mean().item() == pytest.approx(stats["relative_distance_mean"])
     assert (back.measures["distance"] < back.measures["start_distance"]).float().mean() > 0.5
+
+
+def test_a_card_takes_later_checks_without_touching_the_tensors(tmp_path):
+    save_set(tmp_path / "s", small_set())
+    before = (tmp_path / "s" / TENSORS).read_bytes()
+    card = update_card(tmp_path / "s", {"leakage": {"model": "linf", "new_label_fraction": 0.1}})
+    back = load_set(tmp_path / "s")  # the hash still matches
+    assert back.card["leakage"]["model"] == "linf" and card == back.card
+    assert (tmp_path / "s" / TENSORS).read_bytes() == before
+    with pytest.raises(ConfigError, match="sha256"):
+        update_card(tmp_path / "s", {"sha256": "0"})
+    with pytest.raises(DataError, match="not a constructed set"):
+        update_card(tmp_path / "empty", {"x": 1})
+
+
+@pytest.mark.parametrize("seed_mode", ["other-image", "noise"])
+def test_a_chunked_build_equals_robustify_on_the_whole_set(tmp_path, seed_mode):
+    net = trained_cnn(INFO)
+    data = brightness_images(INFO, 11, seed=5)
+    whole = robustify(
+        net, data.images, data.labels, steps=6, step_size=0.1, seed_mode=seed_mode, seed=3
+    )
+    made = build_robustified(
+        tmp_path / "r", net, data, steps=6, step_size=0.1, seed_mode=seed_mode, seed=3, chunk=4
+    )
+    assert torch.equal(made.seeds, whole.seeds)
+    if seed_mode == "other-image":  # seeds come from the whole set, not only the chunk
+        assert (made.seeds[:4] >= 4).any() and not (made.seeds == torch.arange(11)).any()
+    torch.testing.assert_close(made.images, whole.images, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        made.measures["distance"].double(), torch.from_numpy(whole.distance), rtol=1e-3, atol=1e-4
+    )
+
+
+def test_resuming_against_another_model_makes_every_chunk_again(tmp_path, monkeypatch):
+    first, second = trained_cnn(INFO, seed=0), trained_cnn(INFO, seed=1)
+    data = brightness_images(INFO, 12, seed=4)
+    calls: list[int] = []
+    real = build_module.invert
+
+    def counting(model, images, *args, **kwargs):
+        calls.append(len(images))
+        if fail and len(calls) == 2:
+            raise KeyboardInterrupt  # killed while making the second chunk
+        return real(model, images, *args, **kwargs)
+
+    monkeypatch.setattr(build_module, "invert", counting)
+    settings = {"steps": 3, "step_size": 0.1, "chunk": 4}
+    fail = True
+    with pytest.raises(KeyboardInterrupt):
+        build_robustified(tmp_path / "r", first, data, **settings)
+    assert len(list((tmp_path / "r" / ".parts").glob("*.safetensors"))) == 1
+    fail, calls[:] = False, []
+    made = build_robustified(tmp_path / "r", second, data, **settings)
+    assert calls == [4, 4, 4]  # the chunk made against the first model was not reused
+    assert made.card["model"] == model_digest(second)
+    fresh = build_robustified(tmp_path / "fresh", second, data, **settings)
+    torch.testing.assert_close(made.images, fresh.images, rtol=0, atol=0)
+    # the control: resuming against the same model reuses the finished chunk
+    fail, calls[:] = True, []
+    with pytest.raises(KeyboardInterrupt):
+        build_robustified(tmp_path / "again", first, data, **settings)
+    fail, calls[:] = False, []
+    build_robustified(tmp_path / "again", first, data, **settings)
+    assert calls == [4, 4]

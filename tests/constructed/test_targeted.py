@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 import torch
+from torch import nn
 
 from robustlens.constructed import build_targeted, load_set, targeted_examples
 from robustlens.constructed.sets import CARD
-from robustlens.constructed.targeted import new_labels
+from robustlens.constructed.targeted import leakage, new_labels
 from robustlens.errors import ConfigError
 from tests.lenses.helpers import brightness_images, make_info, trained_cnn
 
@@ -45,12 +45,57 @@ def test_a_targeted_attack_reaches_its_target_where_that_is_easy():
     assert torch.all(delta <= 6.0 + 1e-4) and result.images.min() >= 0 and result.images.max() <= 1
 
 
-def test_default_budget_is_table_4_moved_to_the_resolution():
+def test_default_budget_is_table_4_unscaled():
+    # Table 4 keeps ε = 0.5 (steps of 0.1) for 3072 and 12288 values alike: not rescaled to
+    # the 144 values here (which would give 0.5 · √(144 / 3072) ≈ 0.11)
     net = trained_cnn(INFO)
-    result = targeted_examples(net, DATA.images[:4], DATA.labels[:4], "zero", 3, steps=5)
-    eps = 0.5 * math.sqrt(144 / 3072)
-    delta = (result.images - DATA.images[:4]).flatten(1).norm(dim=1)
-    assert torch.all(delta <= eps + 1e-5)
+    result = targeted_examples(net, DATA.images[:6], DATA.labels[:6], "negative", 3, steps=12)
+    delta = (result.images - DATA.images[:6]).flatten(1).norm(dim=1)
+    assert torch.all(delta <= 0.5 + 1e-5)
+    assert delta.max() > 0.45  # 12 steps of 0.1 reach the 0.5 ball, not a smaller one
+    with pytest.raises(ConfigError, match="ε > 0"):
+        targeted_examples(net, DATA.images[:2], DATA.labels[:2], "zero", 3, eps=0.0)
+
+
+def test_a_chunked_build_equals_one_call_on_the_whole_set(tmp_path):
+    # the random new labels are drawn for the whole set once, not per chunk
+    net = trained_cnn(INFO)
+    whole = targeted_examples(
+        net, DATA.images, DATA.labels, "zero", 3, eps=1.0, steps=4, step_size=0.3, seed=2
+    )
+    made = build_targeted(
+        tmp_path / "z", net, DATA, "zero", eps=1.0, steps=4, step_size=0.3, seed=2, chunk=7
+    )
+    assert torch.equal(made.labels, whole.labels) and torch.equal(made.seeds, whole.source)
+    torch.testing.assert_close(made.images, whole.images, rtol=1e-4, atol=1e-5)
+
+
+class _ReadsThePixel(nn.Module):
+    """Predicts the class written (as k / 10) into the first pixel."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = (x[:, 0, 0, 0] * 10).round().long()
+        return nn.functional.one_hot(k, 3).float() * self.scale
+
+
+def test_leakage_counts_new_and_original_labels():
+    images = torch.zeros(10, 1, 4, 4)
+    predicted = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    images[:, 0, 0, 0] = predicted / 10
+    new = torch.tensor([0, 1, 2, 1, 2, 0, 1, 2, 0, 1])  # agrees on the first 3
+    original = torch.tensor([2, 0, 1, 0, 1, 2, 0, 1, 2, 1])  # agrees on 3 … 8
+    out = leakage(_ReadsThePixel(), images, new, original, batch_size=3)
+    assert out == {
+        "new_label_fraction": pytest.approx(0.3),
+        "original_label_fraction": pytest.approx(0.6),
+        "examples": 10,
+    }
+    with pytest.raises(ConfigError, match="one new and one original label"):
+        leakage(_ReadsThePixel(), images, new[:4], original)
 
 
 def test_built_set_records_success_and_labels(tmp_path):

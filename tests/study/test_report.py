@@ -601,3 +601,44 @@ def test_template_is_package_data() -> None:
     assert files("robustlens.study").joinpath("templates/report.html.j2").is_file()
     pyproject = (Path(__file__).parents[2] / "pyproject.toml").read_text()
     assert 'robustlens = ["study/templates/*.j2"]' in pyproject
+
+
+# --------------------------------------------------------------------------------------------
+# How a model's constructed training set is described in the model table
+
+
+def test_constructed_training_sets_show_their_checks() -> None:
+    from robustlens.study.report_builder import _constructed_note
+
+    assert _constructed_note(None) == ""
+    robustified = {
+        "set": "robustified",
+        "source": "l2-0.5",
+        "seed_mode": "noise",
+        "statistics": {
+            "relative_distance_mean": 0.12345,
+            "relative_distance_median": 0.1,
+            "source_model_accuracy": 0.857,
+            "start_relative_distance_mean": 0.9,
+        },
+    }
+    assert _constructed_note(robustified) == (
+        ", on the robustified set made against l2-0.5 (noise seeds; relative representation "
+        "distance reached: mean 0.123, median 0.1; l2-0.5 accuracy on it 85.7 %)"
+    )
+    negative = {
+        "set": "negative",
+        "source": "natural",
+        "statistics": {"attack_success_rate": 0.914},
+        "leakage": {"model": "linf-0.1", "new_label_fraction": 0.125,
+                    "original_label_fraction": 0.4, "examples": 200},
+    }  # fmt: skip
+    assert _constructed_note(negative) == (
+        ", on the negative-robust set made against natural (91 % of targets reached; leakage "
+        "check: linf-0.1 classifies 12.5 % as the new label, 40.0 % as the original)"
+    )
+    # without the leakage check nothing else changes
+    del negative["leakage"]
+    assert _constructed_note(negative) == (
+        ", on the negative-robust set made against natural (91 % of targets reached)"
+    )

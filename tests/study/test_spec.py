@@ -150,6 +150,38 @@ ZERO = (
         ('{ set = "zero", source = "natural", stepz = 3 }', ["train_on.stepz", "unknown key"]),
         ('{ set = "robustified", source = "natural", eps = 0.5 }', ["no budget"]),
         ('{ set = "negative", source = "natural", steps = 0 }', ["train_on.steps", "at least 1"]),
+        (
+            '{ set = "zero", source = "natural", eps = -0.5 }',
+            ["train_on.eps", "> 0", "used as written"],
+        ),
+        (
+            '{ set = "robustified", source = "linf-0.1", seed_mode = "zeros" }',
+            ["train_on.seed_mode", "unknown seed mode 'zeros'", "other-image, noise"],
+        ),
+        (
+            '{ set = "negative", source = "natural", seed_mode = "noise" }',
+            ["train_on.seed_mode", "only a robustified set", "robustified"],
+        ),
+        (
+            '{ set = "robustified", source = "natural", seed_mode = 1 }',
+            ["train_on.seed_mode", "a string"],
+        ),
+        (
+            '{ set = "negative", source = "natural", leakage_model = "natural" }',
+            ["train_on.leakage_model", "not adversarially trained", "linf-0.05, linf-0.1"],
+        ),
+        (
+            '{ set = "negative", source = "natural", leakage_model = "ghost" }',
+            ["train_on.leakage_model", "not a model listed before", "linf-0.05, linf-0.1"],
+        ),
+        (
+            '{ set = "zero", source = "natural", leakage_model = "linf" }',
+            ["train_on.leakage_model", "'linf' is not a model listed before"],
+        ),
+        (
+            '{ set = "robustified", source = "linf-0.1", leakage_model = "linf-0.1" }',
+            ["train_on.leakage_model", "no new label to leak", "zero, zero-all, negative"],
+        ),
     ],
 )
 def test_train_on_mistakes(tmp_path, train_on, fragments):
@@ -176,6 +208,25 @@ def test_train_on_names_an_earlier_model(tmp_path):
     )
     with pytest.raises(ConfigError, match="not a model listed before"):
         load_spec(write(tmp_path, first))
+
+
+def test_train_on_seed_mode_and_leakage_model(tmp_path):
+    robust = ZERO + 'train_on = { set = "robustified", source = "linf-0.1", seed_mode = "noise" }\n'
+    zero = ZERO.replace('"zero"', '"zero-2"') + (
+        'train_on = { set = "zero", source = "natural", eps = 2.0, leakage_model = "linf-0.05" }\n'
+    )
+    text = replace("[lenses.activations]", robust + "\n" + zero + "\n[lenses.activations]")
+    spec = load_spec(write(tmp_path, text))
+    assert spec.models[-2].train_on == {
+        "set": "robustified", "source": "linf-0.1", "seed_mode": "noise",
+    }  # fmt: skip
+    assert spec.models[-1].train_on == {
+        "set": "zero", "source": "natural", "eps": 2.0, "leakage_model": "linf-0.05",
+    }  # fmt: skip
+    # a model that trains on a constructed set is not a robust model for the check
+    later = text.replace('leakage_model = "linf-0.05"', 'leakage_model = "zero"')
+    with pytest.raises(ConfigError, match="'zero' is not adversarially trained"):
+        load_spec(write(tmp_path, later))
 
 
 def test_a_lens_may_name_its_models_by_model_or_entry(tmp_path):
@@ -206,3 +257,20 @@ def test_a_lens_naming_unknown_models_is_refused(tmp_path, value: str, message: 
     assert "lenses.activations.models" in str(info.value)
     if "resnet" in value:
         assert "natural, linf-0.05, linf-0.1, linf" in str(info.value)
+
+
+def test_lens_sources_are_checked_before_any_work_and_entries_expand(tmp_path):
+    """universality / transfer sources name models or entries of the study; a typo is refused
+    when the file is read, not hours later when the lens runs."""
+    text = VALID + '\n[lenses.universality]\nsources = ["natural", "linf"]\n'
+    spec = load_spec(write(tmp_path, text))
+    assert spec.lens("universality").params.sources == ("natural", "linf-0.05", "linf-0.1")
+    typo = text.replace('sources = ["natural", "linf"]', 'sources = ["natral"]')
+    with pytest.raises(ConfigError, match="'natral' is not a model of the study") as info:
+        load_spec(write(tmp_path, typo))
+    assert "lenses.universality.sources" in str(info.value)
+    narrowed = text.replace(
+        'sources = ["natural", "linf"]', 'models = ["linf"]\nsources = ["natural"]'
+    )
+    with pytest.raises(ConfigError, match="'natural' is not among the lens's models"):
+        load_spec(write(tmp_path, narrowed))

@@ -1,11 +1,12 @@
-"""The universality claim of Springer et al. (paper 001) on hand-made per-image results."""
+"""The claims of Springer et al. (paper 001) on hand-made per-image results with known answers."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from robustlens.study.claims import FAILS, HOLDS, INCONCLUSIVE, ResultsView
-from robustlens.study.claims.paper001 import check_universality
+from robustlens.study.claims.paper001 import check_targeted_transfer, check_universality
 from tests.study.claims.test_paper000 import model
 
 N = 400
@@ -13,58 +14,182 @@ NAT, NAT2 = model("natural"), model("natural2")
 ROB = [model(f"l2-{e}", "pgd", "l2", e) for e in (0.25, 0.5, 1.0)]
 
 
-def view(acc: dict[str, float], models=None) -> ResultsView:
-    base = np.random.default_rng(0).random(N)
-    arrays = {("universality", "natural", f"correct/natural/{s}"): base < p for s, p in acc.items()}
+def exact(p: float, seed: int) -> np.ndarray:
+    """Per-image outcomes with exactly round(p·N) successes, shuffled (independent of others)."""
+    out = np.zeros(N, dtype=bool)
+    out[: round(p * N)] = True
+    np.random.default_rng(seed).shuffle(out)
+    return out
 
-    def names(lens, m):
-        return [n for (ln, mn, n) in arrays if ln == lens]
 
-    v = ResultsView(models or [NAT, NAT2, *ROB], lambda ln, m, n: arrays.get((ln, "natural", n)),
-                    {"universality"}, N, 10, names)  # fmt: skip
+def view_of(lens: str, arrays: dict[str, np.ndarray], models) -> ResultsView:
+    """A view whose ``lens`` stored ``arrays`` (by name) once for the whole study."""
+    v = ResultsView(models, lambda ln, m, n: arrays.get(n) if ln == lens else None, {lens}, N,
+                    10, lambda ln, m: sorted(arrays) if ln == lens else [])  # fmt: skip
     v.resamples = 300
     return v
+
+
+def view(acc: dict[str, float], models=None, evaluator: str = "natural") -> ResultsView:
+    """Nested outcomes (one shared uniform draw): strongly paired across sources."""
+    base = np.random.default_rng(0).random(N)
+    arrays = {f"correct/{evaluator}/{s}": base < p for s, p in acc.items()}
+    return view_of("universality", arrays, models or [NAT, NAT2, *ROB])
+
+
+def check(v: ResultsView, claim=check_universality):
+    return claim(v, v.weights(N))
 
 
 def test_holds_when_small_eps_beats_r0_and_peaks_early():
-    v = view({"natural2": 0.4, "l2-0.25": 0.7, "l2-0.5": 0.65, "l2-1.0": 0.5})
-    verdict = check_universality(v, v.weights(N))
+    verdict = check(view({"natural2": 0.4, "l2-0.25": 0.7, "l2-0.5": 0.65, "l2-1.0": 0.5}))
     assert verdict.status == HOLDS, verdict.evidence
+    peak = verdict.numbers["peak"]
+    assert peak["best_eps"] == 0.25 and peak["largest_eps"] == 1.0
+    base = np.random.default_rng(0).random(N)
+    expected = (base < 0.7).mean() - (base < 0.5).mean()
+    assert peak["best_minus_largest"]["estimate"] == pytest.approx(expected)
+    assert peak["best_minus_largest"]["low"] > 0 and peak["argmax_below_largest"] > 0.95
+    assert "argmax over ε below ε=1" in verdict.evidence and "resamples" in verdict.evidence
 
 
 def test_fails_when_accuracy_keeps_growing_with_eps():
-    v = view({"natural2": 0.4, "l2-0.25": 0.5, "l2-0.5": 0.6, "l2-1.0": 0.7})
-    assert check_universality(v, v.weights(N)).status == FAILS
+    verdict = check(view({"natural2": 0.4, "l2-0.25": 0.5, "l2-0.5": 0.6, "l2-1.0": 0.7}))
+    assert verdict.status == FAILS
+    assert verdict.numbers["peak"]["best_minus_largest"]["high"] < 0
 
 
-def test_needs_a_second_natural_model():
-    v = view({"natural2": 0.4, "l2-0.25": 0.7}, models=[NAT, *ROB])
-    verdict = check_universality(v, v.weights(N))
+def test_a_peak_within_the_noise_is_inconclusive_either_way():
+    # independent outcomes a point apart: the point estimates alone would say "peak below the
+    # largest ε" (holds) in the first case and "peak at the largest ε" (fails) in the second
+    for rates in ((0.7, 0.71, 0.70), (0.7, 0.70, 0.71)):
+        arrays = {"correct/natural/natural2": exact(0.4, 1)}
+        for seed, (m, p) in enumerate(zip(ROB, rates, strict=True)):
+            arrays[f"correct/natural/{m.name}"] = exact(p, 10 + seed)
+        verdict = check(view_of("universality", arrays, [NAT, NAT2, *ROB]))
+        assert verdict.status == INCONCLUSIVE, (rates, verdict.evidence)
+        iv = verdict.numbers["peak"]["best_minus_largest"]
+        assert iv["low"] < 0 < iv["high"]
+
+
+def test_fails_when_the_least_robust_source_is_below_r0_even_with_an_early_peak():
+    verdict = check(view({"natural2": 0.8, "l2-0.25": 0.6, "l2-0.5": 0.55, "l2-1.0": 0.5}))
+    assert verdict.status == FAILS
+    assert verdict.numbers["smallest_minus_r0"]["high"] < 0
+
+
+def test_two_eps_decide_on_the_first_part_only_and_say_so():
+    verdict = check(view({"natural2": 0.4, "l2-0.25": 0.7, "l2-0.5": 0.8}))
+    assert verdict.status == HOLDS and "peak not tested" in verdict.evidence
+    assert "peak" not in verdict.numbers
+
+
+def test_needs_a_second_natural_model_and_its_r0():
+    verdict = check(view({"natural2": 0.4, "l2-0.25": 0.7}, models=[NAT, *ROB]))
     assert verdict.status == INCONCLUSIVE and "two natural models" in verdict.evidence
+    # the evaluator's own R_0 says nothing about shared features
+    verdict = check(view({"natural": 0.9, "l2-0.25": 0.7, "l2-0.5": 0.6, "l2-1.0": 0.5}))
+    assert verdict.status == INCONCLUSIVE and "no R_0" in verdict.evidence
 
 
-def transfer_view(hits: dict[str, float]) -> ResultsView:
-    base = np.random.default_rng(1).random(N)
-    arrays = {("transfer", "natural", f"hit/mlp/{s}"): base < p for s, p in hits.items()}
+def test_r0_of_the_first_natural_model_evaluated_by_the_second():
+    # only the first natural model robustified: the second is the standard model C'
+    verdict = check(
+        view({"natural": 0.4, "l2-0.25": 0.7, "l2-0.5": 0.65, "l2-1.0": 0.5}, evaluator="natural2")
+    )
+    assert verdict.status == HOLDS, verdict.evidence
+    assert (verdict.numbers["evaluator"], verdict.numbers["r0_source"]) == ("natural2", "natural")
 
-    def names(lens, m):
-        return [n for (ln, mn, n) in arrays if ln == lens]
 
-    v = ResultsView([NAT, *ROB], lambda ln, m, n: arrays.get((ln, "natural", n)), {"transfer"},
-                    N, 10, names)  # fmt: skip
-    v.resamples = 300
-    return v
+def test_the_standard_model_shares_the_r0_source_architecture():
+    # a natural victim of another architecture listed first is not the paper's C'
+    victim = model("victim-mlp")
+    victim.card.arch = "mlp"
+    acc = {"natural2": 0.4, "l2-0.25": 0.7, "l2-0.5": 0.65, "l2-1.0": 0.5}
+    base = np.random.default_rng(0).random(N)
+    arrays = {f"correct/natural/{s}": base < p for s, p in acc.items()}
+    arrays["correct/victim-mlp/natural2"] = base < 0.9
+    arrays.update({f"correct/victim-mlp/{s}": base < 0.1 for s in acc if s != "natural2"})
+    verdict = check(view_of("universality", arrays, [victim, NAT, NAT2, *ROB]))
+    assert (verdict.numbers["evaluator"], verdict.numbers["r0_source"]) == ("natural", "natural2")
+    assert verdict.status == HOLDS, verdict.evidence
+
+
+def test_the_norm_is_chosen_among_the_lens_sources():
+    # three L∞ models in the study, but only the two L2 ones robustified: the L2 family decides
+    linf = [model(f"linf-{e}", "pgd", "linf", e) for e in (0.01, 0.02, 0.03)]
+    acc = {"natural2": 0.4, "l2-0.25": 0.7, "l2-0.5": 0.6}
+    verdict = check(view(acc, models=[NAT, NAT2, *linf, *ROB[:2]]))
+    assert verdict.status == HOLDS, verdict.evidence
+    assert verdict.numbers["norm"] == "l2"
+
+
+def transfer_view(hits: dict[tuple[str, str], float], models=None) -> ResultsView:
+    """hit/<victim>/<source> outcomes, nested per victim (strongly paired across sources)."""
+    arrays = {}
+    for (victim, source), p in hits.items():
+        base = np.random.default_rng(sum(map(ord, victim))).random(N)
+        arrays[f"hit/{victim}/{source}"] = base < p
+    return view_of("transfer", arrays, models or [NAT, *ROB])
 
 
 def test_targeted_transfer_from_a_slightly_robust_source():
-    from robustlens.study.claims.paper001 import check_targeted_transfer
-
-    up = transfer_view({"natural": 0.1, "l2-0.25": 0.3})
-    assert check_targeted_transfer(up, up.weights(N)).status == HOLDS
-    down = transfer_view({"natural": 0.3, "l2-0.25": 0.1})
-    assert check_targeted_transfer(down, down.weights(N)).status == FAILS
+    up = transfer_view({("mlp", "natural"): 0.1, ("mlp", "l2-0.25"): 0.3})
+    verdict = check(up, check_targeted_transfer)
+    assert verdict.status == HOLDS, verdict.evidence
+    assert verdict.numbers["mlp"]["low"] > 0
+    down = transfer_view({("mlp", "natural"): 0.3, ("mlp", "l2-0.25"): 0.1})
+    assert check(down, check_targeted_transfer).status == FAILS
     none = transfer_view({})
-    assert check_targeted_transfer(none, none.weights(N)).status == INCONCLUSIVE
+    assert check(none, check_targeted_transfer).status == INCONCLUSIVE
+
+
+def test_targeted_transfer_compares_the_smallest_eps_among_the_lens_sources():
+    # l2-0.25 is a model of the study but not a transfer source: l2-0.5 is the smallest ε
+    hits = {("mlp", "natural"): 0.1, ("mlp", "l2-0.5"): 0.3, ("mlp", "l2-1.0"): 0.05}
+    verdict = check(transfer_view(hits), check_targeted_transfer)
+    assert verdict.status == HOLDS, verdict.evidence
+    assert verdict.numbers["robust"] == "l2-0.5"
+
+
+def test_targeted_transfer_stays_within_one_norm():
+    # a lone L∞ source of smaller ε than every L2 one does not replace the L2 family's smallest
+    linf = model("linf-0.01", "pgd", "linf", 0.01)
+    hits = {
+        ("mlp", "natural"): 0.1,
+        ("mlp", "linf-0.01"): 0.02,
+        ("mlp", "l2-0.25"): 0.3,
+        ("mlp", "l2-0.5"): 0.2,
+    }
+    verdict = check(transfer_view(hits, [NAT, linf, *ROB]), check_targeted_transfer)
+    assert verdict.status == HOLDS, verdict.evidence
+    assert (verdict.numbers["robust"], verdict.numbers["norm"]) == ("l2-0.25", "l2")
+    assert "other norms (linf) not compared" in verdict.evidence
+
+
+def test_targeted_transfer_is_judged_per_victim_and_ignores_white_box_results():
+    both = {("mlp", "natural"): 0.1, ("mlp", "l2-0.25"): 0.3}
+    # the source on its own examples is not a victim, however low its success
+    white = {("l2-0.25", "l2-0.25"): 0.0, ("natural", "natural"): 0.9}
+    verdict = check(transfer_view({**both, **white}), check_targeted_transfer)
+    assert verdict.status == HOLDS and set(verdict.numbers) == {"natural", "robust", "norm", "mlp"}
+    down = {("resnet", "natural"): 0.3, ("resnet", "l2-0.25"): 0.1}
+    assert check(transfer_view({**both, **down}), check_targeted_transfer).status == FAILS
+    flat = {("resnet", "natural"): 0.2, ("resnet", "l2-0.25"): 0.2}
+    verdict = check(transfer_view({**both, **flat}), check_targeted_transfer)
+    assert verdict.status == INCONCLUSIVE, verdict.evidence
+
+
+def test_targeted_transfer_needs_a_natural_and_a_robust_source_of_one_architecture():
+    only_robust = {("mlp", "l2-0.25"): 0.3, ("mlp", "l2-0.5"): 0.2}
+    verdict = check(transfer_view(only_robust), check_targeted_transfer)
+    assert verdict.status == INCONCLUSIVE and "no natural model" in verdict.evidence
+    other = model("l2-0.25")
+    other.card.recipe = {"method": "pgd", "norm": "l2", "eps": 0.25}
+    other.card.arch = "resnet20"
+    hits = {("mlp", "natural"): 0.1, ("mlp", "l2-0.25"): 0.3}
+    verdict = check(transfer_view(hits, [NAT, other]), check_targeted_transfer)
+    assert verdict.status == INCONCLUSIVE and "no adversarially trained" in verdict.evidence
 
 
 def test_type_b_needs_constructed_models_and_checks_chance():
