@@ -42,6 +42,26 @@ def small_model(seed: int = 0):
 FAST = Recipe(epochs=2, batch_size=32, lr=0.05, eval_n=64, eval_steps=3)
 
 
+def interrupt_in_second_epoch(monkeypatch, *args, **kwargs) -> None:
+    """Run train_model(*args, **kwargs) and kill it (KeyboardInterrupt) as its second epoch
+    starts, leaving the first epoch's state behind; the loop is restored afterwards."""
+    from robustlens.train import loop
+
+    original = loop._Trainer.run_epoch
+    calls = {"n": 0}
+
+    def crash_in_second_epoch(self):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(loop._Trainer, "run_epoch", crash_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(*args, **kwargs)
+    monkeypatch.setattr(loop._Trainer, "run_epoch", original)
+
+
 def test_natural_training_learns_and_writes_its_files(tmp_path):
     result = train_model(small_model(), stripes(256, 0), FAST, tmp_path, eval_set=stripes(64, 1))
     files = sorted(p.name for p in tmp_path.iterdir())
@@ -72,23 +92,11 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     data, held_out = stripes(192, 0), stripes(64, 1)
     straight = train_model(small_model(), data, recipe, tmp_path / "a", eval_set=held_out)
 
-    from robustlens.train import loop
-
-    original = loop._Trainer.run_epoch
-    calls = {"n": 0}
-
-    def crash_in_second_epoch(self):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return original(self)
-
-    monkeypatch.setattr(loop._Trainer, "run_epoch", crash_in_second_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        train_model(small_model(), data, recipe, tmp_path / "b", eval_set=held_out)
+    interrupt_in_second_epoch(
+        monkeypatch, small_model(), data, recipe, tmp_path / "b", eval_set=held_out
+    )
     assert (tmp_path / "b" / "state" / "progress.json").exists()
     assert not (tmp_path / "b" / "model.safetensors").exists()
-    monkeypatch.setattr(loop._Trainer, "run_epoch", original)
     # A fresh model object: everything must come from the checkpoint.
     resumed = train_model(small_model(seed=5), data, recipe, tmp_path / "b", eval_set=held_out)
     for (name, a), (_, b) in zip(
@@ -124,33 +132,17 @@ def test_replace_retrains_a_model_of_another_recipe_and_keeps_a_matching_one(tmp
     same = train_model(small_model(), data, other, tmp_path, eval_set=held_out, replace=True)
     assert same.reused
 
-    from robustlens.train import loop
-
-    original = loop._Trainer.run_epoch
-    calls = {"n": 0}
-
-    def crash_in_second_epoch(self):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return original(self)
-
-    monkeypatch.setattr(loop._Trainer, "run_epoch", crash_in_second_epoch)
     three = dataclasses.replace(FAST, epochs=3)
-    with pytest.raises(KeyboardInterrupt):
-        train_model(small_model(), data, three, tmp_path / "b", eval_set=held_out)
-    monkeypatch.setattr(loop._Trainer, "run_epoch", original)
+    interrupt_in_second_epoch(
+        monkeypatch, small_model(), data, three, tmp_path / "b", eval_set=held_out
+    )
     with pytest.raises(ConfigError, match="unfinished run"):
         train_model(small_model(), data, FAST, tmp_path / "b")
     pointer = json.loads((tmp_path / "b" / "state" / "progress.json").read_text())
     resumed = train_model(small_model(seed=7), data, three, tmp_path / "b", replace=True)
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
     assert resumed.history[0] == pointer["history"][0]  # epoch 1 kept, not retrained
-    calls["n"] = 0
-    monkeypatch.setattr(loop._Trainer, "run_epoch", crash_in_second_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        train_model(small_model(), data, three, tmp_path / "c")
-    monkeypatch.setattr(loop._Trainer, "run_epoch", original)
+    interrupt_in_second_epoch(monkeypatch, small_model(), data, three, tmp_path / "c")
     fresh = train_model(small_model(), data, FAST, tmp_path / "c", replace=True)
     assert [h["epoch"] for h in fresh.history] == [1, 2]
     assert fresh.card.recipe["epochs"] == 2
