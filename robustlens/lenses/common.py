@@ -1,7 +1,10 @@
 """Helpers several lenses share: paper attack settings at the data's resolution, adversarial
-examples computed once per run, penultimate representations, paired bootstrap indices."""
+examples computed once per run, penultimate representations, paired bootstrap indices, and the
+source models of paper 001's lenses (universality, transfer)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -110,3 +113,54 @@ def bootstrap_indices(n: int, resamples: int, seed: int) -> np.ndarray:
 def subset(data: ImageSet, n: int | None) -> ImageSet:
     """The first ``n`` evaluation images, class-balanced (all when None)."""
     return data if n is None or n >= len(data) else data.subset(n, seed=0)
+
+
+# ---------------------------------------------------------------- source models (paper 001)
+
+
+def model_arch(m: StudyModel) -> str:
+    """The architecture a study model was built as (its card's, else the model's)."""
+    return str(getattr(m.card, "arch", "") or getattr(m.model, "arch", ""))
+
+
+def default_sources(models: list[StudyModel], lens: str) -> list[StudyModel]:
+    """The models of the first model's architecture that are natural or adversarially trained
+    on the data set's own training split (Springer et al. §5: standard and ε-robust ResNet50
+    sources); models trained on constructed sets are not sources."""
+    if not models:
+        raise ConfigError(f"{lens} needs models", fix="add models to the study")
+    arch = model_arch(models[0])
+    chosen = [m for m in models if model_arch(m) == arch and (m.is_natural or m.is_robust)]
+    if not chosen:
+        raise ConfigError(
+            f"{lens}: no default source models: no natural or adversarially trained "
+            f"{arch!r} model (the first model's architecture); models trained on constructed "
+            "sets are not sources",
+            fix="list the sources (sources = [...]) or put a natural or robust model first",
+        )
+    return chosen
+
+
+def chosen_sources(
+    models: list[StudyModel], wanted: Sequence[str] | None, lens: str
+) -> list[StudyModel]:
+    """The models named in ``wanted`` (study order), or :func:`default_sources` when None."""
+    if wanted is None:
+        return default_sources(models, lens)
+    names = [m.name for m in models]
+    unknown = sorted(set(wanted) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"{lens} sources {', '.join(unknown)} are not models of the study",
+            fix=f"choose from {', '.join(names)}",
+        )
+    return [m for m in models if m.name in wanted]
+
+
+def source_order(sources: Sequence[StudyModel]) -> list[StudyModel]:
+    """Natural sources first (study order), then robust ones by norm and training ε."""
+    index = {m.name: i for i, m in enumerate(sources)}
+    return sorted(
+        sources,
+        key=lambda m: (not m.is_natural, m.train_norm or "", m.train_eps, index[m.name]),
+    )

@@ -14,7 +14,6 @@ nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 
 from robustlens.attacks.pgd import PGD
-from robustlens.attacks.spec import CIFAR10_DIM, scale_eps
+from robustlens.attacks.spec import CIFAR10_DIM, NORM_NAMES, scale_eps
 from robustlens.attacks.threat import L2
 from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
@@ -35,11 +34,17 @@ from robustlens.lenses.base import (
     register_lens,
     tidy,
 )
-from robustlens.lenses.common import ATTACK_BATCH, predictions, subset
+from robustlens.lenses.common import (
+    ATTACK_BATCH,
+    chosen_sources,
+    model_arch,
+    predictions,
+    source_order,
+    subset,
+)
 
 CLEAN = "clean"
 """The ``setting`` of the baseline rows: the model on the unperturbed images."""
-NORM_LABELS = {"linf": "L∞", "l2": "L2", "l1": "L1"}
 
 
 @dataclass(frozen=True)
@@ -61,53 +66,6 @@ class TransferParams:
             raise ConfigError("transfer needs n ≥ 2 images")
 
 
-def _arch(m: StudyModel) -> str:
-    return str(getattr(m.card, "arch", "") or getattr(m.model, "arch", ""))
-
-
-def default_sources(models: list[StudyModel], lens: str) -> list[StudyModel]:
-    """The models of the first model's architecture that are natural or adversarially trained
-    on the data set's own training split (Springer et al. §5: standard and ε-robust ResNet50
-    sources); models trained on constructed sets are not sources."""
-    if not models:
-        raise ConfigError(f"{lens} needs models", fix="add models to the study")
-    arch = _arch(models[0])
-    chosen = [m for m in models if _arch(m) == arch and (m.is_natural or m.is_robust)]
-    if not chosen:
-        raise ConfigError(
-            f"{lens}: no default source models: no natural or adversarially trained "
-            f"{arch!r} model (the first model's architecture); models trained on constructed "
-            "sets are not sources",
-            fix="list the sources (sources = [...]) or put a natural or robust model first",
-        )
-    return chosen
-
-
-def chosen_sources(
-    models: list[StudyModel], wanted: Sequence[str] | None, lens: str
-) -> list[StudyModel]:
-    """The models named in ``wanted`` (study order), or :func:`default_sources` when None."""
-    if wanted is None:
-        return default_sources(models, lens)
-    names = [m.name for m in models]
-    unknown = sorted(set(wanted) - set(names))
-    if unknown:
-        raise ConfigError(
-            f"{lens} sources {', '.join(unknown)} are not models of the study",
-            fix=f"choose from {', '.join(names)}",
-        )
-    return [m for m in models if m.name in wanted]
-
-
-def source_order(sources: Sequence[StudyModel]) -> list[StudyModel]:
-    """Natural sources first (study order), then robust ones by norm and training ε."""
-    index = {m.name: i for i, m in enumerate(sources)}
-    return sorted(
-        sources,
-        key=lambda m: (not m.is_natural, m.train_norm or "", m.train_eps, index[m.name]),
-    )
-
-
 def other_targets(labels: torch.Tensor, num_classes: int, seed: int) -> torch.Tensor:
     """A uniformly random class other than the label, per image (seeded)."""
     gen = torch.Generator().manual_seed(seed)
@@ -122,8 +80,8 @@ def compute(
     and on the source itself (Fig. 5–6), with each model's clean baseline on the same images."""
     data = subset(data, params.n)
     sources = chosen_sources(models, params.sources, "transfer")
-    source_archs = {_arch(s) for s in sources}
-    victims = [m for m in models if m.is_natural and _arch(m) not in source_archs]
+    source_archs = {model_arch(s) for s in sources}
+    victims = [m for m in models if m.is_natural and model_arch(m) not in source_archs]
     if not victims:
         raise ConfigError(
             "transfer needs victim models: naturally trained models of another architecture "
@@ -212,35 +170,10 @@ def source_label(name: str, by_name: dict[str, StudyModel]) -> str:
     return m.label() if m is not None else name
 
 
-def draw_annotated_grid(
-    ax: Any,
-    grid: np.ndarray,
-    rows: Sequence[str],
-    cols: Sequence[str],
-    *,
-    marks: np.ndarray | None = None,
-    mark: str = "",
-    cmap: str = "viridis",
-) -> Any:
-    """A heatmap of fractions in [0, 1] with each cell written as a percentage (``mark``
-    appended where ``marks`` is true); NaN cells stay blank. Returns the image."""
-    image = ax.imshow(grid, cmap=cmap, vmin=0, vmax=1, aspect="auto")
-    for i in range(grid.shape[0]):
-        for j in range(grid.shape[1]):
-            if np.isfinite(grid[i, j]):
-                extra = mark if marks is not None and marks[i, j] else ""
-                colour = "black" if grid[i, j] > 0.6 else "white"
-                ax.text(j, i, f"{100 * grid[i, j]:.0f}{extra}", ha="center", va="center",
-                        color=colour, fontsize="small")  # fmt: skip
-    ax.set_yticks(range(len(rows)), list(rows), fontsize="small")
-    ax.set_xticks(range(len(cols)), list(cols), rotation=30, ha="right", fontsize="small")
-    return image
-
-
 def plot(tables, models: list[StudyModel], params: TransferParams, arrays=None) -> dict:
     """The rates by the source's training ε with each victim's clean baseline (Fig. 5–6), and
     the source × victim matrices of both rates."""
-    from robustlens.study.figures import new_figure, style_axes
+    from robustlens.study.figures import draw_annotated_grid, new_figure, style_axes
 
     frame = tables["transfer"]
     victim_rows = frame[frame.victim.astype(bool)]
@@ -270,7 +203,7 @@ def plot(tables, models: list[StudyModel], params: TransferParams, arrays=None) 
             for norm in norms or ["natural"]:
                 curve = mine[mine.source_norm.isin(["natural", norm])]
                 curve = curve.assign(eps=curve.source_eps.astype(float)).sort_values("eps")
-                label = victim if len(norms) < 2 else f"{victim} ({NORM_LABELS.get(norm, norm)})"
+                label = victim if len(norms) < 2 else f"{victim} ({NORM_NAMES.get(norm, norm)})"
                 style = "-" if norm == (norms or ["natural"])[0] else ":"
                 ax.plot(curve.eps, curve.value, marker="o", color=colour, ls=style, label=label)
             base = clean[(clean.model == victim) & (clean.metric == base_metric)]

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from robustlens.attacks.spec import NORM_NAMES
 from robustlens.constructed.build import build_robustified
 from robustlens.constructed.inversion import SEED_MODES, robustify
 from robustlens.constructed.sets import CARD, load_set
@@ -38,13 +39,7 @@ from robustlens.lenses.base import (
     register_lens,
     tidy,
 )
-from robustlens.lenses.common import predictions, subset
-from robustlens.lenses.transfer import (
-    NORM_LABELS,
-    chosen_sources,
-    draw_annotated_grid,
-    source_order,
-)
+from robustlens.lenses.common import chosen_sources, predictions, source_order, subset
 
 
 @dataclass(frozen=True)
@@ -189,29 +184,18 @@ def set_label(name: str, source: StudyModel | None) -> str:
         return f"R ({name})"
     if source.is_natural:
         return f"R_0 ({name})"
-    norm = NORM_LABELS.get(source.train_norm or "", source.train_norm or "")
+    norm = NORM_NAMES.get(source.train_norm or "", source.train_norm or "")
     return f"R_{source.train_eps:g} {norm}".rstrip()
-
-
-def chance_level(frame, models: list[StudyModel]) -> float | None:
-    """1 / number of classes, as the lens recorded it (or from the models' cards for tables
-    stored before it did)."""
-    if "chance" in frame.columns:
-        values = frame["chance"].dropna()
-        if not values.empty:
-            return float(values.iloc[0])
-    classes = {int(m.card.num_classes) for m in models if getattr(m.card, "num_classes", 0)}
-    return 1.0 / classes.pop() if len(classes) == 1 else None
 
 
 def plot(tables, models: list[StudyModel], params: UniversalityParams, arrays=None) -> dict:
     """Every model × every set with chance marked (Tables 1/2/5/6), a standard model's accuracy
     on R_ε by the source's ε (Fig. 3), and example robustified images (Fig. 2)."""
-    from robustlens.study.figures import new_figure, style_axes
+    from robustlens.study.figures import draw_annotated_grid, new_figure, style_axes
 
     frame = tables["universality"]
     acc = frame[frame.metric == "accuracy"]
-    chance = chance_level(acc, models)
+    chance = float(acc["chance"].iloc[0]) if len(acc) else None
     by_name = {m.name: m for m in models}
     named = list(dict.fromkeys(acc[acc.setting != "test"].setting))
     order = [m.name for m in source_order([by_name[s] for s in named if s in by_name])]

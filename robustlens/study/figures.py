@@ -170,3 +170,30 @@ def _eps_key(value: float | None) -> float:
     except (TypeError, ValueError):
         return math.inf
     return v if math.isfinite(v) else math.inf
+
+
+def draw_annotated_grid(
+    ax: Axes,
+    grid: Any,
+    rows: Sequence[str],
+    cols: Sequence[str],
+    *,
+    marks: Any = None,
+    mark: str = "",
+    cmap: str = "viridis",
+) -> Any:
+    """A heatmap of fractions in [0, 1] with each cell written as a percentage (``mark``
+    appended where ``marks`` is true); NaN cells stay blank. Returns the image."""
+    import numpy as np
+
+    image = ax.imshow(grid, cmap=cmap, vmin=0, vmax=1, aspect="auto")
+    for i in range(grid.shape[0]):
+        for j in range(grid.shape[1]):
+            if np.isfinite(grid[i, j]):
+                extra = mark if marks is not None and marks[i, j] else ""
+                colour = "black" if grid[i, j] > 0.6 else "white"
+                ax.text(j, i, f"{100 * grid[i, j]:.0f}{extra}", ha="center", va="center",
+                        color=colour, fontsize="small")  # fmt: skip
+    ax.set_yticks(range(len(rows)), list(rows), fontsize="small")
+    ax.set_xticks(range(len(cols)), list(cols), rotation=30, ha="right", fontsize="small")
+    return image

@@ -8,6 +8,7 @@ import torch
 
 from robustlens.errors import ConfigError
 from robustlens.lenses import get_lens, transfer
+from robustlens.lenses.common import chosen_sources
 from robustlens.models import build_model
 from tests.lenses.helpers import (
     brightness_images,
@@ -127,7 +128,7 @@ def test_without_sources_or_victims_or_with_unknown_sources_it_says_what_to_add(
         transfer.compute([zero, mlp], DATA, params(), make_ctx(INFO))
     assert "sources" in info.value.fix
     # named sources are taken as given
-    assert [m.name for m in transfer.chosen_sources([nat, rob, mlp], ("rob",), "t")] == ["rob"]
+    assert [m.name for m in chosen_sources([nat, rob, mlp], ("rob",), "t")] == ["rob"]
 
 
 def test_figures_draw_the_baseline_and_the_annotated_source_by_victim_matrices():

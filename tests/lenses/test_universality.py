@@ -144,9 +144,6 @@ def test_chance_comes_from_the_number_of_classes_not_from_the_labels_present():
     fig3 = figures["A standard model's accuracy on R_ε by the source's ε (Fig. 3)"]
     chance = [line for line in fig3.axes[0].get_lines() if "chance" in str(line.get_label())]
     assert len(chance) == 1 and chance[0].get_ydata()[0] == pytest.approx(1 / 3)
-    # tables stored before the lens recorded chance: the models' cards say how many classes
-    old = acc.drop(columns="chance")
-    assert universality.chance_level(old, ms) == pytest.approx(1 / 3)
 
 
 def test_table_5_columns_are_labelled_by_the_sources_eps_and_norm_with_chance_marked():
