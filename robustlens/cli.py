@@ -380,11 +380,9 @@ def sets_show(
         table.add_row(escape(str(key)), shown)
     leak = card.get("leakage")
     if leak:
-        table.add_row(
-            "leakage check",
-            f"{leak.get('model')} calls {100 * leak['new_label_fraction']:.1f} % the new label, "
-            f"{100 * leak['original_label_fraction']:.1f} % the original",
-        )
+        from robustlens.constructed.targeted import describe_leakage
+
+        table.add_row("leakage check", escape(describe_leakage(leak)))
     out.print(table)
 
 

@@ -115,6 +115,8 @@ def check_eval_on_constructed_sets(checkpoint, tmp_path):
     labels[::3] = (labels[::3] + 1) % 10
     card = {"kind": "robustified", "dataset": "fashion-mnist", "split": "test", "model": "m"}
     card["statistics"] = {"source_model_accuracy": 0.5}
+    card["leakage"] = {"model": "l2-1.5", "new_label_fraction": 0.108,
+                       "original_label_fraction": 0.799, "examples": 30}  # fmt: skip
     made = ConstructedSet(test.images, labels, test.indices, torch.full((30,), -1), card)
     save_set(tmp_path / "set", made)
     model, _ = load_checkpoint(checkpoint)
@@ -128,6 +130,8 @@ def check_eval_on_constructed_sets(checkpoint, tmp_path):
     result = robustlens("sets", "show", str(tmp_path / "set"))
     assert result.returncode == 0, result.stderr
     assert "robustified" in result.stdout and "source_model_accuracy" in result.stdout
+    shown = " ".join(result.stdout.replace("│", " ").split())  # the table may wrap the cell
+    assert "l2-1.5 classifies 10.8 % as the new label, 79.9 % as the original" in shown
 
     no_seeds = torch.full((30,), -1)
     other = ConstructedSet(

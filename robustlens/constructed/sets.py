@@ -90,10 +90,8 @@ def save_set(folder: str | Path, data: ConstructedSet) -> Path:
         image_shape=list(data.images.shape[1:]),
         sha256=_sha256(tmp),
     )
-    card_tmp = folder / (CARD + ".tmp")
-    card_tmp.write_text(json.dumps(card, indent=2, sort_keys=True))
     os.replace(tmp, folder / TENSORS)
-    os.replace(card_tmp, folder / CARD)
+    _write_card(folder, card)
     return folder
 
 
@@ -147,6 +145,13 @@ def load_set(
     )
 
 
+def _write_card(folder: Path, card: dict[str, Any]) -> None:
+    """Write ``card.json`` by a temporary file and a rename (never half written)."""
+    tmp = folder / (CARD + ".tmp")
+    tmp.write_text(json.dumps(card, indent=2, sort_keys=True))
+    os.replace(tmp, folder / CARD)
+
+
 def _read_card(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
@@ -168,7 +173,5 @@ def update_card(folder: str | Path, fields: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"the card's {reserved[0]!r} is set when the set is saved")
     card = _read_card(path)
     card.update(fields)
-    tmp = folder / (CARD + ".tmp")
-    tmp.write_text(json.dumps(card, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    _write_card(folder, card)
     return card

@@ -158,3 +158,12 @@ def leakage(
         "original_label_fraction": float((predicted == original_labels.cpu()).float().mean()),
         "examples": len(images),
     }
+
+
+def describe_leakage(leak: dict) -> str:
+    """One line for a recorded leakage check, e.g. ``l2-1.5 classifies 10.8 % as the new
+    label, 79.9 % as the original``."""
+    return (
+        f"{leak.get('model')} classifies {100 * leak['new_label_fraction']:.1f} % as the new "
+        f"label, {100 * leak['original_label_fraction']:.1f} % as the original"
+    )

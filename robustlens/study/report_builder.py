@@ -75,11 +75,9 @@ def _constructed_note(train_on: dict[str, Any] | None) -> str:
             checks.append(f"{source} accuracy on it {100 * accuracy:.1f} %")
     leak = train_on.get("leakage")
     if leak:
-        checks.append(
-            f"leakage check: {leak.get('model')} classifies "
-            f"{100 * leak['new_label_fraction']:.1f} % as the new label, "
-            f"{100 * leak['original_label_fraction']:.1f} % as the original"
-        )
+        from robustlens.constructed.targeted import describe_leakage
+
+        checks.append(f"leakage check: {describe_leakage(leak)}")
     detail = f" ({'; '.join(checks)})" if checks else ""
     return f", on the {kind} set made against {source}{detail}"
 
