@@ -37,7 +37,7 @@ def _find(view: ResultsView, lens: str, model: str, prefix: str, stem: str) -> n
     whose budget is in the claims' CIFAR-10 units: a row written for another reference
     (``… @imagenet``, Table A1) is a different budget and never stands in for it."""
     for key in _keys(view, lens, model, stem):
-        if key.split("@")[0].rstrip() != key and not key.endswith("@cifar10"):
+        if "@" in key and not key.endswith("@cifar10"):
             continue
         plain = key.removesuffix("@cifar10").rstrip()
         if plain == prefix or plain.startswith(prefix + " "):
