@@ -12,7 +12,7 @@ from robustlens.analysis import linear_cka, svcca
 from robustlens.attacks.spec import AttackSpec
 from robustlens.errors import ConfigError
 from robustlens.lenses import get_lens, similarity
-from robustlens.lenses.common import bootstrap_indices
+from robustlens.lenses.common import bootstrap_indices, representations
 from tests.lenses.helpers import (
     brightness_images,
     make_ctx,
@@ -65,17 +65,44 @@ def test_an_attack_that_changes_nothing_gives_similarity_one():
     assert not any(name.startswith("svcca_boot/") for name in result.arrays)
 
 
-def test_resamples_are_paired_across_models_and_the_figure_has_a_bar_each():
+def recover_rows(subset: np.ndarray, full: np.ndarray) -> list[int]:
+    """The index into ``full`` of each row of ``subset`` (rows of ``full`` are distinct)."""
+    where = {row.tobytes(): i for i, row in enumerate(full)}
+    return [where[row.tobytes()] for row in subset]
+
+
+def test_resamples_are_paired_across_models_and_the_figure_has_a_bar_each(monkeypatch):
+    """Every bootstrap statistic of every model is computed on the same resampled images:
+    the rows handed to SVCCA are traced back to image indices, model by model."""
     nets = [trained_cnn(INFO, seed=0), trained_cnn(INFO, seed=1)]
     models = [study_model(n, f"m{i}") for i, n in enumerate(nets)]
-    p = LENS.resolve_params(
-        INFO, {"attacks": ["pgd linf 0.1 3", "fgsm l2 1"], "reference_dim": 0}, "test"
-    )
-    assert p.bootstrap == 100 and p.keep == 0.99  # SVCCA's 99 % of the variance by default
-    np.testing.assert_array_equal(bootstrap_indices(96, 3, 0), bootstrap_indices(96, 3, 0))
-    ctx = make_ctx(INFO)
-    frame = pd.concat([similarity.compute(m, DATA, p, ctx).tables["similarity"] for m in models])
-    figures = similarity.plot({"similarity": frame}, models, p)
+    settings = {"attacks": ["pgd linf 0.1 3", "fgsm l2 1"], "reference_dim": 0}
+    default = LENS.resolve_params(INFO, settings, "test")
+    assert default.bootstrap == 100 and default.keep == 0.99  # SVCCA's 99 % by default
+    p = LENS.resolve_params(INFO, {**settings, "bootstrap": 4}, "test")
+    ctx = make_ctx(INFO, seed=5)
+    seen: list[np.ndarray] = []
+
+    def spy(x, y, **kwargs):
+        seen.append(x)
+        return svcca(x, y, **kwargs)
+
+    monkeypatch.setattr(similarity, "svcca", spy)
+    frames, drawn = [], {}
+    for m in models:
+        seen.clear()
+        frames.append(similarity.compute(m, DATA, p, ctx).tables["similarity"])
+        clean = representations(m, DATA.images, ctx.device)  # the lens's own code path
+        assert np.unique(clean, axis=0).shape[0] == len(DATA)  # rows identify images
+        # per attack: one call on all images, then one per resample
+        assert len(seen) == 2 * (1 + 4)
+        drawn[m.name] = [recover_rows(x, clean) for x in seen[1:5] + seen[6:]]
+        assert drawn[m.name][0] != list(range(len(DATA)))  # a real resample
+        assert drawn[m.name][:4] == drawn[m.name][4:]  # the same resamples for both attacks
+    assert drawn["m0"] == drawn["m1"]
+    expected = bootstrap_indices(len(DATA), 4, ctx.seed).tolist()
+    assert drawn["m0"][:4] == expected
+    figures = similarity.plot({"similarity": pd.concat(frames)}, models, p)
     assert len(figures) == 2
     for fig in figures.values():
         assert len(fig.axes[0].patches) == 2 * 2
