@@ -24,6 +24,11 @@ class DataError(RobustlensError):
     """Data that is missing, corrupt, truncated or of the wrong shape."""
 
 
+class StoreError(RobustlensError):
+    """A study folder or its results database that cannot be used: in use by another run,
+    corrupt, locked, read-only, or on a full disk."""
+
+
 class CheckpointError(RobustlensError):
     """A checkpoint that is missing, corrupt, unsafe to load or does not fit its architecture."""
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from filelock import FileLock, Timeout
 
 from robustlens.data import archives, formats, sources
 from robustlens.data.catalog import DATASETS, get_entry
@@ -38,7 +39,8 @@ def locate_dataset(name: str, *, root: Path | str | None = None) -> Path | None:
 
     Looks in ``root`` (or ``root/<name>``), ``$ROBUSTLENS_DATA/<name>``, the cache and
     ``/usr/share/datasets/<name>``, in that order (see :mod:`robustlens.data.sources`). A
-    folder holding only the downloaded archive also counts; it is unpacked on first load.
+    folder holding only the downloaded archive also counts; on first load the archive is
+    verified and unpacked into the cache folder, never beside it.
     """
     entry = get_entry(name)
     return _find(entry, entry.search_dirs(root))
@@ -66,24 +68,47 @@ def _urls(entry: DatasetEntry) -> str:
 
 
 def _unpack(entry: DatasetEntry, source: Path, target: Path) -> None:
+    """Verify and unpack ``entry``'s archives found in ``source`` into ``target`` (ours)."""
     for remote in entry.downloads:
         if remote.extract:
-            archives.extract_tar(source / remote.filename, target)
+            archive = source / remote.filename
+            archives.extract_tar(
+                archive,
+                target,
+                sha256=remote.sha256,
+                md5=remote.md5,
+                fix=f"Delete {archive} and call robustlens.data.fetch_dataset({entry.name!r}) "
+                f"to download it again, or replace it with the official file from {remote.url}",
+            )
 
 
 def _ready(entry: DatasetEntry, folder: Path) -> Path:
-    """``folder``, or where its archives were unpacked, holding every required file."""
+    """``folder``, or the cache folder its archives were unpacked into, holding every file.
+
+    Archives are verified against their published checksums and unpacked into the cache
+    (``sources.cache_dir``), never beside them: a user's folder is only read. One process
+    unpacks at a time (a file lock in the cache); the others then find the result.
+    """
     if entry.is_complete(folder):
         return folder
-    target = folder
+    target = sources.cache_dir(entry.name)
+    if entry.is_complete(target):
+        return target
     try:
-        _unpack(entry, folder, folder)
-    except PermissionError:
-        target = sources.cache_dir(entry.name)
-        if entry.is_complete(target):
-            return target
-        logger.info("%s is read-only; unpacking %s into %s", folder, entry.name, target)
-        _unpack(entry, folder, target)
+        target.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(target / ".unpack.lock")
+        lock.acquire(timeout=600)
+    except (OSError, Timeout) as err:
+        raise DataError(
+            f"cannot unpack {entry.name} into {target}: {err}",
+            fix="Make the folder writable, or set XDG_CACHE_HOME to a folder you can write to",
+        ) from err
+    try:
+        if not entry.is_complete(target):  # another process may have finished meanwhile
+            logger.info("unpacking %s from %s into %s", entry.name, folder, target)
+            _unpack(entry, folder, target)
+    finally:
+        lock.release()
     if not entry.is_complete(target):
         names = ", ".join(r.filename for r in entry.downloads if r.extract)
         raise DataError(
@@ -117,7 +142,8 @@ def fetch_dataset(
 
     Uses the files where :func:`locate_dataset` finds them; otherwise downloads them (checked
     against their published checksums) into ``root`` when given, else into the cache folder
-    ``$XDG_CACHE_HOME/robustlens/<name>``, and unpacks archives there.
+    ``$XDG_CACHE_HOME/robustlens/<name>``. Archives are verified and unpacked into the cache
+    folder, whose path is returned then.
     """
     entry = get_entry(name)
     dirs = entry.search_dirs(root)

@@ -29,6 +29,7 @@ from robustlens.models import (
 )
 from robustlens.progress import progress_bar
 from robustlens.runtime import default_device, seed_everything, versions
+from robustlens.study.lock import writes_study_folder
 from robustlens.study.spec import LensPlan, ModelPlan, StudySpec, load_spec, parse_spec
 from robustlens.study.store import LensRun, Store, run_key
 
@@ -139,6 +140,7 @@ class Study:
             sets=self.dir / "constructed",
         )
 
+    @writes_study_folder
     def models(self, *, train: bool = True, progress: bool = False) -> list[StudyModel]:
         """Every model of the study, trained (or reused) or loaded."""
         if self._models is None:
@@ -295,6 +297,7 @@ class Study:
 
     # ------------------------------------------------------------------------------ run
 
+    @writes_study_folder
     def run(self, *, force: tuple[str, ...] = (), progress: bool = False) -> RunSummary:
         """Train or load every model, run every lens not cached, write the report."""
         start = time.perf_counter()
