@@ -470,8 +470,10 @@ def test_invalid_params_raise_config_error(kwargs):
 
 
 def test_boundary_params_are_accepted():
-    ActivationParams(tau_dens=0.0, tau_sim=-1.0)
-    ActivationParams(tau_dens=1.0, tau_sim=1.0, batch_size=1)
+    low = ActivationParams(tau_dens=0.0, tau_sim=-1.0)
+    high = ActivationParams(tau_dens=1.0, tau_sim=1.0, batch_size=1)
+    assert (low.tau_dens, low.tau_sim) == (0.0, -1.0)
+    assert (high.tau_dens, high.tau_sim, high.batch_size) == (1.0, 1.0, 1)
 
 
 def test_resolve_params_defaults_and_overrides():

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from robustlens.attacks.spec import AttackSpec
 from robustlens.lenses.common import adversarial, bootstrap_indices, resolve_attacks, subset
 from tests.lenses.helpers import brightness_images, make_ctx, make_info, study_model, trained_cnn
+from tests.tolerances import float_tol
 
 INFO = make_info((1, 12, 12), num_classes=3)
 DATA = brightness_images(INFO, 40, seed=11)
@@ -31,7 +33,10 @@ def test_one_run_per_model_data_and_setting():
 def test_resolve_attacks_pairs_written_and_run_settings():
     pairs = resolve_attacks(("pgd l2 0.25 5", "fgsm linf 0.03"), DATA, 3072)
     (w1, r1), (w2, r2) = pairs
-    assert w1.eps == 0.25 and r1.eps == 0.25 * (144 / 3072) ** 0.5
+    # the lens takes math.sqrt, this test ** 0.5 (pow, not always correctly rounded): ≤ 1 ulp
+    assert w1.eps == 0.25 and r1.eps == pytest.approx(
+        0.25 * (144 / 3072) ** 0.5, rel=float_tol(np.float64)
+    )
     assert w2.eps == r2.eps == 0.03
 
 
@@ -56,6 +61,10 @@ def test_bootstrap_indices_are_fixed_by_size_and_seed():
     a, b = bootstrap_indices(50, 4, 0), bootstrap_indices(50, 4, 0)
     assert a.shape == (4, 50) and (a == b).all() and not (a == bootstrap_indices(50, 4, 1)).all()
     assert a.min() >= 0 and a.max() < 50
+    # every image, the last one included, is drawn: 200 × 50 draws give each image
+    # Binomial(10 000, 1/50) draws, 200 ± 14, so all within 5 standard deviations of 200
+    counts = np.bincount(bootstrap_indices(50, 200, 0).ravel(), minlength=50)
+    assert np.all(np.abs(counts - 200) < 5 * np.sqrt(10_000 / 50 * (1 - 1 / 50))), counts
 
 
 def test_model_labels_name_the_norm_as_the_papers_write_it():

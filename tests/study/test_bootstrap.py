@@ -20,6 +20,10 @@ def test_resample_weights_are_multinomial_counts():
     assert np.all(w.sum(axis=1) == 50)
     assert np.all(w == np.round(w)) and w.min() >= 0
     assert abs(w.mean() - 1.0) < 1e-12
+    # every image, the last one included, is drawn once per resample on average: each column
+    # is Binomial(50, 1/50) per row (variance 0.98), its mean over 200 rows within 5 SE of 1
+    se = np.sqrt(50 * (1 / 50) * (1 - 1 / 50) / 200)
+    assert np.all(np.abs(w.mean(axis=0) - 1.0) < 5 * se), w.mean(axis=0)
 
 
 def test_weighted_statistics_match_explicit_resamples():
@@ -36,6 +40,15 @@ def test_weighted_statistics_match_explicit_resamples():
         drawn = values[idx[b]]
         assert weighted_mean(values, w)[b] == pytest.approx(np.nanmean(drawn))
         assert always_true_count(indicator, w)[b] == indicator[idx[b]].all(axis=0).sum()
+
+
+def test_interval_is_the_central_95_percent_of_the_resamples():
+    # 1001 evenly spaced samples: the 2.5 % and 97.5 % quantiles are samples 25 and 975
+    samples = np.arange(1001) / 1000
+    iv = interval(0.5, samples[::-1])
+    assert (iv.estimate, iv.low, iv.high) == pytest.approx((0.5, 0.025, 0.975), abs=1e-12)
+    nan_ignored = interval(0.5, np.concatenate([samples, [np.nan] * 10]))
+    assert (nan_ignored.low, nan_ignored.high) == pytest.approx((0.025, 0.975), abs=1e-12)
 
 
 def test_interval_sign_and_spearman():
