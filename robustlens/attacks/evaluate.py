@@ -13,6 +13,7 @@ from torch import nn
 from robustlens.attacks.base import Attack, check_finite
 from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
+from robustlens.models.mode import eval_mode
 from robustlens.progress import progress_bar
 
 MINIMAL_NORM_ATTACKS = ("cw-l2", "deepfool")
@@ -75,9 +76,10 @@ def _as_chunks(
 
 
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Predicted classes, in batches, checking for NaN outputs."""
+    """Predicted classes, in batches, checking for NaN outputs; the model runs in eval mode
+    (its own mode restored afterwards)."""
     preds = []
-    with torch.no_grad():
+    with torch.no_grad(), eval_mode(model):
         for i in range(0, images.shape[0], batch_size):
             logits = model(images[i : i + batch_size])
             check_finite(logits)
@@ -104,7 +106,9 @@ def robust_accuracy(
     """Clean and robust accuracy of ``model`` on ``data`` under ``attack``.
 
     For minimal-norm attacks (C&W, DeepFool) pass ``eps``: a sample then counts as robust when
-    the perturbation found is larger than ``eps`` (or none was found).
+    the perturbation found is larger than ``eps`` (or none was found). The model is evaluated
+    and attacked in eval mode (BatchNorm statistics untouched), as is the attack's own model when
+    it is another one; their modes are restored afterwards.
     """
     name = attack.describe()["attack"]
     if name in MINIMAL_NORM_ATTACKS and eps is None:
@@ -117,7 +121,10 @@ def robust_accuracy(
     n, chunks = _as_chunks(data, CHUNK_BATCHES * batch_size, device)
     clean, robust, norms, iters = [], [], [], []
     start = time.perf_counter()
-    with progress_bar(progress, total=n, description=f"{name} evaluation") as advance:
+    with (
+        eval_mode(model, getattr(attack, "model", None)),
+        progress_bar(progress, total=n, description=f"{name} evaluation") as advance,
+    ):
         for x, y in chunks:
             ok = predict(model, x, batch_size) == y
             result = attack.run(x, y, batch_size=batch_size)

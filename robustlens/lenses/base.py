@@ -28,6 +28,7 @@ from robustlens.data.info import DatasetInfo
 from robustlens.errors import ConfigError
 from robustlens.models.base import RobustClassifier
 from robustlens.models.card import ModelCard
+from robustlens.models.mode import eval_mode
 from robustlens.registry import Registry
 
 TIDY_COLUMNS = ("model", "layer", "setting", "metric", "value")
@@ -172,6 +173,20 @@ class LensSpec:
     scope: str = "model"
     version: int = 1
     defaults: Callable[[DatasetInfo], dict[str, Any]] | None = None
+
+    def run(
+        self,
+        target: StudyModel | list[StudyModel],
+        data: ImageSet,
+        params: Any,
+        ctx: LensContext,
+    ) -> LensResult:
+        """``compute`` with every model of ``target`` in eval mode, so looking at a model never
+        changes it (BatchNorm statistics) nor depends on the mode it was left in; each model's
+        own mode is restored afterwards."""
+        group = target if isinstance(target, list) else [target]
+        with eval_mode(*(m.model for m in group)):
+            return self.compute(target, data, params, ctx)
 
     def resolve_params(self, info: DatasetInfo, overrides: Mapping[str, Any], where: str) -> Any:
         """The parameter object: defaults for ``info`` updated with ``overrides``, validated."""

@@ -17,6 +17,7 @@ from robustlens.models.checkpoint import (
     save_checkpoint,
 )
 from robustlens.models.foreign import load_foreign_weights
+from robustlens.models.mode import eval_mode
 from robustlens.models.normalize import Normalize
 from robustlens.models.preact_resnet import PreActResNet
 from robustlens.models.resnet import CifarResNet, ResNet
@@ -44,6 +45,7 @@ __all__ = [
     "build_model",
     "capture_activations",
     "checkpoint_paths",
+    "eval_mode",
     "list_architectures",
     "load_adapter",
     "load_checkpoint",

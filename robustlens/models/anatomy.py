@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from robustlens.errors import ConfigError
+from robustlens.models.mode import eval_mode as _eval_mode
 
 
 def _model_taps(model: nn.Module) -> tuple[str, ...]:
@@ -88,18 +89,6 @@ def capture_activations(
     finally:
         for handle in handles:
             handle.remove()
-
-
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Put every sub-module in eval mode and restore each one's own flag afterwards."""
-    flags = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
-        yield
-    finally:
-        for module, flag in flags:
-            module.training = flag
 
 
 def read_activations(

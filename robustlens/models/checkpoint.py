@@ -1,9 +1,12 @@
 """Checkpoints: weights as ``<stem>.safetensors`` plus a model card ``<stem>.json`` beside them.
 
-Both files are written atomically (a temporary file in the same folder, fsync, then
-``os.replace``), the weights first, so an interrupted save leaves either the previous files or
-new weights whose hash the old card rejects, never a half-written file. Loading checks the
-weights' sha256 against the card before parsing them.
+:func:`save_checkpoint` writes both files atomically (a temporary file in the same folder,
+fsync, then ``os.replace``), the weights first, so an interrupted save leaves either the
+previous files or new weights whose hash the old card rejects, never a half-written file.
+:func:`save_checkpoint_unit` (what training uses) goes further: the pair is staged in a hidden
+folder and committed by one rename, so after a kill it is either completed or redone, never
+left as weights without a card. Loading checks the weights' sha256 against the card before
+parsing them.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import hashlib
 import logging
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -58,18 +61,23 @@ def _write_all(handle: BinaryIO, data: bytes) -> None:
         handle.write(view[start : start + _CHUNK])
 
 
-def _write_temp(final: Path, data: bytes) -> Path:
-    """Write ``data`` to a new hidden file beside ``final`` and fsync it; return its path."""
-    temp = final.with_name(f".{final.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+def _write_new(path: Path, data: bytes) -> None:
+    """Write ``data`` to the new file ``path`` (never an existing one) and fsync it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
             _write_all(handle, data)
             handle.flush()
             os.fsync(handle.fileno())
     except BaseException:
-        temp.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
         raise
+
+
+def _write_temp(final: Path, data: bytes) -> Path:
+    """Write ``data`` to a new hidden file beside ``final`` and fsync it; return its path."""
+    temp = final.with_name(f".{final.name}.{secrets.token_hex(6)}.tmp")
+    _write_new(temp, data)
     return temp
 
 
@@ -148,6 +156,25 @@ def _check_rebuildable(model: RobustClassifier) -> None:
         )
 
 
+def encode_checkpoint(
+    model: RobustClassifier, card: ModelCard | None = None, **card_fields: Any
+) -> tuple[bytes, bytes, ModelCard]:
+    """The bytes of ``model``'s weights file and of its card, and the card: what
+    :func:`save_checkpoint` writes (see there for ``card`` and ``card_fields``)."""
+    if not model.arch or model.arch not in ARCHITECTURES or not model.arch_kwargs:
+        raise CheckpointError(
+            f"cannot save a {type(model).__name__} with arch {model.arch!r} as a checkpoint: "
+            "load_checkpoint rebuilds models with build_model, which does not know it",
+            fix="save model.state_dict() with safetensors.torch.save_file and rebuild the model "
+            "the way you built it, or build it with robustlens.models.build_model",
+        )
+    _check_rebuildable(model)
+    written = _card_for(model, card, dict(card_fields))
+    data = safetensors.torch.save(state_tensors(model), metadata={"arch": model.arch})
+    written = written.replace(weights_sha256=hashlib.sha256(data).hexdigest())
+    return data, written.to_json().encode("utf-8"), written
+
+
 def save_checkpoint(
     model: RobustClassifier, path: str | Path, card: ModelCard | None = None, **card_fields: Any
 ) -> ModelCard:
@@ -158,21 +185,105 @@ def save_checkpoint(
     recipe, metrics, seed, source, notes, ...); its ``weights_sha256`` is the hash of the
     weights file's bytes.
     """
-    if not model.arch or model.arch not in ARCHITECTURES or not model.arch_kwargs:
-        raise CheckpointError(
-            f"cannot save a {type(model).__name__} with arch {model.arch!r} as a checkpoint: "
-            "load_checkpoint rebuilds models with build_model, which does not know it",
-            fix="save model.state_dict() with safetensors.torch.save_file and rebuild the model "
-            "the way you built it, or build it with robustlens.models.build_model",
-        )
-    _check_rebuildable(model)
+    data, text, written = encode_checkpoint(model, card, **card_fields)
     weights_path, card_path = checkpoint_paths(path)
-    written = _card_for(model, card, dict(card_fields))
-    data = safetensors.torch.save(state_tensors(model), metadata={"arch": model.arch})
-    written = written.replace(weights_sha256=hashlib.sha256(data).hexdigest())
-    text = written.to_json().encode("utf-8")
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write({weights_path: data, card_path: text})
+    logger.info("saved %s (%s) to %s", model.arch, written.weights_sha256[:12], weights_path)
+    return written
+
+
+# ------------------------------------------------------------- weights and card as one unit
+
+
+def unit_folders(path: str | Path) -> tuple[Path, Path]:
+    """(staging, committed): the hidden folders beside ``path``'s pair that
+    :func:`save_checkpoint_unit` writes the pair into (``.<stem>.staging``) and renames to
+    once both files are complete (``.<stem>.commit``)."""
+    weights_path, _ = checkpoint_paths(path)
+    stem = weights_path.name[: -len(WEIGHTS_SUFFIX)]
+    return (
+        weights_path.with_name(f".{stem}.staging"),
+        weights_path.with_name(f".{stem}.commit"),
+    )
+
+
+def _remove_unit_folder(folder: Path, names: tuple[str, ...]) -> None:
+    """Remove ``folder``, which must hold nothing but (some of) ``names``."""
+    for name in names:
+        (folder / name).unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError as err:
+        raise CheckpointError(
+            f"{folder} holds files that save_checkpoint_unit did not write ({err})",
+            fix=f"move your own files out of {folder}; it is robustlens's staging folder",
+        ) from err
+
+
+def finish_checkpoint_unit(path: str | Path) -> str | None:
+    """Complete or discard a :func:`save_checkpoint_unit` that a kill interrupted.
+
+    A committed pair (both files complete) is moved into place: "finished". A pair still
+    being staged is half-written and is discarded: "discarded". Returns None when there was
+    nothing to do. Only the hidden unit folders and the pair's own two files are touched.
+    """
+    weights_path, card_path = checkpoint_paths(path)
+    staging, committed = unit_folders(path)
+    names = (weights_path.name, card_path.name)
+    outcome = None
+    if committed.is_dir():
+        # Card first, weights last: a weights file in place always has its card beside it.
+        for name in (card_path.name, weights_path.name):
+            if (committed / name).exists():
+                os.replace(committed / name, weights_path.parent / name)
+        _remove_unit_folder(committed, names)
+        _fsync_dir(weights_path.parent)
+        outcome = "finished"
+        logger.info("finished the interrupted save of %s", weights_path)
+    if staging.is_dir():
+        _remove_unit_folder(staging, names)
+        outcome = outcome or "discarded"
+        logger.info("discarded the half-written save of %s", weights_path)
+    return outcome
+
+
+def save_checkpoint_unit(
+    model: RobustClassifier,
+    path: str | Path,
+    card: ModelCard | None = None,
+    *,
+    at: Callable[[str], None] | None = None,
+    **card_fields: Any,
+) -> ModelCard:
+    """:func:`save_checkpoint`, with weights and card saved as one unit that survives a kill.
+
+    Both files are written (and fsynced) into ``.<stem>.staging`` beside ``path``, which is
+    then renamed once to ``.<stem>.commit``: that rename is the commit. The files are then
+    moved into place. After a kill, :func:`finish_checkpoint_unit` moves a committed pair
+    into place and discards a staged one, so the pair in place is always complete. ``at`` is
+    called with "weights-staged", "pair-committed" and "card-in-place" as those points pass
+    (a test hook).
+    """
+    data, text, written = encode_checkpoint(model, card, **card_fields)
+    weights_path, card_path = checkpoint_paths(path)
+    weights_path.parent.mkdir(parents=True, exist_ok=True)
+    finish_checkpoint_unit(path)
+    staging, committed = unit_folders(path)
+    staging.mkdir()
+    at = at or (lambda phase: None)
+    _write_new(staging / weights_path.name, data)
+    at("weights-staged")
+    _write_new(staging / card_path.name, text)
+    _fsync_dir(staging)
+    os.rename(staging, committed)
+    _fsync_dir(weights_path.parent)
+    at("pair-committed")
+    os.replace(committed / card_path.name, card_path)
+    at("card-in-place")
+    os.replace(committed / weights_path.name, weights_path)
+    committed.rmdir()
+    _fsync_dir(weights_path.parent)
     logger.info("saved %s (%s) to %s", model.arch, written.weights_sha256[:12], weights_path)
     return written
 

@@ -386,7 +386,7 @@ class Study:
         started = time.time()
         t0 = time.perf_counter()
         target = group[0] if spec.scope == "model" else group
-        result = spec.compute(target, data, plan.params, ctx)
+        result = spec.run(target, data, plan.params, ctx)
         seconds = time.perf_counter() - t0
         store.write_run(
             key=key,

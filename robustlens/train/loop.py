@@ -28,9 +28,16 @@ from robustlens.attacks.threat import threat_model
 from robustlens.data.imageset import ImageSet
 from robustlens.errors import CheckpointError, ConfigError, NumericalError
 from robustlens.models import ModelCard, RobustClassifier, load_checkpoint, save_checkpoint
+from robustlens.models.checkpoint import (
+    checkpoint_paths,
+    finish_checkpoint_unit,
+    save_checkpoint_unit,
+)
+from robustlens.models.mode import eval_mode
 from robustlens.progress import progress_bar
 from robustlens.runtime import default_device
 from robustlens.train.augment import augment
+from robustlens.train.killpoint import kill_point
 from robustlens.train.recipe import Recipe
 from robustlens.train.schedule import learning_rate, training_eps
 
@@ -135,6 +142,7 @@ class _Trainer:
             if p in self.optimizer.state and "momentum_buffer" in self.optimizer.state[p]
         }
         _atomic_save_tensors(buffers, self.state_dir / f"{tag}.optimizer.safetensors")
+        kill_point(f"epoch-{self.epoch}-files", self.out_dir)
         pointer = {
             "epoch": self.epoch,
             "tag": tag,
@@ -231,6 +239,8 @@ class _Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
+                if i == 0:
+                    kill_point(f"epoch-{self.epoch + 1}", self.out_dir)
                 total_loss += loss.detach().double() * y.shape[0]
                 correct += int((logits.detach().argmax(1) == y).sum())
                 seen += y.shape[0]
@@ -253,7 +263,7 @@ class _Trainer:
             return {}
         subset = self.eval_set.subset(min(MONITOR_N, len(self.eval_set)), seed=1)
         x, y = subset.images.to(self.device), subset.labels.to(self.device)
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(self.model):
             out = {"monitor_clean_accuracy": float((self.model(x).argmax(1) == y).float().mean())}
         if self.recipe.adversarial and eps > 0:
             attack = PGD(self.model, threat_model(self.recipe.norm, eps), steps=10)
@@ -272,21 +282,29 @@ class _Trainer:
         return out
 
     def final_metrics(self) -> list[dict[str, Any]]:
+        """Clean (and for adversarial recipes PGD) accuracy on ``eval_n`` held-out images, with
+        the model in eval mode whatever mode it is in (e.g. just resumed)."""
         if self.eval_set is None:
             return []
         subset = self.eval_set.subset(self.recipe.eval_n, seed=0)
-        if not self.recipe.adversarial:
-            x, y = subset.images.to(self.device), subset.labels.to(self.device)
-            with torch.no_grad():
-                acc = float((self.model(x).argmax(1) == y).float().mean())
-            return [{"name": "clean_accuracy", "value": acc, "n": len(subset), "attack": None}]
-        attack = PGD(
-            self.model,
-            threat_model(self.recipe.norm, self.recipe.eps),
-            steps=self.recipe.eval_steps,
-        )
-        result = robust_accuracy(self.model, subset, attack, progress=self.progress)
-        return result.as_metrics()
+        with eval_mode(self.model):
+            if not self.recipe.adversarial:
+                x, y = subset.images.to(self.device), subset.labels.to(self.device)
+                with torch.no_grad():
+                    acc = float((self.model(x).argmax(1) == y).float().mean())
+                metrics = [
+                    {"name": "clean_accuracy", "value": acc, "n": len(subset), "attack": None}
+                ]
+            else:
+                attack = PGD(
+                    self.model,
+                    threat_model(self.recipe.norm, self.recipe.eps),
+                    steps=self.recipe.eval_steps,
+                )
+                result = robust_accuracy(self.model, subset, attack, progress=self.progress)
+                metrics = result.as_metrics()
+            kill_point("during-evaluation", self.out_dir)
+        return metrics
 
 
 def _unfinished_identity(out_dir: Path) -> Any:
@@ -298,18 +316,38 @@ def _unfinished_identity(out_dir: Path) -> Any:
         return "unreadable"
 
 
+def _remove_state(out_dir: Path) -> None:
+    """Remove the run's state folder: the progress pointer first, so that a kill part-way
+    leaves no pointer to files already gone."""
+    state = out_dir / STATE_DIR
+    if state.is_dir():
+        (state / "progress.json").unlink(missing_ok=True)
+        for leftover in state.glob("*"):  # includes hidden temporaries of a killed save
+            leftover.unlink()
+        state.rmdir()
+
+
 def _remove_model_files(out_dir: Path) -> None:
     """Remove what train_model writes in ``out_dir``: the model, its card, its metrics log and
     the unfinished run's state (nothing else in the folder is touched)."""
-    from robustlens.models.checkpoint import checkpoint_paths
-
     for path in (*checkpoint_paths(out_dir / FINAL), out_dir / METRICS):
         path.unlink(missing_ok=True)
-    state = out_dir / STATE_DIR
-    if state.is_dir():
-        for leftover in state.glob("*"):
-            leftover.unlink()
-        state.rmdir()
+    _remove_state(out_dir)
+
+
+def _recover(out_dir: Path, identity: dict[str, Any]) -> None:
+    """Repair what a kill can leave in ``out_dir``: a model save that was interrupted is
+    completed (its pair committed) or discarded (still being staged); weights without their
+    card beside the unfinished run that wrote them (earlier versions saved the two files one
+    by one) are discarded, to be evaluated and saved again; temporaries of the metrics log
+    are removed."""
+    finish_checkpoint_unit(out_dir / FINAL)
+    weights, card = checkpoint_paths(out_dir / FINAL)
+    if weights.exists() and not card.exists() and _unfinished_identity(out_dir) == identity:
+        log.warning("%s: discarding weights saved without their card by a killed run", weights)
+        weights.unlink()
+    for leftover in out_dir.glob(f".{METRICS}.tmp-*"):
+        leftover.unlink()
 
 
 def _write_history(out_dir: Path, history: list[dict[str, Any]]) -> None:
@@ -338,6 +376,10 @@ def train_model(
     A folder holding a model (finished or not) of another architecture, recipe or data is an
     error, unless ``replace`` (the study runner, which owns its model folders): then that
     model's files are removed and the new one is trained in its place.
+
+    A run killed at any point (``kill -9``) resumes to the same weights, card and metrics as an
+    uninterrupted one: weights and card are saved as one unit, evaluation always runs in eval
+    mode. The model is returned in eval mode.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -345,9 +387,12 @@ def train_model(
     final = out_dir / FINAL
     start = time.perf_counter()
     identity = training_identity(model, train_set, recipe)
+    _recover(out_dir, identity)
     if final.exists():
         saved, card = load_checkpoint(final)
         if (card.recipe or {}).get("identity") == identity_digest(identity):
+            if _unfinished_identity(out_dir) in (None, identity):
+                _remove_state(out_dir)  # a kill came after saving, before the clean-up
             saved.to(device)
             history = [json.loads(line) for line in (out_dir / METRICS).read_text().splitlines()]
             return TrainResult(saved, card, history, final, 0.0, reused=True)
@@ -370,18 +415,22 @@ def train_model(
         trainer.history.append(record)
         log.info("epoch %d: %s", trainer.epoch, record)
         trainer.save_state()
+        kill_point(f"epoch-{trainer.epoch}-saved", out_dir)
         _write_history(out_dir, trainer.history)
+        kill_point(f"epoch-{trainer.epoch}-done", out_dir)
+    kill_point("before-evaluation", out_dir)
     metrics = trainer.final_metrics()
-    card = save_checkpoint(
+    _write_history(out_dir, trainer.history)  # complete before the model exists (reuse reads it)
+    card = save_checkpoint_unit(
         trainer.model,
         final,
         recipe=trainer.card_recipe(),
         metrics=metrics,
         seed=recipe.seed,
         dataset=train_set.info.name,
+        at=lambda phase: kill_point(phase, out_dir),
     )
-    _write_history(out_dir, trainer.history)
-    for leftover in trainer.state_dir.glob("*"):
-        leftover.unlink()
-    trainer.state_dir.rmdir()
+    kill_point("before-cleanup", out_dir)
+    _remove_state(out_dir)
+    trainer.model.eval()
     return TrainResult(trainer.model, card, trainer.history, final, time.perf_counter() - start)

@@ -1,5 +1,6 @@
 """The study runner end to end on a tiny Fashion-MNIST study: caching, force, determinism,
-resuming after SIGKILL (during training and during lenses), reading results back."""
+resuming after SIGKILL (during training, its final evaluation and lenses), reading results
+back."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ import time
 
 import pandas as pd
 import pytest
+import torch
 
 from robustlens.errors import ConfigError
+from robustlens.models import load_checkpoint
 from robustlens.study import Study
+from robustlens.train.killpoint import ENV as KILL_ENV
 
 pytestmark = pytest.mark.slow
 
@@ -51,6 +55,16 @@ attack_steps = 5
 thicknesses = [1, 3]
 """
 UNITS = 6  # 3 lenses × 2 models
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One thread here and in the study run in a child process (OMP_NUM_THREADS below): the
+    same numbers in both, and no threads spinning against each other on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +117,13 @@ def test_force_recomputes_one_lens_only(study_file, reference):
         Study.from_file(study_file, out, device="cpu").run(force=("filters",))
 
 
-def run_in_subprocess(study_file, out):
+def run_in_subprocess(study_file, out, kill_at: str | None = None):
+    """``robustlens study run`` in a child process; with ``kill_at`` (FOLDER:PHASE, see
+    robustlens/train/killpoint.py) it dies by SIGKILL exactly at that phase of training."""
+    env = {k: v for k, v in os.environ.items() if k != KILL_ENV}
+    env["OMP_NUM_THREADS"] = "1"
+    if kill_at is not None:
+        env[KILL_ENV] = kill_at
     return subprocess.Popen(
         [
             sys.executable,
@@ -119,6 +139,7 @@ def run_in_subprocess(study_file, out):
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=env,
     )
 
 
@@ -142,18 +163,26 @@ def lens_runs(out) -> int:
         return 0
 
 
-@pytest.mark.parametrize("moment", ["training", "lenses"])
+# Where the killed study dies: training phases are exact (a kill point in the training loop);
+# "lenses" is a kill once two lens runs are stored (every later point must resume as well).
+KILLS = {
+    "training": "natural:epoch-2",
+    "evaluation": "linf-0.1:during-evaluation",
+    "lenses": None,
+}
+
+
+@pytest.mark.timing
+@pytest.mark.parametrize("moment", list(KILLS))
 def test_sigkill_then_rerun_resumes_and_gives_the_same_numbers(
     study_file, reference, tmp_path, moment
 ):
     out = tmp_path / "killed"
-    proc = run_in_subprocess(study_file, out)
-    if moment == "training":
-        wait_for(lambda: (out / "models" / "natural" / "state" / "progress.json").exists())
-    else:
+    proc = run_in_subprocess(study_file, out, KILLS[moment])
+    if KILLS[moment] is None:
         wait_for(lambda: lens_runs(out) >= 2)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+        os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait(timeout=600) == -signal.SIGKILL
     finished = lens_runs(out)
     summary = Study.from_file(study_file, out, device="cpu").run()
     assert len(summary.computed) == UNITS - finished  # nothing that finished is recomputed
@@ -161,6 +190,11 @@ def test_sigkill_then_rerun_resumes_and_gives_the_same_numbers(
     ours, theirs = tables(out), tables(reference[0])
     for lens in ours:
         pd.testing.assert_frame_equal(ours[lens], theirs[lens], obj=lens)
+    for name in ("natural", "linf-0.1"):
+        _, card = load_checkpoint(out / "models" / name / "model.safetensors")
+        _, expected = load_checkpoint(reference[0] / "models" / name / "model.safetensors")
+        assert card.weights_sha256 == expected.weights_sha256, name
+        assert card.metrics == expected.metrics, name
 
 
 def test_status_reports_what_is_left(study_file, reference, tmp_path):
