@@ -21,6 +21,7 @@ from robustlens.constructed.sets import CARD, TENSORS, ConstructedSet, update_ca
 from robustlens.errors import ConfigError, DataError
 from robustlens.models import model_digest
 from tests.lenses.helpers import brightness_images, make_info, trained_cnn
+from tests.tolerances import close
 
 INFO = make_info((1, 12, 12), num_classes=3)
 
@@ -141,7 +142,9 @@ def test_a_chunked_build_equals_robustify_on_the_whole_set(tmp_path, seed_mode):
     assert torch.equal(made.seeds, whole.seeds)
     if seed_mode == "other-image":  # seeds come from the whole set, not only the chunk
         assert (made.seeds[:4] >= 4).any() and not (made.seeds == torch.arange(11)).any()
-    torch.testing.assert_close(made.images, whole.images, rtol=1e-4, atol=1e-5)
+    # chunks of 4 and one batch of 11 may round differently (1 ulp seen): 6 steps, each a
+    # gradient over 144 pixels; the distance goes through the network too, so it gets more
+    torch.testing.assert_close(made.images, whole.images, **close(torch.float32, 6 * 144))
     torch.testing.assert_close(
         made.measures["distance"].double(), torch.from_numpy(whole.distance), rtol=1e-3, atol=1e-4
     )

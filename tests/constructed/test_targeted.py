@@ -13,6 +13,7 @@ from robustlens.constructed.sets import CARD
 from robustlens.constructed.targeted import leakage, new_labels
 from robustlens.errors import ConfigError
 from tests.lenses.helpers import brightness_images, make_info, trained_cnn
+from tests.tolerances import close
 
 INFO = make_info((1, 12, 12), num_classes=3)
 DATA = brightness_images(INFO, 30, seed=7)
@@ -67,7 +68,8 @@ def test_a_chunked_build_equals_one_call_on_the_whole_set(tmp_path):
         tmp_path / "z", net, DATA, "zero", eps=1.0, steps=4, step_size=0.3, seed=2, chunk=7
     )
     assert torch.equal(made.labels, whole.labels) and torch.equal(made.seeds, whole.source)
-    torch.testing.assert_close(made.images, whole.images, rtol=1e-4, atol=1e-5)
+    # chunks of 7 and one batch may round differently: 4 steps, each a gradient over 144 pixels
+    torch.testing.assert_close(made.images, whole.images, **close(torch.float32, 4 * 144))
 
 
 class _ReadsThePixel(nn.Module):
