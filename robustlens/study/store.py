@@ -74,7 +74,7 @@ def store_error(err: sqlite3.Error | OSError, path: Path) -> StoreError:
             f"results database {path} is locked by another program (waited {BUSY_TIMEOUT:g} s: "
             f"{detail})",
             fix="Close the program that has it open (an sqlite3 shell, a database browser) and "
-            + _RESUME,
+            "try again (a study run resumes where it stopped)",
         )
     if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
         return StoreError(

@@ -166,6 +166,22 @@ def test_a_database_locked_by_another_program_is_one_clear_error(study_dir, monk
     store.close()
 
 
+def test_a_database_locked_against_readers_is_one_clear_error(study_dir, monkeypatch):
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT", 0.05)
+    other = sqlite3.connect(study_dir / DB_NAME, isolation_level=None)
+    other.execute("PRAGMA locking_mode=EXCLUSIVE")  # as some tools open a database
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO meta VALUES ('held', 'exclusively')")
+    other.execute("COMMIT")
+    try:
+        with pytest.raises(StoreError, match="is locked by another program") as err:
+            Store(study_dir, read_only=True)
+        assert "try again" in str(err.value)
+    finally:
+        other.close()
+    Store(study_dir, read_only=True).close()  # readable again once the program is gone
+
+
 def test_a_read_only_database_is_one_clear_error(study_dir, monkeypatch):
     # What SQLite answers when the file or its folder cannot be written (as root cannot be
     # shown with chmod): open the writer's connection read-only.
