@@ -200,7 +200,8 @@ def build_document(study: Study, store: Store) -> ReportDocument:
             except Exception as exc:  # a broken figure must not hide the numbers
                 log.exception("figures of lens %s failed", plan.name)
                 warnings.append(f"lens {plan.name}: figures failed ({exc})")
-            store.put_figures(plan.name, [(f.title, f.png) for f in figures], source)
+            if not store.read_only:  # `robustlens report` reads the store, never writes it
+                store.put_figures(plan.name, [(f.title, f.png) for f in figures], source)
         notes = [note for run in lens_runs for note in run.notes]
         if plan.models is not None:
             notes.insert(0, f"looks at the models {', '.join(m.name for m in covered)} only")

@@ -8,30 +8,109 @@ arrays and figures kept as files beside the database, referenced by path and sha
 A lens run is written in one transaction, after its artifact files are complete on disk, so a
 study killed at any moment (even by SIGKILL) leaves either the whole run or none of it; files
 an interrupted run left behind are unreferenced and removed by :meth:`Store.sweep`.
+
+Readers (``study status``, ``report``, ``Study.table``) open the database read-only
+(``Store(..., read_only=True)``, SQLite's ``mode=ro``): they never change it, nor any file of
+the store. Only a writer holding the study folder's lock (:mod:`robustlens.study.lock`) opens it
+for writing. Every failure of the database or of the disk under it (a corrupt or locked file,
+a read-only folder, a full disk) is raised as one :class:`StoreError` saying what to do.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import functools
 import hashlib
 import io
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import pandas as pd
 
-from robustlens.errors import ConfigError
+from robustlens.errors import ConfigError, StoreError
 
 DB_NAME = "results.sqlite"
 ARTIFACTS = "artifacts"
 SCHEMA_VERSION = 1
+BUSY_TIMEOUT = 30.0
+"""Seconds to wait for another connection's write lock before "database is locked"."""
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# SQLite primary result codes (https://sqlite.org/rescode.html)
+_SQLITE_PERM, _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 3, 5, 6, 8
+_SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 10, 11, 13, 14, 26
+_RESUME = "run the study again: it resumes where it stopped"
+
+
+def store_error(err: sqlite3.Error | OSError, path: Path) -> StoreError:
+    """One clear error, with what to do, for a failure of the database at ``path`` or of the
+    disk under it."""
+    folder = path.parent
+    if isinstance(err, sqlite3.Error):
+        code = (getattr(err, "sqlite_errorcode", None) or 0) & 0xFF
+        detail = str(err)
+        no_space = code == _SQLITE_FULL
+        read_only = code in (_SQLITE_READONLY, _SQLITE_PERM, _SQLITE_CANTOPEN)
+    else:
+        code = None
+        detail = err.strerror or str(err)
+        if err.filename:
+            detail = f"{detail}: {err.filename}"
+        no_space = err.errno in (errno.ENOSPC, errno.EDQUOT)
+        read_only = err.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+    if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
+        return StoreError(
+            f"results database {path} is locked by another program (waited {BUSY_TIMEOUT:g} s: "
+            f"{detail})",
+            fix="Close the program that has it open (an sqlite3 shell, a database browser) and "
+            "try again (a study run resumes where it stopped)",
+        )
+    if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return StoreError(
+            f"results database {path} is corrupt ({detail})",
+            fix=f"Move it out of the way (e.g. rename it to {DB_NAME}.broken) and run the study "
+            "again into this folder: trained models are reused, lens results are recomputed",
+        )
+    if no_space:
+        return StoreError(
+            f"no space left on the device of study folder {folder} ({detail})",
+            fix=f"Free some space, or choose another --out folder, and {_RESUME}",
+        )
+    if read_only:
+        return StoreError(
+            f"cannot write study folder {folder} ({detail}): it or its results database is "
+            "read-only",
+            fix="Make the folder writable, or run the study into another --out folder",
+        )
+    return StoreError(
+        f"results database {path} failed: {detail}",
+        fix=f"Check the disk and the folder's permissions, and {_RESUME}",
+    )
+
+
+def _guarded(method: Callable[P, R]) -> Callable[P, R]:
+    """Turn database and disk failures inside a :class:`Store` method into a StoreError."""
+
+    @functools.wraps(method)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except (sqlite3.Error, OSError) as err:
+            raise store_error(err, args[0].path) from err  # type: ignore[attr-defined]
+
+    return guarded
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -127,36 +206,67 @@ def run_key(
 class Store:
     """The study directory's SQLite database and its artifact files."""
 
-    def __init__(self, study_dir: str | Path) -> None:
+    def __init__(self, study_dir: str | Path, *, read_only: bool = False) -> None:
+        """Open (a writer: create) the store of ``study_dir``.
+
+        ``read_only`` opens an existing database with SQLite's ``mode=ro``: nothing of the
+        store is changed, and writing methods raise :class:`StoreError`.
+        """
         self.dir = Path(study_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / ARTIFACTS).mkdir(exist_ok=True)
         self.path = self.dir / DB_NAME
-        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.executescript(SCHEMA)
-        version = self.get_meta("schema_version")
-        if version is None:
+        self.read_only = read_only
+        try:
+            if read_only:
+                self.db = _connect_read_only(self.path)
+            else:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                (self.dir / ARTIFACTS).mkdir(exist_ok=True)
+                self.db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=FULL")
+                self.db.execute("PRAGMA foreign_keys=ON")
+                self.db.executescript(SCHEMA)
+            tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master")}
+            if "meta" not in tables:  # read-only, and not a robustlens database
+                self.db.close()
+                raise StoreError(
+                    f"{self.path} holds no robustlens results (it has no meta table)",
+                    fix="Give the folder a study was run into (robustlens study run --out DIR)",
+                )
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = None if row is None else row[0]
+        except (sqlite3.Error, OSError) as err:
+            with contextlib.suppress(AttributeError, sqlite3.Error):
+                self.db.close()
+            raise store_error(err, self.path) from err
+        if version is None and not read_only:
             self.set_meta("schema_version", str(SCHEMA_VERSION))
-        elif int(version) != SCHEMA_VERSION:
+        elif version is None or not version.isdigit() or int(version) != SCHEMA_VERSION:
+            self.db.close()
             raise ConfigError(
                 f"{self.path} was written by another robustlens version (schema {version})",
                 fix="run the study into a new --out folder",
             )
 
     @classmethod
-    def open_existing(cls, study_dir: str | Path) -> Store:
+    def open_existing(cls, study_dir: str | Path, *, read_only: bool = True) -> Store:
+        """The store of a study that has run (read-only unless asked otherwise)."""
         if not (Path(study_dir) / DB_NAME).is_file():
             raise ConfigError(
                 f"{study_dir} holds no study results ({DB_NAME} is missing)",
                 fix="run `robustlens study run FILE --out DIR` first",
             )
-        return cls(study_dir)
+        return cls(study_dir, read_only=read_only)
 
     def close(self) -> None:
         self.db.close()
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise StoreError(
+                f"{self.path} was opened read-only and cannot be changed",
+                fix="open it with Store(folder) while holding the study folder's lock",
+            )
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -164,29 +274,38 @@ class Store:
         try:
             yield self.db
         except BaseException:
-            self.db.execute("ROLLBACK")
+            # SQLite has already rolled back after some errors (a full disk): then ROLLBACK
+            # fails, and must not hide the error that matters.
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
 
     # ---------------------------------------------------------------------------- meta
 
+    @_guarded
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
+    @_guarded
     def set_meta(self, key: str, value: str) -> None:
+        self._writable()
         self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     # -------------------------------------------------------------------------- models
 
+    @_guarded
     def put_model(
         self, name: str, digest: str, card: str, checkpoint: str, source: str, parameters: int
     ) -> None:
+        self._writable()
         self.db.execute(
             "INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?, ?, ?)",
             (name, digest, card, checkpoint, source, parameters, time.time()),
         )
 
+    @_guarded
     def models(self) -> list[dict[str, Any]]:
         rows = self.db.execute(
             "SELECT name, digest, card, checkpoint, source, parameters FROM models ORDER BY rowid"
@@ -196,6 +315,7 @@ class Store:
 
     # ------------------------------------------------------------------------ lens runs
 
+    @_guarded
     def find_run(self, key: str) -> LensRun | None:
         row = self.db.execute(
             "SELECT id, key, lens, scope_model, params, model_digests, data_fingerprint, notes, "
@@ -204,6 +324,7 @@ class Store:
         ).fetchone()
         return None if row is None else _run_from_row(row)
 
+    @_guarded
     def runs(self, lens: str | None = None) -> list[LensRun]:
         query = (
             "SELECT id, key, lens, scope_model, params, model_digests, data_fingerprint, notes, "
@@ -215,11 +336,14 @@ class Store:
             args = (lens,)
         return [_run_from_row(r) for r in self.db.execute(query + " ORDER BY id", args)]
 
+    @_guarded
     def delete_runs(self, lens: str) -> int:
+        self._writable()
         with self.transaction() as db:
             cur = db.execute("DELETE FROM lens_runs WHERE lens = ?", (lens,))
         return cur.rowcount
 
+    @_guarded
     def write_run(
         self,
         *,
@@ -238,6 +362,7 @@ class Store:
     ) -> int:
         """Write one finished lens run: artifacts to files first, then everything in one
         transaction (replacing an older run with the same key)."""
+        self._writable()
         staged = {name: self._write_array(array) for name, array in arrays.items()}
         with self.transaction() as db:
             db.execute("DELETE FROM lens_runs WHERE key = ?", (key,))
@@ -286,12 +411,18 @@ class Store:
             return
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()  # a full disk must not leave half a file behind
+            raise
 
+    @_guarded
     def table(self, run: LensRun, tbl: str) -> pd.DataFrame:
         rows = self.db.execute(
             "SELECT model, layer, setting, metric, value, extra FROM results "
@@ -308,36 +439,46 @@ class Store:
             records, columns=None if records else ["model", "layer", "setting", "metric", "value"]
         )
 
+    @_guarded
     def table_names(self, run: LensRun) -> list[str]:
         rows = self.db.execute(
             "SELECT DISTINCT tbl FROM results WHERE run_id = ? ORDER BY tbl", (run.id,)
         )
         return [r[0] for r in rows]
 
+    @_guarded
     def array(self, run: LensRun, name: str) -> np.ndarray:
         row = self.db.execute(
             "SELECT path, sha256 FROM artifacts WHERE run_id = ? AND name = ?", (run.id, name)
         ).fetchone()
         if row is None:
             raise KeyError(f"lens run {run.lens} has no array {name!r}")
-        data = (self.dir / row[0]).read_bytes()
+        try:
+            data = (self.dir / row[0]).read_bytes()
+        except FileNotFoundError:
+            raise ConfigError(
+                f"artifact {self.dir / row[0]} is missing", fix=f"re-run with --force {run.lens}"
+            ) from None
         if hashlib.sha256(data).hexdigest() != row[1]:
             raise ConfigError(
                 f"artifact {self.dir / row[0]} is corrupt", fix=f"re-run with --force {run.lens}"
             )
         return np.load(io.BytesIO(data), allow_pickle=False)
 
+    @_guarded
     def array_names(self, run: LensRun) -> list[str]:
         rows = self.db.execute(
             "SELECT name FROM artifacts WHERE run_id = ? ORDER BY name", (run.id,)
         )
         return [r[0] for r in rows]
 
+    @_guarded
     def put_figures(
         self, lens: str, figures: list[tuple[str, bytes]], source_key: str = ""
     ) -> list[str]:
         """Save a lens's report figures as PNG files and record them (replacing older ones),
         with ``source_key`` naming what they were drawn from (see :meth:`cached_figures`)."""
+        self._writable()
         staged = []
         for title, png in figures:
             sha = hashlib.sha256(png).hexdigest()
@@ -353,6 +494,7 @@ class Store:
             db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"figures:{lens}", source_key))
         return [rel for _, rel, _ in staged]
 
+    @_guarded
     def cached_figures(self, lens: str, source_key: str) -> list[tuple[str, bytes]] | None:
         """The lens's stored figures as (title, PNG bytes) when they were drawn from
         ``source_key`` and every file is intact; None otherwise (draw them again)."""
@@ -372,14 +514,17 @@ class Store:
             out.append((title, data))
         return out
 
+    @_guarded
     def figures(self, lens: str) -> list[tuple[str, Path]]:
         rows = self.db.execute(
             "SELECT title, path FROM figures WHERE lens = ? ORDER BY position", (lens,)
         )
         return [(title, self.dir / path) for title, path in rows]
 
+    @_guarded
     def sweep(self) -> int:
         """Remove artifact files nothing references (left by interrupted runs)."""
+        self._writable()
         referenced = {r[0] for r in self.db.execute("SELECT path FROM artifacts")}
         referenced |= {r[0] for r in self.db.execute("SELECT path FROM figures")}
         removed = 0
@@ -388,6 +533,32 @@ class Store:
                 file.unlink()
                 removed += 1
         return removed
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to the database at ``path`` (SQLite ``mode=ro``).
+
+    A database in WAL mode needs its ``-shm`` file to be read; in a folder nobody can write,
+    where it cannot be created, nobody can be writing the database either, so it is then
+    opened as immutable.
+    """
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT)
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError as err:
+        code = (getattr(err, "sqlite_errorcode", None) or 0) & 0xFF
+        wal = path.with_name(path.name + "-wal")
+        if code not in (_SQLITE_READONLY, _SQLITE_CANTOPEN) or wal.exists():
+            db.close()
+            raise
+        if os.access(path.parent, os.W_OK):
+            db.close()
+            raise
+        db.close()
+        db = sqlite3.connect(f"{uri}&immutable=1", uri=True, isolation_level=None)
+    db.execute("PRAGMA query_only=ON")
+    return db
 
 
 def _run_from_row(row: tuple) -> LensRun:

@@ -1,0 +1,62 @@
+"""`study status` and `report` read a study's store without changing it, even while a run
+holds the study folder (issue 14 §2). `report` writes report.html, nothing else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from robustlens.study import Study
+from robustlens.study import report_builder as report_builder_module
+from robustlens.study.lock import study_lock
+from robustlens.study.runner import REPORT_NAME
+from robustlens.study.store import DB_NAME
+
+STUDY = """
+[study]
+name = "tiny"
+
+[data]
+dataset = "digits"
+eval_n = 40
+
+[[models]]
+name = "a"
+arch = "small-cnn"
+arch_kwargs = { widths = [4, 8], kernels = [3, 3], strides = [1, 2] }
+recipe = { method = "natural", epochs = 1, eval_n = 20 }
+
+[lenses.activations]
+"""
+
+
+def store_files(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """The store's files (database and artifacts) with their bytes and modification times."""
+    paths = [folder / DB_NAME, *sorted((folder / "artifacts").rglob("*"))]
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in paths
+        if p.is_file()
+    }
+
+
+@pytest.mark.slow
+def test_status_and_report_never_change_the_store(tmp_path, monkeypatch):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(STUDY)
+    out = tmp_path / "out"
+    # A run stopped after its lenses, before its report: no figures are stored yet.
+    with monkeypatch.context() as m:
+        m.setattr(report_builder_module, "build_report", lambda study, store: None)
+        summary = Study.from_file(spec, out, device="cpu").run()
+    assert summary.computed and not (out / REPORT_NAME).exists()
+    before = store_files(out)
+    with study_lock(out):  # readers do not need the lock: a run may be going on
+        status = Study.open(out).status()
+        report = Study.open(out).write_report()
+    assert status["lenses"] == [{"lens": "activations", "done": 1, "total": 1}]
+    assert report == out / REPORT_NAME and "activations" in report.read_text()
+    after = store_files(out)
+    assert {k: after.get(k) for k in before} == before
+    assert set(after) == set(before)  # the report's figures were drawn, not stored
