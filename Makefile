@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.robustlens-setup-done
 
-.PHONY: setup quickstart test lint format bench clean
+.PHONY: setup quickstart test test-repeat lint format bench clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,12 @@ test: setup
 	$(VENV)/bin/ruff check robustlens tests benchmarks
 	$(VENV)/bin/ruff format --check robustlens tests benchmarks
 	$(PY) -m pytest
+
+# Timing-sensitive tests (marker `timing`: kill -9 and resume, interrupted writers), each run
+# REPEAT times (pytest-repeat); pytest's closing line is the pass count. docs/TESTING.md.
+REPEAT ?= 30
+test-repeat: setup
+	$(PY) -m pytest -m timing --count $(REPEAT) -q -rf -p no:cacheprovider
 
 lint: setup
 	$(VENV)/bin/ruff check robustlens tests benchmarks

@@ -121,6 +121,7 @@ WRITER = textwrap.dedent(
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 @pytest.mark.parametrize("delay", [0.0, 0.013, 0.05, 0.11])
 def test_sigkill_at_any_moment_leaves_only_whole_runs(tmp_path, delay):
     script = tmp_path / "writer.py"

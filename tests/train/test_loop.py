@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from robustlens.errors import ConfigError, NumericalError
-from robustlens.models import load_checkpoint
+from robustlens.models import load_checkpoint, save_checkpoint
 from robustlens.train import train_model
-from tests.train.helpers import FAST, small_model, stripes
+from tests.train.helpers import FAST, KILLED, killed_run_inputs, small_model, stripes
 
 
 def interrupt_in_second_epoch(monkeypatch, *args, **kwargs) -> None:
@@ -76,6 +76,51 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     ):
         assert torch.equal(a, b), name
     assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in straight.history]
+
+
+def interrupt_before_final_evaluation(monkeypatch, out, **kwargs) -> None:
+    """Run the KILLED recipe into ``out`` and stop it (KeyboardInterrupt) as its final
+    evaluation starts: every epoch saved, no model yet."""
+    from robustlens.train import loop
+
+    def crash(self):
+        raise KeyboardInterrupt
+
+    data, held_out = killed_run_inputs()
+    with monkeypatch.context() as patch:
+        patch.setattr(loop._Trainer, "final_metrics", crash)
+        with pytest.raises(KeyboardInterrupt):
+            train_model(small_model(), data, KILLED, out, eval_set=held_out)
+    assert (out / "state" / "progress.json").exists()
+
+
+def test_a_run_interrupted_at_its_final_evaluation_resumes_to_the_same_model(tmp_path, monkeypatch):
+    """The resumed model was never switched to eval mode by an epoch: its evaluation (PGD)
+    must still not move the BatchNorm statistics."""
+    data, held_out = killed_run_inputs()
+    straight = train_model(small_model(), data, KILLED, tmp_path / "a", eval_set=held_out)
+    interrupt_before_final_evaluation(monkeypatch, tmp_path / "b")
+    resumed = train_model(small_model(seed=5), data, KILLED, tmp_path / "b", eval_set=held_out)
+    assert resumed.card.weights_sha256 == straight.card.weights_sha256
+    assert resumed.card.metrics == straight.card.metrics
+
+
+def test_weights_left_without_their_card_by_a_killed_run_are_redone(tmp_path, monkeypatch):
+    """A kill between the weights and the card of an older save left model.safetensors alone
+    beside the unfinished run: the run resumes (it used to stop at "no model card" forever)."""
+    data, held_out = killed_run_inputs()
+    straight = train_model(small_model(), data, KILLED, tmp_path / "a", eval_set=held_out)
+    out = tmp_path / "b"
+    interrupt_before_final_evaluation(monkeypatch, out)
+    save_checkpoint(small_model(seed=3), tmp_path / "half")
+    (tmp_path / "half.safetensors").replace(out / "model.safetensors")
+    resumed = train_model(small_model(seed=5), data, KILLED, out, eval_set=held_out)
+    assert resumed.card.weights_sha256 == straight.card.weights_sha256
+    assert sorted(p.name for p in out.iterdir()) == [
+        "metrics.jsonl",
+        "model.json",
+        "model.safetensors",
+    ]
 
 
 def test_finished_model_is_reused_and_other_recipes_are_refused(tmp_path):
