@@ -318,3 +318,26 @@ def test_a_study_whose_last_lens_is_bad_trains_nothing(tmp_path, no_training):
     assert time.perf_counter() - start < 30
     assert not list(tmp_path.rglob("*.safetensors"))
     assert not (tmp_path / "out").exists()
+
+
+def test_exit_codes_2_for_bad_usage_and_1_for_an_error_during_the_run(
+    tmp_path, monkeypatch, capsys
+):
+    """0 success, 1 an error in the run, 2 bad usage or bad input (README, "Exit codes")."""
+    import robustlens.train
+    from robustlens.errors import NumericalError
+
+    study = tmp_path / "study.toml"
+    study.write_text(VALID)
+    assert run_cli(monkeypatch, capsys, "study", "run")[0] == 2  # Typer: missing argument
+    assert run_cli(monkeypatch, capsys, "study", "run", str(study), "--bogus")[0] == 2
+
+    def diverges(*args, **kwargs):
+        raise NumericalError("training loss became nan in epoch 1, batch 3", fix="lower lr")
+
+    monkeypatch.setattr(robustlens.train, "train_model", diverges)
+    out = tmp_path / "out"
+    status, stderr = run_cli(monkeypatch, capsys, "study", "run", str(study), "--out", str(out))
+    assert status == 1, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "training loss became nan" in lines[0], stderr
