@@ -191,39 +191,38 @@ def load_spec(path: str | Path) -> StudySpec:
 
 
 MAX_DEPTH = 32
-"""Study files nest a few tables and lists deep; deeper nesting is refused before parsing
-(Python's TOML reader recurses once per level and would overflow the stack)."""
+"""Study files nest a few tables and lists deep; deeper nesting is refused (Python's TOML
+reader recurses once per level, and so would anything walking the values)."""
 
 
 def read_toml(text: str, path: Path) -> dict[str, Any]:
     """``text`` parsed as TOML; syntax errors and absurd nesting raise ConfigError."""
-    depth = _nesting(text)
-    if depth > MAX_DEPTH:
-        raise ConfigError(
-            f"{path}: arrays or inline tables nested {depth} deep (at most {MAX_DEPTH})",
-            fix="a study file needs only a few levels: [table], key = { ... }, lists",
-        )
+    fix = "a study file needs only a few levels: [table], key = { ... }, lists"
     try:
-        return tomllib.loads(text)
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
             f"{path}: not valid TOML: {exc}", fix="fix the syntax at that line"
         ) from exc
-    except RecursionError as exc:  # a nesting the bracket count above could not see
-        raise ConfigError(f"{path}: nested too deeply to read", fix="flatten the file") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"{path}: arrays or tables nested too deeply to read", fix=fix) from exc
+    depth = _depth(raw)
+    if depth > MAX_DEPTH:
+        raise ConfigError(
+            f"{path}: arrays or tables nested {depth} deep (at most {MAX_DEPTH})", fix=fix
+        )
+    return raw
 
 
-def _nesting(text: str) -> int:
-    """An upper bound on the depth of ``[``/``{`` nesting outside comments (brackets in
-    strings count too: only a bound, used to refuse absurd files before parsing)."""
-    depth = deepest = 0
-    for line in text.splitlines():
-        for char in line.split("#", 1)[0]:
-            if char in "[{":
-                depth += 1
-                deepest = max(deepest, depth)
-            elif char in "]}":
-                depth = max(0, depth - 1)
+def _depth(value: Any) -> int:
+    """How deep tables and arrays nest in ``value`` (walked without recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
     return deepest
 
 

@@ -141,7 +141,19 @@ ROWS = [
         2,
         "model natural.arch_kwargs",
     ),
-    ("nested-toml", add(f"\n[lenses.probes]\nblur_sigmas = {DEEP}\n"), 2, "nested 5000 deep"),
+    ("nested-toml", add(f"\n[lenses.probes]\nblur_sigmas = {DEEP}\n"), 2, "nested too deeply"),
+    (
+        "nested-toml-40",
+        add(f"\n[lenses.probes]\nblur_sigmas = {'[' * 40}1{']' * 40}\n"),
+        2,
+        "nested 43 deep (at most 32)",
+    ),
+    (
+        "brackets-in-a-string-are-not-nesting",
+        swap("seed = 1", f'description = "{"[" * 40}"\nseed = "one"'),
+        2,
+        "study.seed: must be a whole number",
+    ),
     (
         "duplicate-name",
         models_before_lenses('[[models]]\nname = "linf-0.1"\nadapter = "timm:resnet18"\n'),
