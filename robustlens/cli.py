@@ -1,6 +1,7 @@
 """The ``robustlens`` command line: data, models, training, evaluation, studies, reports.
 
-Errors a user can make print one line (``error: …``) and exit with status 2, no traceback.
+Errors a user can make print one line (``error: …``), no traceback. Exit status: 0 success,
+1 an error during the run (e.g. training diverged), 2 bad usage or bad input.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from robustlens import __version__
-from robustlens.errors import ConfigError, RobustlensError
+from robustlens.errors import ConfigError, NumericalError, RobustlensError
 
 app = typer.Typer(
     add_completion=False,
@@ -413,6 +414,21 @@ def study_run(
     out.print(f"report: {summary.report}")
 
 
+@study_app.command("check")
+def study_check(file: Annotated[Path, typer.Argument(help="Study file (TOML).")]) -> None:
+    """Check a study file, its checkpoints, architectures and budgets; train nothing."""
+    from robustlens.study.spec import load_spec
+    from robustlens.study.validate import validate_study
+
+    spec = load_spec(file)
+    validate_study(spec)
+    out.print(
+        f"{escape(str(file))}: ok ({len(spec.models)} models, {len(spec.lenses)} lenses)",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 @study_app.command("status")
 def study_status(directory: Annotated[Path, typer.Argument(help="Study output folder.")]) -> None:
     """What a study has done and what is left."""
@@ -464,13 +480,29 @@ def lenses_list(
     out.print(table)
 
 
+EXIT_RUN_FAILED = 1
+"""The work started and then failed (e.g. training diverged: a NumericalError)."""
+EXIT_BAD_INPUT = 2
+"""Bad usage or bad input, found before any work: Typer's usage errors and every other
+RobustlensError (ConfigError, DataError, CheckpointError)."""
+
+
+def exit_code(exc: RobustlensError) -> int:
+    """The exit status for ``exc``: its own ``exit_code`` if it sets one, else 1 for a
+    NumericalError (a computation that failed while running) and 2 for bad input."""
+    default = EXIT_RUN_FAILED if isinstance(exc, NumericalError) else EXIT_BAD_INPUT
+    return int(getattr(exc, "exit_code", default))
+
+
 def main() -> None:
-    """Entry point: run the app, turning user errors into one line and a non-zero exit."""
+    """Entry point: run the app, turning user errors into one line and a non-zero exit
+    (0 success, 1 an error during the run, 2 bad usage or bad input)."""
     try:
         app()
     except RobustlensError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        line = " ".join(str(exc).splitlines())  # one line, whatever the message holds
+        err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        sys.exit(exit_code(exc))
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)

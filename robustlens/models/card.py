@@ -156,6 +156,11 @@ class ModelCard:
                 f"{origin}: not valid JSON ({err})",
                 fix="the card is damaged; restore it or re-save the checkpoint",
             ) from err
+        except RecursionError as err:  # json recurses once per nested array or object
+            raise CheckpointError(
+                f"{origin}: JSON nested too deeply to read",
+                fix="the card is damaged; restore it or re-save the checkpoint",
+            ) from err
         return cls.from_dict(data, origin=origin)
 
     @classmethod

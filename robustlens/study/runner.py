@@ -32,6 +32,7 @@ from robustlens.runtime import default_device, seed_everything, versions
 from robustlens.study.lock import writes_study_folder
 from robustlens.study.spec import LensPlan, ModelPlan, StudySpec, load_spec, parse_spec
 from robustlens.study.store import LensRun, Store, run_key
+from robustlens.study.validate import validate_study
 
 if TYPE_CHECKING:
     from robustlens.constructed import ConstructedSet
@@ -307,6 +308,7 @@ class Study:
                     f"--force {name}: the study has no lens {name!r}",
                     fix=f"its lenses: {', '.join(p.name for p in self.spec.lenses) or 'none'}",
                 )
+        validate_study(self.spec)  # fails in seconds, before the first model trains
         summary = RunSummary()
         store = Store(self.dir)
         try:

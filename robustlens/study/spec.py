@@ -42,6 +42,7 @@ value) raises one ConfigError naming the file, the key and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -151,8 +152,9 @@ def _typed(where: _Where, key: str, value: Any, kind: type, *, minimum: int | No
     ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
     if kind is float:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
+        ok = ok and math.isfinite(value)
     if not ok:
-        return_kind = {int: "a whole number", str: "a string", float: "a number"}[kind]
+        return_kind = {int: "a whole number", str: "a string", float: "a finite number"}[kind]
         raise where.error(key, f"must be {return_kind}, got {value!r}")
     if minimum is not None and value < minimum:
         raise where.error(key, f"must be at least {minimum}, got {value!r}")
@@ -175,14 +177,53 @@ def load_spec(path: str | Path) -> StudySpec:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"study file {path} does not exist", fix="check the path")
-    text = path.read_text()
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} on line {line})",
+            fix="save the study file as UTF-8",
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read study file {path}: {exc.strerror or exc}") from exc
+    return parse_spec(read_toml(text, path), path, text)
+
+
+MAX_DEPTH = 32
+"""Study files nest a few tables and lists deep; deeper nesting is refused (Python's TOML
+reader recurses once per level, and so would anything walking the values)."""
+
+
+def read_toml(text: str, path: Path) -> dict[str, Any]:
+    """``text`` parsed as TOML; syntax errors and absurd nesting raise ConfigError."""
+    fix = "a study file needs only a few levels: [table], key = { ... }, lists"
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
             f"{path}: not valid TOML: {exc}", fix="fix the syntax at that line"
         ) from exc
-    return parse_spec(raw, path, text)
+    except RecursionError as exc:
+        raise ConfigError(f"{path}: arrays or tables nested too deeply to read", fix=fix) from exc
+    depth = _depth(raw)
+    if depth > MAX_DEPTH:
+        raise ConfigError(
+            f"{path}: arrays or tables nested {depth} deep (at most {MAX_DEPTH})", fix=fix
+        )
+    return raw
+
+
+def _depth(value: Any) -> int:
+    """How deep tables and arrays nest in ``value`` (walked without recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def parse_spec(raw: dict[str, Any], path: Path, text: str = "") -> StudySpec:

@@ -14,6 +14,8 @@ from robustlens.errors import ConfigError
 METHODS = ("natural", "pgd", "fgsm-rs")
 SCHEDULES = ("one-cycle", "cosine", "constant")
 AUGMENTATIONS = ("none", "crop", "crop-flip")
+MAX_EPOCHS = 10_000
+"""More epochs than this is refused as a typo (published schedules stop at a few hundred)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class Recipe:
                 fix=f"use {allowed}",
             )
 
+        self._check_types()
         if self.method not in METHODS:
             raise bad("method", " | ".join(METHODS))
         if self.norm not in ("linf", "l2", "l1"):
@@ -70,6 +73,8 @@ class Recipe:
             raise bad("augment", " | ".join(AUGMENTATIONS))
         if not (math.isfinite(self.eps) and self.eps >= 0):
             raise bad("eps", "a finite number ≥ 0")
+        if self.norm == "linf" and self.eps > 1:
+            raise bad("eps", "an L∞ budget ≤ 1 (pixels lie in [0, 1])")
         if self.method != "natural" and self.eps <= 0:
             raise ConfigError(
                 f"training recipe: method {self.method!r} needs eps > 0",
@@ -78,6 +83,8 @@ class Recipe:
         for name in ("epochs", "batch_size", "steps", "eval_n", "eval_steps"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise bad(name, "a whole number ≥ 1")
+        if self.epochs > MAX_EPOCHS:
+            raise bad("epochs", f"at most {MAX_EPOCHS:,} epochs (more is almost surely a typo)")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise bad("lr", "a number > 0")
         if not 0 <= self.momentum < 1:
@@ -86,10 +93,42 @@ class Recipe:
             raise bad("weight_decay", "a number ≥ 0")
         if not 0 <= self.warmup_fraction < 1:
             raise bad("warmup_fraction", "a number in [0, 1)")
-        if self.eps_warmup_epochs < 0:
-            raise bad("eps_warmup_epochs", "a number ≥ 0")
-        if self.step_size is not None and not self.step_size > 0:
+        if not (math.isfinite(self.eps_warmup_epochs) and self.eps_warmup_epochs >= 0):
+            raise bad("eps_warmup_epochs", "a finite number ≥ 0")
+        if self.eps_warmup_epochs > self.epochs:
+            raise bad(
+                "eps_warmup_epochs",
+                f"at most epochs = {self.epochs} (a longer warm-up never reaches eps)",
+            )
+        if self.step_size is not None and not (
+            math.isfinite(self.step_size) and self.step_size > 0
+        ):
             raise bad("step_size", "a number > 0, or leave it out for the default")
+
+    def _check_types(self) -> None:
+        """Every field has its annotated type: a whole number (not a bool) for int fields, a
+        finite number for float fields, true/false for bool fields, text for str fields."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            kind = str(f.type)
+            if kind.endswith("| None") and value is None:
+                continue
+            if kind.startswith("int"):
+                ok, wanted = (
+                    isinstance(value, int) and not isinstance(value, bool),
+                    "a whole number",
+                )
+            elif kind.startswith("float"):
+                ok = isinstance(value, int | float) and not isinstance(value, bool)
+                ok, wanted = ok and math.isfinite(value), "a finite number"
+            elif kind == "bool":
+                ok, wanted = isinstance(value, bool), "true or false"
+            else:
+                ok, wanted = isinstance(value, str), "a string"
+            if not ok:
+                raise ConfigError(
+                    f"training recipe: {f.name} = {value!r} is not allowed", fix=f"use {wanted}"
+                )
 
     @property
     def adversarial(self) -> bool:
