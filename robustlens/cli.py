@@ -199,12 +199,13 @@ def train_cmd(
 ) -> None:
     """Train one model, or one per ε with repeated --eps."""
     from robustlens.runtime import resolve_device
-    from robustlens.train import train, train_sweep
 
     check_out_folder(out_dir)
     check_eps_values(eps)
     if device is not None:
         resolve_device(device)
+    from robustlens.train import train, train_sweep
+
     epsilons = eps or [0.0]
     base_eps = next((e for e in epsilons if e > 0), 0.0)
     if method == "natural" and base_eps > 0:
@@ -444,11 +445,12 @@ def study_run(
 ) -> None:
     """Train or load the study's models, run its lenses (cached), write the report."""
     from robustlens.runtime import resolve_device
-    from robustlens.study import Study
 
     check_out_folder(out_dir)
     if device is not None:
         resolve_device(device)
+    from robustlens.study import Study
+
     study = Study.from_file(file, out_dir, device=device)
     summary = study.run(force=tuple(force or ()), progress=True)
     out.print(
