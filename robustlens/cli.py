@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,6 +42,34 @@ app.add_typer(sets_app, name="sets")
 
 out = Console()
 err = Console(stderr=True)
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def safe(text: object) -> str:
+    """``text`` made safe to print: control characters (terminal escape codes) shown as
+    ``\\xNN`` and rich markup escaped, so names from files print literally."""
+    shown = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+    return escape(shown)
+
+
+def check_out_folder(path: Path | None, flag: str = "--out") -> None:
+    """Refuse an output folder path that names an existing file (it is never overwritten)."""
+    if path is not None and path.exists() and not path.is_dir():
+        raise ConfigError(
+            f"{flag} {path} is an existing file, not a folder",
+            fix=f"give {flag} a folder path (created if missing); the file is left untouched",
+        )
+
+
+def check_eps_values(values: list[float] | None, flag: str = "--eps") -> None:
+    """Refuse NaN, infinite or negative budgets given on the command line."""
+    for value in values or ():
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(
+                f"{flag} must be a finite number ≥ 0, got {value}",
+                fix="e.g. --eps 0.1 (pixel units in [0, 1]; 0 for no attack)",
+            )
 
 
 def _version(value: bool) -> None:
@@ -93,11 +124,11 @@ def data_info(name: str, root: Annotated[Path | None, typer.Option()] = None) ->
     from robustlens.data import dataset_info, locate_dataset
 
     info = dataset_info(name, root=root)
-    table = Table(title=info.name, show_header=False)
+    table = Table(title=safe(info.name), show_header=False)
     for key in ("num_classes", "shape", "mean", "std", "splits", "homepage"):
-        table.add_row(key, str(getattr(info, key)))
-    table.add_row("classes", ", ".join(info.class_names))
-    table.add_row("files", str(locate_dataset(name, root=root) or "not found"))
+        table.add_row(key, safe(getattr(info, key)))
+    table.add_row("classes", safe(", ".join(info.class_names)))
+    table.add_row("files", safe(locate_dataset(name, root=root) or "not found"))
     out.print(table)
 
 
@@ -107,7 +138,7 @@ def data_fetch(name: str, root: Annotated[Path | None, typer.Option()] = None) -
     from robustlens.data import fetch_dataset
 
     where = fetch_dataset(name, root=root)
-    out.print(f"{name}: {where}")
+    out.print(safe(f"{name}: {where}"))
 
 
 # --------------------------------------------------------------------------------- models
@@ -168,6 +199,12 @@ def train_cmd(
     device: Annotated[str | None, typer.Option(help="cpu, cuda, … (default: GPU if any)")] = None,
 ) -> None:
     """Train one model, or one per ε with repeated --eps."""
+    from robustlens.runtime import resolve_device
+
+    check_out_folder(out_dir)
+    check_eps_values(eps)
+    if device is not None:
+        resolve_device(device)
     from robustlens.train import train, train_sweep
 
     epsilons = eps or [0.0]
@@ -201,11 +238,11 @@ def train_cmd(
         metrics = {m["name"]: m for m in r.card.metrics}
         robust = metrics.get("robust_accuracy")
         table.add_row(
-            str(r.checkpoint),
-            r.card.recipe.get("method", "") if r.card.recipe else "",
+            safe(r.checkpoint),
+            safe(r.card.recipe.get("method", "")) if r.card.recipe else "",
             f"{metrics['clean_accuracy']['value']:.3f}" if "clean_accuracy" in metrics else "-",
             f"{robust['value']:.3f}" if robust else "-",
-            _attack_label(robust["attack"]) if robust else "-",
+            safe(_attack_label(robust["attack"])) if robust else "-",
             "reused" if r.reused else f"{r.seconds / 60:.1f}",
         )
     out.print(table)
@@ -294,18 +331,24 @@ def eval_cmd(
 ) -> None:
     """Clean and robust accuracy of a model under one attack."""
     from robustlens.attacks import robust_accuracy
-    from robustlens.data import load_dataset
+    from robustlens.data import dataset_info, load_dataset
+    from robustlens.models.zoo import check_model_fits
     from robustlens.runtime import default_device
 
+    check_eps_values([eps])
     model, card = load_any_model(model_spec, arch=arch, data=data)
     dataset = data or card.dataset
     if not dataset:
         raise ConfigError("the model card names no data set", fix="give --data")
+    if dataset != "imagefolder":
+        info = dataset_info(dataset, root=data_root)
+        check_model_fits(model, info.num_classes, info.shape, dataset)
     if on_set is not None:
         images = constructed_images(on_set, dataset, model, n)
         split = f"constructed set {on_set}"
     else:
         images = load_dataset(dataset, split, n=n, seed=seed, root=data_root)
+        check_model_fits(model, images.info.num_classes, tuple(images.images.shape[1:]), dataset)
     model = model.to(default_device()).eval()
     atk = build_attack(model, attack, norm, eps, steps, step_size, restarts, seed)
     result = robust_accuracy(model, images, atk, eps=eps, batch_size=batch_size, progress=True)
@@ -322,11 +365,11 @@ def eval_cmd(
     if as_json:
         out.print_json(json.dumps(summary))
         return
-    table = Table(title=f"{model_spec} on {dataset} ({split}, n={result.n})")
+    table = Table(title=safe(f"{model_spec} on {dataset} ({split}, n={result.n})"))
     for col in ("attack", "clean acc", "robust acc", "mean iterations", "seconds"):
         table.add_column(col)
     table.add_row(
-        _attack_label(result.attack),
+        safe(_attack_label(result.attack)),
         f"{result.clean_accuracy:.3f}",
         f"{result.robust_accuracy:.3f}",
         f"{result.iterations.float().mean():.1f}",
@@ -362,28 +405,28 @@ def sets_show(
     if as_json:
         out.print_json(json.dumps(card))
         return
-    table = Table(title=f"{folder}: {card.get('kind', 'constructed')} set", show_header=False)
+    table = Table(title=safe(f"{folder}: {card.get('kind', 'constructed')} set"), show_header=False)
     table.add_column("field")
     table.add_column("value")
-    table.add_row("data set", f"{card.get('dataset')} ({card.get('split', '?')} split)")
-    table.add_row("images", f"{len(constructed.images)} of shape {card.get('image_shape')}")
-    table.add_row("made against", escape(str(card.get("model") or "?")))
+    table.add_row("data set", safe(f"{card.get('dataset')} ({card.get('split', '?')} split)"))
+    table.add_row("images", safe(f"{len(constructed.images)} of shape {card.get('image_shape')}"))
+    table.add_row("made against", safe(card.get("model") or "?"))
     for key in ("steps", "step_size", "eps", "seed_mode", "mode", "seed"):
         if card.get(key) is not None:
-            table.add_row(key, escape(str(card[key])))
+            table.add_row(key, safe(card[key]))
     for key, value in sorted((card.get("statistics") or {}).items()):
         if isinstance(value, float):
             shown = f"{value:.4g}"
         elif isinstance(value, list):
-            shown = ", ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in value)
+            shown = safe(", ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in value))
         else:
-            shown = escape(str(value))
-        table.add_row(escape(str(key)), shown)
+            shown = safe(value)
+        table.add_row(safe(key), shown)
     leak = card.get("leakage")
     if leak:
         from robustlens.constructed.targeted import describe_leakage
 
-        table.add_row("leakage check", escape(describe_leakage(leak)))
+        table.add_row("leakage check", safe(describe_leakage(leak)))
     out.print(table)
 
 
@@ -402,6 +445,11 @@ def study_run(
     device: Annotated[str | None, typer.Option(help="cpu, cuda, … (default: GPU if any)")] = None,
 ) -> None:
     """Train or load the study's models, run its lenses (cached), write the report."""
+    from robustlens.runtime import resolve_device
+
+    check_out_folder(out_dir)
+    if device is not None:
+        resolve_device(device)
     from robustlens.study import Study
 
     study = Study.from_file(file, out_dir, device=device)
@@ -411,7 +459,7 @@ def study_run(
         f"{len(summary.loaded)} loaded; lens runs: {len(summary.computed)} computed, "
         f"{len(summary.cached)} cached; {summary.seconds / 60:.1f} min"
     )
-    out.print(f"report: {summary.report}")
+    out.print(f"report: {safe(summary.report)}")
 
 
 @study_app.command("check")
@@ -435,19 +483,20 @@ def study_status(directory: Annotated[Path, typer.Argument(help="Study output fo
     from robustlens.study import Study
 
     status = Study.open(directory).status()
-    table = Table(title=f"study {status['study']} ({status['dir']})")
+    table = Table(title=safe(f"study {status['study']} ({status['dir']})"))
     for col in ("item", "state"):
         table.add_column(col)
     for m in status["models"]:
         table.add_row(
-            f"model {m['model']} ({m['source']})", "done" if m["done"] else "[yellow]left"
+            safe(f"model {m['model']} ({m['source']})"), "done" if m["done"] else "[yellow]left"
         )
     for lens in status["lenses"]:
         state = f"{lens['done']}/{lens['total']}"
         table.add_row(
-            f"lens {lens['lens']}", state if lens["done"] == lens["total"] else f"[yellow]{state}"
+            safe(f"lens {lens['lens']}"),
+            state if lens["done"] == lens["total"] else f"[yellow]{state}",
         )
-    table.add_row("report", status["report"] or "[yellow]not written")
+    table.add_row("report", safe(status["report"]) if status["report"] else "[yellow]not written")
     out.print(table)
 
 
@@ -457,7 +506,7 @@ def report_cmd(directory: Annotated[Path, typer.Argument(help="Study output fold
     from robustlens.study import Study
 
     path = Study.open(directory).write_report()
-    out.print(f"report: {path}")
+    out.print(f"report: {safe(path)}")
 
 
 @lenses_app.command("list")
@@ -494,14 +543,34 @@ def exit_code(exc: RobustlensError) -> int:
     return int(getattr(exc, "exit_code", default))
 
 
+QUIET_WARNINGS: tuple[tuple[str, type[Warning], str], ...] = (
+    # (message regex, category, module regex): dependency noise a user cannot act on.
+    (r".*weights_only.*", FutureWarning, r"torch(\.|$)"),
+    (r".*TypedStorage is deprecated.*", UserWarning, r"torch(\.|$)"),
+    (r".*non-full backward hook.*", UserWarning, r"torch(\.|$)"),
+    (r"", UserWarning, r"captum(\.|$)"),
+    (r"", FutureWarning, r"captum(\.|$)"),
+    (r"", UserWarning, r"kornia(\.|$)"),
+    (r"", DeprecationWarning, r"kornia(\.|$)"),
+)
+
+
+def quiet_dependency_warnings() -> None:
+    """Hide the known dependency warnings of :data:`QUIET_WARNINGS` (targeted by message and
+    module: any other warning, e.g. one of ours that a user can act on, still shows)."""
+    for message, category, module in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category, module=module)
+
+
 def main() -> None:
     """Entry point: run the app, turning user errors into one line and a non-zero exit
     (0 success, 1 an error during the run, 2 bad usage or bad input)."""
+    quiet_dependency_warnings()
     try:
         app()
     except RobustlensError as exc:
         line = " ".join(str(exc).splitlines())  # one line, whatever the message holds
-        err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {safe(line)}", highlight=False, soft_wrap=True)
         sys.exit(exit_code(exc))
     except KeyboardInterrupt:
         err.print("interrupted")

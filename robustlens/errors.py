@@ -28,6 +28,9 @@ class StoreError(RobustlensError):
     """A study folder or its results database that cannot be used: in use by another run,
     corrupt, locked, read-only, or on a full disk."""
 
+    exit_code = 1
+    """The inputs were fine; the run's own folder or disk failed it (see ``cli.exit_code``)."""
+
 
 class CheckpointError(RobustlensError):
     """A checkpoint that is missing, corrupt, unsafe to load or does not fit its architecture."""

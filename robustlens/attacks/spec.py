@@ -83,6 +83,13 @@ class AttackSpec:
     steps: int | None = None
     reference: int | None = None
 
+    def __post_init__(self) -> None:
+        eps = self.eps
+        if isinstance(eps, bool) or not isinstance(eps, int | float) or not math.isfinite(eps):
+            raise ConfigError(f"attack ε must be a finite number, got {eps!r}", fix=USAGE)
+        if eps < 0:
+            raise ConfigError(f"attack ε must be ≥ 0, got {eps!r}", fix=USAGE)
+
     @classmethod
     def parse(cls, text: str) -> AttackSpec:
         """Read ``"ATTACK NORM EPS [STEPS] [@REFERENCE]"``.

@@ -111,8 +111,7 @@ def load_set(
             fix="construct it again, or point at the folder that holds both files",
         )
     card = _read_card(card_path)
-    if card.get("format") != FORMAT or "sha256" not in card:
-        raise DataError(f"{card_path} is not a robustlens constructed-set card (format {FORMAT})")
+    _check_card(card, card_path)
     if _sha256(tensor_path) != card["sha256"]:
         raise DataError(
             f"{tensor_path} does not match its card (sha256 differs): the file is corrupt or "
@@ -136,13 +135,53 @@ def load_set(
         raise DataError(f"cannot read {tensor_path}: {exc}", fix="construct the set again") from exc
     images = tensors.get("images")
     if images is None or images.ndim != 4 or list(images.shape[1:]) != card["image_shape"]:
-        raise DataError(f"{tensor_path} does not hold the images its card describes")
+        raise DataError(
+            f"{tensor_path} does not hold the images its card describes", fix=EDITED_FIX
+        )
+    n = images.shape[0]
+    for key in ("labels", "indices", "seeds"):
+        if key not in tensors or tuple(tensors[key].shape) != (n,):
+            raise DataError(
+                f"{tensor_path} lacks one {key[:-1] if key != 'indices' else 'index'} per image",
+                fix=EDITED_FIX,
+            )
+    if n != card["n"]:
+        raise DataError(
+            f"{card_path} says the set holds {card['n']} images, {tensor_path} holds {n}: the "
+            "card was edited by hand",
+            fix=EDITED_FIX,
+        )
     measures = {
         k.removeprefix("measure/"): v for k, v in tensors.items() if k.startswith("measure/")
     }
     return ConstructedSet(
         images, tensors["labels"], tensors["indices"], tensors["seeds"], card, measures
     )
+
+
+EDITED_FIX = "construct the set again (its files must not be edited by hand)"
+
+
+def _check_card(card: Any, path: Path) -> None:
+    """Raise a DataError when ``card`` lacks a field the format needs or has it mistyped."""
+    if not isinstance(card, dict) or card.get("format") != FORMAT:
+        raise DataError(
+            f"{path} is not a robustlens constructed-set card (format {FORMAT})", fix=EDITED_FIX
+        )
+    shape = card.get("image_shape")
+    problems = []
+    if not isinstance(card.get("sha256"), str):
+        problems.append("no sha256 of the tensor file")
+    if not isinstance(card.get("n"), int) or isinstance(card.get("n"), bool) or card["n"] < 0:
+        problems.append(f"n = {card.get('n')!r} is not a count of images")
+    if not (
+        isinstance(shape, list)
+        and len(shape) == 3
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
+    ):
+        problems.append(f"image_shape = {shape!r} is not [channels, height, width]")
+    if problems:
+        raise DataError(f"{path} is damaged: {'; '.join(problems)}", fix=EDITED_FIX)
 
 
 def _write_card(folder: Path, card: dict[str, Any]) -> None:
@@ -154,11 +193,9 @@ def _write_card(folder: Path, card: dict[str, Any]) -> None:
 
 def _read_card(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(
-            f"{path} is not readable JSON: {exc}", fix="construct the set again"
-        ) from exc
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: JSON and UTF-8 errors
+        raise DataError(f"{path} is not readable JSON: {exc}", fix=EDITED_FIX) from exc
 
 
 def update_card(folder: str | Path, fields: dict[str, Any]) -> dict[str, Any]:
@@ -172,6 +209,7 @@ def update_card(folder: str | Path, fields: dict[str, Any]) -> dict[str, Any]:
     if reserved:
         raise ConfigError(f"the card's {reserved[0]!r} is set when the set is saved")
     card = _read_card(path)
+    _check_card(card, path)
     card.update(fields)
     _write_card(folder, card)
     return card

@@ -17,7 +17,7 @@ import pickle
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -110,9 +110,126 @@ def parse_idx(data: bytes, path: Path | str = "<bytes>") -> np.ndarray:
     return array if dtype.byteorder in "=|" else array.astype(dtype.newbyteorder("="))
 
 
-def read_idx(path: Path | str) -> np.ndarray:
-    """Read one IDX file, gzip-compressed or raw (read-only array)."""
-    return parse_idx(read_bytes(path), path)
+GZIP_MAX_RATIO = 1100
+"""Deflate cannot compress better than about 1032:1, so a gzip file of ``n`` bytes never
+decompresses to more than ``GZIP_MAX_RATIO * n`` bytes."""
+
+
+def _open_data(path: Path) -> tuple[BinaryIO, bool, int]:
+    """``path`` opened for reading (decompressing gzip data), whether it is gzip, and its size."""
+    try:
+        size = path.stat().st_size
+        handle = path.open("rb")
+    except FileNotFoundError:
+        raise DataError(
+            f"data file {path} does not exist",
+            fix="Fetch the data set again (robustlens.data.fetch_dataset)",
+        ) from None
+    except OSError as err:
+        raise DataError(f"cannot read data file {path}: {err}", fix=CORRUPT_FIX) from err
+    compressed = handle.read(2) == GZIP_MAGIC
+    handle.seek(0)
+    if compressed:
+        return gzip.GzipFile(fileobj=handle, mode="rb"), True, size
+    return handle, False, size
+
+
+def _read_exactly(stream: BinaryIO, n: int, path: Path) -> bytes:
+    """At most ``n`` bytes from ``stream`` (fewer only at its end); gzip errors name ``path``."""
+    try:
+        return stream.read(n)
+    except EOFError as err:
+        raise corrupt(path, "the gzip stream is truncated (it ends before its end marker)") from err
+    except (gzip.BadGzipFile, zlib.error, OSError) as err:
+        raise corrupt(path, f"bad gzip data ({err})") from err
+
+
+def _idx_header(stream: BinaryIO, path: Path) -> tuple[bytes, np.dtype, tuple[int, ...]]:
+    """Read and check an IDX header: its bytes, the element dtype and the dimensions."""
+    head = _read_exactly(stream, 4, path)
+    if len(head) < 4:
+        raise corrupt(path, f"only {len(head)} bytes, too short for an IDX header")
+    if head[0] != 0 or head[1] != 0 or head[2] not in _IDX_DTYPES:
+        raise corrupt(path, f"bad IDX magic number 0x{head.hex()}")
+    ndim = head[3]
+    if ndim < 1:
+        raise corrupt(path, "IDX header declares 0 dimensions")
+    rest = _read_exactly(stream, 4 * ndim, path)
+    if len(rest) < 4 * ndim:
+        raise corrupt(path, f"IDX header truncated ({4 + len(rest)} of {4 + 4 * ndim} bytes)")
+    dims = tuple(int(d) for d in np.frombuffer(rest, dtype=">u4"))
+    return head + rest, _IDX_DTYPES[head[2]], dims
+
+
+def _check_dims(dims: tuple[int, ...], shape: Sequence[int | None] | None, path: Path) -> None:
+    if shape is None:
+        return
+    if len(dims) != len(shape) or any(
+        s is not None and d != s for d, s in zip(dims, shape, strict=False)
+    ):
+        wanted = "(" + ", ".join("N" if s is None else str(s) for s in shape)
+        wanted += ",)" if len(shape) == 1 else ")"
+        raise corrupt(path, f"IDX header says shape {dims}, expected {wanted}")
+
+
+def read_idx(
+    path: Path | str, *, shape: Sequence[int | None] | None = None, allow_large: bool = False
+) -> np.ndarray:
+    """Read one IDX file, gzip-compressed (detected by content) or raw (read-only array).
+
+    The header is checked before any payload is read: against ``shape`` when given (``None``
+    for a free dimension), against the file's size (raw files) or the most a gzip file of that
+    size can hold, and against the memory available (:func:`robustlens.runtime.check_memory`;
+    ``allow_large`` skips that). The payload is then read with a bound, so a file whose header
+    promises more, or less, than its bytes is a :class:`DataError` before memory is spent.
+    """
+    from robustlens.runtime import check_memory
+
+    path = Path(path)
+    stream, compressed, size = _open_data(path)
+    with stream:
+        header, dtype, dims = _idx_header(stream, path)
+        _check_dims(dims, shape, path)
+        payload = int(np.prod(dims, dtype=object)) * dtype.itemsize
+        expected = len(header) + payload
+        if not compressed and size != expected:
+            kind = "truncated" if size < expected else "has trailing bytes"
+            raise corrupt(
+                path,
+                f"IDX payload {kind}: header says shape {dims} ({expected} bytes in all), "
+                f"file has {size} bytes",
+            )
+        if compressed and expected > GZIP_MAX_RATIO * size:
+            raise corrupt(
+                path,
+                f"IDX payload truncated: header says shape {dims} ({expected} bytes in all), "
+                f"more than a {size}-byte gzip file can hold",
+            )
+        check_memory(
+            payload,
+            f"IDX file {path} (shape {dims})",
+            fix="check that it is the right file",
+            error=DataError,
+            allow=allow_large,
+        )
+        data = _read_exactly(stream, payload, path)
+        if len(data) < payload:
+            raise corrupt(
+                path,
+                f"IDX payload truncated: header says shape {dims} ({expected} bytes in all), "
+                f"file has {len(header) + len(data)} bytes",
+            )
+        if compressed:
+            extra = _read_exactly(stream, 1, path)
+            if extra:
+                raise corrupt(
+                    path,
+                    f"IDX payload has trailing bytes: header says shape {dims} "
+                    f"({expected} bytes in all), the file holds more",
+                )
+            _read_exactly(stream, 1, path)  # reach the end marker: checks the CRC and length
+    array = np.frombuffer(data, dtype=dtype).reshape(dims)
+    return array if dtype.byteorder in "=|" else array.astype(dtype.newbyteorder("="))
 
 
 def read_idx_pair(
@@ -128,14 +245,14 @@ def read_idx_pair(
     Checks the image dtype and size, that both files hold the same number of items (and
     ``count`` when given), and that every label is in ``0..num_classes-1``.
     """
-    images = read_idx(images_path)
+    images = read_idx(images_path, shape=(None, *image_shape))
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != tuple(image_shape):
         raise corrupt(
             images_path,
             f"expected uint8 images of shape (N, {image_shape[0]}, {image_shape[1]}), "
             f"found {images.dtype} of shape {images.shape}",
         )
-    labels = read_idx(labels_path)
+    labels = read_idx(labels_path, shape=(None,))
     if labels.dtype != np.uint8 or labels.ndim != 1:
         raise corrupt(
             labels_path, f"expected a 1-D uint8 label array, found {labels.dtype} {labels.shape}"

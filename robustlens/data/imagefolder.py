@@ -8,6 +8,10 @@ and holds the class folders; otherwise the whole tree is the single split ``all`
   splits together, so a label means the same class in every split.
 * Only files with image extensions count (:data:`formats.IMAGE_EXTENSIONS`); hidden files and
   folders are skipped. An image that cannot be decoded is a :class:`DataError` naming it.
+* Symbolic links are followed only while they stay inside ``root``: a link that leads out of
+  it, or a folder reached twice (a symlink loop), is a :class:`DataError` naming the link.
+* Before any image is decoded, the memory the split needs at ``image_size`` is estimated and
+  a split that would not fit is a :class:`ConfigError` (``ROBUSTLENS_ALLOW_LARGE=1`` skips it).
 * Images are converted to RGB (``L`` with ``grayscale=True``) and resized to ``image_size``
   (default 224; an int or ``(height, width)``) with PIL's bilinear filter, which antialiases
   when shrinking. The aspect ratio is not kept and nothing is cropped.
@@ -60,11 +64,52 @@ def _visible_dirs(folder: Path) -> list[Path]:
         raise DataError(f"cannot list folder {folder}: {err}", fix="Check the path") from err
 
 
-def _images_under(folder: Path) -> list[Path]:
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found += [Path(dirpath, f) for f in sorted(filenames) if formats.is_image_file(Path(f))]
+def _inside(path: Path, top: Path) -> Path:
+    """The real path of ``path``, which must lie inside ``top`` (a real path), else a
+    DataError: a symbolic link must not lead out of the image folder."""
+    real = Path(os.path.realpath(path))
+    if real != top and top not in real.parents:
+        raise DataError(
+            f"{path} is a link to {real}, outside the image folder {top}",
+            fix="copy or move the files into the image folder, or pass as root the folder "
+            "that holds them all",
+        )
+    return real
+
+
+def _images_under(folder: Path, top: Path | None = None) -> list[Path]:
+    """The image files under ``folder`` in sorted depth-first order, following symbolic
+    links only inside ``top`` (default: ``folder``) and refusing a folder reached twice."""
+    top = Path(os.path.realpath(top if top is not None else folder))
+    found: list[Path] = []
+    seen: set[Path] = set()
+    pending = [folder]
+    while pending:
+        current = pending.pop()
+        real = _inside(current, top)
+        if real in seen:
+            raise DataError(
+                f"folder {current} is reached twice while scanning {top}: a symbolic link "
+                "loop, or two links to one folder",
+                fix="remove the link so that every folder is reached once",
+            )
+        seen.add(real)
+        try:
+            entries = sorted(os.scandir(current), key=lambda e: e.name)
+        except OSError as err:
+            raise DataError(f"cannot list folder {current}: {err}", fix="Check the path") from err
+        subdirs = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            if entry.is_dir():
+                subdirs.append(path)
+            elif formats.is_image_file(path):
+                if entry.is_symlink():
+                    _inside(path, top)
+                found.append(path)
+        pending.extend(reversed(subdirs))
     return found
 
 
@@ -83,9 +128,10 @@ def index_folder(root: Path | str) -> FolderIndex:
             f"image folder {root} does not exist or is not a folder",
             fix="Pass root= the folder that holds one subfolder per class",
         )
+    top = Path(os.path.realpath(root))
     per_split: dict[str, dict[str, list[Path]]] = {}
     for split, folder in split_folders(root).items():
-        per_split[split] = {d.name: _images_under(d) for d in _visible_dirs(folder)}
+        per_split[split] = {d.name: _images_under(d, top) for d in _visible_dirs(folder)}
     classes = tuple(
         sorted({c for by_class in per_split.values() for c, f in by_class.items() if f})
     )
@@ -152,6 +198,23 @@ def _image_size(value: Any) -> tuple[int, int]:
             fix="For example image_size=224 or image_size=(128, 160)",
         )
     return int(value[0]), int(value[1])
+
+
+def check_image_memory(count: int, options: Mapping[str, Any], per_byte: int, where: Path) -> None:
+    """Refuse ``count`` images at ``options``' size when they would not fit in memory.
+
+    ``per_byte``: bytes held per uint8 pixel value while reading (e.g. the uint8 array plus
+    its float32 copy = 5).
+    """
+    from robustlens.runtime import check_memory
+
+    h, w = options["image_size"]
+    channels = 1 if options["grayscale"] else 3
+    check_memory(
+        count * channels * h * w * per_byte,
+        f"{count} image(s) from {where} at image_size=({h}, {w})",
+        fix="choose a smaller image_size",
+    )
 
 
 def _per_channel(name: str, value: Any, channels: int, *, positive: bool) -> tuple[float, ...]:
@@ -257,6 +320,7 @@ class ImageFolderDataset(DatasetEntry):
         self, folder: Path, split: str, options: Mapping[str, Any]
     ) -> tuple[np.ndarray, np.ndarray]:
         index = index_folder(folder)
+        check_image_memory(len(index.splits.get(split, [])), options, 5, folder)
         images, labels = self._read_index(index, split, options)
         if len(labels) == 0:
             where = folder if split == "all" else folder / split
@@ -286,6 +350,8 @@ class ImageFolderDataset(DatasetEntry):
                         "mean and std from",
                         fix="Pass mean= and std= options",
                     )
+                chunk = min(256, len(index.splits[split]))
+                check_image_memory(chunk, options, 1 + 2 * 8, folder)
                 logger.info("computing mean/std of %s (split %s)", folder, split)
                 _STATS_CACHE[key] = channel_stats(self._image_chunks(index.splits[split], options))
             computed = _STATS_CACHE[key]

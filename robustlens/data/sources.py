@@ -1,6 +1,8 @@
 """Where data set files are looked for, in order.
 
-1. an explicit ``root`` argument: the folder itself, or ``root/<name>``;
+1. an explicit ``root`` argument: the folder itself, or ``root/<name>``. When a root is given
+   nothing else is searched (a folder the user names is used or the load stops), and a root
+   that does not exist is a :class:`DataError`;
 2. ``$ROBUSTLENS_DATA/<name>`` (several folders may be given, separated by ``os.pathsep``);
 3. the cache, ``$XDG_CACHE_HOME/robustlens/<name>`` (default ``~/.cache/robustlens/<name>``),
    where downloads go;
@@ -15,6 +17,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from robustlens.errors import DataError
 
 ENV_DATA = "ROBUSTLENS_DATA"
 SYSTEM_DATA_DIR = Path("/usr/share/datasets")
@@ -35,11 +39,14 @@ def cache_dir(name: str) -> Path:
 
 
 def search_dirs(name: str, root: Path | str | None = None) -> list[Path]:
-    """The folders searched for data set ``name``, in order, without duplicates."""
-    dirs: list[Path] = []
+    """The folders searched for data set ``name``, in order, without duplicates.
+
+    With ``root`` only ``root`` and ``root/<name>`` are searched; a ``root`` that is not an
+    existing folder is a :class:`DataError`, never a silent fall-back to other folders.
+    """
     if root is not None:
-        root = Path(root).expanduser()
-        dirs += [root, root / name]
+        return [check_root(root), Path(root).expanduser() / name]
+    dirs: list[Path] = []
     for entry in os.environ.get(ENV_DATA, "").split(os.pathsep):
         if entry.strip():
             dirs.append(Path(entry.strip()).expanduser() / name)
@@ -50,6 +57,19 @@ def search_dirs(name: str, root: Path | str | None = None) -> list[Path]:
         if d not in unique:
             unique.append(d)
     return unique
+
+
+def check_root(root: Path | str) -> Path:
+    """``root`` (user-expanded) when it is an existing folder, else a DataError saying so."""
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        what = "is not a folder" if path.exists() else "does not exist"
+        raise DataError(
+            f"data folder {path} {what}",
+            fix="check the path given as --data-root/--root (data_root in a study file); "
+            "create the folder first to download a data set into it",
+        )
+    return path
 
 
 def find_file(folder: Path, group: FileGroup) -> Path | None:

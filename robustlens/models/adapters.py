@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from robustlens.errors import ConfigError
 from robustlens.models.anatomy import _eval_mode
 from robustlens.models.base import RobustClassifier
+from robustlens.models.checkpoint import check_finite_weights
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +176,7 @@ class AdaptedClassifier(RobustClassifier):
                 "not an nn.Linear",
                 fix="pass head=<name of the final linear layer>",
             )
+        check_finite_weights(module.state_dict(), origin=spec or type(module).__name__)
         shape = tuple(int(v) for v in input_shape)
         if len(shape) != 3:
             raise ConfigError(f"input_shape must be (C, H, W), got {input_shape!r}")

@@ -319,6 +319,23 @@ def load_state_strict(model: nn.Module, state: Mapping[str, Tensor], *, origin: 
     model.load_state_dict(dict(state), strict=True)
 
 
+def check_finite_weights(state: Mapping[str, Tensor], *, origin: str) -> None:
+    """Raise a CheckpointError naming the first floating-point tensor of ``state`` that holds
+    a NaN or an infinite value (such a model's every output would be meaningless)."""
+    for name, tensor in state.items():
+        if not torch.is_tensor(tensor) or not torch.is_floating_point(tensor):
+            continue
+        finite = torch.isfinite(tensor)
+        if not bool(finite.all()):
+            bad = int((~finite).sum())
+            raise CheckpointError(
+                f"the weights in {origin} are not finite: tensor {name!r} holds {bad} NaN or "
+                f"infinite value(s) of {tensor.numel()}",
+                fix="the run that saved them diverged; use an earlier checkpoint or train again "
+                "(e.g. with a lower learning rate)",
+            )
+
+
 def load_checkpoint(
     path: str | Path, *, map_location: str | torch.device = "cpu"
 ) -> tuple[RobustClassifier, ModelCard]:
@@ -375,6 +392,7 @@ def load_checkpoint(
             f"{card.num_classes} and {card.input_shape}",
             fix="repair the card or re-save the checkpoint",
         )
+    check_finite_weights(state, origin=str(weights_path))
     load_state_strict(model, state, origin=str(weights_path))
     model.to(map_location)
     model.eval()

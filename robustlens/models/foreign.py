@@ -26,7 +26,7 @@ from torch import Tensor
 from robustlens.errors import CheckpointError, ConfigError
 from robustlens.models.base import RobustClassifier
 from robustlens.models.card import ModelCard
-from robustlens.models.checkpoint import list_some, load_state_strict
+from robustlens.models.checkpoint import check_finite_weights, list_some, load_state_strict
 from robustlens.models.zoo import build_model
 
 logger = logging.getLogger(__name__)
@@ -253,6 +253,7 @@ def load_foreign_weights(
         state[key] = own[key]
     if untracked:
         notes.append(f"{len(untracked)} num_batches_tracked counters missing from the file; kept 0")
+    check_finite_weights(state, origin=str(path))
     load_state_strict(model, state, origin=str(path))
     notes.append(_set_normalisation(model, statistics, path, arch_kwargs, dataset))
 

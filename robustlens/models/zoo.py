@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from robustlens.errors import ConfigError
 from robustlens.models.base import RobustClassifier, positive_int, to_json_value
 from robustlens.models.preact_resnet import PreActResNet
@@ -110,6 +112,7 @@ def build_model(
     input_size: int | Sequence[int] | None = None,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    allow_large: bool = False,
     **kwargs: Any,
 ) -> RobustClassifier:
     """Build architecture ``arch`` (see :func:`list_architectures`) sized for ``dataset``.
@@ -121,6 +124,11 @@ def build_model(
     to the architecture (e.g. ``widths`` for small-cnn, ``dropout`` for wrn). The returned
     model's ``arch`` and ``arch_kwargs`` rebuild it: ``build_model(m.arch, **m.arch_kwargs)``.
     Initialisation draws from torch's global generator, so it is fixed by ``torch.manual_seed``.
+
+    The parameter count is worked out first (on the ``meta`` device, allocating nothing); an
+    architecture whose weights, gradients and optimiser state would not fit in the memory
+    available is a :class:`ConfigError` unless ``allow_large=True`` (or
+    ``ROBUSTLENS_ALLOW_LARGE=1``).
     """
     spec = ARCHITECTURES.get(arch)
     info = None if dataset is None else _dataset_facts(dataset)
@@ -175,6 +183,53 @@ def build_model(
             f"bad arguments for architecture {spec.name!r}: {err}",
             fix=f"{spec.name!r} accepts {accepted or 'no other arguments'}",
         ) from err
+    check_model_size(spec, arguments, allow=allow_large)
     model = spec.cls(**arguments)
     model.arch = spec.name
     return model
+
+
+BYTES_PER_PARAMETER = 3 * 4
+"""Training memory per parameter: float32 weights, gradients and SGD momentum."""
+
+
+def parameter_count(spec: ArchSpec, arguments: Mapping[str, Any]) -> int:
+    """The number of parameters ``spec`` built with ``arguments`` has, allocating nothing."""
+    with torch.device("meta"):
+        shell = spec.cls(**arguments)
+    return sum(p.numel() for p in shell.parameters())
+
+
+def check_model_size(spec: ArchSpec, arguments: Mapping[str, Any], *, allow: bool = False) -> None:
+    """Refuse an architecture whose parameters alone would exhaust the memory available."""
+    from robustlens.runtime import check_memory, large_allowed
+
+    if allow or large_allowed():
+        return
+    count = parameter_count(spec, arguments)
+    widths = {k: v for k, v in arguments.items() if k not in SHAPE_ARGUMENTS}
+    check_memory(
+        count * BYTES_PER_PARAMETER,
+        f"architecture {spec.name!r} with {widths or 'its defaults'} has {count:,} parameters "
+        "and, to train,",
+        fix="choose smaller widths or depth",
+    )
+
+
+def check_model_fits(model: Any, num_classes: int, shape: Sequence[int], dataset: str) -> None:
+    """Raise a ConfigError when ``model`` declares an input shape or class count other than
+    the data set's (models that declare none, such as some adapters, are not checked)."""
+    declared = getattr(model, "input_shape", None)
+    if declared is not None and tuple(declared) != tuple(shape):
+        raise ConfigError(
+            f"the model takes inputs of shape {tuple(declared)} but data set {dataset!r} has "
+            f"images of shape {tuple(shape)}",
+            fix="evaluate it on the data set it was trained for (its card's dataset), or train "
+            "a model for this one",
+        )
+    classes = getattr(model, "num_classes", None)
+    if classes is not None and int(classes) != int(num_classes):
+        raise ConfigError(
+            f"the model has {classes} classes but data set {dataset!r} has {num_classes}",
+            fix="evaluate it on the data set it was trained for (its card's dataset)",
+        )

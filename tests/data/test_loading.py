@@ -82,10 +82,9 @@ def test_unknown_dataset_and_options():
 
 def test_absent_without_download_lists_places_and_files(isolated_sources, tmp_path):
     with pytest.raises(DataError) as err:
-        load_dataset("fashion-mnist", root=tmp_path / "nowhere", download=False)
+        load_dataset("fashion-mnist", download=False)
     message = str(err.value)
     for place in (
-        tmp_path / "nowhere",
         isolated_sources.cache / "fashion-mnist",
         isolated_sources.system / "fashion-mnist",
     ):
@@ -93,7 +92,12 @@ def test_absent_without_download_lists_places_and_files(isolated_sources, tmp_pa
     for name in ("train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
         assert name in message
     assert "download=False" in message and "fetch_dataset" in message
-    assert locate_dataset("fashion-mnist", root=tmp_path / "nowhere") is None
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError) as err:
+        load_dataset("fashion-mnist", root=tmp_path / "empty", download=False)
+    assert str(tmp_path / "empty") in str(err.value)
+    assert str(isolated_sources.system) not in str(err.value)  # only the folder named
+    assert locate_dataset("fashion-mnist", root=tmp_path / "empty") is None
 
 
 def test_counts_are_enforced(tmp_path):

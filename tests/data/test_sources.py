@@ -5,21 +5,41 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from robustlens.data import locate_dataset, sources
+import pytest
+
+from robustlens.data import load_dataset, locate_dataset, sources
+from robustlens.errors import DataError
 
 from .fakes import touch_mnist
 
 
 def test_search_dirs_order(isolated_sources, monkeypatch, tmp_path):
     monkeypatch.setenv("ROBUSTLENS_DATA", str(tmp_path / "env"))
-    dirs = sources.search_dirs("mnist", tmp_path / "root")
-    assert dirs == [
-        tmp_path / "root",
-        tmp_path / "root" / "mnist",
+    assert sources.search_dirs("mnist") == [
         tmp_path / "env" / "mnist",
         isolated_sources.cache / "mnist",
         isolated_sources.system / "mnist",
     ]
+    (tmp_path / "root").mkdir()
+    # a root the user names is the only place looked at: no fall-back to other folders
+    assert sources.search_dirs("mnist", tmp_path / "root") == [
+        tmp_path / "root",
+        tmp_path / "root" / "mnist",
+    ]
+
+
+@pytest.mark.parametrize("make", [None, "file"])
+def test_a_root_that_is_not_a_folder_is_an_error_not_a_fall_back(isolated_sources, tmp_path, make):
+    touch_mnist(isolated_sources.system / "mnist")  # would be found by a fall-back
+    root = tmp_path / "typo"
+    if make == "file":
+        root.write_text("x")
+    with pytest.raises(DataError, match=r"data folder .*typo") as err:
+        locate_dataset("mnist", root=root)
+    assert ("is not a folder" if make else "does not exist") in str(err.value)
+    with pytest.raises(DataError, match="typo"):
+        load_dataset("mnist", root=root)
+    assert not (root.exists() and root.is_dir())
 
 
 def test_cache_dir_default_and_xdg(monkeypatch, tmp_path):
@@ -31,25 +51,27 @@ def test_cache_dir_default_and_xdg(monkeypatch, tmp_path):
 
 
 def test_locate_order(isolated_sources, monkeypatch, tmp_path):
-    root = tmp_path / "root"
     env = tmp_path / "env"
     monkeypatch.setenv("ROBUSTLENS_DATA", str(env))
-    places = [
-        root,
-        env / "mnist",
-        isolated_sources.cache / "mnist",
-        isolated_sources.system / "mnist",
-    ]
+    places = [env / "mnist", isolated_sources.cache / "mnist", isolated_sources.system / "mnist"]
     for place in places:
         touch_mnist(place)
-    for i, place in enumerate(places):
-        assert locate_dataset("mnist", root=root) == place
+    for place in places:
+        assert locate_dataset("mnist") == place
         shutil.rmtree(place)
-        if i == 0:  # root/<name> is looked at right after root itself
-            touch_mnist(root / "mnist")
-            assert locate_dataset("mnist", root=root) == root / "mnist"
-            shutil.rmtree(root / "mnist")
-    assert locate_dataset("mnist", root=root) is None
+    assert locate_dataset("mnist") is None
+
+
+def test_root_then_root_name_and_nothing_else(isolated_sources, tmp_path):
+    root = tmp_path / "root"
+    touch_mnist(root)
+    touch_mnist(isolated_sources.system / "mnist")
+    assert locate_dataset("mnist", root=root) == root
+    shutil.rmtree(root)
+    touch_mnist(root / "mnist")
+    assert locate_dataset("mnist", root=root) == root / "mnist"
+    shutil.rmtree(root / "mnist")
+    assert locate_dataset("mnist", root=root) is None  # not the system folder's copy
 
 
 def test_a_folder_counts_only_when_complete(isolated_sources, tmp_path):
@@ -57,7 +79,8 @@ def test_a_folder_counts_only_when_complete(isolated_sources, tmp_path):
     touch_mnist(root)
     touch_mnist(isolated_sources.system / "mnist")
     (root / "t10k-labels-idx1-ubyte.gz").unlink()
-    assert locate_dataset("mnist", root=root) == isolated_sources.system / "mnist"
+    assert locate_dataset("mnist", root=root) is None
+    assert locate_dataset("mnist") == isolated_sources.system / "mnist"
     (root / "t10k-labels-idx1-ubyte").touch()  # the uncompressed name also counts
     assert locate_dataset("mnist", root=root) == root
 
