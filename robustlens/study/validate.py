@@ -55,6 +55,7 @@ def validate_study(spec: StudySpec) -> None:
     for lens in spec.lenses:
         _check_lens_budgets(spec, lens, dim)
         _check_taps(spec, lens, nets)
+        _check_lens_fits(spec, lens, info, nets)
 
 
 def _fail(spec: StudySpec, key: str, problem: str, fix: str | None = None) -> ConfigError:
@@ -235,3 +236,56 @@ def _check_taps(spec: StudySpec, lens: LensPlan, nets: dict[str, nn.Module | Non
             raise _fail(
                 spec, f"lenses.{lens.name}.taps", f"model {name}: {exc.problem}", exc.fix
             ) from exc
+
+
+def _check_lens_fits(
+    spec: StudySpec, lens: LensPlan, info: Any, nets: dict[str, nn.Module | None]
+) -> None:
+    """The checks a lens would otherwise make only when it runs, after training: contour
+    thicknesses that fit the images (color), convolutions of the asked kernel sizes in every
+    model (filters), ensemble targets that are data sets with train and test splits."""
+    params = lens.params
+    if lens.name == "color" and params.thicknesses:
+        side = min(info.shape[1:])
+        if max(params.thicknesses) * 2 > side:
+            raise _fail(
+                spec,
+                "lenses.color.thicknesses",
+                f"contour thickness {max(params.thicknesses)} does not fit {side}-pixel images",
+                f"use thicknesses ≤ {side // 2}",
+            )
+    if lens.name == "filters":
+        for name, net in nets.items():
+            if net is None or not lens.covers(name):
+                continue
+            sizes = {
+                m.kernel_size[0]
+                for m in net.modules()
+                if isinstance(m, nn.Conv2d) and m.kernel_size[0] == m.kernel_size[1]
+            }
+            if not sizes & set(params.kernel_sizes):
+                raise _fail(
+                    spec,
+                    "lenses.filters.kernel_sizes",
+                    f"model {name} has no square convolution with kernel size in "
+                    f"{list(params.kernel_sizes)} (its sizes: {sorted(sizes) or 'none'})",
+                    "set the lens's kernel_sizes, or its models = [...] to convolutional ones",
+                )
+    if lens.name == "ensemble":
+        from robustlens.data import dataset_info, list_datasets
+
+        for target in params.targets:
+            if target.startswith("lowres-"):
+                continue
+            try:
+                splits = dataset_info(target).splits if target in list_datasets() else ()
+            except RobustlensError:  # imagefolder: no folder to look at
+                splits = ()
+            if "train" not in splits or "test" not in splits:
+                raise _fail(
+                    spec,
+                    "lenses.ensemble.targets",
+                    f"{target!r} is not a data set with train and test splits",
+                    "use 'lowres-<px>' or one of "
+                    + ", ".join(n for n in list_datasets() if n != "imagefolder"),
+                )
