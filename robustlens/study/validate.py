@@ -56,6 +56,7 @@ def validate_study(spec: StudySpec) -> None:
         _check_lens_budgets(spec, lens, dim)
         _check_taps(spec, lens, nets)
         _check_lens_fits(spec, lens, info, nets)
+        _check_default_sources(spec, lens, nets)
 
 
 def _fail(spec: StudySpec, key: str, problem: str, fix: str | None = None) -> ConfigError:
@@ -289,3 +290,33 @@ def _check_lens_fits(
                     "use 'lowres-<px>' or one of "
                     + ", ".join(n for n in list_datasets() if n != "imagefolder"),
                 )
+
+
+def _check_default_sources(
+    spec: StudySpec, lens: LensPlan, nets: dict[str, nn.Module | None]
+) -> None:
+    """A lens that picks its source models itself (universality, transfer without
+    ``sources``) finds one: a model of the first model's architecture trained on the data
+    set's own training split (see lenses.common.default_sources). Loaded models count."""
+    if getattr(lens.params, "sources", ()) is not None or not hasattr(lens.params, "sources"):
+        return
+    plans = [plan for plan in spec.models if lens.covers(plan.name)]
+    if not plans:
+        return
+
+    def arch(plan: ModelPlan) -> str:
+        if plan.source == "adapter":
+            return "adapter"
+        net = nets.get(plan.name)
+        return str(plan.arch or getattr(net, "arch", ""))
+
+    first = arch(plans[0])
+    if not any(arch(p) == first and p.train_on is None for p in plans):
+        raise _fail(
+            spec,
+            f"lenses.{lens.name}",
+            f"no default source models: no natural or adversarially trained {first!r} model "
+            "(the first model's architecture); models trained on constructed sets are not "
+            "sources",
+            "list the sources (sources = [...]) or put a natural or robust model first",
+        )

@@ -253,6 +253,15 @@ ROWS = [
     ),
     ("unknown-lens", add("\n[lenses.colour]\n"), 2, "unknown lens"),
     (
+        "no-default-sources",
+        add(
+            f'\n[[models]]\n{ZERO}train_on = {{ set = "zero", source = "natural" }}\n'
+            '\n[lenses.universality]\nmodels = ["zero"]\n'
+        ),
+        2,
+        "lenses.universality: no default source models",
+    ),
+    (
         "contour-wider-than-the-image",
         swap("thicknesses = [1, 2]", "thicknesses = [1, 5]"),
         2,
