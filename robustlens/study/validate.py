@@ -10,7 +10,10 @@ before the first model trains, without reading any weights:
 - every ε (recipes, constructed sets, lens attack settings) is finite and at most the largest
   meaningful budget of its norm for the data: the ε-ball around an image in [0, 1]^d holds the
   whole cube at L∞ 1, L2 √d and L1 d;
-- every tap a lens names exists in every model the lens looks at.
+- every tap a lens names exists in every model the lens looks at;
+- what a lens would otherwise find out only when it runs, after training: contour thicknesses
+  that fit the images (color), convolutions of the asked kernel sizes (filters), ensemble
+  targets, a default source model for universality and transfer.
 
 Every problem raises one :class:`~robustlens.errors.RobustlensError` naming the study file.
 """
