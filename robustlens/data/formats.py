@@ -115,7 +115,51 @@ GZIP_MAX_RATIO = 1100
 decompresses to more than ``GZIP_MAX_RATIO * n`` bytes."""
 
 
-def _open_data(path: Path) -> tuple[BinaryIO, bool, int]:
+class _Gunzip:
+    """A gzip file's decompressed bytes, read by :meth:`read` with a bound on each call.
+
+    One ``zlib`` call per read (as fast as ``gzip.decompress``), never more output than asked
+    for; the trailer's CRC and length are checked when the end of a member is reached.
+    """
+
+    def __init__(self, raw: bytes) -> None:
+        self._zlib = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        self._tail = raw
+
+    def read(self, n: int) -> bytes:
+        parts: list[bytes] = []
+        left = n
+        while left > 0:
+            if self._zlib.eof:
+                rest = self._zlib.unused_data
+                if rest.startswith(GZIP_MAGIC):  # another member follows
+                    self._zlib = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+                    self._tail = rest
+                elif rest.strip(b"\0"):
+                    raise zlib.error("data after the end of the gzip stream is not gzip data")
+                else:
+                    break
+            before = len(self._tail)
+            chunk = self._zlib.decompress(self._tail, left)
+            self._tail = self._zlib.unconsumed_tail
+            if chunk:
+                parts.append(chunk)
+                left -= len(chunk)
+            elif not self._zlib.eof and len(self._tail) == before:
+                raise EOFError("the gzip stream ends before its end marker")
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def close(self) -> None:
+        self._tail = b""
+
+    def __enter__(self) -> _Gunzip:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _open_data(path: Path) -> tuple[BinaryIO | _Gunzip, bool, int]:
     """``path`` opened for reading (decompressing gzip data), whether it is gzip, and its size."""
     try:
         size = path.stat().st_size
@@ -130,11 +174,12 @@ def _open_data(path: Path) -> tuple[BinaryIO, bool, int]:
     compressed = handle.read(2) == GZIP_MAGIC
     handle.seek(0)
     if compressed:
-        return gzip.GzipFile(fileobj=handle, mode="rb"), True, size
+        with handle:
+            return _Gunzip(handle.read()), True, size
     return handle, False, size
 
 
-def _read_exactly(stream: BinaryIO, n: int, path: Path) -> bytes:
+def _read_exactly(stream: BinaryIO | _Gunzip, n: int, path: Path) -> bytes:
     """At most ``n`` bytes from ``stream`` (fewer only at its end); gzip errors name ``path``."""
     try:
         return stream.read(n)
@@ -144,7 +189,7 @@ def _read_exactly(stream: BinaryIO, n: int, path: Path) -> bytes:
         raise corrupt(path, f"bad gzip data ({err})") from err
 
 
-def _idx_header(stream: BinaryIO, path: Path) -> tuple[bytes, np.dtype, tuple[int, ...]]:
+def _idx_header(stream: BinaryIO | _Gunzip, path: Path) -> tuple[bytes, np.dtype, tuple[int, ...]]:
     """Read and check an IDX header: its bytes, the element dtype and the dimensions."""
     head = _read_exactly(stream, 4, path)
     if len(head) < 4:
@@ -161,9 +206,16 @@ def _idx_header(stream: BinaryIO, path: Path) -> tuple[bytes, np.dtype, tuple[in
     return head + rest, _IDX_DTYPES[head[2]], dims
 
 
-def _check_dims(dims: tuple[int, ...], shape: Sequence[int | None] | None, path: Path) -> None:
+def _check_dims(
+    dims: tuple[int, ...], shape: Sequence[int | None] | None, path: Path, what: str
+) -> None:
     if shape is None:
         return
+    same_rest = len(dims) == len(shape) and all(
+        s is None or d == s for d, s in zip(dims[1:], shape[1:], strict=True)
+    )
+    if same_rest and shape[0] is not None and dims[0] != shape[0]:
+        raise corrupt(path, f"expected {shape[0]} {what}, found {dims[0]} (IDX header)")
     if len(dims) != len(shape) or any(
         s is not None and d != s for d, s in zip(dims, shape, strict=False)
     ):
@@ -173,7 +225,11 @@ def _check_dims(dims: tuple[int, ...], shape: Sequence[int | None] | None, path:
 
 
 def read_idx(
-    path: Path | str, *, shape: Sequence[int | None] | None = None, allow_large: bool = False
+    path: Path | str,
+    *,
+    shape: Sequence[int | None] | None = None,
+    allow_large: bool = False,
+    what: str = "items",
 ) -> np.ndarray:
     """Read one IDX file, gzip-compressed (detected by content) or raw (read-only array).
 
@@ -182,6 +238,7 @@ def read_idx(
     size can hold, and against the memory available (:func:`robustlens.runtime.check_memory`;
     ``allow_large`` skips that). The payload is then read with a bound, so a file whose header
     promises more, or less, than its bytes is a :class:`DataError` before memory is spent.
+    ``what`` names the items along the first dimension in messages (e.g. ``"images"``).
     """
     from robustlens.runtime import check_memory
 
@@ -189,7 +246,7 @@ def read_idx(
     stream, compressed, size = _open_data(path)
     with stream:
         header, dtype, dims = _idx_header(stream, path)
-        _check_dims(dims, shape, path)
+        _check_dims(dims, shape, path, what)
         payload = int(np.prod(dims, dtype=object)) * dtype.itemsize
         expected = len(header) + payload
         if not compressed and size != expected:
@@ -245,14 +302,14 @@ def read_idx_pair(
     Checks the image dtype and size, that both files hold the same number of items (and
     ``count`` when given), and that every label is in ``0..num_classes-1``.
     """
-    images = read_idx(images_path, shape=(None, *image_shape))
+    images = read_idx(images_path, shape=(count, *image_shape), what="images")
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != tuple(image_shape):
         raise corrupt(
             images_path,
             f"expected uint8 images of shape (N, {image_shape[0]}, {image_shape[1]}), "
             f"found {images.dtype} of shape {images.shape}",
         )
-    labels = read_idx(labels_path, shape=(None,))
+    labels = read_idx(labels_path, shape=(images.shape[0],), what="labels")
     if labels.dtype != np.uint8 or labels.ndim != 1:
         raise corrupt(
             labels_path, f"expected a 1-D uint8 label array, found {labels.dtype} {labels.shape}"

@@ -10,7 +10,10 @@ before the first model trains, without reading any weights:
 - every ε (recipes, constructed sets, lens attack settings) is finite and at most the largest
   meaningful budget of its norm for the data: the ε-ball around an image in [0, 1]^d holds the
   whole cube at L∞ 1, L2 √d and L1 d;
-- every tap a lens names exists in every model the lens looks at.
+- every tap a lens names exists in every model the lens looks at;
+- what a lens would otherwise find out only when it runs, after training: contour thicknesses
+  that fit the images (color), convolutions of the asked kernel sizes (filters), ensemble
+  targets, a default source model for universality and transfer.
 
 Every problem raises one :class:`~robustlens.errors.RobustlensError` naming the study file.
 """
@@ -55,6 +58,8 @@ def validate_study(spec: StudySpec) -> None:
     for lens in spec.lenses:
         _check_lens_budgets(spec, lens, dim)
         _check_taps(spec, lens, nets)
+        _check_lens_fits(spec, lens, info, nets)
+        _check_default_sources(spec, lens, nets)
 
 
 def _fail(spec: StudySpec, key: str, problem: str, fix: str | None = None) -> ConfigError:
@@ -235,3 +240,86 @@ def _check_taps(spec: StudySpec, lens: LensPlan, nets: dict[str, nn.Module | Non
             raise _fail(
                 spec, f"lenses.{lens.name}.taps", f"model {name}: {exc.problem}", exc.fix
             ) from exc
+
+
+def _check_lens_fits(
+    spec: StudySpec, lens: LensPlan, info: Any, nets: dict[str, nn.Module | None]
+) -> None:
+    """The checks a lens would otherwise make only when it runs, after training: contour
+    thicknesses that fit the images (color), convolutions of the asked kernel sizes in every
+    model (filters), ensemble targets that are data sets with train and test splits."""
+    params = lens.params
+    if lens.name == "color" and params.thicknesses:
+        side = min(info.shape[1:])
+        if max(params.thicknesses) * 2 > side:
+            raise _fail(
+                spec,
+                "lenses.color.thicknesses",
+                f"contour thickness {max(params.thicknesses)} does not fit {side}-pixel images",
+                f"use thicknesses ≤ {side // 2}",
+            )
+    if lens.name == "filters":
+        for name, net in nets.items():
+            if net is None or not lens.covers(name):
+                continue
+            sizes = {
+                m.kernel_size[0]
+                for m in net.modules()
+                if isinstance(m, nn.Conv2d) and m.kernel_size[0] == m.kernel_size[1]
+            }
+            if not sizes & set(params.kernel_sizes):
+                raise _fail(
+                    spec,
+                    "lenses.filters.kernel_sizes",
+                    f"model {name} has no square convolution with kernel size in "
+                    f"{list(params.kernel_sizes)} (its sizes: {sorted(sizes) or 'none'})",
+                    "set the lens's kernel_sizes, or its models = [...] to convolutional ones",
+                )
+    if lens.name == "ensemble":
+        from robustlens.data import dataset_info, list_datasets
+
+        for target in params.targets:
+            if target.startswith("lowres-"):
+                continue
+            try:
+                splits = dataset_info(target).splits if target in list_datasets() else ()
+            except RobustlensError:  # imagefolder: no folder to look at
+                splits = ()
+            if "train" not in splits or "test" not in splits:
+                raise _fail(
+                    spec,
+                    "lenses.ensemble.targets",
+                    f"{target!r} is not a data set with train and test splits",
+                    "use 'lowres-<px>' or one of "
+                    + ", ".join(n for n in list_datasets() if n != "imagefolder"),
+                )
+
+
+def _check_default_sources(
+    spec: StudySpec, lens: LensPlan, nets: dict[str, nn.Module | None]
+) -> None:
+    """A lens that picks its source models itself (universality, transfer without
+    ``sources``) finds one: a model of the first model's architecture trained on the data
+    set's own training split (see lenses.common.default_sources). Loaded models count."""
+    if getattr(lens.params, "sources", ()) is not None or not hasattr(lens.params, "sources"):
+        return
+    plans = [plan for plan in spec.models if lens.covers(plan.name)]
+    if not plans:
+        return
+
+    def arch(plan: ModelPlan) -> str:
+        if plan.source == "adapter":
+            return "adapter"
+        net = nets.get(plan.name)
+        return str(plan.arch or getattr(net, "arch", ""))
+
+    first = arch(plans[0])
+    if not any(arch(p) == first and p.train_on is None for p in plans):
+        raise _fail(
+            spec,
+            f"lenses.{lens.name}",
+            f"no default source models: no natural or adversarially trained {first!r} model "
+            "(the first model's architecture); models trained on constructed sets are not "
+            "sources",
+            "list the sources (sources = [...]) or put a natural or robust model first",
+        )

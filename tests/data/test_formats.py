@@ -107,7 +107,7 @@ def test_missing_file(tmp_path):
 def test_idx_pair_checks(tmp_path):
     ip = write_idx(tmp_path / "i", np.zeros((3, 28, 28), dtype=np.uint8))
     lp = write_idx(tmp_path / "l", np.array([0, 1], dtype=np.uint8))
-    with pytest.raises(DataError, match="2 labels for the 3 images") as err:
+    with pytest.raises(DataError, match="expected 3 labels, found 2") as err:
         formats.read_idx_pair(ip, lp)
     assert str(lp) in str(err.value)
     with pytest.raises(DataError, match="expected 60000 images"):
