@@ -298,10 +298,11 @@ class Study:
 
     # ------------------------------------------------------------------------------ run
 
-    @writes_study_folder
     def run(self, *, force: tuple[str, ...] = (), progress: bool = False) -> RunSummary:
-        """Train or load every model, run every lens not cached, write the report."""
-        start = time.perf_counter()
+        """Train or load every model, run every lens not cached, write the report.
+
+        The whole study is checked first, before the study folder is locked or created, so a
+        study that would fail leaves nothing behind."""
         for name in force:
             if self.spec.lens(name) is None:
                 raise ConfigError(
@@ -309,6 +310,11 @@ class Study:
                     fix=f"its lenses: {', '.join(p.name for p in self.spec.lenses) or 'none'}",
                 )
         validate_study(self.spec)  # fails in seconds, before the first model trains
+        return self._run_locked(force=force, progress=progress)
+
+    @writes_study_folder
+    def _run_locked(self, *, force: tuple[str, ...], progress: bool) -> RunSummary:
+        start = time.perf_counter()
         summary = RunSummary()
         store = Store(self.dir)
         try:

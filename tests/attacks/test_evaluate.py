@@ -54,3 +54,22 @@ def test_minimal_norm_attacks_need_a_budget():
         robust_accuracy(model, (x, y), DeepFool(model))
     with pytest.raises(ConfigError, match="at least one"):
         epsilon_sweep(model, (x, y), DeepFool(model), [])
+
+
+def test_within_budget_allows_only_the_rounding_of_a_float32_norm():
+    from robustlens.attacks.evaluate import within_budget
+
+    d, eps = 3 * 32 * 32, 0.5
+    gen = torch.Generator().manual_seed(0)
+    # Perturbations scaled to norm eps in float64, then rounded to float32 and measured there:
+    # their float32 norms scatter around eps by rounding alone.
+    delta = torch.randn(256, d, generator=gen, dtype=torch.float64)
+    delta = (delta * eps / delta.norm(dim=1, keepdim=True)).float()
+    norms = delta.norm(dim=1)
+    assert bool((norms != eps).any())  # the rounding is really there
+    assert bool(within_budget(norms, eps, d).all())
+    # A perturbation 0.1 % beyond the budget is never within it, nor is one a hair beyond
+    # the slack the rounding can explain.
+    assert not bool(within_budget(norms * 1.001, eps, d).any())
+    slack = 4 * torch.finfo(torch.float32).eps * d**0.5
+    assert not bool(within_budget(torch.tensor([eps * (1 + 2 * slack)]), eps, d).any())
