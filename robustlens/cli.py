@@ -443,8 +443,17 @@ def study_run(
         list[str] | None, typer.Option("--force", help="Recompute this lens (repeatable).")
     ] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, … (default: GPU if any)")] = None,
+    fail_fast: Annotated[
+        bool,
+        typer.Option(
+            "--fail-fast", help="Stop at the first lens that fails (default: run all others)."
+        ),
+    ] = False,
 ) -> None:
-    """Train or load the study's models, run its lenses (cached), write the report."""
+    """Train or load the study's models, run its lenses (cached), write the report.
+
+    A lens that fails is recorded and the others still run; the report lists the failure,
+    the exit status is 1, and running the study again retries only what failed."""
     from robustlens.runtime import resolve_device
 
     check_out_folder(out_dir)
@@ -453,13 +462,21 @@ def study_run(
     from robustlens.study import Study
 
     study = Study.from_file(file, out_dir, device=device)
-    summary = study.run(force=tuple(force or ()), progress=True)
+    summary = study.run(force=tuple(force or ()), progress=True, fail_fast=fail_fast)
     out.print(
         f"models: {len(summary.trained)} trained, {len(summary.reused)} reused, "
         f"{len(summary.loaded)} loaded; lens runs: {len(summary.computed)} computed, "
-        f"{len(summary.cached)} cached; {summary.seconds / 60:.1f} min"
+        f"{len(summary.cached)} cached, {len(summary.not_applicable)} not applicable, "
+        f"{len(summary.failed)} failed; {summary.seconds / 60:.1f} min"
     )
     out.print(f"report: {safe(summary.report)}")
+    if summary.failed:
+        for failure in summary.failed:
+            err.print(
+                f"[bold red]failed:[/] {safe(failure.text())}", highlight=False, soft_wrap=True
+            )
+        err.print("run the study again to retry only the failed lens runs", highlight=False)
+        raise typer.Exit(1)
 
 
 @study_app.command("check")
@@ -492,6 +509,10 @@ def study_status(directory: Annotated[Path, typer.Argument(help="Study output fo
         )
     for lens in status["lenses"]:
         state = f"{lens['done']}/{lens['total']}"
+        if lens.get("failed"):
+            state += f", [red]{lens['failed']} failed[/]"
+        if lens.get("not_applicable"):
+            state += f" ({lens['not_applicable']} not applicable)"
         table.add_row(
             safe(f"lens {lens['lens']}"),
             state if lens["done"] == lens["total"] else f"[yellow]{state}",

@@ -5,7 +5,8 @@ The image is parameterised in the Fourier domain with each frequency scaled by 1
 optimiser does not favour high frequencies), its colours decorrelated with the square root of
 the data set's own colour covariance, and squashed into [0, 1] by a sigmoid. Each step applies
 random transforms sized to the image (Lucid's for 224 px: pad 12, jitter 8, scale 0.9–1.1,
-rotate ±10°, jitter 4; here multiplied by size/224, at least one pixel) and takes an Adam step
+rotate ±10°, jitter 4; here multiplied by size/224, at least one pixel), crops the result back
+to the model's input size and takes an Adam step
 (learning rate 0.05) on the channel's mean activation. Nothing is upsampled or normalised
 beyond what the model does itself; runs are seeded.
 """
@@ -94,13 +95,26 @@ def _scale_rotate(x: torch.Tensor, generator) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
+def _fit(x: torch.Tensor, size: tuple[int, int], generator) -> torch.Tensor:
+    """``x`` brought back to ``size``: a random crop of what padding left over (one more
+    jitter), or a bilinear resize where the image came out smaller."""
+    h, w = x.shape[2:]
+    if h < size[0] or w < size[1]:
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    dy = int(torch.randint(0, h - size[0] + 1, (1,), generator=generator))
+    dx = int(torch.randint(0, w - size[1] + 1, (1,), generator=generator))
+    return x[:, :, dy : dy + size[0], dx : dx + size[1]]
+
+
 def transform(x: torch.Tensor, sizes: TransformSizes, generator) -> torch.Tensor:
     """Lucid's standard transforms, sized to the image: pad (grey), jitter, scale, rotate,
-    jitter."""
+    jitter; then cropped back to the image's own size, so models that take one input size
+    only (no global pooling: LeNet, MLPs, VGG's classifier) see the size they were built for."""
+    size = (x.shape[2], x.shape[3])
     x = F.pad(x, [sizes.pad] * 4, value=0.5)
     x = _crop(x, sizes.jitter_first, generator)
     x = _scale_rotate(x, generator)
-    return _crop(x, sizes.jitter_last, generator)
+    return _fit(_crop(x, sizes.jitter_last, generator), size, generator)
 
 
 def visualize_channels(
@@ -158,9 +172,11 @@ def visualize_channels(
 
 
 def _activation(out: torch.Tensor, row: int, channel: int) -> torch.Tensor:
-    if out.ndim != 4 or channel >= out.shape[1]:
+    """The mean activation of ``channel`` (a feature map of a [B, C, H, W] output, or a unit
+    of a fully connected [B, C] one) for image ``row``."""
+    if out.ndim not in (2, 4) or channel >= out.shape[1]:
         raise ConfigError(
-            f"featviz needs a convolutional tap with at least {channel + 1} channels; this one "
+            f"featviz needs a tap with at least {channel + 1} channels (or units); this one "
             f"outputs shape {tuple(out.shape)}"
         )
     return out[row, channel].mean()

@@ -31,12 +31,14 @@ from robustlens.lenses.base import (
     register_lens,
     tidy,
 )
+from robustlens.lenses.common import convolutional_taps
 from robustlens.models.anatomy import capture_activations
 
 
 @dataclass(frozen=True)
 class ActivationParams:
-    """τ_act = 0 and τ_dens = τ_sim = 0.95 as in §4.1–4.2; ``taps`` empty = every block;
+    """τ_act = 0 and τ_dens = τ_sim = 0.95 as in §4.1–4.2; ``taps`` empty = every
+    convolutional tap of the model (fully connected taps have no feature maps);
     ``count_clusters`` also counts the clusters n_k per image (the "effective number of
     active channels" of §3.2), which costs a union–find over the similar pairs."""
 
@@ -63,6 +65,11 @@ def map_states(
     acts: torch.Tensor, tau_act: float, tau_dens: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(active, densely active) indicators [B, C] of a batch of block outputs [B, C, H, W]."""
+    if acts.ndim != 4:
+        raise ConfigError(
+            f"feature maps are [B, C, H, W] block outputs; got shape {tuple(acts.shape)}",
+            fix="choose convolutional taps (fully connected outputs have no maps)",
+        )
     size = acts.shape[2] * acts.shape[3]
     if tau_act == 0 and bool(acts.amin() >= 0):
         # Post-ReLU outputs: the positive entries are those of sign 1, and summing signs is
@@ -171,16 +178,51 @@ def redundancy(
     return redundant, mean_sim, components_from_edges(active, edges, above)
 
 
+def chosen_taps(model: StudyModel, params: ActivationParams) -> tuple[list[str], list[str]]:
+    """(taps the lens looks at, the model's taps left out as fully connected). A feature map
+    is a channel of a tap's [C, H, W] output (Def. 3.1); fully-connected outputs [C] have no
+    maps, so by default the lens takes the convolutional taps among the model's own. Taps the
+    user names must all output feature maps."""
+    net = model.model
+    modules = dict(net.named_modules())
+    unknown = [t for t in params.taps if t not in modules]
+    if unknown:
+        raise ConfigError(
+            f"model {model.name} has no tap {unknown[0]!r}",
+            fix=f"its taps: {', '.join(net.taps) or '(none)'}; or any name from "
+            "model.named_modules()",
+        )
+    if params.taps:
+        maps, vectors = convolutional_taps(net, params.taps)
+        if vectors:
+            raise ConfigError(
+                f"tap {vectors[0]!r} of model {model.name} outputs a vector (fully connected "
+                "units), not feature maps",
+                fix="choose taps that output [C, H, W] maps (convolutional blocks)",
+            )
+        return maps, []
+    return convolutional_taps(net)
+
+
+def applies(model: StudyModel, params: ActivationParams) -> str | None:
+    """Why the lens cannot run on ``model`` (no convolutional taps), or None."""
+    if params.taps:
+        return None  # named taps are checked (and refused with a ConfigError) in compute
+    maps, vectors = convolutional_taps(model.model)
+    if not maps:
+        listed = ", ".join(vectors) or "none"
+        return (
+            f"no feature maps: the taps of {model.name} ({listed}) output vectors (fully "
+            "connected units), and dense activity and redundancy are defined per feature map"
+        )
+    return None
+
+
 def compute(
     model: StudyModel, data: ImageSet, params: ActivationParams, ctx: LensContext
 ) -> LensResult:
     net = model.model
-    taps = list(params.taps or net.taps)
-    unknown = [t for t in taps if t not in dict(net.named_modules())]
-    if unknown:
-        raise ConfigError(
-            f"model {model.name} has no tap {unknown[0]!r}", fix=f"its taps: {', '.join(net.taps)}"
-        )
+    taps, vectors = chosen_taps(model, params)
     n = len(data)
     # Per-image results go into arrays sized for every image up front: no allocation that
     # lives past its batch, so memory stays flat however many images stream through.
@@ -245,7 +287,12 @@ def compute(
                 {**base, "setting": f"map {i}", "metric": "dense_frequency", "value": float(f)}
             )
     arrays["taps"] = np.array(taps)
-    notes = []
+    notes = [f"{model.name}: feature maps of {', '.join(taps)}"]
+    if vectors:
+        notes.append(
+            f"{model.name}: left out {', '.join(vectors)}: they output vectors (fully "
+            "connected units), not feature maps"
+        )
     if all(np.isnan(arrays[f"mean_similarity/{t}"]).all() for t in taps):
         notes.append(f"{model.name}: fewer than two active maps in every block; S̄ undefined")
     return LensResult(
@@ -301,5 +348,11 @@ SPEC = register_lens(
         params=ActivationParams,
         compute=compute,
         plot=plot,
+        applies=applies,
+        anatomy=(
+            "Reads the model's taps that output feature maps [C, H, W] (convolutional blocks); "
+            "fully connected taps, whose outputs are vectors, are left out and named in the "
+            "report's notes. Not applicable to a model without such taps (an MLP)."
+        ),
     )
 )

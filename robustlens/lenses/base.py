@@ -25,11 +25,18 @@ import torch
 
 from robustlens.data.imageset import ImageSet
 from robustlens.data.info import DatasetInfo
-from robustlens.errors import ConfigError
+from robustlens.errors import ConfigError, RobustlensError
 from robustlens.models.base import RobustClassifier
 from robustlens.models.card import ModelCard
 from robustlens.models.mode import eval_mode
 from robustlens.registry import Registry
+
+
+class LensNotApplicable(RobustlensError):
+    """A lens that does not apply to a model, e.g. the filter lens on a network without 3×3
+    convolutions. Not a failure: the runner records it per model with ``problem`` as the
+    reason, the report shows it, and the claims that need the lens say so."""
+
 
 TIDY_COLUMNS = ("model", "layer", "setting", "metric", "value")
 """Columns every lens table has; lenses may add more (n, ci_low, ci_high, ...)."""
@@ -173,6 +180,18 @@ class LensSpec:
     scope: str = "model"
     version: int = 1
     defaults: Callable[[DatasetInfo], dict[str, Any]] | None = None
+    applies: Callable[[StudyModel, Any], str | None] | None = None
+    """For a model-scope lens: ``applies(model, params)`` is None when the lens can run on the
+    model, else the reason it cannot (checked from the model's anatomy before any work)."""
+
+    anatomy: str = ""
+    """What the lens reads of a model by default and when it does not apply (docs/LENSES.md)."""
+
+    def check_applicable(self, model: StudyModel, params: Any) -> None:
+        """Raise :class:`LensNotApplicable` when the lens cannot run on ``model``."""
+        reason = self.applies(model, params) if self.applies is not None else None
+        if reason:
+            raise LensNotApplicable(reason)
 
     def run(
         self,

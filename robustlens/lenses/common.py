@@ -164,3 +164,29 @@ def source_order(sources: Sequence[StudyModel]) -> list[StudyModel]:
         sources,
         key=lambda m: (not m.is_natural, m.train_norm or "", m.train_eps, index[m.name]),
     )
+
+
+# ------------------------------------------------------------------------ model anatomy
+
+
+def tap_shapes(net: torch.nn.Module, taps: Sequence[str] | None = None) -> dict[str, tuple]:
+    """The output shape (without the batch) of each tap (default: the model's own) on one
+    grey image of the model's input size: one forward in eval mode, training flags restored."""
+    from robustlens.models.anatomy import read_activations
+
+    shape = tuple(getattr(net, "input_shape", ()))
+    parameter = next(net.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    x = torch.full((1, *shape), 0.5, device=device)
+    acts = read_activations(net, x, taps)
+    return {name: tuple(out.shape[1:]) for name, out in acts.items()}
+
+
+def convolutional_taps(
+    net: torch.nn.Module, taps: Sequence[str] | None = None
+) -> tuple[list[str], list[str]]:
+    """(taps that output feature maps [C, H, W], taps that output vectors [C]) among ``taps``
+    (default: the model's own), in order: lenses about feature maps choose the first."""
+    shapes = tap_shapes(net, taps)
+    maps = [name for name, s in shapes.items() if len(s) == 3]
+    return maps, [name for name in shapes if name not in maps]

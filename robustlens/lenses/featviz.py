@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from robustlens.analysis.featviz import color_sqrt, spectral_centroid, visualize_channels
 from robustlens.data.imageset import ImageSet
@@ -26,14 +27,14 @@ from robustlens.lenses.base import (
     register_lens,
     tidy,
 )
-from robustlens.models.anatomy import tap_modules
+from robustlens.lenses.common import convolutional_taps, tap_shapes
 from robustlens.models.convs import conv_layers
 
 
 @dataclass(frozen=True)
 class FeatvizParams:
     taps: tuple[str, ...] | None = None
-    """Taps to visualise (the model's own taps when None)."""
+    """Taps to visualise (the model's convolutional taps when None)."""
     channels: int = 8
     """The first ``channels`` channels of each tap."""
     steps: int = 512
@@ -44,14 +45,42 @@ class FeatvizParams:
             raise ConfigError("featviz needs channels ≥ 1, steps ≥ 1 and lr > 0")
 
 
+def chosen_taps(model: StudyModel, params: FeatvizParams) -> tuple[dict[str, tuple], list[str]]:
+    """(tap → output shape for the taps to visualise, the model's taps left out). By default
+    the convolutional taps among the model's own (Itazuri et al. visualise channels of
+    convolutional layers); taps the user names may also be fully connected (a unit each)."""
+    net = model.model
+    if params.taps is not None:
+        _named(net, params.taps)  # unknown names: one ConfigError listing the model's taps
+        return tap_shapes(net, params.taps), []
+    shapes = tap_shapes(net)
+    maps, vectors = convolutional_taps(net)
+    return {t: shapes[t] for t in maps}, vectors
+
+
+def applies(model: StudyModel, params: FeatvizParams) -> str | None:
+    """Why the lens cannot run on ``model`` (no convolutional taps by default), or None."""
+    if params.taps is not None:
+        return None
+    maps, vectors = convolutional_taps(model.model)
+    if not maps:
+        return (
+            f"no convolutional taps: the taps of {model.name} ({', '.join(vectors) or 'none'}) "
+            "output vectors; name fully connected taps (taps = [...]) to visualise their units"
+        )
+    return None
+
+
 def compute(
     model: StudyModel, data: ImageSet, params: FeatvizParams, ctx: LensContext
 ) -> LensResult:
     net = model.model
-    taps = tap_modules(net) if params.taps is None else _named(net, params.taps)
+    shapes, left_out = chosen_taps(model, params)
+    modules = _named(net, tuple(shapes))
     colors = color_sqrt(data.images)
     rows, arrays = [], {}
-    targets = [(module, c) for module in taps.values() for c in range(params.channels)]
+    counts = {tap: min(params.channels, shape[0]) for tap, shape in shapes.items()}
+    targets = [(modules[tap], c) for tap in shapes for c in range(counts[tap])]
     images = visualize_channels(
         net,
         targets,
@@ -61,8 +90,10 @@ def compute(
         lr=params.lr,
         seed=ctx.seed,
     )
-    for i, tap in enumerate(taps):
-        part = images[i * params.channels : (i + 1) * params.channels]
+    start = 0
+    for i, tap in enumerate(shapes):
+        part = images[start : start + counts[tap]]
+        start += counts[tap]
         centroid = spectral_centroid(part)
         arrays[f"images/{tap}"] = part.numpy()
         arrays[f"centroid/{tap}"] = centroid
@@ -76,8 +107,23 @@ def compute(
                 "depth": i,
             }
         )
-    arrays["first_layer"] = conv_layers(net)[0].weight.astype(np.float32)
-    return LensResult(tables={"featviz": tidy(rows)}, arrays=arrays)
+    notes = [f"{model.name}: channels of {', '.join(shapes)}"]
+    if left_out:
+        notes.append(
+            f"{model.name}: left out {', '.join(left_out)}: fully connected (no feature maps)"
+        )
+    short = [tap for tap in shapes if counts[tap] < params.channels]
+    if short:
+        notes.append(
+            f"{model.name}: {', '.join(short)} {'has' if len(short) == 1 else 'have'} fewer "
+            f"than {params.channels} channels; all of them are shown"
+        )
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    if convs:
+        arrays["first_layer"] = conv_layers(net)[0].weight.astype(np.float32)
+    else:
+        notes.append(f"{model.name}: no convolutions, so no first-layer filters to draw")
+    return LensResult(tables={"featviz": tidy(rows)}, arrays=arrays, notes=notes)
 
 
 def _named(net, names: tuple[str, ...]) -> dict:
@@ -149,5 +195,13 @@ SPEC = register_lens(
         params=FeatvizParams,
         compute=compute,
         plot=plot,
+        applies=applies,
+        anatomy=(
+            "Visualises the first channels of the model's convolutional taps (fewer where a tap "
+            "has fewer); fully connected taps are used only when named in `taps` (a unit each). "
+            "The transformed image is cropped back to the model's input size, so models without "
+            "global pooling (LeNet, MLP, VGG) work. Not applicable to a model without "
+            "convolutional taps unless `taps` names some."
+        ),
     )
 )

@@ -109,6 +109,22 @@ def _bootstrap(weight: np.ndarray, metric: str, resamples: int, rng) -> np.ndarr
     return out
 
 
+def applies(model: StudyModel, params: FiltersParams) -> str | None:
+    """Why the lens cannot run on ``model`` (no square convolution of the asked kernel sizes),
+    or None."""
+    sizes = [m.kernel_size for m in model.model.modules() if isinstance(m, torch.nn.Conv2d)]
+    wanted = " or ".join(f"{k}×{k}" for k in params.kernel_sizes)
+    if not sizes:
+        return f"no {wanted} convolutions: {model.name} has no 2-D convolutions at all"
+    if not any(h == w and h in params.kernel_sizes for h, w in sizes):
+        found = ", ".join(sorted({f"{h}×{w}" for h, w in sizes}))
+        return (
+            f"no {wanted} convolutions: the kernels of {model.name} are {found} "
+            "(set kernel_sizes to study those)"
+        )
+    return None
+
+
 def compute(
     model: StudyModel, data: ImageSet, params: FiltersParams, ctx: LensContext
 ) -> LensResult:
@@ -505,5 +521,11 @@ SPEC = register_lens(
         params=FiltersParams,
         compute=compute,
         plot=plot,
+        applies=applies,
+        anatomy=(
+            "Reads every square 2-D convolution whose kernel size is in `kernel_sizes`; not "
+            "applicable to a model without one (an MLP, or LeNet's 5 × 5 kernels under the "
+            "default 3 × 3: set `kernel_sizes = [5]` there)."
+        ),
     )
 )

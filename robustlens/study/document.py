@@ -31,7 +31,7 @@ class ClaimRow:
     paper: str
     section: str
     statement: str
-    status: str  # "holds" | "fails" | "inconclusive"
+    status: str  # "holds" | "fails" | "inconclusive" | "not computed" | "not applicable"
     evidence: str  # the numbers behind the verdict, one short paragraph
     interval: str = ""  # e.g. "Δ = 3.1 [1.2, 5.0] (95 % bootstrap CI over images)"
 
@@ -62,6 +62,10 @@ class LensSection:
     notes: list[str] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    not_applicable: list[str] = field(default_factory=list)
+    """Models the lens does not apply to, as "model: reason" lines."""
+    failures: list[str] = field(default_factory=list)
+    """Units of the lens that failed, as "model: error (fix)" lines."""
 
 
 @dataclass

@@ -43,6 +43,7 @@ TEMPLATE_DIR = Path(__file__).with_name("templates")
 MISSING = "–"  # en dash: what a missing number or NaN looks like in the report
 MAX_TABLE_ROWS = 500  # longer tables show their first rows and say how many were left out
 STATUSES = ("holds", "fails", "inconclusive")
+NO_VERDICT = ("not computed", "not applicable")  # a lens failed, or applies to no model
 
 # The page's only script: count the figures the browser could decode. Its sha256 goes into the
 # Content-Security-Policy, so this exact text (and nothing else) may run.
@@ -234,6 +235,9 @@ def _claim_summary(claims: list[ClaimRow]) -> str:
         f"{fails} {'fails' if fails == 1 else 'fail'}",
         f"{counts.pop('inconclusive', 0)} inconclusive",
     ]
+    for status in NO_VERDICT:
+        if counts.get(status):
+            parts.append(f"{counts.pop(status)} {status}")
     other = sum(counts.values())
     if other:
         parts.append(f"{other} without a verdict")
@@ -261,6 +265,8 @@ def _section(s: LensSection, index: int, used_ids: set[str], warnings: list[str]
         "params": [(str(k), _param_value(v)) for k, v in s.params.items()],
         "timing": _duration(s.seconds),
         "notes": [str(n) for n in s.notes],
+        "not_applicable": [str(n) for n in s.not_applicable],
+        "failures": [str(n) for n in s.failures],
         "figures": figures,
         "tables": [_table(t) for t in s.tables],
     }

@@ -21,7 +21,7 @@ from robustlens.study.document import (
     ReportDocument,
     TableBlock,
 )
-from robustlens.study.store import LensRun, Store
+from robustlens.study.store import LensOutcome, LensRun, Store
 
 if TYPE_CHECKING:
     from robustlens.study.runner import Study
@@ -123,6 +123,13 @@ class _Runs:
             plan.name: study.current_runs(store, plan.name) for plan in study.spec.lenses
         }
         self._arrays: dict[tuple[int, str], np.ndarray] = {}
+        self.outcomes: dict[str, list[LensOutcome]] = {}
+        """Per lens, the current units that failed or do not apply (no results)."""
+        models = study._stored_models(store)
+        for plan, spec, group in study._units(models):
+            found = store.outcome(study.unit_key(plan, spec, group))
+            if found is not None and store.find_run(found.key) is None:
+                self.outcomes.setdefault(plan.name, []).append(found)
 
     def tables(self, lens: str) -> dict[str, pd.DataFrame]:
         frames: dict[str, list[pd.DataFrame]] = {}
@@ -168,6 +175,16 @@ def build_document(study: Study, store: Store) -> ReportDocument:
             plan.name: {m.name for m in models if plan.covers(m.name)} for plan in study.spec.lenses
         },
     )
+    view.planned = {plan.name for plan in study.spec.lenses}
+    for lens, found in runs.outcomes.items():
+        for o in found:
+            where = o.scope_model or "all models"
+            if o.failed:
+                view.failed.setdefault(lens, []).append(f"{where}: {o.error}: {o.message}")
+            else:
+                view.not_applicable.setdefault(lens, {})[where] = o.message
+                if lens in view.coverage:
+                    view.coverage[lens].discard(where)
     claims = [
         ClaimRow(c.id, c.paper, c.section, c.statement, v.status, v.evidence, v.interval)
         for c, v in evaluate_claims(view, seed=study.spec.seed)
@@ -177,9 +194,19 @@ def build_document(study: Study, store: Store) -> ReportDocument:
     for plan in study.spec.lenses:
         spec = LENSES.get(plan.name)
         lens_runs = runs.by_lens.get(plan.name, [])
-        covered = [m for m in models if plan.covers(m.name)]
+        outcomes = runs.outcomes.get(plan.name, [])
+        skipped = {o.scope_model: o.message for o in outcomes if not o.failed}
+        failures = [
+            f"{o.scope_model or 'all models'}: {o.error}: {o.message}"
+            + (f" (fix: {o.fix})" if o.fix else "")
+            for o in outcomes
+            if o.failed
+        ]
+        covered = [m for m in models if plan.covers(m.name) and m.name not in skipped]
         expected = len(covered) if spec.scope == "model" else 1
-        if len(lens_runs) < expected:
+        for line in failures:
+            warnings.append(f"lens {plan.name} failed on {line}; its results are not computed")
+        if len(lens_runs) + len(failures) < expected:
             warnings.append(f"lens {plan.name}: {len(lens_runs)} of {expected} runs finished")
         tables = runs.tables(plan.name)
         figures = []
@@ -221,6 +248,8 @@ def build_document(study: Study, store: Store) -> ReportDocument:
                 notes=notes,
                 params=_params(plan.params),
                 seconds=sum(run.seconds for run in lens_runs),
+                not_applicable=[f"{m}: {why}" for m, why in skipped.items()],
+                failures=failures,
             )
         )
     return ReportDocument(

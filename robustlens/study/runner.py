@@ -21,6 +21,7 @@ import torch
 from robustlens.data import ImageSet, load_dataset
 from robustlens.errors import ConfigError, RobustlensError
 from robustlens.lenses import LENSES, LensContext, LensSpec, StudyModel
+from robustlens.lenses.base import LensNotApplicable
 from robustlens.models import (
     load_adapter,
     load_checkpoint,
@@ -65,8 +66,32 @@ class RunSummary:
     loaded: list[str] = field(default_factory=list)
     computed: list[str] = field(default_factory=list)
     cached: list[str] = field(default_factory=list)
+    not_applicable: list[str] = field(default_factory=list)
+    """Units whose lens does not apply to their model (``lens:model``), not failures."""
+    failed: list[UnitFailure] = field(default_factory=list)
+    """Units that raised an error; the run went on with the others (see ``fail_fast``)."""
     report: Path | None = None
     seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Whether every lens unit ran, was cached or does not apply."""
+        return not self.failed
+
+
+@dataclass
+class UnitFailure:
+    """A lens unit that failed: ``unit`` is ``lens:model`` (``lens:all`` for study scope)."""
+
+    unit: str
+    error: str
+    message: str
+    fix: str = ""
+
+    def text(self) -> str:
+        return f"{self.unit}: {self.error}: {self.message}" + (
+            f" (fix: {self.fix})" if self.fix else ""
+        )
 
 
 class Study:
@@ -298,11 +323,21 @@ class Study:
 
     # ------------------------------------------------------------------------------ run
 
-    def run(self, *, force: tuple[str, ...] = (), progress: bool = False) -> RunSummary:
+    def run(
+        self, *, force: tuple[str, ...] = (), progress: bool = False, fail_fast: bool = False
+    ) -> RunSummary:
         """Train or load every model, run every lens not cached, write the report.
 
         The whole study is checked first, before the study folder is locked or created, so a
-        study that would fail leaves nothing behind."""
+        study that would fail leaves nothing behind.
+
+        A lens unit (one lens on one model, or a study-scope lens on all) that raises is
+        recorded in the store with its error and the fix it suggests, and the run goes on with
+        the other units (no unit depends on another's results); the report lists it and the
+        claims that need it read "not computed". ``summary.failed`` names the failed units; a
+        rerun retries only them (the others are cached). With ``fail_fast`` the first error
+        stops the run instead, as before. A lens that does not apply to a model (e.g. the
+        filter lens on an MLP) is not a failure: it is recorded as not applicable."""
         for name in force:
             if self.spec.lens(name) is None:
                 raise ConfigError(
@@ -310,10 +345,10 @@ class Study:
                     fix=f"its lenses: {', '.join(p.name for p in self.spec.lenses) or 'none'}",
                 )
         validate_study(self.spec)  # fails in seconds, before the first model trains
-        return self._run_locked(force=force, progress=progress)
+        return self._run_locked(force=force, progress=progress, fail_fast=fail_fast)
 
     @writes_study_folder
-    def _run_locked(self, *, force: tuple[str, ...], progress: bool) -> RunSummary:
+    def _run_locked(self, *, force: tuple[str, ...], progress: bool, fail_fast: bool) -> RunSummary:
         start = time.perf_counter()
         summary = RunSummary()
         store = Store(self.dir)
@@ -342,10 +377,13 @@ class Study:
             with progress_bar(progress, total=len(units), description="lenses") as advance:
                 for plan, spec, group in units:
                     label = f"{plan.name}:{group[0].name if spec.scope == 'model' else 'all'}"
-                    if self._run_unit(store, plan, spec, group, data, ctx, plan.name in force):
-                        summary.computed.append(label)
+                    how = self._keep_going(
+                        store, plan, spec, group, data, ctx, plan.name in force, fail_fast, label
+                    )
+                    if isinstance(how, UnitFailure):
+                        summary.failed.append(how)
                     else:
-                        summary.cached.append(label)
+                        getattr(summary, how).append(label)
                     advance(1)
             from robustlens.study.report_builder import build_report
 
@@ -374,6 +412,52 @@ class Study:
             {m.name: m.digest for m in group},
             self.data().fingerprint(),
         )
+
+    def _keep_going(
+        self,
+        store: Store,
+        plan: LensPlan,
+        spec: LensSpec,
+        group: list[StudyModel],
+        data: ImageSet,
+        ctx: LensContext,
+        force: bool,
+        fail_fast: bool,
+        label: str,
+    ) -> str | UnitFailure:
+        """Run one unit and say how it went: "computed", "cached", "not_applicable", or the
+        failure (recorded in the store) unless ``fail_fast``, where errors propagate."""
+        key = self.unit_key(plan, spec, group)
+        scope_model = group[0].name if spec.scope == "model" else None
+        kept = store.outcome(key)
+        if kept is not None and kept.status == "not-applicable" and not force:
+            return "not_applicable"
+        try:
+            if spec.scope == "model":
+                spec.check_applicable(group[0], plan.params)
+            done = self._run_unit(store, plan, spec, group, data, ctx, force)
+        except LensNotApplicable as exc:
+            log.info("lens %s does not apply to %s: %s", spec.name, scope_model, exc.problem)
+            store.record_outcome(
+                key=key, lens=spec.name, scope_model=scope_model, status="not-applicable",
+                error=type(exc).__name__, message=exc.problem, fix=exc.fix or "",
+            )  # fmt: skip
+            return "not_applicable"
+        except Exception as exc:  # keep going: record it and run the other units
+            if fail_fast:
+                raise
+            problem = exc.problem if isinstance(exc, RobustlensError) else str(exc)
+            fix = (exc.fix or "") if isinstance(exc, RobustlensError) else ""
+            log.error("lens %s failed: %s: %s", label, type(exc).__name__, problem,
+                      exc_info=not isinstance(exc, RobustlensError))  # fmt: skip
+            store.record_outcome(
+                key=key, lens=spec.name, scope_model=scope_model, status="failed",
+                error=type(exc).__name__, message=problem or repr(exc), fix=fix,
+            )  # fmt: skip
+            return UnitFailure(label, type(exc).__name__, problem or repr(exc), fix)
+        if kept is not None:
+            store.clear_outcome(key)
+        return "computed" if done else "cached"
 
     def _run_unit(
         self,
@@ -499,13 +583,29 @@ class Study:
                 spec = LENSES.get(plan.name)
                 chosen = [m for m in known if plan.covers(m.name)]
                 groups = [[m] for m in chosen] if spec.scope == "model" else [chosen]
-                done = 0
+                done = failed = not_applicable = 0
                 for group in groups:
-                    if data_fp is not None and store.find_run(self.unit_key(plan, spec, group)):
+                    if data_fp is None:
+                        continue
+                    key = self.unit_key(plan, spec, group)
+                    outcome = store.outcome(key)
+                    if store.find_run(key):
                         done += 1
+                    elif outcome is not None and outcome.failed:
+                        failed += 1
+                    elif outcome is not None:
+                        not_applicable += 1
                 covered = [m for m in self.spec.models if plan.covers(m.name)]
-                expected = len(covered) if spec.scope == "model" else 1
-                lenses.append({"lens": plan.name, "done": done, "total": expected})
+                expected = (len(covered) if spec.scope == "model" else 1) - not_applicable
+                lenses.append(
+                    {
+                        "lens": plan.name,
+                        "done": done,
+                        "total": expected,
+                        "failed": failed,
+                        "not_applicable": not_applicable,
+                    }
+                )
             report = self.dir / REPORT_NAME
             return {
                 "study": self.spec.name,

@@ -1,7 +1,9 @@
 """The results store: one SQLite file per study directory.
 
 Tables: ``meta`` (study file, seed, versions), ``models`` (name, digest, card, checkpoint),
-``lens_runs`` (lens, parameters, model digests, data fingerprint, versions, timing), ``results``
+``lens_runs`` (lens, parameters, model digests, data fingerprint, versions, timing),
+``lens_outcomes`` (lens units that failed or do not apply to their model, keyed like runs; a
+table older stores gain when opened, so the schema version is unchanged), ``results``
 (tidy rows: table × model × layer × setting × metric → value) and ``artifacts`` (per-image
 arrays and figures kept as files beside the database, referenced by path and sha256).
 
@@ -157,6 +159,16 @@ CREATE TABLE IF NOT EXISTS figures (
     sha256 TEXT NOT NULL,
     PRIMARY KEY (lens, position)
 );
+CREATE TABLE IF NOT EXISTS lens_outcomes (
+    key TEXT PRIMARY KEY,
+    lens TEXT NOT NULL,
+    scope_model TEXT,
+    status TEXT NOT NULL CHECK (status IN ('failed', 'not-applicable')),
+    error TEXT NOT NULL,
+    message TEXT NOT NULL,
+    fix TEXT NOT NULL,
+    recorded REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS artifacts (
     run_id INTEGER NOT NULL REFERENCES lens_runs(id) ON DELETE CASCADE,
     name TEXT NOT NULL,
@@ -179,6 +191,26 @@ class LensRun:
     data_fingerprint: str
     notes: list[str]
     seconds: float
+
+
+OUTCOMES = ("failed", "not-applicable")
+
+
+@dataclass
+class LensOutcome:
+    """A lens unit that produced no results: it failed, or the lens does not apply."""
+
+    key: str
+    lens: str
+    scope_model: str | None
+    status: str
+    error: str
+    message: str
+    fix: str
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
 
 
 def run_key(
@@ -227,6 +259,9 @@ class Store:
                 self.db.execute("PRAGMA foreign_keys=ON")
                 self.db.executescript(SCHEMA)
             tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master")}
+            # A store written before lens outcomes existed gains the table when a writer opens
+            # it; a reader of such a store simply finds no outcomes.
+            self._has_outcomes = "lens_outcomes" in tables
             if "meta" not in tables:  # read-only, and not a robustlens database
                 self.db.close()
                 raise StoreError(
@@ -341,7 +376,59 @@ class Store:
         self._writable()
         with self.transaction() as db:
             cur = db.execute("DELETE FROM lens_runs WHERE lens = ?", (lens,))
+            db.execute("DELETE FROM lens_outcomes WHERE lens = ?", (lens,))
         return cur.rowcount
+
+    @_guarded
+    def record_outcome(
+        self,
+        *,
+        key: str,
+        lens: str,
+        scope_model: str | None,
+        status: str,
+        error: str,
+        message: str,
+        fix: str = "",
+    ) -> None:
+        """Record that the lens unit ``key`` failed (``status="failed"``, ``error`` the error's
+        type) or does not apply to its model (``"not-applicable"``, ``message`` the reason)."""
+        if status not in OUTCOMES:
+            raise ValueError(f"outcome status must be one of {OUTCOMES}, got {status!r}")
+        self._writable()
+        self.db.execute(
+            "INSERT OR REPLACE INTO lens_outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (key, lens, scope_model, status, error, message, fix, time.time()),
+        )
+
+    @_guarded
+    def outcome(self, key: str) -> LensOutcome | None:
+        """The recorded failure or not-applicable outcome of the unit ``key``, if any."""
+        if not self._has_outcomes:
+            return None
+        row = self.db.execute(
+            "SELECT key, lens, scope_model, status, error, message, fix FROM lens_outcomes "
+            "WHERE key = ?",
+            (key,),
+        ).fetchone()
+        return None if row is None else LensOutcome(*row)
+
+    @_guarded
+    def outcomes(self, lens: str | None = None) -> list[LensOutcome]:
+        """Every recorded outcome (of ``lens``), oldest first."""
+        if not self._has_outcomes:
+            return []
+        query = "SELECT key, lens, scope_model, status, error, message, fix FROM lens_outcomes"
+        args: tuple[Any, ...] = ()
+        if lens is not None:
+            query += " WHERE lens = ?"
+            args = (lens,)
+        return [LensOutcome(*r) for r in self.db.execute(query + " ORDER BY recorded", args)]
+
+    @_guarded
+    def clear_outcome(self, key: str) -> None:
+        self._writable()
+        self.db.execute("DELETE FROM lens_outcomes WHERE key = ?", (key,))
 
     @_guarded
     def write_run(
@@ -366,6 +453,7 @@ class Store:
         staged = {name: self._write_array(array) for name, array in arrays.items()}
         with self.transaction() as db:
             db.execute("DELETE FROM lens_runs WHERE key = ?", (key,))
+            db.execute("DELETE FROM lens_outcomes WHERE key = ?", (key,))
             cur = db.execute(
                 "INSERT INTO lens_runs (key, lens, scope_model, params, model_digests, "
                 "data_fingerprint, versions, notes, started, seconds, status) "

@@ -88,7 +88,7 @@ def test_transforms_are_sized_to_the_image():
     assert TransformSizes.for_image(28) == TransformSizes(2, 1, 1)
     x = torch.rand(2, 1, 28, 28)
     out = transform(x, TransformSizes.for_image(28), torch.Generator().manual_seed(0))
-    assert out.shape == (2, 1, 30, 30)
+    assert out.shape == (2, 1, 28, 28)  # cropped back to the input size
 
 
 def test_spectral_centroid_orders_coarse_before_fine_patterns():

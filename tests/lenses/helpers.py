@@ -117,3 +117,69 @@ def trained_cnn(info: DatasetInfo, seed: int = 0, epochs: int = 15) -> RobustCla
                 opt.step()
         _TRAINED[key] = model.eval()
     return _TRAINED[key]
+
+
+# ------------------------------------------------------------- every lens, every architecture
+
+MATRIX_SHAPES = ((1, 28, 28), (3, 32, 32))
+"""The two input shapes of the zoo's data sets (Fashion-MNIST-like, CIFAR-like)."""
+
+SMALLEST_ARCH_KWARGS: dict[str, dict[str, Any]] = {
+    "small-cnn": {"widths": (4, 8), "kernels": (3, 3), "strides": (1, 2)},
+    "mlp": {"hidden": (8,)},
+    "lenet": {"widths": (2, 4), "hidden": (8, 8)},
+    "resnet18": {"width": 2},
+    "resnet20": {"width": 2},
+    "resnet56": {"width": 1},
+    "preact-resnet18": {"width": 2},
+    "wrn": {"depth": 10, "widen_factor": 1},
+    "vgg16-bn": {},  # fixed widths: the zoo's largest model here
+}
+"""Each zoo architecture at the smallest width / depth it allows."""
+
+TINY_LENS_PARAMS: dict[str, dict[str, Any]] = {
+    "activations": {"batch_size": 8},
+    "attack-grid": {"attacks": ["fgsm linf 0.03", "pgd l2 0.5 2"], "reference_dim": 0, "n": 4},
+    "boundary": {"steps": 2, "norms": ["l2"], "n": 4},
+    "color": {"thicknesses": [1], "grid_copies": 2},
+    "embedding": {"attacks": ["fgsm linf 0.03"], "reference_dim": 0, "k": 2, "n": 4},
+    "ensemble": {"targets": ["lowres-7"], "train_n": 10, "test_n": 10},
+    "featviz": {"channels": 1, "steps": 2},
+    "filters": {
+        "reference_dim": 0,
+        "threshold_attack": "pgd linf 0.03 1",
+        "resamples": 0,  # intervals are not what the matrix checks; SVDs of VGG are slow
+        "threshold_images": 2,
+    },
+    "latent": {"epochs": 1, "batch_size": 8, "train_n": 10, "attack_steps": 1},
+    "loss-dist": {"attacks": ["fgsm linf 0.03"], "reference_dim": 0, "folds": 2, "n": 4},
+    "norm-ratio": {"attacks": ["fgsm linf 0.03"], "reference_dim": 0, "n": 4},
+    "probes": {"blur_sigmas": [0, 1.0], "median_times": [0, 1], "n": 4},
+    # the sanity check re-initialises every layer in turn: tests/lenses/test_matrix.py runs
+    # it on each architecture with one method
+    "saliency": {"n": 2, "show": 1, "smoothgrad_samples": 2, "ig_steps": 2, "sanity_images": 0},
+    "similarity": {"attacks": ["fgsm linf 0.03"], "reference_dim": 0, "bootstrap": 0, "keep": 0.5},
+    "transfer": {"n": 4, "steps": 1, "eps": 1.0, "step_size": 0.5, "reference_dim": 0},
+    "universality": {"n": 4, "steps": 1, "step_size": 0.1},
+}
+"""Parameters that make every registered lens take a fraction of a second on a tiny model
+(few images, one or two steps): the matrix checks that a lens runs, not what it finds."""
+
+
+def run_lens_like_a_study(
+    spec: Any,
+    models: list[StudyModel],
+    data: ImageSet,
+    overrides: dict[str, Any],
+    *,
+    load_split: Callable[[str, int | None], ImageSet] | None = None,
+) -> Any:
+    """Run ``spec`` as the study runner does: the up-front applicability check on the first
+    model for a model-scope lens (raising LensNotApplicable), then the computation on it, or
+    on all ``models`` for a study-scope lens. Returns the LensResult."""
+    params = spec.resolve_params(data.info, overrides, f"lenses.{spec.name}")
+    ctx = make_ctx(data.info, load_split=load_split)
+    if spec.scope == "model":
+        spec.check_applicable(models[0], params)
+        return spec.compute(models[0], data, params, ctx)
+    return spec.compute(models, data, params, ctx)

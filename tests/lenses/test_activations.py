@@ -446,9 +446,10 @@ def test_compute_with_no_active_maps_notes_undefined_similarity():
     assert any("fewer than two active maps" in note and "dead" in note for note in result.notes)
 
 
-def test_compute_on_a_varied_model_has_no_note(setup):
+def test_compute_on_a_varied_model_notes_only_the_taps_it_read(setup):
     model, data = setup
-    assert compute(model, data, ActivationParams(), make_ctx(INFO)).notes == []
+    notes = compute(model, data, ActivationParams(), make_ctx(INFO)).notes
+    assert notes == [f"{model.name}: feature maps of {', '.join(model.model.taps)}"]
 
 
 # --------------------------------------------------------------------------- parameters

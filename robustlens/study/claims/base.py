@@ -5,7 +5,8 @@ needs, and a check that returns *holds*, *fails* or *inconclusive* with the numb
 verdict and a 95 % paired bootstrap interval over the evaluation images. A claim about
 "robust models" holds when every adversarially-trained model of the study shows the effect
 (interval on the claimed side of 0), fails when any shows the opposite, and is inconclusive
-otherwise — or when the study lacks the models the claim needs.
+otherwise — or when the study lacks the models the claim needs. A claim whose lens failed
+reads *not computed*; one whose lens applies to none of the study's models, *not applicable*.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from robustlens.study.bootstrap import (
 )
 
 HOLDS, FAILS, INCONCLUSIVE = "holds", "fails", "inconclusive"
+NOT_COMPUTED, NOT_APPLICABLE = "not computed", "not applicable"
+"""A claim whose lens failed on a model it needs; a claim whose lens does not apply to any
+of the study's models (e.g. the filter claims on MLPs). Neither is a verdict."""
 MONOTONE = 0.8
 """Spearman ρ a "grows with ε" claim needs (besides an interval above 0) to hold."""
 
@@ -57,6 +61,12 @@ class ResultsView:
         self.models = models
         self.coverage = coverage or {}
         """The models each lens looked at (a lens not named here looked at all of them)."""
+        self.planned: set[str] = set(lenses)
+        """The lenses the study asks for (those with results are ``lenses``)."""
+        self.failed: dict[str, list[str]] = {}
+        """Per lens, its failed units as "model: error" lines."""
+        self.not_applicable: dict[str, dict[str, str]] = {}
+        """Per lens, the models it does not apply to, with the reason."""
         self._arrays = arrays
         self.lenses = lenses
         self.n = n_images
