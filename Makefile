@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.robustlens-setup-done
 
-.PHONY: setup quickstart test lint format bench clean
+.PHONY: setup quickstart test lint format bench mutate clean
 
 setup: $(STAMP)
 
@@ -36,5 +36,14 @@ bench: setup
 	$(PY) -m benchmarks.bench_lenses
 	$(PY) -m benchmarks.bench_constructed
 
+# Mutation testing with mutmut ([tool.mutmut] in pyproject.toml; docs/TESTING.md has the score).
+# Hours on 2 cores: MUTATE='robustlens.attacks.*' runs one package (named mutants are always
+# re-run; without names, cached verdicts in mutants/ stand). MUTATE_CHILDREN sets the workers.
+MUTATE ?=
+MUTATE_CHILDREN ?= 1
+mutate: setup
+	env -u PYTHONPATH OMP_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children $(MUTATE_CHILDREN) $(MUTATE)
+	$(VENV)/bin/mutmut results
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache .hypothesis mutants
