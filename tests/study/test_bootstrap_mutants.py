@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from robustlens.study.bootstrap import (
+    Interval,
     full_weights,
     interval,
     resample_weights,
@@ -99,3 +100,7 @@ def test_spearman_of_constant_or_nan_rows_is_nan_without_a_warning():
         warnings.simplefilter("error")
         rho = spearman_rows(x, ys)
     assert np.isnan(rho[0]) and np.isnan(rho[1]) and rho[2] == pytest.approx(-1.0)
+
+
+def test_interval_text_shows_three_significant_digits():
+    assert Interval(0.123456, 0.1, 0.2345678).text() == "0.123 [0.1, 0.235]"
