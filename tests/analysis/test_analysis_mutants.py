@@ -109,3 +109,25 @@ def test_a_distance_of_unequal_samples_uses_balanced_weights_and_error():
     pooled = np.concatenate([res.errors_a, res.errors_b]).mean()
     assert abs(balanced - pooled) > 1e-3
     assert res.error == pytest.approx(balanced, rel=1e-12)
+
+
+def test_a_distance_uses_the_requested_folds_and_is_reproducible():
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal(60), rng.standard_normal(60) + 1.0
+    for paired in (False, True):
+        two = proxy_a_distance(a, b, folds=2, paired=paired)
+        assert sorted(set(two.fold_a) | set(two.fold_b)) == [0, 1]
+        three = proxy_a_distance(a, b, folds=3, seed=4, paired=paired)
+        assert sorted(set(three.fold_a) | set(three.fold_b)) == [0, 1, 2]
+        again = proxy_a_distance(a, b, folds=3, seed=4, paired=paired)
+        assert np.array_equal(three.fold_a, again.fold_a)
+        assert np.array_equal(three.fold_b, again.fold_b)
+
+
+def test_one_dimensional_values_get_a_signed_log_feature():
+    """1-D values v become the features [v, sign(v)·log1p(|v|)]."""
+    from robustlens.analysis.adistance import _features
+
+    v = np.array([-100.0, -1.0, 0.0, 1.0, 100.0])
+    expected = np.stack([v, np.sign(v) * np.log1p(np.abs(v))], axis=1)
+    np.testing.assert_array_equal(_features(v, "v"), expected)
