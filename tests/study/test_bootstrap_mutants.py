@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
-from robustlens.study.bootstrap import interval, resample_weights, weighted_mean
+from robustlens.study.bootstrap import (
+    Interval,
+    full_weights,
+    interval,
+    resample_weights,
+    spearman_rows,
+    weighted_mean,
+)
 
 
 def test_interval_is_the_central_95_percent_of_the_samples():
@@ -56,3 +65,42 @@ def test_every_image_is_drawn_equally_often():
 
 def test_a_single_image_is_drawn_every_time():
     assert resample_weights(1, 5, seed=0).tolist() == [[1.0]] * 5
+
+
+def test_resample_weights_are_reproducible_with_documented_defaults():
+    first = resample_weights(6)
+    assert first.shape == (1000, 6)
+    assert np.array_equal(first, resample_weights(6, 1000, seed=0))
+    assert np.array_equal(first, resample_weights(6))
+    assert not np.array_equal(first, resample_weights(6, 1000, seed=1))
+
+
+def test_full_weights_are_one_row_with_every_image_once():
+    assert full_weights(4).tolist() == [[1.0, 1.0, 1.0, 1.0]]
+
+
+def test_an_interval_without_finite_samples_keeps_its_estimate():
+    iv = interval(0.7, np.array([np.nan]))
+    assert iv.estimate == 0.7 and np.isnan(iv.low) and np.isnan(iv.high)
+
+
+def test_weighted_mean_of_a_resample_without_values_is_nan_without_a_warning():
+    values = np.array([np.nan, 1.0, 3.0])
+    w = np.array([[3.0, 0.0, 0.0], [1.0, 1.0, 1.0]])  # first resample draws only the NaN
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        means = weighted_mean(values, w)
+    assert np.isnan(means[0]) and means[1] == 2.0
+
+
+def test_spearman_of_constant_or_nan_rows_is_nan_without_a_warning():
+    x = np.array([0.0, 1.0, 2.0, 3.0])
+    ys = np.array([[5.0, 5.0, 5.0, 5.0], [1.0, np.nan, 2.0, 3.0], [4.0, 3.0, 2.0, 1.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rho = spearman_rows(x, ys)
+    assert np.isnan(rho[0]) and np.isnan(rho[1]) and rho[2] == pytest.approx(-1.0)
+
+
+def test_interval_text_shows_three_significant_digits():
+    assert Interval(0.123456, 0.1, 0.2345678).text() == "0.123 [0.1, 0.235]"

@@ -11,7 +11,7 @@ from robustlens.data import DatasetInfo, ImageSet
 from robustlens.models import build_model
 from robustlens.train import Recipe, train_model
 from robustlens.train import loop as loop_module
-from robustlens.train.schedule import training_eps
+from robustlens.train.schedule import learning_rate, training_eps
 
 INFO = DatasetInfo(
     name="dots",
@@ -104,3 +104,26 @@ def test_each_epoch_draws_a_new_order_and_new_random_starts(tmp_path, monkeypatc
         by_image[epoch][torch.tensor(positions)] = starts[epoch]
     differs = (by_image[0] != by_image[1]).flatten(1).any(dim=1)
     assert bool(differs.all())
+
+
+def test_one_cycle_values_by_hand():
+    """lr 0.2, peak at 25 % of 100 steps; step s is taken at t = (s + 0.5)/100: rising
+    0.2·t/0.25 before the peak, falling 0.2·(1 − t)/0.75 after it."""
+    recipe = Recipe(lr=0.2, schedule="one-cycle", warmup_fraction=0.25)
+    assert learning_rate(recipe, 12, 100) == pytest.approx(0.2 * 0.125 / 0.25)  # 0.1
+    assert learning_rate(recipe, 24, 100) == pytest.approx(0.2 * 0.245 / 0.25)  # 0.196
+    assert learning_rate(recipe, 62, 100) == pytest.approx(0.2 * 0.375 / 0.75)  # 0.1
+    assert learning_rate(recipe, 99, 100) == pytest.approx(0.2 * 0.005 / 0.75)
+
+
+def test_a_single_step_is_taken_half_way():
+    # With one step in all, t = 0.5: cosine gives lr·(1 + cos(π/2))/2 = lr/2.
+    assert learning_rate(Recipe(lr=0.4, schedule="cosine"), 0, 1) == pytest.approx(0.2)
+
+
+def test_a_warmup_shorter_than_one_epoch_still_ramps():
+    recipe = Recipe(method="pgd", eps=0.2, eps_warmup_epochs=0.5)
+    assert training_eps(recipe, 0.25) == pytest.approx(0.1)
+    assert training_eps(recipe, 0.75) == pytest.approx(0.2)
+    one = Recipe(method="pgd", eps=0.2, eps_warmup_epochs=1)
+    assert training_eps(one, 0.5) == pytest.approx(0.1)
