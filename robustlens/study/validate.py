@@ -12,8 +12,9 @@ before the first model trains, without reading any weights:
   whole cube at L∞ 1, L2 √d and L1 d;
 - every tap a lens names exists in every model the lens looks at;
 - what a lens would otherwise find out only when it runs, after training: contour thicknesses
-  that fit the images (color), convolutions of the asked kernel sizes (filters), ensemble
-  targets, a default source model for universality and transfer.
+  that fit the images (color), ensemble targets, a default source model for universality and
+  transfer. A lens that does not apply to a model's anatomy (the filters lens on a model without
+  convolutions of its kernel sizes) is no error: the run records it as not applicable.
 
 Every problem raises one :class:`~robustlens.errors.RobustlensError` naming the study file.
 """
@@ -246,8 +247,9 @@ def _check_lens_fits(
     spec: StudySpec, lens: LensPlan, info: Any, nets: dict[str, nn.Module | None]
 ) -> None:
     """The checks a lens would otherwise make only when it runs, after training: contour
-    thicknesses that fit the images (color), convolutions of the asked kernel sizes in every
-    model (filters), ensemble targets that are data sets with train and test splits."""
+    thicknesses that fit the images (color), ensemble targets that are data sets with train and
+    test splits. A lens that does not apply to a model's anatomy (filters of kernel sizes the
+    model lacks) is not an error: the run records it as not applicable, with the reason."""
     params = lens.params
     if lens.name == "color" and params.thicknesses:
         side = min(info.shape[1:])
@@ -258,23 +260,6 @@ def _check_lens_fits(
                 f"contour thickness {max(params.thicknesses)} does not fit {side}-pixel images",
                 f"use thicknesses ≤ {side // 2}",
             )
-    if lens.name == "filters":
-        for name, net in nets.items():
-            if net is None or not lens.covers(name):
-                continue
-            sizes = {
-                m.kernel_size[0]
-                for m in net.modules()
-                if isinstance(m, nn.Conv2d) and m.kernel_size[0] == m.kernel_size[1]
-            }
-            if not sizes & set(params.kernel_sizes):
-                raise _fail(
-                    spec,
-                    "lenses.filters.kernel_sizes",
-                    f"model {name} has no square convolution with kernel size in "
-                    f"{list(params.kernel_sizes)} (its sizes: {sorted(sizes) or 'none'})",
-                    "set the lens's kernel_sizes, or its models = [...] to convolutional ones",
-                )
     if lens.name == "ensemble":
         from robustlens.data import dataset_info, list_datasets
 

@@ -268,12 +268,6 @@ ROWS = [
         "contour thickness 5 does not fit 8-pixel images",
     ),
     (
-        "filters-kernel-size-no-model-has",
-        add("\n[lenses.filters]\nkernel_sizes = [7]\n"),
-        2,
-        "model natural has no square convolution with kernel size in [7]",
-    ),
-    (
         "ensemble-target-unknown",
         add('\n[lenses.ensemble]\ntargets = ["digits", "cifar11"]\n'),
         2,

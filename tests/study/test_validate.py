@@ -94,6 +94,13 @@ def test_taps_are_checked_for_every_model_a_lens_looks_at(tmp_path):
     check(tmp_path, LOADED + lens.replace(', "block2"', ""))  # one block: block1 only
 
 
+def test_a_lens_that_does_not_fit_the_anatomy_is_left_to_the_run(tmp_path):
+    # No 7×7 convolution anywhere: not a mistake in the study file but a lens that does not
+    # apply to this model, which the run records as not applicable (issue 21).
+    save(tmp_path, "digits")
+    check(tmp_path, LOADED + "\n[lenses.filters]\nkernel_sizes = [7]\n")
+
+
 @pytest.mark.parametrize("path", sorted(Path(__file__).parents[2].glob("studies/*.toml")))
 def test_shipped_study_files_pass_the_whole_check(path):
     validate_study(load_spec(path))

@@ -46,8 +46,9 @@ def test_warmup_is_linear_between_whole_epochs():
 
 
 def test_training_eps_grows_every_batch_during_the_warmup(tmp_path, monkeypatch):
-    """4 batches per epoch and a 2-epoch warm-up to ε = 0.1: batch i of the first epoch is
-    attacked with ε = 0.1 · (i/4)/2, i.e. 0 (not attacked), 0.0125, 0.025, 0.0375."""
+    """4 batches per epoch and a 2-epoch warm-up to ε = 0.1 over 2 epochs: batch i of epoch e
+    is attacked with ε = 0.1 · (e + i/4)/2, i.e. 0 (not attacked), 0.0125, 0.025, 0.0375, then
+    0.05 … 0.0875 (a warm-up longer than the run is refused by the recipe)."""
     asked: list[float] = []
     original = loop_module._Trainer.make_attack
 
@@ -57,11 +58,11 @@ def test_training_eps_grows_every_batch_during_the_warmup(tmp_path, monkeypatch)
 
     monkeypatch.setattr(loop_module._Trainer, "make_attack", recording)
     recipe = Recipe(
-        method="pgd", eps=0.1, steps=1, eps_warmup_epochs=2, epochs=1, batch_size=8, eval_n=8
+        method="pgd", eps=0.1, steps=1, eps_warmup_epochs=2, epochs=2, batch_size=8, eval_n=8
     )
     result = train_model(tiny_model(), dots(32), recipe, tmp_path, device="cpu")
-    assert asked == pytest.approx([0.0125, 0.025, 0.0375])
-    assert result.history[0]["eps"] == pytest.approx(0.0375)
+    assert asked == pytest.approx([0.0125 * k for k in range(1, 8)])
+    assert [h["eps"] for h in result.history] == pytest.approx([0.0375, 0.0875])
 
 
 def test_each_epoch_draws_a_new_order_and_new_random_starts(tmp_path, monkeypatch):
