@@ -6,6 +6,7 @@ Errors a user can make print one line (``error: …``), no traceback. Exit statu
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -557,6 +558,11 @@ EXIT_BAD_INPUT = 2
 RobustlensError (ConfigError, DataError, CheckpointError)."""
 
 
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+"""Errors of the file system a run writes to (full disk, quota, read-only, permission): one
+line and exit 1, wherever they strike (checkpoints, constructed sets, figures)."""
+
+
 def exit_code(exc: RobustlensError) -> int:
     """The exit status for ``exc``: its own ``exit_code`` if it sets one, else 1 for a
     NumericalError (a computation that failed while running) and 2 for bad input."""
@@ -593,6 +599,17 @@ def main() -> None:
         line = " ".join(str(exc).splitlines())  # one line, whatever the message holds
         err.print(f"[bold red]error:[/] {safe(line)}", highlight=False, soft_wrap=True)
         sys.exit(exit_code(exc))
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        err.print(
+            f"[bold red]error:[/] {safe(exc.strerror or exc)}{safe(where)}. Free some space, or "
+            "choose a folder you can write to; finished work is kept and a rerun resumes",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(EXIT_RUN_FAILED)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)

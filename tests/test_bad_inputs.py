@@ -380,3 +380,22 @@ def test_a_small_run_prints_no_warnings(tmp_path):
     assert result2.returncode == 0, result2.stderr
     for stderr in (result.stderr, result2.stderr):
         assert "Warning" not in stderr and "warn(" not in stderr, stderr
+
+
+def test_a_full_disk_while_saving_a_model_is_one_line_and_exit_1(tmp_path, monkeypatch, capsys):
+    import errno
+
+    import robustlens.train.loop as loop
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out"))
+
+    monkeypatch.setattr(loop, "save_checkpoint_unit", no_space)
+    args = ["train", "--out", str(tmp_path / "out"), "--data", "digits", "--arch", "small-cnn"]
+    args += ["--epochs", "1", "--train-n", "40", "--eval-n", "10", "--method", "natural"]
+    code, _out, err = run_cli(args, monkeypatch, capsys)
+    assert code == 1, err
+    # The training's progress bar shares stderr; the error is one line after it.
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert "No space left on device" in lines[0] and "Free some space" in lines[0], lines[0]
