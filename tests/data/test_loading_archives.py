@@ -89,6 +89,7 @@ def test_users_files_beside_the_archive_are_never_replaced(tmp_path, monkeypatch
     assert snapshot(root) == before  # bytes and mtimes of every file, and nothing new
 
 
+@pytest.mark.timing
 def test_a_run_killed_mid_extraction_leaves_no_half_folder(tmp_path, monkeypatch, isolated_sources):
     root, archive = user_folder(tmp_path)
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()

@@ -89,6 +89,7 @@ class Holder:
         self.proc.stdout.close()
 
 
+@pytest.mark.timing
 def test_a_second_writer_is_refused_at_once_naming_the_holder(tmp_path):
     folder = tmp_path / "study"
     other = Holder(folder)
@@ -106,6 +107,7 @@ def test_a_second_writer_is_refused_at_once_naming_the_holder(tmp_path):
     assert not (folder / INFO_NAME).exists()
 
 
+@pytest.mark.timing
 def test_the_lock_of_a_killed_run_is_taken_over(tmp_path):
     folder = tmp_path / "study"
     other = Holder(folder)
@@ -175,6 +177,7 @@ def test_an_unusable_folder_is_one_clear_error(tmp_path, monkeypatch):
     assert "Permission denied" in str(err.value) and "--out" in str(err.value)
 
 
+@pytest.mark.timing
 def test_a_second_study_run_on_the_same_folder_exits_at_once(tmp_path):
     spec = tmp_path / "tiny.toml"
     spec.write_text(STUDY)
