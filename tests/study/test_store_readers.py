@@ -55,7 +55,9 @@ def test_status_and_report_never_change_the_store(tmp_path, monkeypatch):
     with study_lock(out):  # readers do not need the lock: a run may be going on
         status = Study.open(out).status()
         report = Study.open(out).write_report()
-    assert status["lenses"] == [{"lens": "activations", "done": 1, "total": 1}]
+    assert status["lenses"] == [
+        {"lens": "activations", "done": 1, "total": 1, "failed": 0, "not_applicable": 0}
+    ]
     assert report == out / REPORT_NAME and "activations" in report.read_text()
     after = store_files(out)
     assert {k: after.get(k) for k in before} == before
