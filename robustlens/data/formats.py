@@ -10,12 +10,13 @@ Images come back as ``uint8`` arrays in NCHW order (N, channels, height, width) 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import logging
 import pickle
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -51,15 +52,11 @@ def corrupt(path: Path | str, what: str) -> DataError:
 # --------------------------------------------------------------------------------------- bytes
 
 
-def read_bytes(path: Path | str) -> bytes:
-    """The contents of ``path``, decompressed when it is gzip data (by content, not by name).
-
-    A gzip file that is truncated, fails its CRC check or is not gzip data past its header is
-    a :class:`DataError` naming the file.
-    """
-    path = Path(path)
+@contextlib.contextmanager
+def _read_errors(path: Path) -> Iterator[None]:
+    """Turn a missing or unreadable data file into one :class:`DataError` naming it."""
     try:
-        raw = path.read_bytes()
+        yield
     except FileNotFoundError:
         raise DataError(
             f"data file {path} does not exist",
@@ -67,6 +64,17 @@ def read_bytes(path: Path | str) -> bytes:
         ) from None
     except OSError as err:
         raise DataError(f"cannot read data file {path}: {err}", fix=CORRUPT_FIX) from err
+
+
+def read_bytes(path: Path | str) -> bytes:
+    """The contents of ``path``, decompressed when it is gzip data (by content, not by name).
+
+    A gzip file that is truncated, fails its CRC check or is not gzip data past its header is
+    a :class:`DataError` naming the file.
+    """
+    path = Path(path)
+    with _read_errors(path):
+        raw = path.read_bytes()
     if raw[:2] != GZIP_MAGIC:
         return raw
     try:
@@ -161,16 +169,9 @@ class _Gunzip:
 
 def _open_data(path: Path) -> tuple[BinaryIO | _Gunzip, bool, int]:
     """``path`` opened for reading (decompressing gzip data), whether it is gzip, and its size."""
-    try:
+    with _read_errors(path):
         size = path.stat().st_size
         handle = path.open("rb")
-    except FileNotFoundError:
-        raise DataError(
-            f"data file {path} does not exist",
-            fix="Fetch the data set again (robustlens.data.fetch_dataset)",
-        ) from None
-    except OSError as err:
-        raise DataError(f"cannot read data file {path}: {err}", fix=CORRUPT_FIX) from err
     compressed = handle.read(2) == GZIP_MAGIC
     handle.seek(0)
     if compressed:
