@@ -28,7 +28,7 @@ import tempfile
 import zlib
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from robustlens.data.download import file_digest
+from robustlens.data.download import expected_checksum, file_digest
 from robustlens.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -45,12 +45,7 @@ def verify_archive(
     One checksum is required: ``sha256``, or ``md5`` where a source publishes only that.
     """
     archive = Path(archive)
-    if sha256:
-        algorithm, expected = "sha256", sha256.lower()
-    elif md5:
-        algorithm, expected = "md5", md5.lower()
-    else:
-        raise ValueError(f"verifying {archive} needs a sha256 or md5 checksum")
+    algorithm, expected = expected_checksum(sha256, md5, f"verifying {archive}")
     try:
         actual = file_digest(archive, algorithm)
     except FileNotFoundError:

@@ -39,6 +39,16 @@ def file_digest(path: Path | str, algorithm: str = "sha256") -> str:
     return h.hexdigest()
 
 
+def expected_checksum(sha256: str | None, md5: str | None, what: str) -> tuple[str, str]:
+    """The algorithm and lower-case digest to verify against: ``sha256``, or ``md5`` where a
+    source publishes only that. ``what`` names the check in the error when neither is given."""
+    if sha256:
+        return "sha256", sha256.lower()
+    if md5:
+        return "md5", md5.lower()
+    raise ValueError(f"{what} needs a sha256 or md5 checksum")
+
+
 def download(
     url: str,
     dest: Path | str,
@@ -54,12 +64,7 @@ def download(
     failed connection or a checksum mismatch raises :class:`DataError` saying where to put the
     file by hand; no partial or temporary file is left behind.
     """
-    if sha256:
-        algorithm, expected = "sha256", sha256.lower()
-    elif md5:
-        algorithm, expected = "md5", md5.lower()
-    else:
-        raise ValueError(f"download of {url} needs a sha256 or md5 checksum")
+    algorithm, expected = expected_checksum(sha256, md5, f"download of {url}")
     dest = Path(dest)
     manual = (
         f"Check the network connection and try again, or download {url} yourself and save it "
