@@ -18,6 +18,7 @@ import pytest
 from robustlens.errors import StoreError
 from robustlens.study import lock as lock_module
 from robustlens.study.lock import INFO_NAME, holder, study_lock
+from tests.study.tiny_studies import DIGITS_ACTIVATIONS
 
 # The holder imports the lock module alone: robustlens.study's __init__ would load torch,
 # seconds per process that this test does not need.
@@ -37,22 +38,7 @@ HOLDER = textwrap.dedent(
     """
 )
 
-STUDY = """
-[study]
-name = "tiny"
-
-[data]
-dataset = "digits"
-eval_n = 40
-
-[[models]]
-name = "a"
-arch = "small-cnn"
-arch_kwargs = { widths = [4, 8], kernels = [3, 3], strides = [1, 2] }
-recipe = { method = "natural", epochs = 1, eval_n = 20 }
-
-[lenses.activations]
-"""
+STUDY = DIGITS_ACTIVATIONS
 
 
 def env() -> dict[str, str]:

@@ -12,23 +12,9 @@ from robustlens.study import report_builder as report_builder_module
 from robustlens.study.lock import study_lock
 from robustlens.study.runner import REPORT_NAME
 from robustlens.study.store import DB_NAME
+from tests.study.tiny_studies import DIGITS_ACTIVATIONS
 
-STUDY = """
-[study]
-name = "tiny"
-
-[data]
-dataset = "digits"
-eval_n = 40
-
-[[models]]
-name = "a"
-arch = "small-cnn"
-arch_kwargs = { widths = [4, 8], kernels = [3, 3], strides = [1, 2] }
-recipe = { method = "natural", epochs = 1, eval_n = 20 }
-
-[lenses.activations]
-"""
+STUDY = DIGITS_ACTIVATIONS
 
 
 def store_files(folder: Path) -> dict[str, tuple[bytes, int]]:

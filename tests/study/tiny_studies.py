@@ -1,0 +1,19 @@
+"""Small study files shared by the study tests: seconds to run on the CPU."""
+
+DIGITS_ACTIVATIONS = """
+[study]
+name = "tiny"
+
+[data]
+dataset = "digits"
+eval_n = 40
+
+[[models]]
+name = "a"
+arch = "small-cnn"
+arch_kwargs = { widths = [4, 8], kernels = [3, 3], strides = [1, 2] }
+recipe = { method = "natural", epochs = 1, eval_n = 20 }
+
+[lenses.activations]
+"""
+"""One natural small CNN on scikit-learn's digits and the activations lens."""
