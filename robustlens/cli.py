@@ -262,8 +262,9 @@ def _attack_label(attack: dict[str, Any] | None) -> str:
 # ----------------------------------------------------------------------------------- eval
 
 
-def load_any_model(spec: str, *, arch: str | None, data: str | None):
-    """A model from a robustlens checkpoint, a foreign .pt/.pth file, or an adapter id."""
+def load_any_model(spec: str, *, arch: str | None, data: str | None) -> tuple[Any, str | None]:
+    """A model from a robustlens checkpoint, a foreign .pt/.pth file, or an adapter id, with
+    the data set its card names (None for an adapter, which has no card)."""
     from robustlens.models import load_checkpoint
 
     path = Path(spec)
@@ -274,12 +275,14 @@ def load_any_model(spec: str, *, arch: str | None, data: str | None):
             raise ConfigError(
                 f"{path.name} is a foreign state dict: give --arch and --data to load it"
             )
-        return load_foreign_weights(path, arch, data)
+        model, card = load_foreign_weights(path, arch, data)
+        return model, card.dataset
     if not path.exists() and ":" in spec:
         from robustlens.models.adapters import load_adapter
 
-        return load_adapter(spec)
-    return load_checkpoint(path)
+        return load_adapter(spec), None
+    model, card = load_checkpoint(path)
+    return model, card.dataset
 
 
 def build_attack(
@@ -337,10 +340,13 @@ def eval_cmd(
     from robustlens.runtime import default_device
 
     check_eps_values([eps])
-    model, card = load_any_model(model_spec, arch=arch, data=data)
-    dataset = data or card.dataset
+    model, card_dataset = load_any_model(model_spec, arch=arch, data=data)
+    dataset = data or card_dataset
     if not dataset:
-        raise ConfigError("the model card names no data set", fix="give --data")
+        raise ConfigError(
+            f"{model_spec} names no data set (adapters have no model card)",
+            fix="give --data, e.g. --data cifar10",
+        )
     if dataset != "imagefolder":
         info = dataset_info(dataset, root=data_root)
         check_model_fits(model, info.num_classes, info.shape, dataset)

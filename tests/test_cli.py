@@ -157,3 +157,42 @@ def test_docs_lenses_md_is_current():
     assert docs.read_text() == lens_table_markdown(), (
         "docs/LENSES.md is stale: run `robustlens lenses list --markdown > docs/LENSES.md`"
     )
+
+
+def _run_main(monkeypatch, *args: str) -> int:
+    """Run the command line in this process (so that a test can stand in for a library)."""
+    from robustlens import cli
+
+    monkeypatch.setattr(sys, "argv", ["robustlens", *args])
+    with pytest.raises(SystemExit) as stop:
+        cli.main()
+    return stop.value.code
+
+
+def test_eval_of_an_adapter_id_uses_the_data_set_given(monkeypatch, capsys):
+    """An adapter has no model card: `eval` takes the data set from --data and, without it,
+    stops with one line saying to give it (it used to unpack a (model, card) pair that
+    load_adapter does not return)."""
+    import robustlens.models.adapters as adapters
+    from robustlens.models import build_model
+
+    loaded = []
+
+    def fake_adapter(spec):
+        loaded.append(spec)
+        return build_model("mlp", "digits").eval()
+
+    monkeypatch.setattr(adapters, "load_adapter", fake_adapter)
+    code = _run_main(
+        monkeypatch, "eval", "fake:mlp", "--data", "digits", "--n", "40", "--steps", "2", "--json"
+    )
+    assert code in (0, None)
+    summary = json.loads(capsys.readouterr().out)
+    assert loaded == ["fake:mlp"]
+    assert (summary["model"], summary["data"], summary["n"]) == ("fake:mlp", "digits", 40)
+    assert 0.0 <= summary["robust_accuracy"] <= summary["clean_accuracy"] <= 1.0
+
+    assert _run_main(monkeypatch, "eval", "fake:mlp", "--n", "40") == 2
+    message = capsys.readouterr().err
+    assert "fake:mlp names no data set" in message and "give --data" in message
+    assert "Traceback" not in message
