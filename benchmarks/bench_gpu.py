@@ -242,8 +242,14 @@ def training_grid(
     with tempfile.TemporaryDirectory() as tmp:
         for method, precision, channels_last in configs:
             if s.left() < 20:
-                out["runs"].append({"method": method, "precision": precision,
-                                    "channels_last": channels_last, "skipped": "time budget"})
+                out["runs"].append(
+                    {
+                        "method": method,
+                        "precision": precision,
+                        "channels_last": channels_last,
+                        "skipped": "time budget",
+                    }
+                )
                 continue
             n_batches = s.pgd_timed_batches if method == "pgd-10" else s.timed_batches
             key = (channels_last, n_batches)
@@ -254,8 +260,9 @@ def training_grid(
                 )
             data, warm = sets[key]
             base.load_state_dict(state)
-            model = base.to(memory_format=torch.channels_last if channels_last
-                            else torch.contiguous_format)
+            model = base.to(
+                memory_format=torch.channels_last if channels_last else torch.contiguous_format
+            )
             seconds = time_epoch(model, data, warm, method, precision, s.device, Path(tmp))
             ips = len(data) / seconds
             run = {
@@ -282,8 +289,9 @@ def epoch_estimates(grid: dict[str, Any]) -> dict[str, Any]:
     for precision in ("bf16", "fp32"):
         best = {}
         for m in ("natural", "fgsm-rs"):
-            rates = [r["images_per_s"] for r in runs if r["method"] == m
-                     and r["precision"] == precision]
+            rates = [
+                r["images_per_s"] for r in runs if r["method"] == m and r["precision"] == precision
+            ]
             if rates:
                 best[m] = max(rates)
         if len(best) == 2:
@@ -531,8 +539,9 @@ class Recorder:
             result = fn(s, *args, emit) if takes_emit else fn(s, *args)
         except Exception as exc:  # one failing section must not cost the others
             traceback.print_exc()
-            self.section(name, "error", error=f"{type(exc).__name__}: {exc}",
-                         seconds=time.perf_counter() - t)
+            self.section(
+                name, "error", error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - t
+            )
             return None
         self.section(name, "ok", results=result, seconds=time.perf_counter() - t)
         print(f"[bench_gpu] {name}: {json.dumps(result, default=str)[:400]}", flush=True)
@@ -577,14 +586,26 @@ def main(argv: list[str] | None = None) -> int:
     mm = rec.run("matmul", s, section_matmul)
     tflops = mm["tflops"] if mm else None
     prn = rec.run(
-        "train_preact_resnet18", s, training_grid, "preact-resnet18", s.prn_kwargs, s.batch,
-        grid_configs(s, wide=False), tflops,
+        "train_preact_resnet18",
+        s,
+        training_grid,
+        "preact-resnet18",
+        s.prn_kwargs,
+        s.batch,
+        grid_configs(s, wide=False),
+        tflops,
     )
     if prn:
         rec.section("epoch_estimates", "ok", results=epoch_estimates(prn))
     rec.run(
-        "train_wrn_28_10", s, training_grid, s.wrn_arch, s.wrn_kwargs, s.wrn_batch,
-        grid_configs(s, wide=True), tflops,
+        "train_wrn_28_10",
+        s,
+        training_grid,
+        s.wrn_arch,
+        s.wrn_kwargs,
+        s.wrn_batch,
+        grid_configs(s, wide=True),
+        tflops,
     )
     rec.run("pgd_step_ratio_fp32", s, section_step_ratio, "fp32")
     if s.cuda:
@@ -593,8 +614,11 @@ def main(argv: list[str] | None = None) -> int:
     rec.run("activations_lens", s, section_lens)
     natural_ips = None
     if prn:
-        rates = [r["images_per_s"] for r in prn["runs"]
-                 if r.get("method") == "natural" and "images_per_s" in r]
+        rates = [
+            r["images_per_s"]
+            for r in prn["runs"]
+            if r.get("method") == "natural" and "images_per_s" in r
+        ]
         natural_ips = max(rates) if rates else None
     rec.run("fashion_mnist", s, section_fashion, natural_ips)
     failed = [k for k, v in rec.data["sections"].items() if v["status"] == "error"]

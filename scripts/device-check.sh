@@ -51,14 +51,16 @@ stage() {  # stage NAME LIMIT NOTE CMD...: run CMD under `timeout`, record its s
   return 0
 }
 
-if compgen -G ".whl/*.whl" > /dev/null; then
+if [ "${DEVICE_CHECK_SKIP_INSTALL:-}" = 1 ]; then
+  echo "DEVICE_CHECK_SKIP_INSTALL=1: wheels not installed"
+elif compgen -G ".whl/*.whl" > /dev/null; then
   stage install "$T_INSTALL" "wheels from .whl/ into /tmp/site" \
     "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl
 else
   echo "no .whl/ folder: nothing to install"
 fi
-if [ -d /tmp/site ] && compgen -G ".whl/*.whl" > /dev/null; then
+if [ "${DEVICE_CHECK_SKIP_INSTALL:-}" != 1 ] && [ -d /tmp/site ] && compgen -G ".whl/*.whl" > /dev/null; then
   export PYTHONPATH=/tmp/site:$ROOT${PYTHONPATH:+:$PYTHONPATH}
 else
   export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}

@@ -56,7 +56,7 @@ def _stages(out: Path) -> list[dict[str, Any]]:
     rows = []
     path = out / "stages.tsv"
     for line in path.read_text().splitlines() if path.exists() else []:
-        name, rc, seconds, note = (line.split("\t") + ["", "", ""])[:4]
+        name, rc, seconds, note = [*line.split("\t"), "", "", ""][:4]
         rows.append({"stage": name, "rc": int(rc), "seconds": float(seconds or 0), "note": note})
     return rows
 
@@ -80,8 +80,9 @@ def _junit(path: Path) -> dict[str, Any] | None:
         if case.find("failure") is not None or case.find("error") is not None
     ]
     counts["failed_tests"] = failed
-    skip = next((c.find("skipped") for c in root.iter("testcase") if c.find("skipped") is not None),
-                None)
+    skip = next(
+        (c.find("skipped") for c in root.iter("testcase") if c.find("skipped") is not None), None
+    )
     counts["skip_reason"] = None if skip is None else skip.get("message")
     return counts
 
@@ -101,12 +102,14 @@ def _bench_rows(bench: dict[str, Any]) -> list[tuple[str, str]]:
 
     if res("matmul"):
         m = res("matmul")
-        rows.append((f"matmul {m['n']}³ {m['dtype']}", f"{m['tflops']:.1f} TFLOP/s"))
+        rows.append((f"matmul {m['n']}³ {m['dtype']}", f"{m['tflops']:.3g} TFLOP/s"))
     for key in ("train_preact_resnet18", "train_wrn_28_10"):
         grid = res(key)
         for r in grid.get("runs", []):
-            label = (f"{grid['arch']} train {r['method']} {r['precision']}"
-                     f"{' channels_last' if r['channels_last'] else ''}, batch {grid['batch']}")
+            label = (
+                f"{grid['arch']} train {r['method']} {r['precision']}"
+                f"{' channels_last' if r['channels_last'] else ''}, batch {grid['batch']}"
+            )
             if "images_per_s" in r:
                 mfu = f", MFU {100 * r['mfu']:.1f} %" if "mfu" in r else ""
                 rows.append((label, f"{r['images_per_s']:,.0f} img/s{mfu}"))
@@ -114,40 +117,72 @@ def _bench_rows(bench: dict[str, Any]) -> list[tuple[str, str]]:
                 rows.append((label, f"skipped ({r.get('skipped')})"))
     e = res("epoch_estimates")
     if e:
-        rows.append((f"50 000-image FGSM-RS epoch, PreActResNet-18 {e['precision']} "
-                     "(target < 10 s on the H200)", f"{e['fgsm_rs_epoch_50k_s']:.1f} s"))
-        rows.append(("FGSM-RS epoch ÷ natural epoch (target ≤ 2.2 ×)",
-                     f"{e['fgsm_rs_over_natural']:.2f} ×"))
+        rows.append(
+            (
+                f"50 000-image FGSM-RS epoch, PreActResNet-18 {e['precision']} "
+                "(target < 10 s on the H200)",
+                f"{e['fgsm_rs_epoch_50k_s']:.1f} s",
+            )
+        )
+        rows.append(
+            ("FGSM-RS epoch ÷ natural epoch (target ≤ 2.2 ×)", f"{e['fgsm_rs_over_natural']:.2f} ×")
+        )
     for key in ("pgd_step_ratio_fp32", "pgd_step_ratio_bf16"):
         r = res(key)
         if r:
-            rows.append((f"PGD step ÷ bare fwd+bwd, {r['precision']}, batch {r['batch']} "
-                         "(evaluation / training path; target ≤ 1.10 ×)",
-                         f"{r['eval_step_ratio']:.3f} × / {r['train_step_ratio']:.3f} ×"))
+            rows.append(
+                (
+                    f"PGD step ÷ bare fwd+bwd, {r['precision']}, batch {r['batch']} "
+                    "(evaluation / training path; target ≤ 1.10 ×)",
+                    f"{r['eval_step_ratio']:.3f} × / {r['train_step_ratio']:.3f} ×",
+                )
+            )
     r = res("pgd_eval")
     if r:
-        rows.append((f"PGD-{r['steps']} evaluation (fp32, no early exit), {r['images']} images",
-                     f"{r['images_per_s']:,.0f} img/s"))
+        rows.append(
+            (
+                f"PGD-{r['steps']} evaluation (fp32, no early exit), {r['images']} images",
+                f"{r['images_per_s']:,.0f} img/s",
+            )
+        )
     r = res("activations_lens")
     if r:
-        rows.append((f"activations lens, {r['images']} images",
-                     f"{r['lens_images_per_s']:,.0f} img/s "
-                     f"({r['lens_over_forward_throughput']:.2f} × forward)"))
+        rows.append(
+            (
+                f"activations lens, {r['images']} images",
+                f"{r['lens_images_per_s']:,.0f} img/s "
+                f"({r['lens_over_forward_throughput']:.2f} × forward)",
+            )
+        )
     r = res("fashion_mnist")
     if r.get("natural"):
         n = r["natural"]
-        rows.append((f"Fashion-MNIST 32×32×3 PreActResNet-18 natural, {n['epochs']} epochs "
-                     f"({n['seconds']:.0f} s), clean test accuracy on {r['test_images']:,}",
-                     f"{n['clean_accuracy']:.4f}"))
+        rows.append(
+            (
+                f"Fashion-MNIST 32×32×3 PreActResNet-18 natural, {n['epochs']} epochs "
+                f"({n['seconds']:.0f} s), clean test accuracy on {r['test_images']:,}",
+                f"{n['clean_accuracy']:.4f}",
+            )
+        )
     f = r.get("fgsm_rs") or {}
     if "pgd10_robust_accuracy" in f:
-        rows.append((f"same, FGSM-RS ε={f['eps']}, {f['epochs']} epochs ({f['seconds']:.0f} s): "
-                     f"clean / PGD-10 robust ({f['robust_images']} images)",
-                     f"{f['clean_accuracy']:.4f} / {f['pgd10_robust_accuracy']:.4f}"))
+        rows.append(
+            (
+                f"same, FGSM-RS ε={f['eps']}, {f['epochs']} epochs ({f['seconds']:.0f} s): "
+                f"clean / PGD-10 robust ({f['robust_images']} images)",
+                f"{f['clean_accuracy']:.4f} / {f['pgd10_robust_accuracy']:.4f}",
+            )
+        )
     for name, s in sec.items():
         if s.get("status") != "ok":
-            rows.append((f"benchmark section {name}", f"**{s.get('status')}**: "
-                         f"{s.get('error') or s.get('reason') or ''}".rstrip(": ")))
+            rows.append(
+                (
+                    f"benchmark section {name}",
+                    f"**{s.get('status')}**: {s.get('error') or s.get('reason') or ''}".rstrip(
+                        ": "
+                    ),
+                )
+            )
     return rows
 
 
@@ -180,15 +215,20 @@ def report(out: Path) -> int:
         verdict = "pass" if s["rc"] == 0 else ("timeout" if s["rc"] in (124, 137) else "FAIL")
         lines.append(f"| {s['stage']} | {verdict} | {s['seconds']:.0f} | {s['note']} |")
     if tests and "error" not in tests:
-        summary = (f"{tests['passed']} passed, {tests['failures'] + tests['errors']} failed, "
-                   f"{tests['skipped']} skipped")
+        summary = (
+            f"{tests['passed']} passed, {tests['failures'] + tests['errors']} failed, "
+            f"{tests['skipped']} skipped"
+        )
         if tests["skipped"] and tests["skip_reason"]:
             summary += f" (skip reason: {tests['skip_reason']})"
         lines += ["", f"gpu tests: {summary}"]
         lines += [f"- failed: `{name}`" for name in tests["failed_tests"]]
     if not cuda:
-        lines += ["", "No CUDA: gpu tests skipped; benchmarks in quick CPU mode without bf16 "
-                  "autocast or channels_last."]
+        lines += [
+            "",
+            "No CUDA: gpu tests skipped; benchmarks in quick CPU mode without bf16 "
+            "autocast or channels_last.",
+        ]
     rows = _bench_rows(bench)
     if rows:
         lines += ["", "| measure | value |", "|---|---|"]

@@ -17,7 +17,7 @@ import torch
 
 from robustlens.attacks import FGSM, L1, L2, PGD, CarliniWagnerL2, DeepFool, Linf, robust_accuracy
 from robustlens.attacks.spec import AttackSpec
-from tests.gpu.helpers import N, agreement, model_pair, brightness_test_set
+from tests.gpu.helpers import N, agreement, brightness_test_set, model_pair
 from tests.tolerances import eps as machine_eps
 from tests.tolerances import float_tol
 
@@ -103,9 +103,7 @@ def test_robust_accuracy_through_specs_on_device(gpu_device, text):
     spec = AttackSpec.parse(text)
     eps = spec.eps if spec.attack in ("deepfool", "cw") else None
     results = [
-        robust_accuracy(
-            m, data, spec.build(m, seed=0, cw_binary_steps=3), eps=eps, batch_size=16
-        )
+        robust_accuracy(m, data, spec.build(m, seed=0, cw_binary_steps=3), eps=eps, batch_size=16)
         for m in (cpu_model, dev_model)
     ]
     assert agreement(results[0].clean_correct, results[1].clean_correct) >= 1 - 1 / N

@@ -40,8 +40,11 @@ def _models(device: torch.device) -> list:
     victim = build_model("mlp", info, **SMALLEST_ARCH_KWARGS["mlp"]).eval()
     net, victim = copy.deepcopy(net).to(device), copy.deepcopy(victim).to(device)
     robust = {"method": "pgd", "norm": "linf", "eps": 0.1}
-    return [study_model(net, "natural"), study_model(net, "robust", robust),
-            study_model(victim, "victim")]
+    return [
+        study_model(net, "natural"),
+        study_model(net, "robust", robust),
+        study_model(victim, "victim"),
+    ]
 
 
 def _run(lens: str, device: torch.device):
