@@ -263,7 +263,22 @@ def training_grid(
             model = base.to(
                 memory_format=torch.channels_last if channels_last else torch.contiguous_format
             )
-            seconds = time_epoch(model, data, warm, method, precision, s.device, Path(tmp))
+            try:
+                seconds = time_epoch(model, data, warm, method, precision, s.device, Path(tmp))
+            except Exception as exc:  # e.g. out of memory: keep the grid's other figures
+                traceback.print_exc()
+                out["runs"].append(
+                    {
+                        "method": method,
+                        "precision": precision,
+                        "channels_last": channels_last,
+                        "error": f"{type(exc).__name__}: {exc}",
+                    }
+                )
+                if s.cuda:
+                    torch.cuda.empty_cache()
+                emit(out)
+                continue
             ips = len(data) / seconds
             run = {
                 "method": method,

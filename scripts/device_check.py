@@ -113,6 +113,8 @@ def _bench_rows(bench: dict[str, Any]) -> list[tuple[str, str]]:
             if "images_per_s" in r:
                 mfu = f", MFU {100 * r['mfu']:.1f} %" if "mfu" in r else ""
                 rows.append((label, f"{r['images_per_s']:,.0f} img/s{mfu}"))
+            elif "error" in r:
+                rows.append((label, f"**error**: {r['error'][:120]}"))
             else:
                 rows.append((label, f"skipped ({r.get('skipped')})"))
     e = res("epoch_estimates")
