@@ -20,13 +20,13 @@ OUT=$(cd "$OUT" && pwd)
 : > "$OUT/stages.tsv"
 exec > >(tee -a "$OUT/device-check.log") 2>&1
 
-# Time limits (seconds) per stage; the sum stays under 6 minutes.
-T_INSTALL=${T_INSTALL:-45}
-T_ENV=${T_ENV:-30}
-T_TESTS=${T_TESTS:-120}
-T_BENCH=${T_BENCH:-180}
-BENCH_BUDGET=${BENCH_BUDGET:-165}   # the benchmarks' own budget: sections past it are skipped
-T_REPORT=${T_REPORT:-20}
+# Time limits (seconds) per stage: 355 s in all, under 6 minutes.
+T_INSTALL=${T_INSTALL:-30}
+T_ENV=${T_ENV:-25}
+T_TESTS=${T_TESTS:-110}
+T_BENCH=${T_BENCH:-175}
+BENCH_BUDGET=${BENCH_BUDGET:-160}   # the benchmarks' own budget: sections past it are skipped
+T_REPORT=${T_REPORT:-15}
 
 HAS_CUDA=$("$PYTHON" -c 'import torch; print(int(torch.cuda.is_available()))' 2>/dev/null || echo 0)
 QUICK=${DEVICE_CHECK_QUICK:-}
