@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.robustlens-setup-done
 
-.PHONY: setup quickstart test test-repeat lint format bench mutate mutate-sample clean
+.PHONY: setup quickstart test test-repeat lint format bench device-check mutate mutate-sample clean
 
 setup: $(STAMP)
 
@@ -41,6 +41,11 @@ bench: setup
 	$(PY) -m benchmarks.bench_training
 	$(PY) -m benchmarks.bench_lenses
 	$(PY) -m benchmarks.bench_constructed
+
+# The GPU check of issue 18 (scripts/device-check.sh): gpu tests and GPU benchmarks on CUDA, a
+# quick CPU run without it. Results in OUT (default benchmarks/out/device-check).
+device-check: setup
+	PYTHON=$(PY) scripts/device-check.sh
 
 # Mutation testing with mutmut ([tool.mutmut] in pyproject.toml; docs/TESTING.md has the score).
 # Hours on 2 cores: MUTATE='robustlens.attacks.*' runs one package (named mutants are always

@@ -41,6 +41,7 @@ def choose_subset(
     total = labels.numel()
     if n >= total:
         return torch.arange(total)
+    labels = labels.cpu()  # the positions index CPU tensors (ImageSet.indices) too
     gen = torch.Generator().manual_seed(int(seed))
     if not balanced:
         return torch.sort(torch.randperm(total, generator=gen)[:n]).values

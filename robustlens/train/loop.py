@@ -241,7 +241,9 @@ class _Trainer:
                 self.optimizer.step()
                 if i == 0:
                     kill_point(f"epoch-{self.epoch + 1}", self.out_dir)
-                total_loss += loss.detach().double() * y.shape[0]
+                # accumulated on the CPU: an in-place add of a CUDA value into a CPU tensor is
+                # refused (pytorch/pytorch#40986), and float64 is not on every device
+                total_loss += loss.detach().cpu().double() * y.shape[0]
                 correct += int((logits.detach().argmax(1) == y).sum())
                 seen += y.shape[0]
                 advance(y.shape[0])
