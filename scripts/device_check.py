@@ -193,7 +193,9 @@ def report(out: Path) -> int:
     env_info = _load(out / "env.json")
     bench = _load(out / "bench_gpu.json")
     tests = _junit(out / "gpu-tests.xml")
-    cuda = bool(env_info.get("cuda_available"))
+    # without env.json (the benchmarks run alone) the benchmarks' own record says where they ran
+    meta = bench.get("meta", {}) if isinstance(bench, dict) else {}
+    cuda = bool(env_info.get("cuda_available", str(meta.get("device", "")).startswith("cuda")))
     data = {
         "date_utc": _now(),
         "mode": "cuda" if cuda else "cpu (quick; CUDA-only parts skipped)",
@@ -203,11 +205,12 @@ def report(out: Path) -> int:
         "bench": bench,
     }
     (out / "device-check.json").write_text(json.dumps(data, indent=1, default=str))
-    gpu = env_info.get("gpu") or "no CUDA device"
+    gpu = env_info.get("gpu") or meta.get("gpu") or "no CUDA device"
     lines = [
         "# device check",
         "",
-        f"{gpu}; torch {env_info.get('torch')} (CUDA {env_info.get('torch_cuda')}), "
+        f"{gpu}; torch {env_info.get('torch') or meta.get('torch')} "
+        f"(CUDA {env_info.get('torch_cuda')}), "
         f"Python {env_info.get('python')}; {data['date_utc']}; mode: {data['mode']}.",
         "",
         "| stage | result | seconds | note |",
