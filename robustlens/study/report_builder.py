@@ -215,7 +215,7 @@ def build_document(study: Study, store: Store) -> ReportDocument:
         if cached is not None:
             figures = [FigureBlock(title, png) for title, png in cached]
         elif spec.plot is not None and tables:
-            from robustlens.study.figures import figure_to_png
+            from robustlens.plotting import figure_to_png
 
             try:
 
