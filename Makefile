@@ -17,9 +17,11 @@ $(STAMP): pyproject.toml scripts/setup.sh
 quickstart: setup
 	$(PY) -m robustlens study run studies/quickstart.toml --out runs/quickstart
 
+# lint-imports: the import contracts of pyproject.toml ([tool.importlinter]; docs/ARCHITECTURE.md).
 test: setup
 	$(VENV)/bin/ruff check robustlens tests benchmarks
 	$(VENV)/bin/ruff format --check robustlens tests benchmarks
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest
 
 # Timing-sensitive tests (marker `timing`: kill -9 and resume, interrupted writers), each run
@@ -31,6 +33,7 @@ test-repeat: setup
 lint: setup
 	$(VENV)/bin/ruff check robustlens tests benchmarks
 	$(VENV)/bin/ruff format --check robustlens tests benchmarks
+	$(VENV)/bin/lint-imports --no-cache
 
 format: setup
 	$(VENV)/bin/ruff format robustlens tests benchmarks

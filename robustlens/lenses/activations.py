@@ -303,7 +303,7 @@ def compute(
 
 
 def plot(tables, models: list[StudyModel], params: ActivationParams, arrays=None) -> dict:
-    from robustlens.study.figures import new_figure
+    from robustlens.plotting import new_figure
 
     frame = tables["activations"]
     colors = palette(models)

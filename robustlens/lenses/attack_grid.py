@@ -180,7 +180,7 @@ def compute(
 
 
 def plot(tables, models: list[StudyModel], params: AttackGridParams, arrays=None) -> dict:
-    from robustlens.study.figures import new_figure
+    from robustlens.plotting import new_figure
 
     frame = tables["attack_grid"]
     colors = palette(models)

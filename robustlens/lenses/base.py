@@ -144,7 +144,7 @@ def tidy(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 def palette(models: list[StudyModel]) -> dict[str, str]:
     """One colour per model for every figure: natural in greys, robust along ε."""
-    from robustlens.study.figures import model_colors
+    from robustlens.plotting import model_colors
 
     return model_colors(
         [m.name for m in models],

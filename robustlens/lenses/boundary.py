@@ -147,7 +147,7 @@ def compute(
 
 
 def plot(tables, models: list[StudyModel], params: BoundaryParams, arrays=None) -> dict:
-    from robustlens.study.figures import new_figure
+    from robustlens.plotting import new_figure
 
     if arrays is None:
         return {}

@@ -140,7 +140,7 @@ def compute(model: StudyModel, data: ImageSet, params: ColorParams, ctx: LensCon
 
 
 def plot(tables, models: list[StudyModel], params: ColorParams, arrays=None) -> dict:
-    from robustlens.study.figures import new_figure
+    from robustlens.plotting import new_figure
 
     frame = tables["color"]
     colors = palette(models)

@@ -171,7 +171,7 @@ def compute(
 
 
 def plot(tables, models: list[StudyModel], params: EnsembleParams, arrays=None) -> dict:
-    from robustlens.study.figures import new_figure
+    from robustlens.plotting import new_figure
 
     frame = tables["ensemble"]
     targets = list(dict.fromkeys(frame.setting))

@@ -134,7 +134,7 @@ def _named(net, names: tuple[str, ...]) -> dict:
 
 def plot(tables, models: list[StudyModel], params: FeatvizParams, arrays=None) -> dict:
     from robustlens.lenses.base import palette
-    from robustlens.study.figures import draw_filter_strip, new_figure
+    from robustlens.plotting import draw_filter_strip, new_figure
 
     frame = tables["featviz"]
     figures = {}

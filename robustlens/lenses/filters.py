@@ -250,7 +250,7 @@ def _first_activation(
 
 
 def plot(tables, models: list[StudyModel], params: FiltersParams, arrays=None) -> dict:
-    from robustlens.study.figures import new_figure
+    from robustlens.plotting import new_figure
 
     frame = tables["filters"]
     colors = {m.name: c for m, c in zip(models, _colors(models), strict=True)}
@@ -307,7 +307,7 @@ def kernels_of(sets: list[GroupedFilters]) -> list[str]:
 
 def plot_shift(models: list[StudyModel], arrays) -> dict:
     """Fig. 1: weighted KL of coefficient distributions, robust vs natural, by depth group."""
-    from robustlens.study.figures import new_figure
+    from robustlens.plotting import new_figure
 
     natural = [grouped_filters(lambda n, m=m: arrays(m.name, n)) for m in models if m.is_natural]
     robust = {
@@ -354,7 +354,7 @@ def plot_shift(models: list[StudyModel], arrays) -> dict:
 
 def plot_basis(models: list[StudyModel], arrays) -> dict:
     """Fig. 2: the filter basis and explained-variance ratios of all, robust, natural filters."""
-    from robustlens.study.figures import new_figure
+    from robustlens.plotting import new_figure
 
     sets = {m.name: grouped_filters(lambda n, m=m: arrays(m.name, n)) for m in models}
     natural = {m.name for m in models if m.is_natural}
@@ -407,7 +407,7 @@ def plot_basis(models: list[StudyModel], arrays) -> dict:
 def plot_coefficients(models: list[StudyModel], arrays) -> dict:
     """Fig. 3: distributions of the filters' coefficients along each basis vector (fitted on
     all filters of the kernel size), robust against natural, with each axis's KL."""
-    from robustlens.study.figures import new_figure
+    from robustlens.plotting import new_figure
 
     sets = {m.name: grouped_filters(lambda n, m=m: arrays(m.name, n)) for m in models}
     natural = [sets[m.name] for m in models if m.is_natural]
@@ -443,7 +443,7 @@ def plot_coefficients(models: list[StudyModel], arrays) -> dict:
 def plot_first_layers(models: list[StudyModel], arrays, frame) -> dict:
     """Fig. 4 and 6: first-layer filters of a natural and a robust model, and what a PGD
     perturbation changes in their first activations."""
-    from robustlens.study.figures import draw_filter_strip, new_figure
+    from robustlens.plotting import draw_filter_strip, new_figure
 
     natural = next((m for m in models if m.is_natural), None)
     # the paper's robust models are L∞-trained: prefer the largest L∞ budget

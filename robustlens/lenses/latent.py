@@ -170,7 +170,7 @@ def compute(
 
 
 def plot(tables, models: list[StudyModel], params: LatentParams, arrays=None) -> dict:
-    from robustlens.study.figures import new_figure
+    from robustlens.plotting import new_figure
 
     frame = tables["latent"]
     colors = palette(models)

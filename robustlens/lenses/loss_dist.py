@@ -91,7 +91,7 @@ def compute(
 
 
 def plot(tables, models: list[StudyModel], params: LossDistParams, arrays=None) -> dict:
-    from robustlens.study.figures import new_figure
+    from robustlens.plotting import new_figure
 
     figures = {}
     if arrays is not None:
@@ -123,7 +123,7 @@ def plot_distributions(models: list[StudyModel], losses: dict[str, dict[str, np.
     """Histograms with KDE overlays, one panel per model (Fig. 1–3)."""
     from scipy.stats import gaussian_kde
 
-    from robustlens.study.figures import new_figure
+    from robustlens.plotting import new_figure
 
     fig, axes = new_figure(ncols=len(models), figsize=(3.4 * len(models), 3.0))
     axes = np.atleast_1d(axes)

@@ -105,7 +105,7 @@ def compute(
 
 
 def plot(tables, models: list[StudyModel], params: NormRatioParams, arrays=None) -> dict:
-    from robustlens.study.figures import new_figure
+    from robustlens.plotting import new_figure
 
     frame = tables["norm_ratio"]
     colors = palette(models)

@@ -237,7 +237,7 @@ def cue_conflict_texture(filename: str, classes: tuple[str, ...]) -> str | None:
 
 def plot(tables, models: list[StudyModel], params: ProbesParams, arrays=None) -> dict:
     from robustlens.lenses.base import palette
-    from robustlens.study.figures import new_figure
+    from robustlens.plotting import new_figure
 
     frame = tables["probes"]
     frame = frame[frame.metric == "accuracy"]

@@ -159,7 +159,7 @@ def compute(
 
 
 def plot(tables, models: list[StudyModel], params: SaliencyParams, arrays=None) -> dict:
-    from robustlens.study.figures import new_figure
+    from robustlens.plotting import new_figure
 
     figures = {}
     if arrays is not None and params.show:
@@ -205,7 +205,7 @@ def plot(tables, models: list[StudyModel], params: SaliencyParams, arrays=None) 
 
 def _metric_figure(frame, models: list[StudyModel]) -> dict:
     from robustlens.lenses.base import palette
-    from robustlens.study.figures import new_figure
+    from robustlens.plotting import new_figure
 
     colors = palette(models)
     methods = list(dict.fromkeys(frame.setting))
@@ -233,7 +233,7 @@ def _metric_figure(frame, models: list[StudyModel]) -> dict:
 
 def _sanity_figure(frame, models: list[StudyModel], params: SaliencyParams) -> dict:
     from robustlens.lenses.base import palette
-    from robustlens.study.figures import new_figure
+    from robustlens.plotting import new_figure
 
     colors = palette(models)
     methods = list(dict.fromkeys(frame.setting))

@@ -110,7 +110,7 @@ def compute(
 
 
 def plot(tables, models: list[StudyModel], params: SimilarityParams, arrays=None) -> dict:
-    from robustlens.study.figures import new_figure
+    from robustlens.plotting import new_figure
 
     frame = tables["similarity"]
     colors = palette(models)

@@ -191,7 +191,7 @@ def set_label(name: str, source: StudyModel | None) -> str:
 def plot(tables, models: list[StudyModel], params: UniversalityParams, arrays=None) -> dict:
     """Every model × every set with chance marked (Tables 1/2/5/6), a standard model's accuracy
     on R_ε by the source's ε (Fig. 3), and example robustified images (Fig. 2)."""
-    from robustlens.study.figures import draw_annotated_grid, new_figure, style_axes
+    from robustlens.plotting import draw_annotated_grid, new_figure, style_axes
 
     frame = tables["universality"]
     acc = frame[frame.metric == "accuracy"]
@@ -252,7 +252,7 @@ def _cell(i: int, j: int):
 
 
 def _examples(models: list[StudyModel], arrays, params: UniversalityParams) -> dict:
-    from robustlens.study.figures import new_figure
+    from robustlens.plotting import new_figure
 
     original = arrays(models[0].name, "images/original")
     sources = [m for m in models if arrays(m.name, f"images/{m.name}") is not None]

@@ -26,6 +26,7 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from robustlens.errors import RobustlensError
+from robustlens.plotting import PNG_SIGNATURE
 from robustlens.study.document import (
     ClaimRow,
     FigureBlock,
@@ -34,7 +35,6 @@ from robustlens.study.document import (
     ReportDocument,
     TableBlock,
 )
-from robustlens.study.figures import PNG_SIGNATURE
 
 __all__ = ["format_number", "render_report", "write_report"]
 

@@ -1,11 +1,16 @@
-"""Assemble a study's report from its store: model cards, claim verdicts, lens sections."""
+"""Assemble a study's report from its store: model cards, claim verdicts, lens sections.
+
+The runner reads what the report needs from the store into a :class:`ReportInputs` and hands it
+over; nothing here imports the runner (the arrow points one way: runner → report builder).
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,12 +26,26 @@ from robustlens.study.document import (
     ReportDocument,
     TableBlock,
 )
+from robustlens.study.spec import StudySpec
 from robustlens.study.store import LensOutcome, LensRun, Store
 
-if TYPE_CHECKING:
-    from robustlens.study.runner import Study
-
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """What a report is built from, read from the store by the runner."""
+
+    spec: StudySpec
+    models: list[StudyModel]
+    """The study's models as recorded in the store, in the study file's order."""
+    runs: dict[str, list[LensRun]]
+    """Per lens of the study, its stored runs that belong to the current models and data."""
+    outcomes: dict[str, list[LensOutcome]]
+    """Per lens, the current units that failed or do not apply (no results)."""
+    eval_n: int
+    """The number of evaluation images every lens looks at."""
+    num_classes: int
 
 
 def how_trained(card_recipe: dict[str, Any] | None, source: str) -> str:
@@ -117,19 +136,11 @@ def model_rows(models: list[StudyModel], stored: dict[str, dict[str, Any]]) -> l
 class _Runs:
     """The current runs of each lens, with their tables and arrays loaded on demand."""
 
-    def __init__(self, study: Study, store: Store) -> None:
+    def __init__(self, inputs: ReportInputs, store: Store) -> None:
         self.store = store
-        self.by_lens: dict[str, list[LensRun]] = {
-            plan.name: study.current_runs(store, plan.name) for plan in study.spec.lenses
-        }
+        self.by_lens = inputs.runs
+        self.outcomes = inputs.outcomes
         self._arrays: dict[tuple[int, str], np.ndarray] = {}
-        self.outcomes: dict[str, list[LensOutcome]] = {}
-        """Per lens, the current units that failed or do not apply (no results)."""
-        models = study._stored_models(store)
-        for plan, spec, group in study._units(models):
-            found = store.outcome(study.unit_key(plan, spec, group))
-            if found is not None and store.find_run(found.key) is None:
-                self.outcomes.setdefault(plan.name, []).append(found)
 
     def tables(self, lens: str) -> dict[str, pd.DataFrame]:
         frames: dict[str, list[pd.DataFrame]] = {}
@@ -159,23 +170,24 @@ class _Runs:
         return None
 
 
-def build_document(study: Study, store: Store) -> ReportDocument:
-    models = study._stored_models(store)
+def build_document(inputs: ReportInputs, store: Store) -> ReportDocument:
+    """The report as data: model cards, claim verdicts and one section per lens."""
+    study_spec = inputs.spec
+    models = inputs.models
     stored = {row["name"]: row for row in store.models()}
-    runs = _Runs(study, store)
-    data = study.data()
+    runs = _Runs(inputs, store)
     view = ResultsView(
         models,
         runs.array,
         {lens for lens, found in runs.by_lens.items() if found},
-        len(data),
-        data.info.num_classes,
+        inputs.eval_n,
+        inputs.num_classes,
         names=runs.array_names,
         coverage={
-            plan.name: {m.name for m in models if plan.covers(m.name)} for plan in study.spec.lenses
+            plan.name: {m.name for m in models if plan.covers(m.name)} for plan in study_spec.lenses
         },
     )
-    view.planned = {plan.name for plan in study.spec.lenses}
+    view.planned = {plan.name for plan in study_spec.lenses}
     for lens, found in runs.outcomes.items():
         for o in found:
             where = o.scope_model or "all models"
@@ -187,11 +199,11 @@ def build_document(study: Study, store: Store) -> ReportDocument:
                     view.coverage[lens].discard(where)
     claims = [
         ClaimRow(c.id, c.paper, c.section, c.statement, v.status, v.evidence, v.interval)
-        for c, v in evaluate_claims(view, seed=study.spec.seed)
+        for c, v in evaluate_claims(view, seed=study_spec.seed)
     ]
     sections = []
     warnings = []
-    for plan in study.spec.lenses:
+    for plan in study_spec.lenses:
         spec = LENSES.get(plan.name)
         lens_runs = runs.by_lens.get(plan.name, [])
         outcomes = runs.outcomes.get(plan.name, [])
@@ -215,7 +227,7 @@ def build_document(study: Study, store: Store) -> ReportDocument:
         if cached is not None:
             figures = [FigureBlock(title, png) for title, png in cached]
         elif spec.plot is not None and tables:
-            from robustlens.study.figures import figure_to_png
+            from robustlens.plotting import figure_to_png
 
             try:
 
@@ -253,11 +265,11 @@ def build_document(study: Study, store: Store) -> ReportDocument:
             )
         )
     return ReportDocument(
-        study_name=study.spec.name,
-        description=study.spec.description,
-        dataset=study.spec.dataset,
-        eval_n=len(data),
-        seed=study.spec.seed,
+        study_name=study_spec.name,
+        description=study_spec.description,
+        dataset=study_spec.dataset,
+        eval_n=inputs.eval_n,
+        seed=study_spec.seed,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         versions=versions(),
         models=model_rows(models, stored),
@@ -312,8 +324,8 @@ def _params(params: Any) -> dict[str, Any]:
     return dataclasses.asdict(params) if dataclasses.is_dataclass(params) else dict(params)
 
 
-def build_report(study: Study, store: Store) -> Path:
+def build_report(inputs: ReportInputs, store: Store, path: Path) -> Path:
+    """Build the report from ``inputs`` and the store and write it to ``path`` as HTML."""
     from robustlens.study.report import write_report
-    from robustlens.study.runner import REPORT_NAME
 
-    return write_report(build_document(study, store), study.dir / REPORT_NAME)
+    return write_report(build_document(inputs, store), path)

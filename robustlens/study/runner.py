@@ -31,8 +31,9 @@ from robustlens.models import (
 from robustlens.progress import progress_bar
 from robustlens.runtime import default_device, seed_everything, versions
 from robustlens.study.lock import writes_study_folder
+from robustlens.study.report_builder import ReportInputs, build_report
 from robustlens.study.spec import LensPlan, ModelPlan, StudySpec, load_spec, parse_spec
-from robustlens.study.store import LensRun, Store, run_key
+from robustlens.study.store import LensOutcome, LensRun, Store, run_key
 from robustlens.study.validate import validate_study
 
 if TYPE_CHECKING:
@@ -385,9 +386,7 @@ class Study:
                     else:
                         getattr(summary, how).append(label)
                     advance(1)
-            from robustlens.study.report_builder import build_report
-
-            summary.report = build_report(self, store)
+            summary.report = build_report(self._report_inputs(store), store, self.report_path)
         finally:
             store.close()
         summary.seconds = time.perf_counter() - start
@@ -517,6 +516,24 @@ class Study:
                 runs.append(run)
         return runs
 
+    @property
+    def report_path(self) -> Path:
+        """Where the study's HTML report is written."""
+        return self.dir / REPORT_NAME
+
+    def _report_inputs(self, store: Store) -> ReportInputs:
+        """What the report is built from: the stored models and, per lens, the current runs and
+        the current units that failed or do not apply."""
+        models = self._stored_models(store)
+        runs = {plan.name: self.current_runs(store, plan.name) for plan in self.spec.lenses}
+        outcomes: dict[str, list[LensOutcome]] = {}
+        for plan, spec, group in self._units(models):
+            found = store.outcome(self.unit_key(plan, spec, group))
+            if found is not None and store.find_run(found.key) is None:
+                outcomes.setdefault(plan.name, []).append(found)
+        data = self.data()
+        return ReportInputs(self.spec, models, runs, outcomes, len(data), data.info.num_classes)
+
     def _stored_models(self, store: Store) -> list[StudyModel]:
         """Models as recorded in the store (no weights needed for reading tables)."""
         if self._models is not None:
@@ -552,12 +569,10 @@ class Study:
 
     def write_report(self) -> Path:
         """Write the HTML report from the stored results (no model is trained)."""
-        from robustlens.study.report_builder import build_report
-
         store = Store.open_existing(self.dir)
         try:
             self._models = None
-            return build_report(self, store)
+            return build_report(self._report_inputs(store), store, self.report_path)
         finally:
             store.close()
 
@@ -606,7 +621,7 @@ class Study:
                         "not_applicable": not_applicable,
                     }
                 )
-            report = self.dir / REPORT_NAME
+            report = self.report_path
             return {
                 "study": self.spec.name,
                 "dir": str(self.dir),

@@ -22,6 +22,12 @@ from matplotlib import pyplot as plt
 from PIL import Image
 
 from robustlens.errors import RobustlensError
+from robustlens.plotting import (
+    PNG_SIGNATURE,
+    figure_to_png,
+    model_colors,
+    new_figure,
+)
 from robustlens.study import report as report_mod
 from robustlens.study.document import (
     ClaimRow,
@@ -30,12 +36,6 @@ from robustlens.study.document import (
     ModelRow,
     ReportDocument,
     TableBlock,
-)
-from robustlens.study.figures import (
-    PNG_SIGNATURE,
-    figure_to_png,
-    model_colors,
-    new_figure,
 )
 from robustlens.study.report import format_number, render_report, write_report
 
@@ -538,61 +538,6 @@ def test_failed_write_keeps_previous_report(
     monkeypatch.undo()
     assert target.read_text(encoding="utf-8") == "previous report"
     assert os.listdir(tmp_path) == ["report.html"], "temporary file left behind"
-
-
-# --------------------------------------------------------------------------------------------
-# Figures helpers
-
-
-def test_figure_to_png_closes_pyplot_figures() -> None:
-    fig, ax = plt.subplots()
-    ax.plot([0, 1], [1, 0])
-    number = fig.number
-    png = figure_to_png(fig, dpi=50)
-    assert png.startswith(PNG_SIGNATURE)
-    assert number not in plt.get_fignums()
-    assert b"matplotlib version" not in png  # no software metadata: stable bytes
-
-
-def test_figure_to_png_is_deterministic_and_respects_dpi() -> None:
-    def make(dpi: int) -> bytes:
-        fig, ax = new_figure(figsize=(2, 1))
-        ax.plot([0, 1, 2], [0, 1, 4])
-        return figure_to_png(fig, dpi=dpi)
-
-    first, second = make(100), make(100)
-    assert first == second
-    with Image.open(io.BytesIO(first)) as small, Image.open(io.BytesIO(make(200))) as large:
-        # cropped to the drawing ("tight"), so about, not exactly, figsize × dpi
-        assert 180 <= small.width <= 205 and 85 <= small.height <= 105
-        assert abs(large.width - 2 * small.width) <= 4
-    with pytest.raises(TypeError):
-        figure_to_png("not a figure")  # type: ignore[arg-type]
-    fig, _ = new_figure()
-    with pytest.raises(RobustlensError):
-        figure_to_png(fig, dpi=0)
-
-
-def test_model_colors() -> None:
-    names = ["pgd-0.3", "natural", "pgd-0.1", "natural-2", "pgd-0.2"]
-    eps = {"pgd-0.1": 0.1, "pgd-0.2": 0.2, "pgd-0.3": 0.3}
-    colors = model_colors(names, ["natural", "natural-2"], eps=eps)
-    assert set(colors) == set(names)
-    assert colors["natural"] == "#222222"
-    greys = {colors["natural"], colors["natural-2"]}
-    assert all(re.fullmatch(r"#([0-9a-f]{2})\1\1", c) for c in greys)
-    robust = [colors[n] for n in ("pgd-0.1", "pgd-0.2", "pgd-0.3")]
-    assert len(set(robust)) == 3 and not greys & set(robust)
-    # ordered by ε, not by position: the same ε order gives the same colours in any order
-    again = model_colors(list(reversed(names)), ["natural", "natural-2"], eps=eps)
-    assert [again[n] for n in ("pgd-0.1", "pgd-0.2", "pgd-0.3")] == robust
-    # one robust model: the middle of the colormap; no ε: the order of names
-    assert model_colors(["r"], [])["r"] not in greys
-    plain = model_colors(["b", "a"], [])
-    assert plain == {
-        "b": model_colors(["b", "a"], [], eps={"b": 0.1, "a": 0.2})["b"],
-        "a": plain["a"],
-    }
 
 
 def test_template_is_package_data() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from robustlens.study import Study
-from robustlens.study import report_builder as report_builder_module
+from robustlens.study import runner as runner_module
 from robustlens.study.lock import study_lock
 from robustlens.study.runner import REPORT_NAME
 from robustlens.study.store import DB_NAME
@@ -34,7 +34,7 @@ def test_status_and_report_never_change_the_store(tmp_path, monkeypatch):
     out = tmp_path / "out"
     # A run stopped after its lenses, before its report: no figures are stored yet.
     with monkeypatch.context() as m:
-        m.setattr(report_builder_module, "build_report", lambda study, store: None)
+        m.setattr(runner_module, "build_report", lambda inputs, store, path: None)
         summary = Study.from_file(spec, out, device="cpu").run()
     assert summary.computed and not (out / REPORT_NAME).exists()
     before = store_files(out)
