@@ -1,0 +1,82 @@
+"""Edge cases of SVCCA and linear CKA: results stay in [0, 1] where rounding would push them
+out, and the distinct-sample count of SVCCA's overlap guard is exact."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from robustlens.analysis import linear_cka, svcca
+from robustlens.errors import ConfigError
+from tests.tolerances import float_tol
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_cka_of_a_representation_with_itself_is_one_and_never_above(seed):
+    """‖XᵀX‖² / (‖XᵀX‖ ‖XᵀX‖) = 1; rounded, the ratio lands on 1 + eps for many of these
+    (both routes: N < D through N×N Gram matrices, N ≥ D through D×D ones)."""
+    rng = np.random.default_rng(seed)
+    n, d = int(rng.integers(3, 40)), int(rng.integers(1, 60))
+    x = rng.standard_normal((n, d))
+    c = linear_cka(x, x)
+    assert c <= 1.0
+    assert c == pytest.approx(1.0, abs=float_tol(np.float64, n * d))
+
+
+def orthogonal_spans(seed: int, route: str) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of 8 samples whose centred columns span orthogonal subspaces (3 and 4 of the 7
+    dimensions of centred samples): their linear CKA is exactly 0."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((8, 7))
+    q, _ = np.linalg.qr(a - a.mean(axis=0))  # orthonormal, zero-mean columns
+    dx, dy = (20, 30) if route == "kernel" else (3, 4)
+    return q[:, :3] @ rng.standard_normal((3, dx)), q[:, 3:] @ rng.standard_normal((4, dy))
+
+
+@pytest.mark.parametrize("route", ["kernel", "feature"])
+@pytest.mark.parametrize("seed", range(8))
+def test_cka_of_orthogonal_representations_is_zero_and_never_negative(seed, route):
+    x, y = orthogonal_spans(seed, route)
+    c = linear_cka(x, y)
+    assert c >= 0.0
+    assert c <= float_tol(np.float64, x.size + y.size)
+    res = svcca(x, y, keep=1.0)  # no shared direction: canonical correlations all 0
+    assert (res.kept_x, res.kept_y) == (3, 4)
+    assert np.all(res.correlations >= 0.0)
+    np.testing.assert_allclose(res.correlations, 0.0, rtol=0, atol=1e-12)
+
+
+def test_cka_of_a_rescaled_copy_with_offsets_is_one():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((50, 7))
+    assert linear_cka(x, -4.0 * x + 9.0) == pytest.approx(1.0, abs=float_tol(np.float64, 350))
+    assert linear_cka(x, -4.0 * x + 9.0) <= 1.0
+
+
+# x has two kept directions (variances 2 and 1 of the scaled, centred columns; keep = 0.99),
+# y one: SVCCA needs more than 3 distinct samples, and 4 rows are given.
+Y = np.array([[-1.0], [1.0], [0.0], [0.0]])
+
+
+def test_rows_that_differ_only_in_the_sign_of_zero_are_one_sample():
+    """Rows 3 and 4 are (0.0, 1) and (−0.0, 1): the same sample, so only 3 are distinct."""
+    x = np.array([[-1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [-0.0, 1.0]])
+    assert np.signbit(x[3, 0]) and not np.signbit(x[2, 0])
+    with pytest.raises(ConfigError) as err:
+        svcca(x, Y)
+    assert err.value.problem.startswith(
+        "svcca kept 2 + 1 singular directions but has only 3 samples (4 rows, 1 of them "
+        "repeats of another row"
+    )
+
+
+def test_rows_that_differ_by_a_tiny_amount_are_distinct_samples():
+    """Rows 3 and 4 differ by 1e-17 in the first column (far below 1 ulp of 1, far above the
+    smallest float): they are distinct samples, so 4 > 2 + 1 and SVCCA runs."""
+    x = np.array([[-1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1e-17, 1.0]])
+    y = np.array([[-1.0], [1.0], [0.0], [1e-17]])
+    res = svcca(x, y)
+    assert (res.kept_x, res.kept_y, res.n_samples) == (2, 1, 4)
+    # y is x's first column: one canonical correlation, exactly 1
+    assert res.correlations.shape == (1,)
+    assert res.mean == pytest.approx(1.0, abs=float_tol(np.float64, 8))
