@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sqlite3
@@ -9,12 +10,14 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from robustlens.study.store import Store, run_key
+from robustlens.errors import ConfigError, StoreError
+from robustlens.study.store import DB_NAME, Store, run_key, store_error
 
 ROWS = 400
 
@@ -177,3 +180,204 @@ def test_figures_are_reused_only_for_the_same_source_and_intact_files(tmp_path):
     path = store.figures("color")[0][1]
     path.write_bytes(b"\x89PNG tampered")
     assert store.cached_figures("color", "key-1") is None
+
+
+# --------------------------------------------------------------- one clear error per failure
+
+DB = Path("/data/study/results.sqlite")
+LOCKED_FIX = (
+    "Close the program that has it open (an sqlite3 shell, a database browser) and try again "
+    "(a study run resumes where it stopped)"
+)
+CORRUPT_FIX = (
+    "Move it out of the way (e.g. rename it to results.sqlite.broken) and run the study again "
+    "into this folder: trained models are reused, lens results are recomputed"
+)
+FULL_FIX = (
+    "Free some space, or choose another --out folder, and run the study again: it resumes "
+    "where it stopped"
+)
+READ_ONLY_FIX = "Make the folder writable, or run the study into another --out folder"
+FAILED_FIX = (
+    "Check the disk and the folder's permissions, and run the study again: it resumes where "
+    "it stopped"
+)
+
+
+def sqlite_error(code: int | None, text: str = "boom") -> sqlite3.Error:
+    err = sqlite3.OperationalError(text)
+    if code is not None:
+        err.sqlite_errorcode = code
+    return err
+
+
+def locked(detail: str) -> str:
+    return f"results database {DB} is locked by another program (waited 30 s: {detail})"
+
+
+def read_only(detail: str) -> str:
+    return (
+        f"cannot write study folder /data/study ({detail}): it or its results database is read-only"
+    )
+
+
+# (error, message, fix); SQLite codes: https://sqlite.org/rescode.html
+STORE_ERRORS = [
+    (sqlite_error(5, "database is locked"), locked("database is locked"), LOCKED_FIX),
+    (sqlite_error(6), locked("boom"), LOCKED_FIX),
+    (sqlite_error(5 | 2 << 8), locked("boom"), LOCKED_FIX),  # SQLITE_BUSY_SNAPSHOT
+    (sqlite_error(11, "malformed"), f"results database {DB} is corrupt (malformed)", CORRUPT_FIX),
+    (sqlite_error(26), f"results database {DB} is corrupt (boom)", CORRUPT_FIX),
+    (sqlite_error(11 | 1 << 8), f"results database {DB} is corrupt (boom)", CORRUPT_FIX),
+    (
+        sqlite_error(13, "database or disk is full"),
+        "no space left on the device of study folder /data/study (database or disk is full)",
+        FULL_FIX,
+    ),
+    (sqlite_error(8), read_only("boom"), READ_ONLY_FIX),
+    (sqlite_error(8 | 3 << 8), read_only("boom"), READ_ONLY_FIX),  # SQLITE_READONLY_ROLLBACK
+    (sqlite_error(3), read_only("boom"), READ_ONLY_FIX),
+    (sqlite_error(14), read_only("boom"), READ_ONLY_FIX),
+    (sqlite_error(10), f"results database {DB} failed: boom", FAILED_FIX),
+    (sqlite_error(1), f"results database {DB} failed: boom", FAILED_FIX),
+    (sqlite_error(None), f"results database {DB} failed: boom", FAILED_FIX),
+    (
+        OSError(errno.ENOSPC, "No space left on device", "/data/study/artifacts/x.npy"),
+        "no space left on the device of study folder /data/study (No space left on device: "
+        "/data/study/artifacts/x.npy)",
+        FULL_FIX,
+    ),
+    (
+        OSError(errno.EDQUOT, "Disk quota exceeded"),
+        "no space left on the device of study folder /data/study (Disk quota exceeded)",
+        FULL_FIX,
+    ),
+    (OSError(errno.EACCES, "Permission denied"), read_only("Permission denied"), READ_ONLY_FIX),
+    (
+        OSError(errno.EPERM, "Operation not permitted", "f"),
+        read_only("Operation not permitted: f"),
+        READ_ONLY_FIX,
+    ),
+    (
+        OSError(errno.EROFS, "Read-only file system"),
+        read_only("Read-only file system"),
+        READ_ONLY_FIX,
+    ),
+    (
+        OSError(errno.EIO, "Input/output error"),
+        f"results database {DB} failed: Input/output error",
+        FAILED_FIX,
+    ),
+    (OSError("no errno"), f"results database {DB} failed: no errno", FAILED_FIX),
+]
+
+
+@pytest.mark.parametrize(("error", "message", "fix"), STORE_ERRORS)
+def test_every_database_or_disk_failure_is_one_store_error(error, message, fix):
+    got = store_error(error, DB)
+    assert isinstance(got, StoreError)
+    assert got.problem == message
+    assert got.fix == fix
+    assert got.exit_code == 1
+
+
+def test_method_failures_become_store_errors(tmp_path):
+    store = Store(tmp_path)
+    store.db.close()  # any later query fails inside SQLite
+    with pytest.raises(StoreError) as err:
+        store.get_meta("seed")
+    assert err.value.problem == (
+        f"results database {tmp_path / DB_NAME} failed: Cannot operate on a closed database."
+    )
+    assert isinstance(err.value.__cause__, sqlite3.ProgrammingError)
+
+
+# ------------------------------------------------------------------ opening and schema
+
+SCHEMA_FIX = "run the study into a new --out folder"
+
+
+def test_a_store_reopened_for_writing_keeps_its_runs(tmp_path):
+    store = Store(tmp_path)
+    write(store, "k1", n=5)
+    store.close()
+    again = Store(tmp_path)  # the artifacts folder exists now
+    assert again.get_meta("schema_version") == "1"
+    assert [r.key for r in again.runs()] == ["k1"]
+    assert again.read_only is False and again.path == tmp_path / DB_NAME
+    again.close()
+    reader = Store(tmp_path, read_only=True)
+    assert reader.read_only is True and [r.key for r in reader.runs("demo")] == ["k1"]
+    assert reader.runs("other") == []
+
+
+@pytest.mark.parametrize("version", ["2", "0", "abc", "1.0", "", " 1"])
+def test_another_schema_version_is_refused(tmp_path, version):
+    Store(tmp_path).set_meta("schema_version", version)
+    for read_only in (False, True):
+        with pytest.raises(ConfigError) as err:
+            Store(tmp_path, read_only=read_only)
+        assert err.value.problem == (
+            f"{tmp_path / DB_NAME} was written by another robustlens version (schema {version})"
+        )
+        assert err.value.fix == SCHEMA_FIX
+
+
+def test_a_reader_of_a_store_without_schema_version_refuses_it(tmp_path):
+    store = Store(tmp_path)
+    store.db.execute("DELETE FROM meta")
+    store.close()
+    with pytest.raises(ConfigError) as err:
+        Store(tmp_path, read_only=True)
+    assert err.value.problem == (
+        f"{tmp_path / DB_NAME} was written by another robustlens version (schema None)"
+    )
+    assert err.value.fix == SCHEMA_FIX
+    # a writer stamps it again
+    assert Store(tmp_path).get_meta("schema_version") == "1"
+
+
+def test_a_database_without_a_meta_table_is_not_a_store(tmp_path):
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    db.execute("CREATE TABLE other (x)")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError) as err:
+        Store(tmp_path, read_only=True)
+    assert (
+        err.value.problem
+        == f"{tmp_path / DB_NAME} holds no robustlens results (it has no meta table)"
+    )
+    assert err.value.fix == (
+        "Give the folder a study was run into (robustlens study run --out DIR)"
+    )
+
+
+def test_open_existing_needs_a_database(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        Store.open_existing(tmp_path)
+    assert err.value.problem == f"{tmp_path} holds no study results (results.sqlite is missing)"
+    assert err.value.fix == "run `robustlens study run FILE --out DIR` first"
+    Store(tmp_path).close()
+    assert Store.open_existing(tmp_path).read_only is True
+    assert Store.open_existing(tmp_path, read_only=False).read_only is False
+
+
+WRITERS = [
+    ("set_meta", ("seed", "1")),
+    ("put_model", ("m", "d", "{}", "", "train", 1)),
+    ("delete_runs", ("demo",)),
+    ("clear_outcome", ("k",)),
+    ("sweep", ()),
+    ("put_figures", ("demo", [])),
+]
+
+
+@pytest.mark.parametrize(("method", "args"), WRITERS)
+def test_a_read_only_store_refuses_every_change(tmp_path, method, args):
+    Store(tmp_path).close()
+    reader = Store(tmp_path, read_only=True)
+    with pytest.raises(StoreError) as err:
+        getattr(reader, method)(*args)
+    assert err.value.problem == f"{tmp_path / DB_NAME} was opened read-only and cannot be changed"
+    assert err.value.fix == "open it with Store(folder) while holding the study folder's lock"
