@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import signal
 import sqlite3
@@ -17,7 +18,7 @@ import pandas as pd
 import pytest
 
 from robustlens.errors import ConfigError, StoreError
-from robustlens.study.store import DB_NAME, Store, run_key, store_error
+from robustlens.study.store import DB_NAME, LensOutcome, LensRun, Store, run_key, store_error
 
 ROWS = 400
 
@@ -381,3 +382,211 @@ def test_a_read_only_store_refuses_every_change(tmp_path, method, args):
         getattr(reader, method)(*args)
     assert err.value.problem == f"{tmp_path / DB_NAME} was opened read-only and cannot be changed"
     assert err.value.fix == "open it with Store(folder) while holding the study folder's lock"
+
+
+# ------------------------------------------------------------------------ what is stored
+
+
+def test_result_rows_are_stored_tidy_with_only_the_extra_columns_as_json(tmp_path):
+    store = Store(tmp_path)
+    table = pd.DataFrame(
+        {
+            "model": ["a", "b", "c"],
+            "layer": [1, "conv", "fc"],
+            "setting": ["eps=0", "", "x"],
+            "metric": ["acc", "acc", "loss"],
+            "value": [0.5, np.nan, 3],
+            "n": np.array([7, 8, 9], dtype=np.int64),
+            "low": [np.nan, 0.25, 1.0],
+        }
+    )
+    plain = pd.DataFrame(
+        {"model": ["a"], "layer": ["l"], "setting": [""], "metric": ["m"], "value": [None]}
+    )
+    run_id = store.write_run(
+        key="k", lens="demo", scope_model=None, params={"b": 2, "a": [1, 2]},
+        model_digests={"z": "1", "a": "2"}, data_fingerprint="fp", versions={"torch": "2"},
+        notes=["n1", "n2"], started=12.5, seconds=3.25, tables={"t": table, "p": plain},
+        arrays={},
+    )  # fmt: skip
+    rows = store.db.execute("SELECT * FROM results WHERE tbl = 't' ORDER BY row").fetchall()
+    assert rows == [
+        (run_id, "t", 0, "a", "1", "eps=0", "acc", 0.5, '{"n": 7, "low": null}'),
+        (run_id, "t", 1, "b", "conv", "", "acc", None, '{"n": 8, "low": 0.25}'),
+        (run_id, "t", 2, "c", "fc", "x", "loss", 3.0, '{"n": 9, "low": 1.0}'),
+    ]
+    assert store.db.execute("SELECT * FROM results WHERE tbl = 'p'").fetchall() == [
+        (run_id, "p", 0, "a", "l", "", "m", None, None)
+    ]
+    run = store.find_run("k")
+    assert store.table_names(run) == ["p", "t"]
+    back = store.table(run, "t")
+    assert list(back.columns) == ["model", "layer", "setting", "metric", "value", "n", "low"]
+    assert back["layer"].tolist() == ["1", "conv", "fc"]
+    np.testing.assert_array_equal(back["value"], [0.5, np.nan, 3.0])
+    assert back["n"].tolist() == [7, 8, 9]
+    np.testing.assert_array_equal(back["low"].astype(float), [np.nan, 0.25, 1.0])
+    assert np.isnan(store.table(run, "p")["value"].iloc[0])
+    empty = store.table(run, "none")
+    assert empty.empty and list(empty.columns) == ["model", "layer", "setting", "metric", "value"]
+    stored = store.db.execute(
+        "SELECT key, lens, scope_model, params, model_digests, data_fingerprint, versions, "
+        "notes, started, seconds, status FROM lens_runs"
+    ).fetchall()
+    assert stored == [
+        (
+            "k", "demo", None, '{"a": [1, 2], "b": 2}', '{"a": "2", "z": "1"}', "fp",
+            '{"torch": "2"}', '["n1", "n2"]', 12.5, 3.25, "done",
+        )
+    ]  # fmt: skip
+    assert run == LensRun(
+        id=run_id, key="k", lens="demo", scope_model=None, params={"a": [1, 2], "b": 2},
+        model_digests={"a": "2", "z": "1"}, data_fingerprint="fp", notes=["n1", "n2"],
+        seconds=3.25,
+    )  # fmt: skip
+
+
+def test_run_key_is_the_sha256_of_what_the_results_depend_on():
+    """sha256 of the sorted JSON of lens, version, parameters (non-JSON values as text), model
+    digests and data fingerprint: a key must not change between versions of robustlens, or
+    every stored result would be recomputed."""
+    blob = (
+        '{"data": "fp", "lens": "activations", "models": {"a": "1", "b": "2"}, '
+        '"params": {"p": "a/b", "t": 0.95}, "version": 3}'
+    )
+    expected = hashlib.sha256(blob.encode()).hexdigest()
+    params = {"t": 0.95, "p": Path("a/b")}
+    assert run_key("activations", 3, params, {"b": "2", "a": "1"}, "fp") == expected
+
+
+def test_models_are_listed_in_the_order_they_were_first_put(tmp_path):
+    store = Store(tmp_path)
+    store.put_model("b", "d1", '{"arch": "lenet"}', "ck/b.pt", "train", 10)
+    store.put_model("a", "d2", "{}", "ck/a.pt", "zoo", 20)
+    store.put_model("b", "d3", '{"arch": "vgg"}', "ck/b2.pt", "train", 30)  # replaces b
+    assert store.models() == [
+        {"name": "a", "digest": "d2", "card": {}, "checkpoint": "ck/a.pt", "source": "zoo",
+         "parameters": 20},
+        {"name": "b", "digest": "d3", "card": {"arch": "vgg"}, "checkpoint": "ck/b2.pt",
+         "source": "train", "parameters": 30},
+    ]  # fmt: skip
+
+
+def outcome(store: Store, key: str, status: str, lens: str = "demo", **kw) -> None:
+    store.record_outcome(
+        key=key, lens=lens, scope_model=kw.get("scope"), status=status,
+        error=kw.get("error", "ConfigError"), message=kw.get("message", "bad"),
+        fix=kw.get("fix", ""),
+    )  # fmt: skip
+
+
+def test_outcomes_are_recorded_listed_replaced_and_cleared(tmp_path, monkeypatch):
+    store = Store(tmp_path)
+    clock = iter(float(t) for t in range(1, 100))
+    monkeypatch.setattr(time, "time", lambda: next(clock))
+    outcome(store, "k2", "failed", scope="m", message="diverged", fix="lower lr")
+    outcome(store, "k1", "not-applicable", lens="other", error="", message="no conv layers")
+    outcome(store, "k3", "failed")
+    got = store.outcome("k2")
+    assert got == LensOutcome("k2", "demo", "m", "failed", "ConfigError", "diverged", "lower lr")
+    assert got.failed and not store.outcome("k1").failed
+    assert store.outcome("missing") is None
+    assert [o.key for o in store.outcomes()] == ["k2", "k1", "k3"]  # by time recorded
+    assert [o.key for o in store.outcomes("demo")] == ["k2", "k3"]
+    store.clear_outcome("k2")
+    assert store.outcome("k2") is None
+    outcome(store, "k3", "not-applicable")  # replaces
+    assert store.outcome("k3").status == "not-applicable"
+    with pytest.raises(ValueError) as err:
+        outcome(store, "k4", "crashed")
+    assert str(err.value) == (
+        "outcome status must be one of ('failed', 'not-applicable'), got 'crashed'"
+    )
+    # a finished run of the same key replaces its outcome; deleting a lens removes both
+    write(store, "k3", n=3)
+    assert store.outcome("k3") is None
+    write(store, "k5", n=3)
+    outcome(store, "k6", "failed")
+    assert store.delete_runs("demo") == 2
+    assert store.runs() == [] and store.outcomes("demo") == []
+    assert [o.key for o in store.outcomes()] == ["k1"]
+
+
+def test_a_store_older_than_outcomes_reads_as_none_and_gains_the_table_when_written(tmp_path):
+    store = Store(tmp_path)
+    outcome(store, "k", "failed")
+    store.db.execute("DROP TABLE lens_outcomes")
+    store.close()
+    reader = Store(tmp_path, read_only=True)
+    assert reader.outcome("k") is None and reader.outcomes() == [] and reader.outcomes("x") == []
+    reader.close()
+    writer = Store(tmp_path)
+    outcome(writer, "k", "failed")
+    assert writer.outcome("k").status == "failed"
+
+
+def test_arrays_are_listed_and_missing_ones_are_one_clear_error(tmp_path):
+    store = Store(tmp_path)
+    write(store, "k", n=4)
+    run = store.find_run("k")
+    assert store.array_names(run) == ["mask", "per_image"]
+    with pytest.raises(KeyError) as err:
+        store.array(run, "nothing")
+    assert err.value.args == ("lens run demo has no array 'nothing'",)
+    (path,) = [p for p in (tmp_path / "artifacts").rglob("*.npy") if np.load(p).shape == (4,)]
+    path.unlink()
+    with pytest.raises(ConfigError) as err:
+        store.array(run, "per_image")
+    assert err.value.problem == f"artifact {path} is missing"
+    assert err.value.fix == "re-run with --force demo"
+    path.write_bytes(b"not the array")
+    with pytest.raises(ConfigError) as err:
+        store.array(run, "per_image")
+    assert err.value.problem == f"artifact {path} is corrupt"
+    assert err.value.fix == "re-run with --force demo"
+
+
+def test_array_files_are_content_addressed_and_written_once(tmp_path, monkeypatch):
+    store = Store(tmp_path)
+    values = np.arange(5.0)
+    rel, sha = store._write_array(values)
+    data = (tmp_path / rel).read_bytes()
+    assert sha == hashlib.sha256(data).hexdigest()
+    assert rel == f"artifacts/{sha[:2]}/{sha}.npy"
+    np.testing.assert_array_equal(np.load(tmp_path / rel), values)
+
+    def no_write(*args):
+        raise AssertionError("an existing file was written again")
+
+    monkeypatch.setattr(os, "replace", no_write)
+    assert store._write_array(values) == (rel, sha)
+
+
+def test_a_failed_artifact_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    store = Store(tmp_path)
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(StoreError) as err:
+        write(store, "k", n=3)
+    assert err.value.problem.startswith("no space left on the device of study folder")
+    assert [p for p in (tmp_path / "artifacts").rglob("*") if p.is_file()] == []
+    monkeypatch.undo()
+    assert store.find_run("k") is None
+
+
+def test_figures_of_a_lens_and_a_missing_figure_file(tmp_path):
+    store = Store(tmp_path)
+    rels = store.put_figures("demo", [("one", b"1"), ("two", b"2")], "src")
+    assert rels == [
+        f"artifacts/{hashlib.sha256(b).hexdigest()[:2]}/{hashlib.sha256(b).hexdigest()}.png"
+        for b in (b"1", b"2")
+    ]
+    assert store.figures("demo") == [("one", tmp_path / rels[0]), ("two", tmp_path / rels[1])]
+    assert store.figures("other") == []
+    assert store.get_meta("figures:demo") == "src"
+    (tmp_path / rels[1]).unlink()
+    assert store.cached_figures("demo", "src") is None
+    assert store.sweep() == 0
