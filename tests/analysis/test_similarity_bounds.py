@@ -80,3 +80,24 @@ def test_rows_that_differ_by_a_tiny_amount_are_distinct_samples():
     # y is x's first column: one canonical correlation, exactly 1
     assert res.correlations.shape == (1,)
     assert res.mean == pytest.approx(1.0, abs=float_tol(np.float64, 8))
+
+
+def with_spectrum(s: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """An [n, len(s)] matrix with centred columns and singular values exactly ``s`` (up to
+    rounding): orthonormal zero-mean U times diag(s) times an orthogonal V."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((n, len(s)))
+    u, _ = np.linalg.qr(a - a.mean(axis=0))
+    v, _ = np.linalg.qr(rng.standard_normal((len(s), len(s))))
+    return (u * s) @ v.T
+
+
+def test_keep_one_drops_directions_below_1e_minus_12_of_the_largest_variance():
+    """Ten directions of variance 0.5e-12 of the largest hold 5e-12 of the total, so keep = 1
+    would take them, but they are numerical noise by the 1e-12 rule; one direction at 1e-10 is
+    kept (its variance exceeds both the rule and what keep leaves out)."""
+    y = np.random.default_rng(9).standard_normal((400, 2))
+    noise = with_spectrum(np.array([1.0] + [np.sqrt(0.5e-12)] * 10), 400, seed=1)
+    assert svcca(noise, y, keep=1.0).kept_x == 1
+    real = with_spectrum(np.array([1.0, np.sqrt(1e-10)]), 400, seed=2)
+    assert svcca(real, y, keep=1.0).kept_x == 2
