@@ -125,3 +125,13 @@ def test_steps_learning_rate_and_seed():
     seeded = visualize_channels(*args, steps=2, seed=0)
     torch.testing.assert_close(visualize_channels(*args, steps=2), seeded)  # default seed 0
     assert not torch.equal(visualize_channels(*args, steps=2, seed=1), seeded)
+
+
+def test_the_objective_is_the_mean_activation_of_the_channel():
+    from robustlens.analysis.featviz import _activation
+
+    maps = torch.arange(24.0).view(2, 3, 2, 2)
+    assert float(_activation(maps, 1, 2)) == (20 + 21 + 22 + 23) / 4
+    assert float(_activation(maps, 0, 0)) == (0 + 1 + 2 + 3) / 4
+    units = torch.arange(6.0).view(2, 3)
+    assert float(_activation(units, 1, 0)) == 3.0
