@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from robustlens.errors import ConfigError, StoreError
+from robustlens.study import store as store_module
 from robustlens.study.store import DB_NAME, LensOutcome, LensRun, Store, run_key, store_error
 
 ROWS = 400
@@ -590,3 +591,98 @@ def test_figures_of_a_lens_and_a_missing_figure_file(tmp_path):
     (tmp_path / rels[1]).unlink()
     assert store.cached_figures("demo", "src") is None
     assert store.sweep() == 0
+
+
+# ------------------------------------------------------------------- durability and readers
+
+
+def test_a_writer_uses_a_write_ahead_log_full_sync_and_foreign_keys(tmp_path):
+    store = Store(tmp_path)
+    assert store.db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert store.db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+    assert store.db.execute("PRAGMA foreign_keys").fetchone() == (1,)
+    write(store, "k1", n=5)
+    write(store, "k1", n=3)  # replaces the run: its rows and artifacts go with it
+    assert store.db.execute("SELECT COUNT(*) FROM results").fetchone() == (3,)
+    assert store.db.execute("SELECT COUNT(*) FROM artifacts").fetchone() == (2,)
+    write(store, "k2", n=4)
+    assert store.delete_runs("demo") == 2
+    assert store.db.execute("SELECT COUNT(*) FROM results").fetchone() == (0,)
+    assert store.db.execute("SELECT COUNT(*) FROM artifacts").fetchone() == (0,)
+    assert store.sweep() == 4  # the four array files nothing references any more
+
+
+def test_a_reader_cannot_write_even_through_sql(tmp_path):
+    write(Store(tmp_path), "k", n=2)
+    reader = Store(tmp_path, read_only=True)
+    assert reader.db.execute("PRAGMA query_only").fetchone() == (1,)
+    with pytest.raises(sqlite3.OperationalError):
+        reader.db.execute("DELETE FROM meta")
+    assert reader.get_meta("schema_version") == "1"
+    assert reader.find_run("k").key == "k"
+
+
+class _Refusing:
+    """A connection whose first query fails as SQLite does for a WAL database whose ``-shm``
+    file cannot be created."""
+
+    def __init__(self, code: int) -> None:
+        self.code, self.closed = code, False
+
+    def execute(self, sql: str):
+        err = sqlite3.OperationalError("attempt to write a readonly database")
+        err.sqlite_errorcode = self.code
+        raise err
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize(
+    ("code", "writable", "wal", "immutable"),
+    [
+        (8, False, False, True),  # SQLITE_READONLY in an unwritable folder: immutable
+        (14, False, False, True),  # SQLITE_CANTOPEN likewise
+        (8 | 5 << 8, False, False, True),  # an extended READONLY code
+        (8, True, False, False),  # the folder is writable: a real error
+        (8, False, True, False),  # a write-ahead log exists: someone may be writing
+        (5, False, False, False),  # SQLITE_BUSY: a real error
+    ],
+)
+def test_a_reader_in_an_unwritable_folder_opens_the_database_as_immutable(
+    tmp_path, monkeypatch, code, writable, wal, immutable
+):
+    writer = Store(tmp_path)
+    write(writer, "k", n=2)
+    writer.close()  # the log is checkpointed into the database
+    path = tmp_path / DB_NAME
+    if not wal:
+        for suffix in ("-wal", "-shm"):
+            path.with_name(path.name + suffix).unlink(missing_ok=True)
+    else:
+        path.with_name(path.name + "-wal").write_bytes(b"")
+    real_connect = sqlite3.connect
+    uris, refused = [], []
+
+    def connect(database, *args, **kwargs):
+        uris.append(database)
+        if len(uris) == 1:
+            refused.append(_Refusing(code))
+            return refused[0]
+        return real_connect(database, *args, **kwargs)
+
+    monkeypatch.setattr(store_module.sqlite3, "connect", connect)
+    monkeypatch.setattr(store_module.os, "access", lambda p, mode: writable)
+    base = f"{path.resolve().as_uri()}?mode=ro"
+    if immutable:
+        reader = Store(tmp_path, read_only=True)
+        assert uris == [base, f"{base}&immutable=1"]
+        assert refused[0].closed
+        assert reader.find_run("k").key == "k"
+        assert reader.db.execute("PRAGMA query_only").fetchone() == (1,)
+        reader.close()
+    else:
+        with pytest.raises(StoreError) as err:
+            Store(tmp_path, read_only=True)
+        assert uris == [base] and refused[0].closed
+        assert "attempt to write a readonly database" in err.value.problem
