@@ -176,3 +176,14 @@ def test_smallest_accepted_pca_input():
     np.testing.assert_allclose(res.mean, [1.0, 1.0])
     s = np.sqrt(2.0)
     np.testing.assert_allclose(np.abs(res.reference[:, 0]), [s, s], rtol=1e-15)
+
+
+def test_huge_offsets_do_not_change_the_neighbours():
+    """Points near 1e7 · (1, …, 1): without centring, the Gram formula's d² would carry an error
+    of about eps·|x|² ≈ 1e-1, comparable to the d² themselves; centred, it is exact."""
+    rng = np.random.default_rng(4)
+    points, labels = rng.standard_normal((120, 6)), rng.integers(0, 3, 120)
+    base = knn_agreement_per_sample(points, labels, k=5)
+    np.testing.assert_array_equal(knn_agreement_per_sample(points + 1e7, labels, k=5), base)
+    shifted = points + np.arange(6) * 1e7
+    np.testing.assert_array_equal(knn_agreement_per_sample(shifted, labels, k=5), base)
