@@ -101,3 +101,56 @@ def test_keep_one_drops_directions_below_1e_minus_12_of_the_largest_variance():
     assert svcca(noise, y, keep=1.0).kept_x == 1
     real = with_spectrum(np.array([1.0, np.sqrt(1e-10)]), 400, seed=2)
     assert svcca(real, y, keep=1.0).kept_x == 2
+
+
+def known_pair(n: int, rank: int, seed: int, theta: np.ndarray) -> tuple:
+    """Zero-mean orthonormal U [n, rank], W [n, rank] (all columns orthogonal) and
+    V = U cos θ + W sin θ: the canonical correlations of U and V are exactly cos θ."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((n, 2 * rank))
+    q, _ = np.linalg.qr(a - a.mean(axis=0))
+    u, w = q[:, :rank], q[:, rank:]
+    return u, u * np.cos(theta) + w * np.sin(theta), rng
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_as_many_features_as_samples(seed):
+    """x [10, 10] of rank 3 (N = D, where either Gram matrix could be used): the basis must
+    come from the same decomposition it is built from."""
+    theta = np.array([0.2, 0.7, 1.3])
+    u, v, rng = known_pair(10, 3, seed, theta)
+    x = u * [3.0, 2.0, 1.0] @ rng.standard_normal((3, 10))
+    assert x.shape == (10, 10)
+    res = svcca(x, v, keep=1.0)
+    assert (res.kept_x, res.kept_y) == (3, 3)
+    tol = float_tol(np.float64, x.size, ulps=16)
+    np.testing.assert_allclose(res.correlations, np.cos(theta), rtol=0, atol=tol)
+    res = svcca(v, x, keep=1.0)
+    np.testing.assert_allclose(res.correlations, np.cos(theta), rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_weak_kept_direction_is_found_accurately(seed):
+    """Singular values 1, 0.8, 0.6, 0.5 and 3e-4, all kept: a variance spread of 1.1e7, so the
+    basis comes from an SVD of the data (a Gram matrix squares the condition number and would
+    lose about 1e-11 here); the canonical correlations cos θ come out to a few ulp."""
+    theta = np.array([0.1, 0.4, 0.8, 1.2, 1.5])
+    u, v, rng = known_pair(300, 5, seed, theta)
+    q, r = np.linalg.qr(rng.standard_normal((5, 5)))
+    x = u * np.array([1.0, 0.8, 0.6, 0.5, 3e-4]) @ (q * np.sign(np.diag(r)))
+    res = svcca(x, v, keep=1.0)
+    assert (res.kept_x, res.kept_y) == (5, 5)
+    tol = float_tol(np.float64, x.size, ulps=16)
+    np.testing.assert_allclose(res.correlations, np.cos(theta), rtol=0, atol=tol)
+
+
+def test_keep_is_reached_when_a_share_equals_it():
+    """Variances in the proportions ½, ¼, ¼: keep = 0.5 takes one direction, 0.75 two (the
+    cumulative share equals keep, up to rounding, which must not push it to the next)."""
+    s = np.sqrt([2.0, 1.0, 1.0])
+    x = with_spectrum(s, 200, seed=3)
+    y = np.random.default_rng(4).standard_normal((200, 2))
+    assert svcca(x, y, keep=0.5).kept_x == 1
+    assert svcca(x, y, keep=0.75).kept_x == 2
+    assert svcca(x, y, keep=0.76).kept_x == 3
+    assert svcca(x, y, keep=0.49).kept_x == 1
