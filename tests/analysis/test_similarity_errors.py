@@ -170,3 +170,21 @@ def test_as_float64_and_check_finite_name_their_input():
     assert err.value.fix == FINITE_FIX
     # large finite values whose sum overflows are finite: no error
     check_finite(np.array([1e308, 1e308, -1e308]), "big")
+
+
+@pytest.mark.parametrize(("distinct", "kept"), [(15, 14), (11, 10)])
+def test_too_few_rows_is_reported_without_counting_repeats(distinct, kept):
+    """20 rows (``distinct`` of them distinct) in 30 dimensions keep ``kept`` + ``kept``
+    directions, at least as many as rows: SVCCA refuses on the row count alone, without
+    counting distinct rows."""
+    rng = np.random.default_rng(5)
+    idx = np.r_[np.arange(distinct), np.arange(20 - distinct)]
+    x = rng.standard_normal((distinct, 30))[idx]
+    y = rng.standard_normal((distinct, 30))[idx]
+    with pytest.raises(ConfigError) as err:
+        svcca(x, y, keep=1.0)
+    assert err.value.problem == (
+        f"svcca kept {kept} + {kept} singular directions but has only 20 samples; it needs at "
+        f"least {2 * kept + 1} distinct ones (more than kept_x + kept_y), or the kept subspaces "
+        "are forced to overlap and canonical correlations of 1 appear regardless of the data"
+    )
