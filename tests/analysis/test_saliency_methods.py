@@ -4,6 +4,7 @@ Gauss–Legendre quadrature of the gradient, SmoothGrad of a cubic has a known e
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -92,3 +93,34 @@ def test_batches_give_the_same_maps_and_the_global_generator_is_left_alone():
     np.testing.assert_array_equal(
         attribute(net, x, y, "vanilla").numpy(), gradient_at(net, x, y).numpy()
     )
+
+
+def relu_net() -> nn.Module:
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Flatten(), nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3)).double()
+
+
+@pytest.mark.parametrize("method", ["vanilla", "loss", "guided", "smoothgrad", "integrated"])
+def test_methods_run_without_captums_warnings(method):
+    """Captum warns about inputs without requires_grad and about module backward hooks; the
+    maps are right regardless, so those notes are silenced (and only those)."""
+    x = torch.rand(3, 1, 2, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([0, 1, 2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = attribute(relu_net(), x, y, method, samples=2, steps=2)
+    assert out.shape == x.shape and out.dtype == torch.float64
+
+
+def test_documented_defaults():
+    """noise 0.15, 50 SmoothGrad samples, 50 integration steps, seed 0."""
+    net = smooth_net()
+    x = torch.rand(2, 1, 2, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    y = torch.tensor([1, 2])
+    smooth = attribute(net, x, y, "smoothgrad", noise=0.15, samples=50, seed=0)
+    torch.testing.assert_close(attribute(net, x, y, "smoothgrad"), smooth, rtol=0, atol=0)
+    assert not torch.equal(attribute(net, x, y, "smoothgrad", samples=49), smooth)
+    assert not torch.equal(attribute(net, x, y, "smoothgrad", noise=0.16), smooth)
+    integrated = attribute(net, x, y, "integrated", steps=50)
+    torch.testing.assert_close(attribute(net, x, y, "integrated"), integrated, rtol=0, atol=0)
+    assert not torch.equal(attribute(net, x, y, "integrated", steps=49), integrated)
