@@ -135,3 +135,31 @@ def test_the_objective_is_the_mean_activation_of_the_channel():
     assert float(_activation(maps, 0, 0)) == (0 + 1 + 2 + 3) / 4
     units = torch.arange(6.0).view(2, 3)
     assert float(_activation(units, 1, 0)) == 3.0
+
+
+def test_transforms_are_sized_to_the_shorter_side(monkeypatch):
+    from robustlens.analysis import featviz
+
+    seen = []
+    original = featviz.transform
+
+    def spy(x, sizes, generator):
+        seen.append(sizes)
+        return original(x, sizes, generator)
+
+    monkeypatch.setattr(featviz, "transform", spy)
+    net = TwoTaps()
+    out = visualize_channels(net, [(net.conv, 0)], (1, 20, 120), torch.eye(1), steps=2)
+    assert out.shape == (1, 1, 20, 120)
+    assert seen == [TransformSizes.for_image(20)] * 2 != [TransformSizes.for_image(120)] * 2
+
+
+def test_the_model_is_left_as_found():
+    """Parameters are frozen while the image is optimised (no gradients accumulate in them) and
+    get their own requires_grad back afterwards, frozen ones included."""
+    net = TwoTaps()
+    net.head.bias.requires_grad_(False)
+    visualize_channels(net, [(net.conv, 0), (net.head, 1)], (1, 8, 8), torch.eye(1), steps=3)
+    assert [p.requires_grad for p in net.parameters()] == [True, True, True, False]
+    assert all(p.grad is None for p in net.parameters())
+    assert not net.conv._forward_hooks and not net.head._forward_hooks
