@@ -686,3 +686,33 @@ def test_a_reader_in_an_unwritable_folder_opens_the_database_as_immutable(
             Store(tmp_path, read_only=True)
         assert uris == [base] and refused[0].closed
         assert "attempt to write a readonly database" in err.value.problem
+
+
+def test_runs_are_listed_in_the_order_they_were_written_and_arrays_recorded(tmp_path):
+    store = Store(tmp_path)
+    second = write(store, "zz", n=2)
+    first = write(store, "aa", n=3)
+    assert [r.key for r in store.runs()] == ["zz", "aa"]
+    assert [r.id for r in store.runs("demo")] == [second, first]
+    rows = store.db.execute(
+        "SELECT run_id, name, kind, path, sha256 FROM artifacts WHERE run_id = ? ORDER BY name",
+        (first,),
+    ).fetchall()
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        (first, "mask", "array"),
+        (first, "per_image", "array"),
+    ]
+    for _, _, _, path, sha in rows:
+        assert hashlib.sha256((tmp_path / path).read_bytes()).hexdigest() == sha
+
+
+def test_an_interrupt_inside_a_transaction_rolls_it_back(tmp_path):
+    store = Store(tmp_path)
+    with pytest.raises(KeyboardInterrupt), store.transaction() as db:
+        db.execute("INSERT INTO meta VALUES ('half', 'done')")
+        raise KeyboardInterrupt
+    assert not store.db.in_transaction
+    assert store.get_meta("half") is None
+    with store.transaction() as db:  # the connection is usable again
+        db.execute("INSERT INTO meta VALUES ('whole', 'done')")
+    assert store.get_meta("whole") == "done"
