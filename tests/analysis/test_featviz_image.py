@@ -163,3 +163,11 @@ def test_the_model_is_left_as_found():
     assert [p.requires_grad for p in net.parameters()] == [True, True, True, False]
     assert all(p.grad is None for p in net.parameters())
     assert not net.conv._forward_hooks and not net.head._forward_hooks
+
+
+def test_spectral_centroid_does_not_depend_on_the_contrast():
+    """A faint pattern (total power far below 1) has the centroid of its strong copy."""
+    images = torch.from_numpy(np.random.default_rng(2).random((2, 1, 8, 8)))
+    strong = spectral_centroid(images)
+    faint = spectral_centroid(0.5 + 1e-4 * (images - 0.5))
+    np.testing.assert_allclose(faint, strong, rtol=1e-9)

@@ -174,3 +174,9 @@ def test_every_functional_relu_is_counted(relu):
     with pytest.raises(ConfigError) as err:
         check_guided_backprop(Functional(), torch.rand(2, 1, 2, 2))
     assert err.value.problem.endswith("applies 1 ReLU(s) as functions and 1 as modules")
+
+
+def test_one_relu_module_is_enough_for_guided_backprop():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    assert check_guided_backprop(net, torch.rand(3, 1, 2, 2)) == 1

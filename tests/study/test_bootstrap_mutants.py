@@ -130,3 +130,8 @@ def test_always_true_count_by_hand():
     np.testing.assert_array_equal(always_true_count(indicator, w), [2.0, 1.0, 1.0, 3.0])
     assert always_true_count(indicator, w).dtype == np.float64
     np.testing.assert_array_equal(weighted_mean(np.array([1, 2, 4]), w), [3.0, 2.0, 7 / 3, 4.0])
+
+
+def test_an_interval_of_one_finite_sample_is_that_sample():
+    iv = interval(0.3, np.array([np.nan, 0.5, np.nan]))
+    assert (iv.estimate, iv.low, iv.high) == (0.3, 0.5, 0.5)

@@ -716,3 +716,10 @@ def test_an_interrupt_inside_a_transaction_rolls_it_back(tmp_path):
     with store.transaction() as db:  # the connection is usable again
         db.execute("INSERT INTO meta VALUES ('whole', 'done')")
     assert store.get_meta("whole") == "done"
+
+
+def test_object_arrays_are_refused_so_no_artifact_needs_pickle(tmp_path):
+    store = Store(tmp_path)
+    with pytest.raises(ValueError, match="allow_pickle=False"):
+        store._write_array(np.array([{"a": 1}], dtype=object))
+    assert [p for p in (tmp_path / "artifacts").rglob("*") if p.is_file()] == []
