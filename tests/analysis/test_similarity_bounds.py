@@ -154,3 +154,37 @@ def test_keep_is_reached_when_a_share_equals_it():
     assert svcca(x, y, keep=0.75).kept_x == 2
     assert svcca(x, y, keep=0.76).kept_x == 3
     assert svcca(x, y, keep=0.49).kept_x == 1
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_svcca_of_a_representation_with_itself_is_one_and_never_above(seed):
+    """Every canonical correlation of x with itself is 1; rounded, most land on 1 + eps."""
+    rng = np.random.default_rng(seed)
+    n, d = int(rng.integers(20, 80)), int(rng.integers(1, 8))
+    x = rng.standard_normal((n, d))
+    res = svcca(x, x)
+    assert np.all(res.correlations <= 1.0) and res.mean <= 1.0
+    tol = float_tol(np.float64, n * d, ulps=16)
+    np.testing.assert_allclose(res.correlations, 1.0, rtol=0, atol=tol)
+
+
+def test_two_samples_are_enough_for_cka():
+    """Two distinct samples: after centring both representations are ±the same row, so CKA is
+    1 whatever the rows."""
+    x = np.array([[0.0, 1.0, 5.0], [2.0, -1.0, 3.0]])
+    y = np.array([[7.0], [-4.0]])
+    assert linear_cka(x, y) == pytest.approx(1.0, abs=float_tol(np.float64, 8))
+
+
+@pytest.mark.parametrize("scale", [2.0**-700, 2.0**700])
+def test_extreme_scales_neither_overflow_nor_underflow(scale):
+    """Squares of 2^±700 (about 1e±210) overflow or underflow in float64: both measures are
+    scale-invariant, and inputs are rescaled before anything is squared (by a power of two,
+    exactly, so the results are identical)."""
+    rng = np.random.default_rng(8)
+    x, y = rng.standard_normal((60, 4)), rng.standard_normal((60, 3))
+    y[:, 0] += x[:, 0]
+    base_s, base_c = svcca(x, y), linear_cka(x, y)
+    res = svcca(x * scale, y * scale)
+    np.testing.assert_array_equal(res.correlations, base_s.correlations)
+    assert linear_cka(x * scale, y) == base_c
