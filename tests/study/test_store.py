@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import os
 import signal
 import sqlite3
@@ -406,7 +407,8 @@ def test_result_rows_are_stored_tidy_with_only_the_extra_columns_as_json(tmp_pat
     )
     run_id = store.write_run(
         key="k", lens="demo", scope_model=None, params={"b": 2, "a": [1, 2]},
-        model_digests={"z": "1", "a": "2"}, data_fingerprint="fp", versions={"torch": "2"},
+        model_digests={"z": "1", "a": "2"}, data_fingerprint="fp",
+        versions={"torch": "2", "numpy": "1"},
         notes=["n1", "n2"], started=12.5, seconds=3.25, tables={"t": table, "p": plain},
         arrays={},
     )  # fmt: skip
@@ -437,7 +439,7 @@ def test_result_rows_are_stored_tidy_with_only_the_extra_columns_as_json(tmp_pat
     assert stored == [
         (
             "k", "demo", None, '{"a": [1, 2], "b": 2}', '{"a": "2", "z": "1"}', "fp",
-            '{"torch": "2"}', '["n1", "n2"]', 12.5, 3.25, "done",
+            '{"numpy": "1", "torch": "2"}', '["n1", "n2"]', 12.5, 3.25, "done",
         )
     ]  # fmt: skip
     assert run == LensRun(
@@ -723,3 +725,35 @@ def test_object_arrays_are_refused_so_no_artifact_needs_pickle(tmp_path):
     with pytest.raises(ValueError, match="allow_pickle=False"):
         store._write_array(np.array([{"a": 1}], dtype=object))
     assert [p for p in (tmp_path / "artifacts").rglob("*") if p.is_file()] == []
+
+
+def test_a_closed_store_is_one_clear_error(tmp_path):
+    store = Store(tmp_path)
+    store.close()
+    with pytest.raises(StoreError, match="Cannot operate on a closed database"):
+        store.runs()
+
+
+def npy_sha(values: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    np.save(buffer, values, allow_pickle=False)
+    return hashlib.sha256(buffer.getvalue()).hexdigest()
+
+
+def test_arrays_whose_hashes_share_a_folder_are_both_stored(tmp_path):
+    """Files go to artifacts/<first two hex digits>/: the second array of a prefix finds its
+    folder already there."""
+    seen: dict[str, np.ndarray] = {}
+    for i in range(300):  # 256 prefixes: a shared one is certain by then
+        values = np.array([float(i)])
+        prefix = npy_sha(values)[:2]
+        if prefix in seen:
+            first, second = seen[prefix], values
+            break
+        seen[prefix] = values
+    store = Store(tmp_path)
+    rel_a, _ = store._write_array(first)
+    rel_b, _ = store._write_array(second)
+    assert rel_a != rel_b and rel_a.split("/")[1] == rel_b.split("/")[1] == prefix
+    np.testing.assert_array_equal(np.load(tmp_path / rel_a), first)
+    np.testing.assert_array_equal(np.load(tmp_path / rel_b), second)
