@@ -201,3 +201,16 @@ def test_each_shuffle_relabels_the_pooled_filters_into_sets_of_the_original_size
         assert not np.array_equal(ca, observed_a)
     expected = [original(ca, cb, w)[0] for ca, cb, w in calls[1:]]
     np.testing.assert_array_equal(shift.shuffled["d1"], expected)
+
+
+def test_documented_constants_of_the_authors_notebooks():
+    """70 histogram bins, empty bins at float32 eps, sparse below 1 % of the layer's max."""
+    from robustlens.analysis.filters import SPARSE_FRACTION
+
+    assert KL_BINS == 70
+    assert EMPTY_BIN == float(np.finfo(np.float32).eps)
+    assert SPARSE_FRACTION == 0.01
+    p, _ = histogram_pair(np.arange(10.0), np.arange(10.0))
+    assert p.shape == (70,)
+    _, per_axis = coefficient_divergence(np.arange(10.0)[:, None], np.arange(10.0)[:, None], [1])
+    assert per_axis.shape == (1,) and per_axis[0] == 0.0
