@@ -208,7 +208,7 @@ def test_documented_constants_of_the_authors_notebooks():
     from robustlens.analysis.filters import SPARSE_FRACTION
 
     assert KL_BINS == 70
-    assert EMPTY_BIN == float(np.finfo(np.float32).eps)
+    assert float(np.finfo(np.float32).eps) == EMPTY_BIN
     assert SPARSE_FRACTION == 0.01
     p, _ = histogram_pair(np.arange(10.0), np.arange(10.0))
     assert p.shape == (70,)
