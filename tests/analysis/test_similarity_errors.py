@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -188,3 +190,13 @@ def test_too_few_rows_is_reported_without_counting_repeats(distinct, kept):
         f"least {2 * kept + 1} distinct ones (more than kept_x + kept_y), or the kept subspaces "
         "are forced to overlap and canonical correlations of 1 appear regardless of the data"
     )
+
+
+def test_check_finite_raises_no_floating_point_warnings():
+    """The fast path sums the values: an overflowing sum of finite values, or inf + (−inf),
+    must give the answer (pass, or the ConfigError), not a RuntimeWarning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_finite(np.array([1e308, 1e308, -1e308]), "big")
+        with pytest.raises(ConfigError, match="2 NaN or infinite"):
+            check_finite(np.array([np.inf, 1.0, -np.inf]), "opposite")
