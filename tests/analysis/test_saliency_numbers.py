@@ -181,3 +181,14 @@ def test_one_relu_module_is_enough_for_guided_backprop():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
     assert check_guided_backprop(net, torch.rand(3, 1, 2, 2)) == 1
+
+
+def test_a_frequency_exactly_at_the_cutoff_is_not_above_it():
+    """3×3 maps have frequencies 0 and ±1/3 per axis: radius 2/3 of Nyquist on the axes, 0.94
+    on the diagonals. With cutoff 2/3 (computed in float64, as the frequencies are) only the
+    diagonals count as high."""
+    maps = np.random.default_rng(3).standard_normal((3, 2, 3, 3))
+    got = high_frequency_fraction(torch.from_numpy(maps), cutoff=2 / 3)
+    np.testing.assert_allclose(got, reference_high_fraction(maps, 2 / 3), rtol=1e-12)
+    above = reference_high_fraction(maps, 2 / 3 - 1e-9)  # the axes count once below the cutoff
+    assert np.all(above > got)
