@@ -104,3 +104,34 @@ def test_spearman_of_constant_or_nan_rows_is_nan_without_a_warning():
 
 def test_interval_text_shows_three_significant_digits():
     assert Interval(0.123456, 0.1, 0.2345678).text() == "0.123 [0.1, 0.235]"
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "sign"),
+    [(0.1, 0.2, 1), (0.0, 0.2, 0), (-0.2, -0.1, -1), (-0.2, 0.0, 0), (0.0, 0.0, 0), (-1, 1, 0)],
+)
+def test_an_interval_touching_zero_has_no_sign(low, high, sign):
+    assert Interval(0.0, low, high).sign() == sign
+
+
+def test_interval_text_with_other_digits():
+    assert Interval(0.123456, -0.1, 2.345678).text(digits=5) == "0.12346 [-0.1, 2.3457]"
+    assert Interval(1234.5, 1000.0, 1500.0).text(digits=2) == "1.2e+03 [1e+03, 1.5e+03]"
+
+
+def test_always_true_count_by_hand():
+    """Images × columns; a column counts in a resample when every drawn image has it."""
+    from robustlens.study.bootstrap import always_true_count
+
+    indicator = np.array([[1, 1, 0], [1, 0, 0], [1, 1, 1]])  # ints, read as booleans
+    w = np.array([[1.0, 0.0, 2.0], [0.0, 3.0, 0.0], [1.0, 1.0, 1.0], [0.0, 0.0, 3.0]])
+    # resample 0 draws images 0, 2: columns 0, 1; resample 1 image 1: column 0;
+    # resample 2 all: column 0; resample 3 image 2: all three
+    np.testing.assert_array_equal(always_true_count(indicator, w), [2.0, 1.0, 1.0, 3.0])
+    assert always_true_count(indicator, w).dtype == np.float64
+    np.testing.assert_array_equal(weighted_mean(np.array([1, 2, 4]), w), [3.0, 2.0, 7 / 3, 4.0])
+
+
+def test_an_interval_of_one_finite_sample_is_that_sample():
+    iv = interval(0.3, np.array([np.nan, 0.5, np.nan]))
+    assert (iv.estimate, iv.low, iv.high) == (0.3, 0.5, 0.5)
