@@ -4,6 +4,8 @@ accepted."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 
 import pytest
@@ -220,3 +222,11 @@ def test_the_digest_changes_with_every_field_and_only_with_them():
     assert len(digests) == len(changed) + 1
     assert Recipe(method="pgd", eps=0.1).digest() == base.digest()
     assert len(base.digest()) == 64 and int(base.digest(), 16) >= 0
+
+
+def test_the_digest_is_the_sha256_of_the_canonical_json():
+    """Canonical: keys sorted, so the digest does not depend on the order fields are declared
+    or given in (a stored model's digest must survive a reordering of the dataclass)."""
+    recipe = Recipe(method="pgd", eps=0.1, epochs=3)
+    canonical = json.dumps(dict(sorted(recipe.to_dict().items())), separators=(", ", ": "))
+    assert recipe.digest() == hashlib.sha256(canonical.encode()).hexdigest()
