@@ -1,0 +1,136 @@
+"""The training loop's bookkeeping checked exactly: what decides a run's identity, what an
+epoch's checkpoint folder holds, the loss and accuracy an epoch reports, its timing, and the
+per-epoch monitor's warning of catastrophic overfitting."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+from robustlens.train import loop as loop_module
+from robustlens.train import train_model
+from tests.tolerances import float_tol
+from tests.train.helpers import FAST, small_model, stripes
+
+ONE = dataclasses.replace(FAST, epochs=1, batch_size=64, eval_n=32)
+
+
+def test_the_identity_names_architecture_data_and_recipe():
+    model, data = small_model(), stripes(64, 0)
+    identity = loop_module.training_identity(model, data, ONE)
+    assert identity == {
+        "arch": "small-cnn",
+        "arch_kwargs": model.arch_kwargs,
+        "dataset": "stripes",
+        "split": "train",
+        "n": 64,
+        "data_fingerprint": data.fingerprint(),
+        "recipe": ONE.to_dict(),
+    }
+    canonical = json.dumps(identity, sort_keys=True)
+    assert loop_module.identity_digest(identity) == hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def test_a_run_stopped_after_two_epochs_keeps_only_its_last_checkpoint(tmp_path, monkeypatch):
+    data = stripes(64, 0)
+    recipe = dataclasses.replace(ONE, epochs=3, batch_size=32)
+    original = loop_module._Trainer.run_epoch
+
+    def stop_in_third_epoch(self):
+        if self.epoch == 2:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(loop_module._Trainer, "run_epoch", stop_in_third_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(small_model(), data, recipe, tmp_path, device="cpu")
+    state = tmp_path / "state"
+    assert sorted(p.name for p in state.iterdir()) == [
+        "epoch-0002.json",
+        "epoch-0002.optimizer.safetensors",
+        "epoch-0002.safetensors",
+        "progress.json",
+    ]
+    pointer = json.loads((state / "progress.json").read_text())
+    identity = loop_module.training_identity(small_model(), data, recipe)
+    assert set(pointer) == {"epoch", "tag", "identity", "history"}
+    assert (pointer["epoch"], pointer["tag"], pointer["identity"]) == (2, "epoch-0002", identity)
+    assert [h["epoch"] for h in pointer["history"]] == [1, 2]
+    card = json.loads((state / "epoch-0002.json").read_text())
+    assert card["recipe"]["identity"] == loop_module.identity_digest(identity)
+    assert card["recipe"]["data"] == {
+        "dataset": "stripes",
+        "split": "train",
+        "n": 64,
+        "data_fingerprint": data.fingerprint(),
+    }
+    # SGD with momentum keeps a buffer for every parameter after its first step
+    buffers = load_file(str(state / "epoch-0002.optimizer.safetensors"))
+    assert set(buffers) == {name for name, _ in small_model().named_parameters()}
+    assert (tmp_path / "metrics.jsonl").read_text().count("\n") == 2
+
+
+def test_an_epoch_reports_the_loss_and_accuracy_of_the_weights_it_started_from(tmp_path):
+    """One batch holds the whole set: the loss and accuracy are measured before the only step,
+    so they are the cross-entropy and accuracy of the initial model (in train mode, as in
+    training) on the whole set, in another order."""
+    data = stripes(64, 0)
+    model = small_model()
+    initial = copy.deepcopy(model).train()
+    with torch.no_grad():
+        logits = initial(data.images)
+    loss = float(F.cross_entropy(logits, data.labels))
+    acc = float((logits.argmax(1) == data.labels).float().mean())
+    before = time.perf_counter()
+    result = train_model(model, data, ONE, tmp_path, device="cpu")
+    elapsed = time.perf_counter() - before
+    (record,) = result.history
+    # BatchNorm statistics and the mean loss sum 64 images × 64 pixels in another order
+    assert record["train_loss"] == pytest.approx(loss, rel=float_tol(torch.float32, 64 * 64))
+    assert record["train_accuracy"] == acc
+    assert 0 < record["seconds"] <= result.seconds <= elapsed
+
+
+def _trainer(tmp_path, recipe, history):
+    eval_set = stripes(64, 1)
+    trainer = loop_module._Trainer(
+        small_model(), stripes(64, 0), recipe, tmp_path, eval_set, torch.device("cpu"), False
+    )
+    trainer.history = history
+    return trainer
+
+
+def test_the_monitor_warns_when_pgd_accuracy_falls_by_more_than_a_fifth(tmp_path, caplog):
+    recipe = dataclasses.replace(ONE, method="fgsm-rs", eps=0.3)
+    quiet = _trainer(tmp_path, recipe, []).monitor(0.3)
+    value = quiet["monitor_pgd10_accuracy"]
+    assert set(quiet) == {"monitor_clean_accuracy", "monitor_pgd10_accuracy"}
+    assert value <= quiet["monitor_clean_accuracy"]
+    assert 0.0 <= value <= 0.75  # an untrained model: a drop of 0.25 from below 1 is possible
+    caplog.set_level(logging.WARNING, logger=loop_module.__name__)
+    near = _trainer(tmp_path, recipe, [{"monitor_pgd10_accuracy": value + 0.19}]).monitor(0.3)
+    assert "catastrophic_overfitting_warning" not in near and not caplog.records
+    history = [{"epoch": 1}, {"monitor_pgd10_accuracy": value + 0.25}]
+    fell = _trainer(tmp_path, recipe, history).monitor(0.3)
+    assert fell["catastrophic_overfitting_warning"] is True
+    assert fell["monitor_pgd10_accuracy"] == value
+    (warning,) = caplog.records
+    assert warning.getMessage() == (
+        f"PGD-10 accuracy fell from {value + 0.25:.2f} to {value:.2f}: catastrophic "
+        "overfitting? (Wong et al. 2020) Consider a smaller step size or PGD training."
+    )
+
+
+def test_the_monitor_runs_no_attack_at_eps_zero_or_for_natural_training(tmp_path):
+    adversarial = dataclasses.replace(ONE, method="pgd", eps=0.3)
+    assert set(_trainer(tmp_path, adversarial, []).monitor(0.0)) == {"monitor_clean_accuracy"}
+    assert set(_trainer(tmp_path, ONE, []).monitor(0.3)) == {"monitor_clean_accuracy"}
