@@ -72,3 +72,61 @@ def test_a_sweep_over_no_eps_is_refused():
         train_sweep("small-cnn", "fashion-mnist", Recipe(), [], "unused")
     assert caught.value.problem == "an ε sweep needs at least one ε"
     assert caught.value.fix is None
+
+
+def test_train_by_names_reads_both_splits_and_hands_everything_on(tmp_path, monkeypatch):
+    """The train split (train_n images, the recipe's seed) and the held-out test split (eval_n
+    class-balanced images, always seed 0), then the named architecture seeded by the recipe."""
+    from tests.train.helpers import stripes
+
+    reads, seeds, built, trained = [], [], [], []
+
+    def fake_load(name, split, *, n, seed, root):
+        reads.append((name, split, n, seed, root))
+        return stripes(8 if split == "train" else 4, 0)
+
+    def fake_build(arch, info, **kwargs):
+        built.append((arch, info.name, kwargs))
+        return "model"
+
+    def fake_train_model(model, train_set, recipe, out, **kwargs):
+        trained.append((model, len(train_set), recipe, out, kwargs))
+        return "result"
+
+    monkeypatch.setattr(run_module, "load_dataset", fake_load)
+    monkeypatch.setattr(run_module, "seed_everything", seeds.append)
+    monkeypatch.setattr(run_module, "build_model", fake_build)
+    monkeypatch.setattr(run_module, "train_model", fake_train_model)
+    recipe = Recipe(seed=3, eval_n=4)
+    result = run_module.train(
+        "small-cnn",
+        "stripes",
+        recipe,
+        tmp_path,
+        arch_kwargs={"widths": (4, 4)},
+        train_n=8,
+        data_root="/data",
+        device="cpu",
+        resume=False,
+        progress=True,
+    )
+    assert result == "result"
+    assert reads == [("stripes", "train", 8, 3, "/data"), ("stripes", "test", 4, 0, "/data")]
+    assert seeds == [3]
+    assert built == [("small-cnn", "stripes", {"widths": (4, 4)})]
+    ((model, n, used, out, kwargs),) = trained
+    assert (model, n, used, out) == ("model", 8, recipe, tmp_path)
+    assert set(kwargs) == {"eval_set", "device", "resume", "progress"}
+    assert len(kwargs["eval_set"]) == 4
+    assert (kwargs["device"], kwargs["resume"], kwargs["progress"]) == ("cpu", False, True)
+    run_module.train("small-cnn", "stripes", recipe, tmp_path)
+    assert built[-1] == ("small-cnn", "stripes", {})
+    assert trained[-1][4]["resume"] is True and trained[-1][4]["progress"] is False
+
+
+def test_an_unknown_architecture_fails_before_any_data_is_read(monkeypatch):
+    reads = []
+    monkeypatch.setattr(run_module, "load_dataset", lambda *a, **k: reads.append(a))
+    with pytest.raises(ConfigError, match="architecture"):
+        run_module.train("no-such-net", "stripes", Recipe(), "unused")
+    assert reads == []
