@@ -103,3 +103,32 @@ def test_describe_names_every_setting():
         "candidates": 3,
         "box_aware": True,
     }
+
+
+def test_candidates_are_the_most_likely_other_classes():
+    logits = torch.tensor([[0.1, 0.5, 0.3, 0.9], [2.0, 1.0, 3.0, 0.0]])
+    labels = torch.tensor([3, 2])
+    model = linear_model()
+    ranked = DeepFool(model, candidates=3)._candidate_classes(logits, labels)
+    assert ranked.tolist() == [[1, 2], [0, 1]]
+    everything = DeepFool(model, candidates=None)._candidate_classes(logits, labels)
+    assert everything.tolist() == [[1, 2, 0], [0, 1, 3]]
+    assert DeepFool(model, candidates=10)._candidate_classes(logits, labels).tolist() == (
+        everything.tolist()
+    )
+
+
+def test_only_the_candidate_classes_are_tried():
+    """Logits at x = (0, 0): (0, −0.5, −1). Class 1 is the more likely other class, but class
+    2's boundary is nearer: 1/‖(0, 4)‖ = 0.25 against 0.5/‖(1, 0)‖ = 0.5. With all classes
+    DeepFool reaches class 2; with 2 candidates (the label and the top other class) class 1."""
+    weight = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 4.0]])
+    model = LinearClassifier(weight, torch.tensor([0.0, -0.5, -1.0])).eval()
+    x, y = torch.zeros(1, 1, 1, 2), torch.tensor([0])
+    rtol = close(torch.float32, 2)["rtol"]
+    nearest = DeepFool(model, overshoot=0.0, candidates=None).run(x, y)
+    assert model(nearest.adversarial).argmax(1).tolist() == [2]
+    assert nearest.norms.item() == pytest.approx((1 + 1e-4) / 4, rel=rtol)
+    top = DeepFool(model, overshoot=0.0, candidates=2).run(x, y)
+    assert model(top.adversarial).argmax(1).tolist() == [1]
+    assert top.norms.item() == pytest.approx(0.5 + 1e-4, rel=rtol)

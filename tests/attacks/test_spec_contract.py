@@ -45,6 +45,8 @@ def test_scaling_leaves_the_budget_alone_at_its_own_resolution():
     assert scale_eps("l2", 0.5, 4 * 784, 784) == 1.0  # √4
     assert scale_eps("l1", 0.5, 4 * 784, 784) == 2.0
     assert scale_eps("linf", 0.5, 4 * 784, 784) == 0.5
+    assert scale_eps("l2", 0.5, 4, 1) == 1.0  # "@1": a budget per input value
+    assert AttackSpec.parse("pgd l1 0.5 3 @1").scaled(4, CIFAR10_DIM).eps == 2.0
 
 
 def test_keys_labels_and_descriptions_word_for_word():
