@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import signal
 from pathlib import Path
@@ -29,9 +30,11 @@ def accuracy(model, data) -> float:
         return float((model(data.images).argmax(1) == data.labels).float().mean())
 
 
-def test_a_natural_run_records_exactly_its_history_and_clean_accuracy(tmp_path):
+def test_a_natural_run_records_exactly_its_history_and_clean_accuracy(tmp_path, caplog):
     data, held_out = stripes(128, 0), stripes(64, 1)
-    result = train_model(small_model(), data, ONE, tmp_path, eval_set=held_out, device="cpu")
+    out = tmp_path / "runs" / "natural"  # folders are made as needed
+    caplog.set_level(logging.INFO, logger=loop_module.__name__)
+    result = train_model(small_model(), data, ONE, out, eval_set=held_out, device="cpu")
     assert not result.model.training
     (record,) = result.history
     assert set(record) == {
@@ -57,7 +60,13 @@ def test_a_natural_run_records_exactly_its_history_and_clean_accuracy(tmp_path):
             "attack": None,
         }
     ]
-    assert json.loads((tmp_path / "metrics.jsonl").read_text()) == record
+    assert json.loads((out / "metrics.jsonl").read_text()) == record
+    assert sorted(p.name for p in out.iterdir()) == [
+        "metrics.jsonl",
+        "model.json",
+        "model.safetensors",
+    ]
+    assert [r.getMessage() for r in caplog.records] == [f"epoch 1: {record}"]
 
 
 def test_without_a_held_out_set_there_is_no_monitor_and_no_metric(tmp_path):
@@ -153,11 +162,18 @@ def test_reuse_removes_the_state_a_kill_after_saving_left(tmp_path):
     for out in (ours, theirs, unreadable):
         _finished_model(out, data)
     _write_pointer(ours, _identity(data))
+    (ours / "state" / ".epoch-0001.safetensors.tmp-99").write_text("half a save")
+    (ours / ".metrics.jsonl.tmp-99").write_text("half a log")
     _write_pointer(theirs, {"recipe": "another"})
     _write_pointer(unreadable, None).write_text("{")
     for out in (ours, theirs, unreadable):
         assert train_model(small_model(), data, ONE, out, device="cpu").reused
     assert not (ours / "state").exists()
+    assert sorted(p.name for p in ours.iterdir()) == [
+        "metrics.jsonl",
+        "model.json",
+        "model.safetensors",
+    ]
     assert (theirs / "state" / "progress.json").exists()
     assert (unreadable / "state" / "progress.json").read_text() == "{"
 
@@ -192,3 +208,48 @@ def test_the_kill_hook_kills_at_the_named_phase_only():
     assert not _dies_of_sigkill("epoch-2", "model-a", "")
     assert not _dies_of_sigkill("epoch-2", "model-a", None)
     assert ENV == "ROBUSTLENS_KILL_AT"
+
+
+def test_replacing_a_model_of_another_recipe_says_so(tmp_path, caplog):
+    data = stripes(64, 0)
+    _finished_model(tmp_path, data, dataclasses.replace(ONE, lr=0.01))
+    caplog.set_level(logging.WARNING, logger=loop_module.__name__)
+    result = train_model(small_model(), data, ONE, tmp_path, device="cpu", replace=True)
+    assert not result.reused and result.card.recipe["lr"] == ONE.lr
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path} holds a model of another recipe, model or data: retraining"
+    ]
+
+
+def test_replacing_an_unfinished_run_of_another_recipe_says_so(tmp_path, caplog):
+    data = stripes(64, 0)
+    _write_pointer(tmp_path, {"recipe": "another"})
+    caplog.set_level(logging.WARNING, logger=loop_module.__name__)
+    result = train_model(small_model(), data, ONE, tmp_path, device="cpu", replace=True)
+    assert [h["epoch"] for h in result.history] == [1]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path} holds an unfinished run of another recipe: starting afresh"
+    ]
+    assert not (tmp_path / "state").exists()
+
+
+def test_a_resumed_run_says_where_it_resumes(tmp_path, monkeypatch, caplog):
+    data = stripes(64, 0)
+    recipe = dataclasses.replace(ONE, epochs=2)
+    original = loop_module._Trainer.run_epoch
+
+    def stop_in_second_epoch(self):
+        if self.epoch == 1:
+            raise KeyboardInterrupt
+        return original(self)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(loop_module._Trainer, "run_epoch", stop_in_second_epoch)
+        with pytest.raises(KeyboardInterrupt):
+            train_model(small_model(), data, recipe, tmp_path, device="cpu")
+    caplog.set_level(logging.INFO, logger=loop_module.__name__)
+    resumed = train_model(small_model(), data, recipe, tmp_path, device="cpu")
+    assert caplog.records[0].getMessage() == f"resuming {tmp_path} after epoch 1"
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+    fresh = train_model(small_model(), data, recipe, tmp_path / "again", device="cpu")
+    assert fresh.history[0]["train_loss"] == resumed.history[0]["train_loss"]
