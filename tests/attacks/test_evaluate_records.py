@@ -77,3 +77,13 @@ def test_predict_runs_in_batches_in_eval_mode_and_restores_the_mode():
     assert predict(model, x, 3).tolist() == [0, 0, 0, 0]
     assert model.training
     assert predict(model, x[:0], 3).tolist() == []
+
+
+def test_budgets_compare_with_norms_of_any_dtype():
+    from robustlens.attacks.evaluate import _input_size, within_budget
+
+    assert within_budget(torch.tensor([1, 2]), 1.0, 4).tolist() == [True, False]
+    assert within_budget(torch.tensor([0.5, torch.inf]), 0.5, 1).tolist() == [True, False]
+    x = torch.zeros(3, 1, 2, 5)
+    assert _input_size((x, torch.zeros(3))) == 10
+    assert _input_size((x[:0], torch.zeros(0))) == 1
