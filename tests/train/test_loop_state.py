@@ -134,3 +134,64 @@ def test_the_monitor_runs_no_attack_at_eps_zero_or_for_natural_training(tmp_path
     adversarial = dataclasses.replace(ONE, method="pgd", eps=0.3)
     assert set(_trainer(tmp_path, adversarial, []).monitor(0.0)) == {"monitor_clean_accuracy"}
     assert set(_trainer(tmp_path, ONE, []).monitor(0.3)) == {"monitor_clean_accuracy"}
+
+
+def test_final_metrics_are_pgd_at_the_training_budget_on_eval_n_images(tmp_path):
+    """eval_n = 32 of the 64 held-out images (class-balanced, seed 0), PGD with eval_steps
+    steps at the training ε; evaluated in eval mode, the model's own mode and BatchNorm
+    statistics left as they were."""
+    from robustlens.attacks import PGD, Linf, robust_accuracy
+
+    recipe = dataclasses.replace(ONE, method="pgd", eps=0.2, eval_steps=2)
+    trainer = _trainer(tmp_path, recipe, [])
+    trainer.model.train()
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    metrics = trainer.final_metrics()
+    assert trainer.model.training
+    after = trainer.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    subset = trainer.eval_set.subset(32, seed=0)
+    trainer.model.eval()
+    attack = PGD(trainer.model, Linf(0.2), steps=2)
+    expected = robust_accuracy(trainer.model, subset, attack).as_metrics()
+    assert metrics == expected
+    assert [m["n"] for m in metrics] == [32, 32]
+    assert metrics[1]["attack"]["steps"] == 2 and metrics[1]["attack"]["eps"] == 0.2
+
+
+def test_final_metrics_of_natural_training_are_clean_accuracy_only(tmp_path):
+    trainer = _trainer(tmp_path, ONE, [])
+    trainer.model.train()
+    metrics = trainer.final_metrics()
+    assert trainer.model.training
+    trainer.model.eval()
+    subset = trainer.eval_set.subset(32, seed=0)
+    with torch.no_grad():
+        acc = float((trainer.model(subset.images).argmax(1) == subset.labels).float().mean())
+    assert metrics == [{"name": "clean_accuracy", "value": acc, "n": 32, "attack": None}]
+    trainer.eval_set = None
+    assert trainer.final_metrics() == [] and trainer.monitor(0.1) == {}
+
+
+def test_the_training_attack_follows_the_recipe(tmp_path):
+    recipe = dataclasses.replace(ONE, method="pgd", norm="l2", eps=0.5, steps=4)
+    attack = _trainer(tmp_path, recipe, []).make_attack(0.25)
+    assert (attack.threat.norm, attack.threat.eps, attack.steps) == ("l2", 0.25, 4)
+    assert attack.step_size == recipe.attack_step_size(0.25)
+    assert (attack.random_start, attack.early_stop, attack.track_best) == (True, False, False)
+    fgsm = dataclasses.replace(ONE, method="fgsm-rs", eps=0.1)
+    attack = _trainer(tmp_path, fgsm, []).make_attack(0.1)
+    assert (attack.threat.norm, attack.steps, attack.step_size) == ("linf", 1, 0.125)
+
+
+def test_the_optimiser_follows_the_recipe(tmp_path):
+    recipe = dataclasses.replace(ONE, lr=0.3, momentum=0.5, weight_decay=1e-3, nesterov=True)
+    (group,) = _trainer(tmp_path, recipe, []).optimizer.param_groups
+    assert (group["lr"], group["momentum"], group["weight_decay"]) == (0.3, 0.5, 1e-3)
+    assert group["nesterov"] is True
+    plain = dataclasses.replace(recipe, momentum=0.0)  # Nesterov needs momentum: off
+    assert _trainer(tmp_path, plain, []).optimizer.param_groups[0]["nesterov"] is False
+    trainer = _trainer(tmp_path, dataclasses.replace(ONE, batch_size=24, epochs=3), [])
+    assert (trainer.batches_per_epoch, trainer.total_steps) == (3, 9)  # ⌈64/24⌉ = 3
+    assert trainer.state_dir == tmp_path / "state" and trainer.out_dir == tmp_path
+    assert trainer.epoch == 0
