@@ -9,6 +9,7 @@ import torch
 from robustlens.attacks import CarliniWagnerL2
 from robustlens.attacks.cw import margin
 from tests.attacks.tiny_models import LinearClassifier
+from tests.tolerances import close
 
 LOGITS = torch.tensor([[1.0, 3.0, 2.0], [1.0, 3.0, 2.0]])
 CLASSES = torch.tensor([0, 1])
@@ -100,3 +101,44 @@ def test_an_unreachable_goal_stops_early_only_with_abort_early():
     assert torch.equal(stopped.adversarial, x)
     full = CarliniWagnerL2(constant, abort_early=False, **kwargs).run(x, y)
     assert full.iterations.tolist() == [40, 40, 40]
+
+
+def test_the_inner_search_is_adam_on_the_tanh_variable():
+    """With one search and no early abort, the inputs C&W shows the model are (tanh(w_k) + 1)/2
+    for the iterates w_k of torch's own Adam (β = (0.9, 0.999), ε = 1e-8) minimising
+    ‖x' − x‖₂² + c·f₆(x') summed over samples (Adam is element-wise, so the sum keeps the
+    samples independent)."""
+    gen = torch.Generator().manual_seed(0)
+    model = LinearClassifier(torch.randn(3, 6, generator=gen), torch.zeros(3)).eval()
+    x = 0.2 + 0.6 * torch.rand(4, 1, 2, 3, generator=gen)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    const, lr, steps = 0.5, 0.05, 6
+    seen: list[torch.Tensor] = []
+    hook = model.register_forward_hook(lambda m, inp, out: seen.append(inp[0].detach().clone()))
+    try:
+        CarliniWagnerL2(
+            model,
+            binary_search_steps=1,
+            steps=steps,
+            learning_rate=lr,
+            initial_const=const,
+            abort_early=False,
+        ).run(x, y)
+    finally:
+        hook.remove()
+    w = torch.atanh((2 * x - 1) * (1 - 1e-6)).requires_grad_(True)
+    adam = torch.optim.Adam([w], lr=lr, betas=(0.9, 0.999), eps=1e-8)
+    expected = []
+    for _ in range(steps):
+        xa = (torch.tanh(w) + 1) / 2
+        expected.append(xa.detach().clone())
+        loss = (xa - x).flatten(1).pow(2).sum(1) + const * margin(model(xa), y, False, 0.0)
+        adam.zero_grad()
+        loss.sum().backward()
+        adam.step()
+    assert len(seen) == steps
+    # the same float32 arithmetic in another order, compounded over the steps
+    tol = close(torch.float32, n_terms=6 * steps, ulps=16)
+    torch.testing.assert_close(torch.stack(seen), torch.stack(expected), **tol)
+    assert (torch.stack(expected)[-1] - x).abs().max() > 10 * lr * 0.1  # it really moved
