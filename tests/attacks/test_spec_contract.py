@@ -137,6 +137,8 @@ def test_build_passes_the_setting_and_the_default_options():
     assert (deepfool.norm, deepfool.steps, deepfool.seed) == ("linf", 50, 0)
     deepfool = AttackSpec("deepfool", "l2", 0.1, 9).build(MODEL, seed=6)
     assert (deepfool.norm, deepfool.steps, deepfool.seed) == ("l2", 9, 6)
+    for text in ("pgd l2 0.5 7", "fgsm linf 0.1", "cw l2 0.5", "deepfool l2 0.1"):
+        assert AttackSpec.parse(text).build(MODEL).model is MODEL, text
 
 
 @pytest.mark.parametrize(
