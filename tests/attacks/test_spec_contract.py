@@ -166,3 +166,4 @@ def test_paper_rows_default_to_cifar10_units():
     assert paper.rows() == ("pgd l2 0.5 9",)
     assert paper.source(AttackSpec.parse("pgd l2 0.5 9"), CIFAR10_DIM) == "1, 2"
     assert table_label("1") == "Table 1" and table_label("1, 2") == "Tables 1, 2"
+    assert table_label("1–2") == "Tables 1–2"  # a range is several tables too
