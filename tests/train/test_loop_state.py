@@ -18,7 +18,8 @@ from safetensors.torch import load_file
 
 from robustlens.train import loop as loop_module
 from robustlens.train import train_model
-from tests.tolerances import float_tol
+from robustlens.train.schedule import learning_rate
+from tests.tolerances import close, float_tol
 from tests.train.helpers import FAST, small_model, stripes
 
 ONE = dataclasses.replace(FAST, epochs=1, batch_size=64, eval_n=32)
@@ -65,6 +66,8 @@ def test_a_run_stopped_after_two_epochs_keeps_only_its_last_checkpoint(tmp_path,
     assert set(pointer) == {"epoch", "tag", "identity", "history"}
     assert (pointer["epoch"], pointer["tag"], pointer["identity"]) == (2, "epoch-0002", identity)
     assert [h["epoch"] for h in pointer["history"]] == [1, 2]
+    # 2 batches an epoch, 6 steps in all: the second epoch ends at step 3
+    assert pointer["history"][1]["lr_last"] == learning_rate(recipe, 3, 6)
     card = json.loads((state / "epoch-0002.json").read_text())
     assert card["recipe"]["identity"] == loop_module.identity_digest(identity)
     assert card["recipe"]["data"] == {
@@ -195,3 +198,68 @@ def test_the_optimiser_follows_the_recipe(tmp_path):
     assert (trainer.batches_per_epoch, trainer.total_steps) == (3, 9)  # ⌈64/24⌉ = 3
     assert trainer.state_dir == tmp_path / "state" and trainer.out_dir == tmp_path
     assert trainer.epoch == 0
+
+
+def test_the_kill_points_come_in_the_documented_order(tmp_path, monkeypatch):
+    """The phases the kill-and-resume tests can stop a run at (robustlens.train.killpoint),
+    each named with the run's own folder."""
+    phases = []
+    monkeypatch.setattr(loop_module, "kill_point", lambda phase, out: phases.append((phase, out)))
+    recipe = dataclasses.replace(ONE, epochs=2)
+    train_model(small_model(), stripes(64, 0), recipe, tmp_path, eval_set=stripes(32, 1))
+    per_epoch = ["epoch-{}", "epoch-{}-files", "epoch-{}-saved", "epoch-{}-done"]
+    assert [p for p, _ in phases] == [
+        *[p.format(1) for p in per_epoch],
+        *[p.format(2) for p in per_epoch],
+        "before-evaluation",
+        "during-evaluation",
+        "weights-staged",
+        "pair-committed",
+        "card-in-place",
+        "before-cleanup",
+    ]
+    assert {out for _, out in phases} == {tmp_path}
+
+
+def test_each_batch_uses_the_scheduled_learning_rate(tmp_path):
+    """One step in all (t = 1/2): one-cycle with lr 0.3 and warm-up 1/4 steps with
+    0.3·(1 − 1/2)/(3/4) = 0.2, exactly as a constant 0.2 does, and unlike a constant 0.3."""
+    data = stripes(64, 0)
+
+    def weights(**fields):
+        recipe = dataclasses.replace(ONE, **fields)
+        out = tmp_path / str(len(list(tmp_path.iterdir())))
+        model = train_model(small_model(), data, recipe, out, device="cpu").model
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    cycle = weights(schedule="one-cycle", lr=0.3, warmup_fraction=0.25)
+    constant = weights(schedule="constant", lr=0.2)
+    larger = weights(schedule="constant", lr=0.3)
+    # 0.3·(2/3) and 0.2 differ in the last bit: one rounding per updated weight
+    torch.testing.assert_close(cycle, constant, **close(torch.float32, 4))
+    assert (larger - constant).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("eval_mode", [True, False])
+def test_training_attacks_run_in_the_mode_the_recipe_asks(tmp_path, monkeypatch, eval_mode):
+    modes = []
+    original = loop_module._Trainer.make_attack
+
+    def recording(self, eps):
+        attack = original(self, eps)
+        perturb = attack.perturb
+
+        def watched(*args, **kwargs):
+            modes.append(self.model.training)
+            return perturb(*args, **kwargs)
+
+        attack.perturb = watched
+        return attack
+
+    monkeypatch.setattr(loop_module._Trainer, "make_attack", recording)
+    recipe = dataclasses.replace(
+        ONE, method="fgsm-rs", eps=0.1, batch_size=32, attack_in_eval_mode=eval_mode
+    )
+    result = train_model(small_model(), stripes(64, 0), recipe, tmp_path, device="cpu")
+    assert modes == [not eval_mode, not eval_mode]  # two batches, each attacked
+    assert not result.model.training
