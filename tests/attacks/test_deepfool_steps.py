@@ -132,3 +132,14 @@ def test_only_the_candidate_classes_are_tried():
     top = DeepFool(model, overshoot=0.0, candidates=2).run(x, y)
     assert model(top.adversarial).argmax(1).tolist() == [1]
     assert top.norms.item() == pytest.approx(0.5 + 1e-4, rel=rtol)
+
+
+def test_the_defaults_are_foolbox_s_and_the_paper_s():
+    assert DeepFool(linear_model()).describe() == {
+        "attack": "deepfool",
+        "norm": "l2",
+        "steps": 50,
+        "overshoot": 0.02,
+        "candidates": 10,
+        "box_aware": False,
+    }
