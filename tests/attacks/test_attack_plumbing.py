@@ -12,7 +12,12 @@ from torch import nn
 from robustlens.attacks import PGD, CarliniWagnerL2, Linf
 from robustlens.attacks.base import num_classes_of
 from robustlens.attacks.result import AttackResult
-from robustlens.attacks.targets import choose_targets, least_likely_targets, next_targets
+from robustlens.attacks.targets import (
+    choose_targets,
+    least_likely_targets,
+    next_targets,
+    random_targets,
+)
 from tests.attacks.tiny_models import LinearClassifier
 from tests.tolerances import float_tol
 
@@ -37,10 +42,21 @@ def test_targets_by_mode():
 
 
 def test_a_targeted_attack_chooses_its_targets_by_its_mode():
-    """PGD with ε = 0 cannot move: its success says whether the clean prediction is the target,
-    so it shows which targets were chosen."""
-    clean = PGD(MODEL, Linf(0.0), steps=1, targeted=True, target_mode="next").run(X, Y)
-    assert clean.success.tolist() == [False, False, False]
+    """PGD with ε = 0 cannot move: its success says whether the clean prediction (0, 1, 2) is
+    the target, so it shows which targets were chosen. Labels (3, 0, 1) make "next" pick
+    exactly the predictions."""
+    labels = torch.tensor([3, 0, 1])
+
+    def success(mode: str, seed: int = 0) -> list[bool]:
+        attack = PGD(MODEL, Linf(0.0), steps=1, targeted=True, target_mode=mode, seed=seed)
+        assert attack.generator.initial_seed() == seed
+        return attack.run(X, labels).success.tolist()
+
+    assert success("next") == [True, True, True]
+    assert success("least-likely") == [False, False, False]  # targets (3, 2, 3)
+    for seed in range(4):
+        drawn = random_targets(labels, 4, torch.Generator().manual_seed(seed))
+        assert success("random", seed) == (drawn == Y).tolist()
     explicit = PGD(MODEL, Linf(0.0), steps=1, targeted=True).run(X, Y, torch.tensor([0, 3, 2]))
     assert explicit.success.tolist() == [True, False, True]
     untargeted = PGD(MODEL, Linf(0.0), steps=1).run(X, torch.tensor([0, 0, 0]))
