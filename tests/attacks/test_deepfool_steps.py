@@ -143,3 +143,6 @@ def test_the_defaults_are_foolbox_s_and_the_paper_s():
         "candidates": 10,
         "box_aware": False,
     }
+    # DeepFool draws nothing at random; its seed is kept like every attack's
+    assert DeepFool(linear_model()).seed == 0
+    assert DeepFool(linear_model(), seed=5).seed == 5
