@@ -263,3 +263,22 @@ def test_training_attacks_run_in_the_mode_the_recipe_asks(tmp_path, monkeypatch,
     result = train_model(small_model(), stripes(64, 0), recipe, tmp_path, device="cpu")
     assert modes == [not eval_mode, not eval_mode]  # two batches, each attacked
     assert not result.model.training
+
+
+def test_each_epoch_reports_its_progress_when_asked(tmp_path, monkeypatch):
+    from contextlib import contextmanager
+
+    bars = []
+
+    @contextmanager
+    def fake(enabled, *, total, description):
+        bars.append((enabled, total, description, steps := []))
+        yield steps.append
+
+    monkeypatch.setattr(loop_module, "progress_bar", fake)
+    recipe = dataclasses.replace(ONE, method="pgd", eps=0.1, steps=1, epochs=2, batch_size=40)
+    train_model(small_model(), stripes(64, 0), recipe, tmp_path, device="cpu", progress=True)
+    assert bars == [
+        (True, 64, "epoch 1/2 pgd-linf-0.1", [40, 24]),
+        (True, 64, "epoch 2/2 pgd-linf-0.1", [40, 24]),
+    ]
