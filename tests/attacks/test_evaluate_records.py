@@ -87,3 +87,25 @@ def test_budgets_compare_with_norms_of_any_dtype():
     x = torch.zeros(3, 1, 2, 5)
     assert _input_size((x, torch.zeros(3))) == 10
     assert _input_size((x[:0], torch.zeros(0))) == 1
+
+
+def test_an_image_set_is_evaluated_like_its_tensors():
+    from robustlens.data import DatasetInfo, ImageSet
+
+    model, _, x, y = binary_linear(MARGINS)
+    info = DatasetInfo(
+        name="lines",
+        num_classes=2,
+        class_names=("a", "b"),
+        shape=(1, 3, 4),
+        mean=(0.5,),
+        std=(0.25,),
+        splits=("test",),
+    )
+    data = ImageSet(x, y, info, "test", torch.arange(4))
+    attack = DeepFool(model, "l2", overshoot=0.0)
+    from_set = robust_accuracy(model, data, attack, eps=0.05, batch_size=1)
+    from_tensors = robust_accuracy(model, (x, y), attack, eps=0.05, batch_size=3)
+    assert torch.equal(from_set.robust, from_tensors.robust)
+    assert torch.equal(from_set.clean_correct, from_tensors.clean_correct)
+    assert from_set.n == 4
