@@ -58,3 +58,25 @@ def test_deepfool_gives_the_same_result_for_every_pool(pool, norm):
     model, x, y = inputs()
     attack = DeepFool(model, norm, steps=5, candidates=4)
     assert_same(attack.run(x, y, batch_size=pool), attack.run(x, y), steps=5)
+
+
+@pytest.mark.parametrize("pool", [1, 2, 3])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m: DeepFool(m, "l2", steps=5, candidates=4),
+        lambda m: PGD(m, L2(0.5), steps=3, restarts=2),
+    ],
+    ids=["deepfool", "pgd"],
+)
+def test_the_model_never_sees_more_rows_than_the_pool_holds(pool, make):
+    """The pool bounds memory: every forward pass takes at most ``batch_size`` images."""
+    model, x, y = inputs()
+    sizes: list[int] = []
+    hook = model.register_forward_hook(lambda m, inp, out: sizes.append(inp[0].shape[0]))
+    try:
+        result = make(model).run(x, y, batch_size=pool)
+    finally:
+        hook.remove()
+    assert max(sizes) == pool  # full while images wait
+    assert result.iterations.dtype == torch.long and result.success.dtype == torch.bool
