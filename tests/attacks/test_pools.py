@@ -80,3 +80,6 @@ def test_the_model_never_sees_more_rows_than_the_pool_holds(pool, make):
         hook.remove()
     assert max(sizes) == pool  # full while images wait
     assert result.iterations.dtype == torch.long and result.success.dtype == torch.bool
+    if isinstance(make(model), DeepFool):
+        # each image is looked at once per step and once more to see it is done: no row twice
+        assert sum(sizes) == int((result.iterations + 1).sum())
