@@ -282,3 +282,24 @@ def test_each_epoch_reports_its_progress_when_asked(tmp_path, monkeypatch):
         (True, 64, "epoch 1/2 pgd-linf-0.1", [40, 24]),
         (True, 64, "epoch 2/2 pgd-linf-0.1", [40, 24]),
     ]
+
+
+def test_the_monitor_looks_at_256_held_out_images_chosen_with_seed_1(tmp_path):
+    trainer = _trainer(tmp_path, ONE, [])
+    trainer.eval_set = stripes(300, 1)
+    seen = []
+    hook = trainer.model.register_forward_hook(lambda m, inp, out: seen.append(inp[0].clone()))
+    try:
+        out = trainer.monitor(0.0)
+    finally:
+        hook.remove()
+    expected = trainer.eval_set.subset(256, seed=1)
+    assert len(seen) == 1 and torch.equal(seen[0], expected.images)
+    assert not torch.equal(expected.images, trainer.eval_set.subset(256, seed=0).images)
+    assert out["monitor_clean_accuracy"] == accuracy_of(trainer.model, expected)
+
+
+def accuracy_of(model, data) -> float:
+    with torch.no_grad():
+        model.eval()
+        return float((model(data.images).argmax(1) == data.labels).float().mean())
