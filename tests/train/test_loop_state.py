@@ -103,10 +103,12 @@ def test_an_epoch_reports_the_loss_and_accuracy_of_the_weights_it_started_from(t
     assert 0 < record["seconds"] <= result.seconds <= elapsed
 
 
-def _trainer(tmp_path, recipe, history):
+def _trainer(tmp_path, recipe, history, seed=0):
+    """A trainer on stripes; model seed 4 gives an untrained model that is right on 70 % of
+    the held-out images (other seeds predict one class: 50 %, which hides a swapped test)."""
     eval_set = stripes(64, 1)
     trainer = loop_module._Trainer(
-        small_model(), stripes(64, 0), recipe, tmp_path, eval_set, torch.device("cpu"), False
+        small_model(seed), stripes(64, 0), recipe, tmp_path, eval_set, torch.device("cpu"), False
     )
     trainer.history = history
     return trainer
@@ -163,7 +165,7 @@ def test_final_metrics_are_pgd_at_the_training_budget_on_eval_n_images(tmp_path)
 
 
 def test_final_metrics_of_natural_training_are_clean_accuracy_only(tmp_path):
-    trainer = _trainer(tmp_path, ONE, [])
+    trainer = _trainer(tmp_path, ONE, [], seed=4)
     trainer.model.train()
     metrics = trainer.final_metrics()
     assert trainer.model.training
@@ -172,6 +174,7 @@ def test_final_metrics_of_natural_training_are_clean_accuracy_only(tmp_path):
     with torch.no_grad():
         acc = float((trainer.model(subset.images).argmax(1) == subset.labels).float().mean())
     assert metrics == [{"name": "clean_accuracy", "value": acc, "n": 32, "attack": None}]
+    assert acc != 0.5
     trainer.eval_set = None
     assert trainer.final_metrics() == [] and trainer.monitor(0.1) == {}
 
@@ -285,8 +288,11 @@ def test_each_epoch_reports_its_progress_when_asked(tmp_path, monkeypatch):
 
 
 def test_the_monitor_looks_at_256_held_out_images_chosen_with_seed_1(tmp_path):
-    trainer = _trainer(tmp_path, ONE, [])
+    """In eval mode whatever the model's mode: BatchNorm statistics stay as they were."""
+    trainer = _trainer(tmp_path, ONE, [], seed=4)
     trainer.eval_set = stripes(300, 1)
+    trainer.model.train()
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     seen = []
     hook = trainer.model.register_forward_hook(lambda m, inp, out: seen.append(inp[0].clone()))
     try:
@@ -295,8 +301,10 @@ def test_the_monitor_looks_at_256_held_out_images_chosen_with_seed_1(tmp_path):
         hook.remove()
     expected = trainer.eval_set.subset(256, seed=1)
     assert len(seen) == 1 and torch.equal(seen[0], expected.images)
+    assert trainer.model.training
+    assert all(torch.equal(v, trainer.model.state_dict()[k]) for k, v in before.items())
     assert not torch.equal(expected.images, trainer.eval_set.subset(256, seed=0).images)
-    assert out["monitor_clean_accuracy"] == accuracy_of(trainer.model, expected)
+    assert out["monitor_clean_accuracy"] == accuracy_of(trainer.model, expected) != 0.5
 
 
 def accuracy_of(model, data) -> float:
