@@ -311,3 +311,27 @@ def accuracy_of(model, data) -> float:
     with torch.no_grad():
         model.eval()
         return float((model(data.images).argmax(1) == data.labels).float().mean())
+
+
+def test_the_monitor_attacks_with_pgd_10_and_warns_only_beyond_a_drop_of_0_2(tmp_path, monkeypatch):
+    import math
+
+    built = []
+
+    class RecordingPGD(loop_module.PGD):
+        def __init__(self, model, threat, **kwargs):
+            super().__init__(model, threat, **kwargs)
+            built.append((threat, self.steps))
+
+    monkeypatch.setattr(loop_module, "PGD", RecordingPGD)
+    recipe = dataclasses.replace(ONE, method="pgd", norm="l2", eps=1.0)
+    value = _trainer(tmp_path, recipe, [], seed=4).monitor(0.5)["monitor_pgd10_accuracy"]
+    assert [(t.norm, t.eps, steps) for t, steps in built] == [("l2", 0.5, 10)]
+    best = value + 0.2
+    while best - value > 0.2:  # a drop of exactly 0.2 in floating point
+        best = math.nextafter(best, 0.0)
+    assert best - value == 0.2
+    edge = _trainer(tmp_path, recipe, [{"monitor_pgd10_accuracy": best}], seed=4)
+    assert "catastrophic_overfitting_warning" not in edge.monitor(0.5)
+    beyond = _trainer(tmp_path, recipe, [{"monitor_pgd10_accuracy": value + 0.2001}], seed=4)
+    assert beyond.monitor(0.5)["catastrophic_overfitting_warning"] is True
