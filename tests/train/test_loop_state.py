@@ -167,8 +167,16 @@ def test_final_metrics_are_pgd_at_the_training_budget_on_eval_n_images(tmp_path)
 def test_final_metrics_of_natural_training_are_clean_accuracy_only(tmp_path):
     trainer = _trainer(tmp_path, ONE, [], seed=4)
     trainer.model.train()
-    metrics = trainer.final_metrics()
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    seen = []
+    hook = trainer.model.register_forward_hook(lambda m, inp, out: seen.append(inp[0].clone()))
+    try:
+        metrics = trainer.final_metrics()
+    finally:
+        hook.remove()
     assert trainer.model.training
+    assert all(torch.equal(v, trainer.model.state_dict()[k]) for k, v in before.items())
+    assert len(seen) == 1 and torch.equal(seen[0], trainer.eval_set.subset(32, seed=0).images)
     trainer.model.eval()
     subset = trainer.eval_set.subset(32, seed=0)
     with torch.no_grad():
@@ -278,12 +286,20 @@ def test_each_epoch_reports_its_progress_when_asked(tmp_path, monkeypatch):
         bars.append((enabled, total, description, steps := []))
         yield steps.append
 
+    from robustlens.attacks import evaluate as evaluate_module
+
     monkeypatch.setattr(loop_module, "progress_bar", fake)
+    monkeypatch.setattr(evaluate_module, "progress_bar", fake)
     recipe = dataclasses.replace(ONE, method="pgd", eps=0.1, steps=1, epochs=2, batch_size=40)
-    train_model(small_model(), stripes(64, 0), recipe, tmp_path, device="cpu", progress=True)
+    held_out = stripes(32, 1)
+    train_model(small_model(), stripes(64, 0), recipe, tmp_path, eval_set=held_out, progress=True)
+    monitor = (False, 32, "pgd evaluation", [32])  # the per-epoch monitor stays quiet
     assert bars == [
         (True, 64, "epoch 1/2 pgd-linf-0.1", [40, 24]),
+        monitor,
         (True, 64, "epoch 2/2 pgd-linf-0.1", [40, 24]),
+        monitor,
+        (True, 32, "pgd evaluation", [32]),  # the final evaluation reports
     ]
 
 
