@@ -251,8 +251,8 @@ def test_svcca_exact_evidence_takes_the_lowest_attack_of_each_norm():
     nat = {
         "pgd l2 0.25 20": shifted(0.9, noise),
         "pgd l2 0.5 20": shifted(0.875, noise),
-        "pgd linf 0.025 20": shifted(0.75, noise),
-        "pgd linf 0.05 20": shifted(0.8125, noise),
+        "pgd linf 0.025 20": shifted(0.8125, noise),
+        "pgd linf 0.05 20": shifted(0.75, noise),  # the lowest is not the first by name
     }
     rob = {k: shifted(v + 0.0625, noise) for k, (v, _) in nat.items()}
     # linf-0.1 (listed first) has no SVCCA results: it is passed over, not the end of the list
@@ -284,6 +284,21 @@ def test_svcca_without_bootstrap_samples_has_no_verdict():
     rob = {k: shifted(v, noise) for k, v in (("pgd l2 0.25 20", 0.95), ("pgd linf 0.025 20", 0.8))}
     v = view([NAT, L2], svcca("natural", nat) | svcca("l2-1.5", rob), 100)
     assert run(check_svcca, v).status == INCONCLUSIVE
+
+
+def test_svcca_with_one_norm_per_model_cannot_hold_or_fail():
+    """No model has both L2 and L∞ results: the "lowest under L∞" part has nothing to say,
+    and the claim stays open even though the robust model's SVCCA is lower."""
+    noise = np.linspace(-0.01, 0.01, 100)
+    nat = svcca("natural", {"pgd linf 0.025 20": shifted(0.9, noise)})
+    rob = svcca("l2-1.5", {"pgd linf 0.025 20": shifted(0.5, noise)})
+    verdict = run(check_svcca, view([NAT, L2], nat | rob, 100))
+    assert verdict == Verdict(
+        INCONCLUSIVE,
+        "l2-1.5 − natural (pgd linf 0.025 20): -0.400",
+        SVCCA_CI,
+        {"natural": {"pgd linf 0.025 20": 0.9}, "l2-1.5": {"pgd linf 0.025 20": 0.5}},
+    )
 
 
 def test_svcca_needs_a_natural_and_a_robust_model():
