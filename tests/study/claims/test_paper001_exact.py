@@ -278,3 +278,13 @@ def test_type_b_without_results_or_models(with_robust):
         "needs models trained on zero- or negative-robust sets (train_on) and robustified "
         "sets from robust sources",
     )
+
+
+def test_a_tie_between_norms_goes_to_the_first_by_name():
+    """One L∞ and one L2 source (L∞ listed first, and of smaller ε): L2 is the family."""
+    arrays = universality("natural", {"natural-b": 0, "linf-0.01": 0, "l2-0.5": 1})
+    verdict = run(check_universality, view([NAT, NAT_B, LINF, R50], arrays, N))
+    assert (verdict.numbers["norm"], verdict.status) == ("l2", HOLDS)
+    hits = {("mlp", "natural"): 0, ("mlp", "linf-0.01"): 0, ("mlp", "l2-0.5"): 1}
+    verdict = run(check_targeted_transfer, view([NAT, LINF, R50], transfer("natural", hits, {}), N))
+    assert (verdict.numbers["robust"], verdict.status) == ("l2-0.5", HOLDS)
