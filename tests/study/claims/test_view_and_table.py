@@ -176,3 +176,15 @@ def test_a_left_out_note_keeps_the_verdicts_status_interval_and_numbers():
         HOLDS, plain.evidence + "; mlp left out (no head)", plain.interval, plain.numbers
     )
     assert plain.status == HOLDS
+
+
+def test_a_fresh_view_resamples_as_evaluate_claims_does_by_default():
+    def fresh() -> ResultsView:
+        return ResultsView([NAT], lambda lens, m, name: None, set(), 5, 10)
+
+    direct, table_view = fresh(), fresh()
+    evaluate_claims(table_view)
+    assert direct.planned == set() and direct.coverage == {}
+    assert direct.failed == {} and direct.not_applicable == {}
+    np.testing.assert_array_equal(direct.weights(5), table_view.weights(5))
+    assert direct.weights(5).shape == (1000, 5)
