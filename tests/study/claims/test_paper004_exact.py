@@ -450,3 +450,42 @@ def test_robust_data_needs_a_model_trained_on_a_robustified_set():
         "needs a model trained on a robustified set (train_on set = 'robustified') in the "
         "attack grid",
     )
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        {},  # no clean accuracy
+        {("attack_grid", "data-a", "clean"): flags(1, 1, 1, 1)},  # no L∞ row
+    ],
+)
+def test_robust_data_reads_every_trained_model_after_one_without_results(first):
+    data_a = model("data-a", train_on={"set": "robustified", "source": "l2-1.5"})
+    arrays = {
+        **first,
+        ("attack_grid", "robust-data", "clean"): flags(1, 1, 1, 1),
+        ("attack_grid", "robust-data", "robust/pgd linf 0.025 5"): flags(1, 1, 1, 1),
+    }
+    verdict = run(check_robust_data, view([NAT, data_a, DATA], arrays, 4))
+    assert verdict.status == FAILS  # the second model keeps all of its accuracy
+    assert list(verdict.numbers) == ["robust-data/pgd linf 0.025"]
+
+
+def test_robust_data_resamples_without_clean_correct_images_raise_no_warnings():
+    """Resamples that draw only clean-wrong images divide by a zero clean accuracy (1/0 when
+    they hold the second image only, 0/0 the third): the ratio is infinite or NaN there,
+    silently, and the interval comes from the others."""
+    import warnings
+
+    arrays = {
+        ("attack_grid", "robust-data", "clean"): flags(1, 0, 0),
+        ("attack_grid", "robust-data", "robust/pgd linf 0.025 5"): flags(0, 1, 0),
+    }
+    v = view([DATA], arrays, 3, resamples=400)
+    drawn = v.weights(3) > 0
+    assert (drawn == [False, True, False]).all(axis=1).any()
+    assert (drawn == [False, False, True]).all(axis=1).any()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        verdict = run(check_robust_data, v)
+    assert verdict.numbers["robust-data/pgd linf 0.025"]["retained"]["estimate"] == 1.0
