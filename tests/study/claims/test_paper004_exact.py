@@ -457,6 +457,10 @@ def test_robust_data_needs_a_model_trained_on_a_robustified_set():
     [
         {},  # no clean accuracy
         {("attack_grid", "data-a", "clean"): flags(1, 1, 1, 1)},  # no L∞ row
+        {
+            ("attack_grid", "data-a", "clean"): flags(0, 0, 0, 0),  # nothing to lose
+            ("attack_grid", "data-a", "robust/pgd linf 0.025 5"): flags(0, 0, 0, 0),
+        },
     ],
 )
 def test_robust_data_reads_every_trained_model_after_one_without_results(first):
@@ -489,3 +493,35 @@ def test_robust_data_resamples_without_clean_correct_images_raise_no_warnings():
         warnings.simplefilter("error")
         verdict = run(check_robust_data, v)
     assert verdict.numbers["robust-data/pgd linf 0.025"]["retained"]["estimate"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("kept", "end", "bound"),
+    [
+        # one image of six kept: ≥ 4 of six draws of it (ratio > ½) are rarer than 2.5 %, 3
+        # are not, so the interval reaches ½ exactly from below
+        ([1, 0, 0, 0, 0, 0], "high", 0.5),
+        ([1, 1, 1, 1, 1, 0], "low", 0.5),  # and from above
+    ],
+)
+def test_robust_data_interval_ending_exactly_at_half_is_open(kept, end, bound):
+    arrays = {
+        ("attack_grid", "robust-data", "clean"): np.ones(6, dtype=bool),
+        ("attack_grid", "robust-data", "robust/pgd linf 0.025 5"): np.array(kept, dtype=bool),
+    }
+    verdict = run(check_robust_data, view([DATA], arrays, 6, resamples=400))
+    assert verdict.numbers["robust-data/pgd linf 0.025"]["retained"][end] == bound
+    assert verdict.status == INCONCLUSIVE
+
+
+def test_a_distance_interval_starting_exactly_at_zero_is_not_above_it():
+    """L2: one image of twelve separable (A = 2), the others at chance (A = 0): a resample
+    without that image (a third of them) has A = 0, so the interval starts at 0 itself."""
+    n = 12
+    arrays = a_errors("natural", np.zeros(n), np.zeros(n))
+    l2 = np.full(n, 0.5)
+    l2[0] = 0.0
+    arrays |= a_errors("l2-1.5", l2, np.tile([0.0, 0.5], n // 2))
+    verdict = run(check_a_distance, view([NAT, L2], arrays, n))
+    assert "l2-1.5: A(l2) = 0.167 [0, " in verdict.evidence
+    assert verdict.status == INCONCLUSIVE, verdict.evidence
