@@ -377,29 +377,33 @@ NOT_ROBUST = " (not robust: accuracy under attack < 0.5 × clean; CIFAR units)"
 
 
 def test_robust_data_exact_evidence_and_numbers():
-    clean = flags(1, 1, 1, 1)
+    data_b = model("data-b", train_on={"set": "robustified", "source": "linf-0.1"})
     arrays = {
-        ("attack_grid", "robust-data", "clean"): clean,
-        ("attack_grid", "robust-data", "robust/pgd linf 0.025 5"): flags(0, 0, 0, 0),
-        ("attack_grid", "robust-data", "robust/fgsm linf 0.25"): flags(0, 0, 0, 0),
+        ("attack_grid", "linf-0.1", "robust/pgd linf 0.025 5"): flags(1, 1, 1, 0),
         ("attack_grid", "l2-1.5", "robust/pgd linf 0.025 5"): flags(1, 1, 0, 0),
     }
-    v = view([NAT, L2, DATA], arrays, 4)
+    for name in ("robust-data", "data-b"):
+        arrays[("attack_grid", name, "clean")] = flags(1, 1, 1, 1)
+        arrays[("attack_grid", name, "robust/pgd linf 0.025 5")] = flags(0, 0, 0, 0)
+        arrays[("attack_grid", name, "robust/fgsm linf 0.25")] = flags(0, 0, 0, 0)
+    v = view([NAT, LINF, L2, DATA, data_b], arrays, 4)
     zero = {"estimate": 0.0, "low": 0.0, "high": 0.0}
     drop = {"estimate": 1.0, "low": 1.0, "high": 1.0}
+    per_model = (
+        f"(clean accuracy 1.000): pgd linf 0.025: accuracy 0.000, {point(0)} of clean (drop "
+        f"{point(1)}); adversarially trained: linf-0.1 0.750, l2-1.5 0.500; fgsm linf 0.25: "
+        f"accuracy 0.000, {point(0)} of clean (drop {point(1)})"
+    )
     assert run(check_robust_data, v) == Verdict(
         HOLDS,
-        f"robust-data (clean accuracy 1.000): pgd linf 0.025: accuracy 0.000, {point(0)} of "
-        f"clean (drop {point(1)}); adversarially trained: l2-1.5 0.500; fgsm linf 0.25: "
-        f"accuracy 0.000, {point(0)} of clean (drop {point(1)})" + NOT_ROBUST,
+        f"robust-data {per_model}; data-b {per_model}" + NOT_ROBUST,
         CI,
         {
-            f"robust-data/{row}": {
-                "clean": 1.0, "attacked": 0.0, "retained": zero, "drop": drop
-            }
+            f"{name}/{row}": {"clean": 1.0, "attacked": 0.0, "retained": zero, "drop": drop}
+            for name in ("robust-data", "data-b")
             for row in ("pgd linf 0.025", "fgsm linf 0.25")
         },
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize(
