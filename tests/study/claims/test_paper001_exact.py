@@ -288,3 +288,18 @@ def test_a_tie_between_norms_goes_to_the_first_by_name():
     hits = {("mlp", "natural"): 0, ("mlp", "linf-0.01"): 0, ("mlp", "l2-0.5"): 1}
     verdict = run(check_targeted_transfer, view([NAT, LINF, R50], transfer("natural", hits, {}), N))
     assert (verdict.numbers["robust"], verdict.status) == ("l2-0.5", HOLDS)
+
+
+def test_targeted_transfer_names_every_other_norm_left_out():
+    l1 = model("l1-5", "pgd", "l1", 5.0)
+    hits = {
+        ("mlp", "natural"): 0,
+        ("mlp", "l2-0.25a"): 1,
+        ("mlp", "l2-0.5"): 1,
+        ("mlp", "linf-0.01"): 0,
+        ("mlp", "l1-5"): 0,
+    }
+    v = view([NAT, A25, R50, LINF, l1], transfer("natural", hits, {}), N)
+    assert run(check_targeted_transfer, v).evidence == (
+        f"{HEAD}; sources of other norms (l1, linf) not compared: mlp: 1.000 vs 0.000, Δ {point(1)}"
+    )

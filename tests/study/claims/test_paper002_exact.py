@@ -422,3 +422,40 @@ def test_fusion_without_models_results_or_pairs():
     assert run(check_fusion, view([NAT, R1], no_robust_single, N)).evidence == (
         "no STD+ADV pair with both single models"
     )
+
+
+def test_probe_evidence_lists_every_robust_model():
+    arrays = probes(
+        {
+            "natural": {("median_filter", 0): 1, ("median_filter", 5): 0, ("edge_map", 1): 0},
+            "linf-0.1": {("median_filter", 0): 1, ("median_filter", 5): 1, ("edge_map", 1): 1},
+            "l2-1": {("median_filter", 0): 1, ("median_filter", 5): 0, ("edge_map", 1): 1},
+        }
+    )
+    arrays |= probes({name: {("stylized", 1): 1} for name in ("natural", "linf-0.1", "l2-1")})
+    v = view([NAT, R1, R2], arrays, N)
+    assert run(check_median, v).evidence == (
+        f"median filter applied 5 times: linf-0.1: drop 0.000 vs natural 1.000, difference "
+        f"{point(1)}; l2-1: drop 1.000 vs natural 1.000, difference {point(0)}"
+    )
+    assert run(check_texture, v).evidence == (
+        f"edge map: linf-0.1: drop 0.000 vs natural 1.000, difference {point(1)}; l2-1: drop "
+        f"0.000 vs natural 1.000, difference {point(1)} | stylised images: linf-0.1: accuracy − "
+        f"natural's = {point(0)}; l2-1: accuracy − natural's = {point(0)}"
+    )
+
+
+def test_fusion_evidence_lists_every_pair_of_a_target():
+    target = {
+        "natural": [1] * N,
+        "natural-b": [1] * N,
+        "linf-0.1": [0] * N,
+        "natural+linf-0.1": [1] * N,
+        "natural-b+linf-0.1": [1] * N,
+    }
+    verdict = run(check_fusion, view([NAT, NAT_B, R1], ensemble({"t": target}), N))
+    assert verdict.evidence == (
+        f"non-inferiority margin 0.01; t: natural+linf-0.1 − best single {point(0)}, "
+        f"natural-b+linf-0.1 − best single {point(0)}"
+    )
+    assert verdict.status == HOLDS

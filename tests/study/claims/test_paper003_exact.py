@@ -46,18 +46,20 @@ def test_filter_quality_exact_evidence_with_a_layer_without_values():
     nat = {"sparsity": [0.5, 0.25], "variance_entropy": [0.5, np.nan], "orthogonality": [0.5, 0.5]}
     other = {"sparsity": [1.0, 1.0], "variance_entropy": [1.0, 1.0], "orthogonality": [1.0, 1.0]}
     rob = {"sparsity": [0.25, 0.25], "variance_entropy": [0.75, 0.75], "orthogonality": [0.5, 0.5]}
-    arrays = quality({"natural": nat, "natural-b": other, "linf-0.1": rob})
-    v = view([NAT, NAT_B, R1], arrays, 4)
+    rob2 = {"sparsity": [0.0, 0.0], "variance_entropy": [1.0, 1.0], "orthogonality": [1.0, 1.0]}
+    arrays = quality({"natural": nat, "natural-b": other, "linf-0.1": rob, "l2-1": rob2})
+    v = view([NAT, NAT_B, R1, R2], arrays, 4)
     assert run(check_filter_quality, v) == Verdict(
         INCONCLUSIVE,
-        f"sparsity (lower claimed; natural 0.375): linf-0.1 Δ {point(-0.125)} → holds; "
-        f"variance entropy (higher claimed; natural 0.5): linf-0.1 Δ {point(0.25)} → holds; "
-        f"orthogonality (higher claimed; natural 0.5): linf-0.1 Δ {point(0)} → inconclusive",
+        f"sparsity (lower claimed; natural 0.375): linf-0.1 Δ {point(-0.125)}, l2-1 Δ "
+        f"{point(-0.375)} → holds; variance entropy (higher claimed; natural 0.5): linf-0.1 Δ "
+        f"{point(0.25)}, l2-1 Δ {point(0.5)} → holds; orthogonality (higher claimed; natural "
+        f"0.5): linf-0.1 Δ {point(0)}, l2-1 Δ {point(0.5)} → inconclusive",
         CI_FILTERS,
         {
-            "sparsity": {"linf-0.1": iv(-0.125), "natural": 0.375},
-            "variance_entropy": {"linf-0.1": iv(0.25), "natural": 0.5},
-            "orthogonality": {"linf-0.1": iv(0.0), "natural": 0.5},
+            "sparsity": {"linf-0.1": iv(-0.125), "l2-1": iv(-0.375), "natural": 0.375},
+            "variance_entropy": {"linf-0.1": iv(0.25), "l2-1": iv(0.5), "natural": 0.5},
+            "orthogonality": {"linf-0.1": iv(0.0), "l2-1": iv(0.5), "natural": 0.5},
         },
     )
 
