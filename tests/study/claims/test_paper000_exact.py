@@ -314,3 +314,65 @@ def test_grid_exact_evidence():
         CI,
         {"linf-0.1": delta(1.0), "natural": {"model": "natural", "value": 0.0}},
     )
+
+
+def test_deltas_and_rho_on_random_results_match_a_float64_reference():
+    """Non-constant per-image results: each interval is the paired bootstrap of the statistic
+    under the view's resamples (robust and natural on the same resample), computed here from
+    the formulas."""
+    from robustlens.study.bootstrap import interval, spearman_rows, weighted_mean
+    from tests.tolerances import close
+
+    n = 60
+    rng = np.random.default_rng(11)
+    flags_of = {name: rng.random((3, n)) < p for name, p in (("natural", 0.4), ("linf-0.1", 0.6))}
+    arrays = {
+        ("color", name, key): f[i]
+        for name, f in flags_of.items()
+        for i, key in enumerate(("clean", "grid", "pixel_average"))
+    }
+    v = view([NAT, R1], arrays, n)
+    w = v.weights(n)
+    drop = {name: f[0].astype(float) - f[1] for name, f in flags_of.items()}
+    boot = {
+        name: weighted_mean(f[0].astype(float), w) - weighted_mean(f[1].astype(float), w)
+        for name, f in flags_of.items()
+    }
+    ref = interval(
+        drop["linf-0.1"].mean() - drop["natural"].mean(), boot["linf-0.1"] - boot["natural"]
+    )
+    got = run(check_grid, v).numbers
+    tol = close(np.float64, n)
+    assert got["linf-0.1"]["delta"] == pytest.approx(ref.estimate, abs=tol["atol"])
+    assert (got["linf-0.1"]["low"], got["linf-0.1"]["high"]) == pytest.approx(
+        (ref.low, ref.high), abs=tol["atol"]
+    )
+    assert got["natural"]["value"] == pytest.approx(drop["natural"].mean(), abs=tol["atol"])
+    assert ref.low < ref.high  # a real interval, not a point
+
+    models = [R1, R2, R3]
+    eps = np.array([0.1, 0.2, 0.3])
+    p_after = {"linf-0.1": 0.3, "linf-0.2": 0.5, "linf-0.3": 0.7}
+    latent_arrays, deltas = {}, []
+    for m in models:
+        before, after = rng.random(n) < 0.3, rng.random(n) < p_after[m.name]
+        robust_before, robust_after = rng.random(n) < 0.8, rng.random(n) < 0.2
+        for key, value in (
+            ("natural/original", before),
+            ("natural/retrained", after),
+            ("robust/original", robust_before),
+            ("robust/retrained", robust_after),
+        ):
+            latent_arrays[("latent", m.name, key)] = value
+        deltas.append(
+            weighted_mean(after.astype(float), w) - weighted_mean(before.astype(float), w)
+        )
+        latent_arrays[("latent", m.name, "full")] = np.array([after.mean() - before.mean()])
+    v = view(models, latent_arrays, n)
+    full = np.array([latent_arrays[("latent", m.name, "full")][0] for m in models])
+    rho = interval(
+        spearman_rows(eps, full[None, :])[0], spearman_rows(eps, np.stack(deltas, axis=1))
+    )
+    got = run(check_latent_grows, v).numbers["natural"]["linf"]
+    assert (got["rho"], got["low"], got["high"]) == pytest.approx((rho.estimate, rho.low, rho.high))
+    assert rho.low < rho.high
