@@ -77,6 +77,9 @@ def test_linf_claim_fails_when_l2_hurts_more_and_gives_no_verdict_on_a_tie(linf,
 def test_linf_claim_without_rows_has_no_verdict():
     v = view([NAT], {("attack_grid", "natural", "clean"): flags(1, 1)}, 2)
     assert run(check_linf_hurts_more, v) == Verdict(INCONCLUSIVE, f"natural: {LACKS}", CI, {})
+    for row in ("robust/pgd linf 0.025 5", "robust/pgd l2 0.25 5"):  # one of the two rows
+        v = view([NAT], {("attack_grid", "natural", row): flags(1, 1)}, 2)
+        assert run(check_linf_hurts_more, v) == Verdict(INCONCLUSIVE, f"natural: {LACKS}", CI, {})
 
 
 # ----------------------------------------------------------------------------- §3.2 ratios
