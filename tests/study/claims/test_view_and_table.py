@@ -188,3 +188,43 @@ def test_a_fresh_view_resamples_as_evaluate_claims_does_by_default():
     assert direct.failed == {} and direct.not_applicable == {}
     np.testing.assert_array_equal(direct.weights(5), table_view.weights(5))
     assert direct.weights(5).shape == (1000, 5)
+
+
+def test_a_claim_needing_two_lenses_checks_each_of_them():
+    from robustlens.study.claims import Claim, _without_results
+
+    claim = Claim("x-1", "paper", "§1", "A claim.", ("latent", "color"), lambda v, w: None)
+    v = view([NAT, R1], {}, 4, lenses={"latent"})
+    assert _without_results(v, claim) == Verdict(
+        NOT_COMPUTED, "lens color has no results yet — run the study"
+    )
+    v.lenses = {"latent", "color"}
+    assert _without_results(v, claim) is None
+    v.failed = {"color": ["natural: boom"]}
+    assert _without_results(v, claim) == Verdict(
+        NOT_COMPUTED, "color failed on natural: boom — fix it and run the study again"
+    )
+
+
+def test_a_left_out_note_on_empty_evidence_stands_alone():
+    from robustlens.study.claims import Claim, _with_exclusions
+
+    claim = Claim("x-1", "paper", "§1", "A claim.", ("color",), lambda v, w: None)
+    v = view([NAT], {}, 4, lenses={"color"})
+    v.not_applicable = {"color": {"mlp": "grey images"}}
+    noted = _with_exclusions(v, claim, Verdict(HOLDS, "", "ci", {"a": 1}))
+    assert noted == Verdict(HOLDS, "mlp left out (grey images)", "ci", {"a": 1})
+    v.not_applicable = {}
+    plain = Verdict(FAILS, "e")
+    assert _with_exclusions(v, claim, plain) is plain
+
+
+def test_mean_interval_leaves_out_images_without_a_value():
+    from robustlens.study.claims.base import mean_interval
+
+    v = view([NAT], {}, 3)
+    iv = mean_interval(v, np.array([1.0, np.nan, 3.0]))
+    assert iv.estimate == 2.0
+    assert 1.0 <= iv.low <= iv.high <= 3.0
+    same = mean_interval(v, np.array([True, True, True]))
+    assert (same.estimate, same.low, same.high) == (1.0, 1.0, 1.0)
