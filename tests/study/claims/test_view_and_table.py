@@ -228,3 +228,15 @@ def test_mean_interval_leaves_out_images_without_a_value():
     assert 1.0 <= iv.low <= iv.high <= 3.0
     same = mean_interval(v, np.array([True, True, True]))
     assert (same.estimate, same.low, same.high) == (1.0, 1.0, 1.0)
+
+
+def test_covering_keeps_the_models_every_lens_looked_at():
+    r2 = model("l2-1", "pgd", "l2", 1.0)
+    v = view([NAT, R1, r2], {}, 4)
+    # a lens may name models the study no longer has: they never stand in for its own
+    v.coverage = {"latent": {"natural", "ghost", "other"}, "color": {"natural", "linf-0.1"}}
+    assert [m.name for m in v.covering(("latent",)).models] == ["natural"]
+    assert [m.name for m in v.covering(("color",)).models] == ["natural", "linf-0.1"]
+    assert [m.name for m in v.covering(("color", "latent")).models] == ["natural"]
+    assert [m.name for m in v.covering(("latent", "color")).models] == ["natural"]
+    assert [m.name for m in v.models] == ["natural", "linf-0.1", "l2-1"]  # a copy was cut
