@@ -214,6 +214,9 @@ def test_a_left_out_note_on_empty_evidence_stands_alone():
     v.not_applicable = {"color": {"mlp": "grey images"}}
     noted = _with_exclusions(v, claim, Verdict(HOLDS, "", "ci", {"a": 1}))
     assert noted == Verdict(HOLDS, "mlp left out (grey images)", "ci", {"a": 1})
+    v.not_applicable = {"color": {"Xception": "grey images"}}  # the name is kept whole
+    noted = _with_exclusions(v, claim, Verdict(HOLDS, ""))
+    assert noted.evidence == "Xception left out (grey images)"
     v.not_applicable = {}
     plain = Verdict(FAILS, "e")
     assert _with_exclusions(v, claim, plain) is plain
