@@ -459,3 +459,18 @@ def test_fusion_evidence_lists_every_pair_of_a_target():
         f"natural-b+linf-0.1 − best single {point(0)}"
     )
     assert verdict.status == HOLDS
+
+
+def test_clean_accuracy_comes_from_the_median_probe_before_the_blur_probe():
+    arrays = probes(
+        {
+            name: {("median_filter", 0): 1, ("median_filter", 3): 0, ("gaussian_blur", 0): 0}
+            for name in ("natural", "linf-0.1")
+        }
+    )
+    arrays |= probes({"linf-0.1": {("median_filter", 3): 1}})
+    verdict = run(check_median, view([NAT, R1], arrays, N))
+    assert verdict.evidence == (
+        f"median filter applied 3 times: linf-0.1: drop 0.000 vs natural 1.000, difference "
+        f"{point(1)}"
+    )
