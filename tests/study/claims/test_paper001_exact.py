@@ -174,15 +174,17 @@ def test_targeted_transfer_exact_evidence_per_victim():
 
 
 def test_targeted_transfer_victims_in_study_order_and_no_victim_with_both_results():
-    mlp = model("mlp")
+    mlp = model("zoo-mlp")  # a study model: before victims from outside it, whatever its name
     arrays = transfer(
-        "mlp", {("zeta", "natural"): 1, ("mlp", "natural"): 0, ("mlp", "l2-0.25a"): 0}, {}
+        "zoo-mlp",
+        {("alpha", "natural"): 1, ("zoo-mlp", "natural"): 0, ("zoo-mlp", "l2-0.25a"): 0},
+        {},
     )
-    arrays[("transfer", "mlp", "hit/zeta/l2-0.25a")] = same(0)
+    arrays[("transfer", "zoo-mlp", "hit/alpha/l2-0.25a")] = same(0)
     verdict = run(check_targeted_transfer, view([mlp, NAT, A25], arrays, N))
     assert (
         verdict.evidence
-        == f"{HEAD}: mlp: 0.000 vs 0.000, Δ {point(0)}; zeta: 0.000 vs 1.000, Δ {point(-1)}"
+        == f"{HEAD}: zoo-mlp: 0.000 vs 0.000, Δ {point(0)}; alpha: 0.000 vs 1.000, Δ {point(-1)}"
     )
     assert verdict.status == FAILS
     only_natural = transfer("natural", {("mlp", "natural"): 1, ("mlp", "l2-0.25a"): 1}, {})
@@ -303,3 +305,20 @@ def test_targeted_transfer_names_every_other_norm_left_out():
     assert run(check_targeted_transfer, v).evidence == (
         f"{HEAD}; sources of other norms (l1, linf) not compared: mlp: 1.000 vs 0.000, Δ {point(1)}"
     )
+
+
+def test_targeted_transfer_needs_a_victim_and_a_source_of_the_study():
+    message = "needs transfer results from a natural and a robust source on at least one victim"
+    from_outside = transfer("natural", {("mlp", "ghost"): 1}, {})  # the source left the study
+    white_box = transfer("natural", {("natural", "natural"): 1, ("l2-0.25a", "l2-0.25a"): 1}, {})
+    for arrays in (from_outside, white_box):
+        assert run(check_targeted_transfer, view([NAT, A25], arrays, N)) == Verdict(
+            INCONCLUSIVE, message
+        )
+
+
+def test_type_b_reads_a_later_source_after_a_missing_one():
+    zero = model("zero", train_on={"set": "zero", "source": "natural"})
+    arrays = {("universality", "zero", "correct/zero/l2-0.5"): same(1)}
+    verdict = run(check_type_b, view([NAT, A25, R50, zero], arrays, N, num_classes=4))
+    assert verdict.numbers == {"zero/l2-0.5": interval_of(0.75)}
