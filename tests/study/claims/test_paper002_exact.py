@@ -283,11 +283,12 @@ def test_high_frequency_without_models_or_maps():
 
 
 def sanity(per_model: dict[str, float], threshold: float = 0.5) -> dict:
-    """Spearman per randomisation step [steps, N]: 1 before, ``last`` after the last step."""
+    """Spearman per randomisation step [steps, N]: 1 and 0.75 before, ``last`` after the last
+    step (the only one the claim reads)."""
     return saliency(
         {
             name: {
-                "sanity/guided/spearman": np.stack([const(1.0, N), const(last, N)]),
+                "sanity/guided/spearman": np.stack([const(1.0, N), const(0.75, N), const(last, N)]),
                 "sanity/threshold": np.array([threshold]),
             }
             for name, last in per_model.items()
@@ -474,3 +475,41 @@ def test_clean_accuracy_comes_from_the_median_probe_before_the_blur_probe():
         f"median filter applied 3 times: linf-0.1: drop 0.000 vs natural 1.000, difference "
         f"{point(1)}"
     )
+
+
+def fusion_target(a: int, b: int, n: int = 100) -> dict[str, list[int]]:
+    """The pair right where the natural model (the better single one) is wrong on ``a``
+    images, and wrong where it is right on ``b``: Δ per image +1 (a), −1 (b), 0 (others)."""
+    natural = [0] * a + [1] * (n - a)
+    pair = [1] * a + [0] * b + [1] * (n - a - b)
+    return {"natural": natural, "linf-0.1": [0] * n, "natural+linf-0.1": pair}
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "end"),
+    [(4, 1, "low"), (0, 4, "high")],  # with the view's resamples, an end at −1 point exactly
+)
+def test_fusion_interval_ending_exactly_at_the_margin_decides_nothing(a, b, end):
+    v = view([NAT, R1], ensemble({"t": fusion_target(a, b)}), 100)
+    verdict = run(check_fusion, v)
+    assert verdict.numbers["t"]["natural+linf-0.1"][end] == -0.01
+    assert verdict.status == INCONCLUSIVE
+
+
+def test_fusion_open_targets_are_not_votes_against():
+    open_target = {"natural": [1] * N, "linf-0.1": [0] * N, "natural+linf-0.1": [1, 1, 0, 1]}
+    good = {"natural": [1] * N, "linf-0.1": [0] * N, "natural+linf-0.1": [1] * N}
+    v = view([NAT, R1], ensemble({"a": open_target, "b": open_target, "c": good}), N)
+    verdict = run(check_fusion, v)
+    assert verdict.numbers["a"]["natural+linf-0.1"]["high"] == 0.0  # open: within 1 point
+    assert verdict.status == INCONCLUSIVE
+
+
+def test_fusion_reads_later_pairs_and_targets_after_missing_ones():
+    target = {"natural": [1] * N, "natural-b": [1] * N, "linf-0.1": [0] * N}
+    target["natural-b+linf-0.1"] = [1] * N  # natural+linf-0.1 was not fused
+    first = {"natural": [1] * N, "linf-0.1": [1] * N}  # no pair at all
+    v = view([NAT, NAT_B, R1], ensemble({"first": first, "second": target}), N)
+    verdict = run(check_fusion, v)
+    assert verdict.numbers == {"second": {"natural-b+linf-0.1": interval_of(0.0)}}
+    assert verdict.status == HOLDS
