@@ -513,3 +513,31 @@ def test_fusion_reads_later_pairs_and_targets_after_missing_ones():
     verdict = run(check_fusion, v)
     assert verdict.numbers == {"second": {"natural-b+linf-0.1": interval_of(0.0)}}
     assert verdict.status == HOLDS
+
+
+def test_blur_gap_with_one_blurred_level_is_checked():
+    arrays = probes(
+        {
+            "natural": {("gaussian_blur", 0): 1, ("gaussian_blur", 2): 1},
+            "linf-0.1": {("gaussian_blur", 0): 1, ("gaussian_blur", 2): 1},
+        }
+    )
+    assert run(check_blur_gap, view([NAT, R1], arrays, N)) == Verdict(
+        HOLDS,
+        f"margin ±0.05; linf-0.1: clean gap +0.000, mean change over σ ≤ 2 {point(0)}",
+        CI,
+        {"linf-0.1": interval_of(0.0)},
+    )
+
+
+def test_stylised_images_of_a_later_robust_model_count_after_one_without_them():
+    arrays = probes(
+        {
+            "natural": {("median_filter", 0): 1, ("stylized", 1): 0},
+            "linf-0.1": {("median_filter", 0): 1},
+            "l2-1": {("median_filter", 0): 1, ("stylized", 1): 1},
+        }
+    )
+    assert run(check_texture, view([NAT, R1, R2], arrays, N)) == Verdict(
+        HOLDS, f"stylised images: l2-1: accuracy − natural's = {point(1)}", CI, {}
+    )
