@@ -244,3 +244,19 @@ def test_shift_from_stored_filters_labels_groups_by_kernel_and_uses_every_shuffl
     assert verdict.evidence.endswith("largest excess per model: linf-0.1 peaks at first (3x3)")
     again = run(check_shift_by_depth, view([NAT, R1], arrays, 4))
     assert again.numbers == verdict.numbers  # seeded shuffles
+
+
+def test_shift_follows_the_views_seed_and_passes_over_a_model_without_filters():
+    arrays = {}
+    for i, (name, shift) in enumerate((("natural", 0.0), ("linf-0.1", 2.0))):
+        for key, a in stored_filters(shift, i, small_kernel=False).items():
+            arrays[("filters", name, key)] = a
+    # l2-1 stored no filters (its lens unit left nothing): the others are still compared
+    v = view([NAT, R1, R2], arrays, 4)
+    seeded = run(check_shift_by_depth, v)
+    assert list(seeded.numbers) == ["first (3x3)", "d3 (3x3)", "d5 (3x3)", "d10 (3x3)"]
+    assert seeded.evidence.endswith("largest excess per model: linf-0.1 peaks at first (3x3)")
+    v.seed = 3
+    reseeded = run(check_shift_by_depth, v)
+    assert reseeded.numbers["d3 (3x3)"]["excess"] != seeded.numbers["d3 (3x3)"]["excess"]
+    assert reseeded.numbers["d3 (3x3)"]["kl"] == seeded.numbers["d3 (3x3)"]["kl"]
