@@ -175,6 +175,9 @@ def test_shift_deepest_groups_and_significance_of_the_top_middle(shifts):
     # the top middle group is not significant, another middle one is: no failure
     middle = {"d3 (3x3)": (0.5, 0.5, 0.2), "d5 (3x3)": (0.25, 0.25, 0.01)}
     assert decide(shifts, table((0.3, 0.01), (1.0, 0.01), middle)).status == INCONCLUSIVE
+    # nor when the top middle group's p is α itself
+    middle = {"d3 (3x3)": (0.5, 0.5, 0.05), "d5 (3x3)": (0.25, 0.25, 0.2)}
+    assert decide(shifts, table((0.3, 0.01), (1.0, 0.01), middle)).status == INCONCLUSIVE
     # of a group's kernels the largest excess speaks for it
     pooled = table((1.0, 0.01), (1.0, 0.01)) | {"first (5x5)": (0.1, 0.1, 0.5)}
     assert decide(shifts, pooled).status == HOLDS
