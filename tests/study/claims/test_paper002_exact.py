@@ -541,3 +541,10 @@ def test_stylised_images_of_a_later_robust_model_count_after_one_without_them():
     assert run(check_texture, view([NAT, R1, R2], arrays, N)) == Verdict(
         HOLDS, f"stylised images: l2-1: accuracy − natural's = {point(1)}", CI, {}
     )
+
+
+def test_fusion_reads_a_later_robust_partner_after_a_missing_pair():
+    target = {"natural": [1] * N, "linf-0.1": [0] * N, "l2-1": [0] * N, "natural+l2-1": [1] * N}
+    verdict = run(check_fusion, view([NAT, R1, R2], ensemble({"t": target}), N))
+    assert verdict.numbers == {"t": {"natural+l2-1": interval_of(0.0)}}
+    assert verdict.status == HOLDS
