@@ -757,3 +757,15 @@ def test_arrays_whose_hashes_share_a_folder_are_both_stored(tmp_path):
     assert rel_a != rel_b and rel_a.split("/")[1] == rel_b.split("/")[1] == prefix
     np.testing.assert_array_equal(np.load(tmp_path / rel_a), first)
     np.testing.assert_array_equal(np.load(tmp_path / rel_b), second)
+
+
+def test_a_writer_creates_the_study_folder_with_its_missing_parents(tmp_path):
+    """`Store` of a folder two levels below an existing one makes both levels (a study's
+    --out may name a new folder inside a new folder)."""
+    folder = tmp_path / "new" / "study"
+    store = Store(folder)
+    try:
+        assert (folder / "results.sqlite").is_file()
+        assert (folder / "artifacts").is_dir()
+    finally:
+        store.close()
