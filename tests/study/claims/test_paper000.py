@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from robustlens.lenses.base import StudyModel
-from robustlens.models.card import ModelCard
 from robustlens.study.bootstrap import (
     resample_weights,
 )
@@ -17,21 +15,9 @@ from robustlens.study.claims.paper000 import (
     check_latent_tradeoff,
     check_pixel_average,
 )
+from tests.study.claims.exact import model  # also imported from here by other claim tests
 
 N = 400
-
-
-def model(name: str, method: str = "natural", norm: str = "linf", eps: float = 0.0) -> StudyModel:
-    card = ModelCard(
-        arch="small-cnn",
-        arch_kwargs={},
-        num_classes=10,
-        input_shape=(1, 28, 28),
-        mean=(0.5,),
-        std=(0.5,),
-        recipe={"method": method, "norm": norm, "eps": eps},
-    )
-    return StudyModel(name, None, card, digest=name)  # type: ignore[arg-type]
 
 
 def view_with(arrays: dict[tuple[str, str, str], np.ndarray], models, lenses) -> ResultsView:
