@@ -466,7 +466,7 @@ def study_run(
     check_out_folder(out_dir)
     if device is not None:
         resolve_device(device)
-    from robustlens.study import Study
+    from robustlens.runner import Study
 
     study = Study.from_file(file, out_dir, device=device)
     summary = study.run(force=tuple(force or ()), progress=True, fail_fast=fail_fast)
@@ -504,7 +504,7 @@ def study_check(file: Annotated[Path, typer.Argument(help="Study file (TOML).")]
 @study_app.command("status")
 def study_status(directory: Annotated[Path, typer.Argument(help="Study output folder.")]) -> None:
     """What a study has done and what is left."""
-    from robustlens.study import Study
+    from robustlens.runner import Study
 
     status = Study.open(directory).status()
     table = Table(title=safe(f"study {status['study']} ({status['dir']})"))
@@ -531,7 +531,7 @@ def study_status(directory: Annotated[Path, typer.Argument(help="Study output fo
 @app.command("report")
 def report_cmd(directory: Annotated[Path, typer.Argument(help="Study output folder.")]) -> None:
     """Write the study's HTML report again from its results."""
-    from robustlens.study import Study
+    from robustlens.runner import Study
 
     path = Study.open(directory).write_report()
     out.print(f"report: {safe(path)}")

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     if not any(MUTANTS.rglob("*.meta")):
         # mutmut generates every mutant (and its test statistics) before it runs the ones
         # named; a first run naming the few mutants of one small function does that.
-        run_mutmut(["robustlens.study.bootstrap.x_weighted_mean__mutmut_1"], args.children)
+        run_mutmut(["robustlens.analysis.bootstrap.x_weighted_mean__mutmut_1"], args.children)
     population = sorted(exit_codes())
     if not population:
         print("mutmut generated no mutants: check [tool.mutmut] in pyproject.toml")

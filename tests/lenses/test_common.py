@@ -68,7 +68,7 @@ def test_bootstrap_indices_are_fixed_by_size_and_seed():
 
 
 def test_model_labels_name_the_norm_as_the_papers_write_it():
-    from tests.study.claims.test_paper000 import model
+    from tests.claims.test_paper000 import model
 
     assert model("natural").label() == "natural (natural)"
     assert model("linf-0.1", "pgd", "linf", 0.1).label() == "linf-0.1 (L∞ ε=0.1)"

@@ -354,7 +354,7 @@ def test_a_study_whose_last_lens_is_bad_trains_nothing(tmp_path, no_training):
     """Through the Python API too: a long study with a typo in its last lens fails in
     seconds, before training (the tripwire), and leaves no checkpoint behind."""
     from robustlens.errors import ConfigError
-    from robustlens.study import Study
+    from robustlens.runner import Study
 
     long = VALID.replace("epochs = 1,", "epochs = 400,").replace(
         "tau_dens = 0.9", 'taps = ["block1", "blockk2"]'

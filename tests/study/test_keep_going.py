@@ -11,11 +11,11 @@ import re
 import pytest
 from typer.testing import CliRunner
 
+from robustlens.claims import CLAIMS
 from robustlens.cli import app
 from robustlens.errors import NumericalError
 from robustlens.lenses import LENSES
-from robustlens.study import Study
-from robustlens.study.claims import CLAIMS
+from robustlens.runner import Study
 from robustlens.study.store import Store
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from robustlens.lenses import LENSES
-from robustlens.study import Study
+from robustlens.runner import Study
 from robustlens.study.store import Store
 
 pytestmark = pytest.mark.slow

@@ -17,7 +17,7 @@ import torch
 
 from robustlens.errors import ConfigError
 from robustlens.models import load_checkpoint
-from robustlens.study import Study
+from robustlens.runner import Study
 from robustlens.train.killpoint import ENV as KILL_ENV
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ import torch
 
 from robustlens.attacks.evaluate import predict
 from robustlens.constructed import load_set
-from robustlens.study import Study
+from robustlens.runner import Study
 
 pytestmark = pytest.mark.slow
 

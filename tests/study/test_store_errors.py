@@ -260,7 +260,7 @@ def robustlens(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_commands_on_a_corrupt_database_print_one_line(tmp_path):
-    from robustlens.study import Study
+    from robustlens.runner import Study
 
     folder = tmp_path / "study"
     folder.mkdir()

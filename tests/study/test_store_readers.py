@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from robustlens.study import Study
-from robustlens.study import runner as runner_module
+from robustlens import runner as runner_module
+from robustlens.runner import REPORT_NAME, Study
 from robustlens.study.lock import study_lock
-from robustlens.study.runner import REPORT_NAME
 from robustlens.study.store import DB_NAME
 from tests.study.tiny_studies import DIGITS_ACTIVATIONS
 

@@ -1,0 +1,206 @@
+"""Claims as records, and the machinery that checks them on a study's own models.
+
+Each claim names its paper and section, the sentence it makes, the lenses whose results it
+needs, and a check that returns *holds*, *fails* or *inconclusive* with the numbers behind the
+verdict and a 95 % paired bootstrap interval over the evaluation images. A claim about
+"robust models" holds when every adversarially-trained model of the study shows the effect
+(interval on the claimed side of 0), fails when any shows the opposite, and is inconclusive
+otherwise — or when the study lacks the models the claim needs. A claim whose lens failed
+reads *not computed*; one whose lens applies to none of the study's models, *not applicable*.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from robustlens.analysis.bootstrap import (
+    Interval,
+    full_weights,
+    interval,
+    resample_weights,
+    spearman_rows,
+    weighted_mean,
+)
+from robustlens.lenses.base import StudyModel
+
+HOLDS, FAILS, INCONCLUSIVE = "holds", "fails", "inconclusive"
+NOT_COMPUTED, NOT_APPLICABLE = "not computed", "not applicable"
+"""A claim whose lens failed on a model it needs; a claim whose lens does not apply to any
+of the study's models (e.g. the filter claims on MLPs). Neither is a verdict."""
+MONOTONE = 0.8
+"""Spearman ρ a "grows with ε" claim needs (besides an interval above 0) to hold."""
+
+
+@dataclass
+class Verdict:
+    status: str
+    evidence: str
+    interval: str = ""
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+
+class ResultsView:
+    """Per-model arrays of the study's lens runs, for claims."""
+
+    def __init__(
+        self,
+        models: list[StudyModel],
+        arrays: Callable[[str, str, str], np.ndarray | None],
+        lenses: set[str],
+        n_images: int,
+        num_classes: int,
+        names: Callable[[str, str], list[str]] | None = None,
+        coverage: dict[str, set[str]] | None = None,
+    ) -> None:
+        self._names = names
+        self.models = models
+        self.coverage = coverage or {}
+        """The models each lens looked at (a lens not named here looked at all of them)."""
+        self.planned: set[str] = set(lenses)
+        """The lenses the study asks for (those with results are ``lenses``)."""
+        self.failed: dict[str, list[str]] = {}
+        """Per lens, its failed units as "model: error" lines."""
+        self.not_applicable: dict[str, dict[str, str]] = {}
+        """Per lens, the models it does not apply to, with the reason."""
+        self._arrays = arrays
+        self.lenses = lenses
+        self.n = n_images
+        self.num_classes = num_classes
+        self.resamples = 1000
+        self.seed = 0
+        self._weights: dict[int, np.ndarray] = {}
+
+    def weights(self, n: int) -> np.ndarray:
+        """Bootstrap weights over ``n`` images, the same for every model (paired)."""
+        if n not in self._weights:
+            self._weights[n] = resample_weights(n, self.resamples, self.seed)
+        return self._weights[n]
+
+    def covering(self, lenses: tuple[str, ...]) -> ResultsView:
+        """The same view restricted to the models every one of ``lenses`` looked at (a claim
+        is checked on the models its lenses saw, in study order)."""
+        keep = {m.name for m in self.models}
+        for lens in lenses:
+            keep &= self.coverage.get(lens, keep)
+        if len(keep) == len(self.models):
+            return self
+        view = copy.copy(self)
+        view.models = [m for m in self.models if m.name in keep]
+        return view
+
+    def array(self, lens: str, model: str, name: str) -> np.ndarray:
+        value = self._arrays(lens, model, name)
+        if value is None:
+            raise KeyError(f"{lens}/{model}/{name}")
+        return value
+
+    def array_names(self, lens: str, model: str) -> list[str]:
+        """Names of the arrays a lens stored for a model."""
+        return self._names(lens, model) if self._names else []
+
+    def has_array(self, lens: str, model: str, name: str) -> bool:
+        return self._arrays(lens, model, name) is not None
+
+    @property
+    def natural(self) -> list[StudyModel]:
+        return [m for m in self.models if m.is_natural]
+
+    @property
+    def robust(self) -> list[StudyModel]:
+        return [m for m in self.models if m.is_robust]
+
+
+ModelStat = Callable[[ResultsView, str, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    paper: str
+    section: str
+    statement: str
+    needs: tuple[str, ...]
+    check: Callable[[ResultsView, np.ndarray], Verdict]
+
+
+def combine(signs: list[int]) -> str:
+    if signs and all(s > 0 for s in signs):
+        return HOLDS
+    if any(s < 0 for s in signs):
+        return FAILS
+    return INCONCLUSIVE
+
+
+def mean_interval(view: ResultsView, values: np.ndarray) -> Interval:
+    """The mean of per-image values with its 95 % paired bootstrap interval (the view's
+    resampling weights, shared by every model)."""
+    values = np.asarray(values, dtype=np.float64)
+    return interval(float(np.nanmean(values)), weighted_mean(values, view.weights(values.size)))
+
+
+def every_part(statuses: list[str]) -> str:
+    """Verdict of a claim with several parts: fails if any part fails, holds if all hold."""
+    if FAILS in statuses:
+        return FAILS
+    return HOLDS if statuses and all(s == HOLDS for s in statuses) else INCONCLUSIVE
+
+
+def both(a: list[int], b: list[int]) -> str:
+    """Verdict of a claim with two parts: fails if either fails, holds if both hold."""
+    return every_part([combine(a), combine(b)])
+
+
+def versus_natural(
+    view: ResultsView, w: np.ndarray, stat: ModelStat, what: str, direction: int = 1
+) -> tuple[list[int], list[str], dict]:
+    """Δ = stat(robust) − stat(natural) per robust model with paired bootstrap intervals."""
+    if not view.natural or not view.robust:
+        return [], [f"needs a natural and at least one robust model ({what})"], {}
+    nat = view.natural[0]
+    one = full_weights(view.n)
+    base_full, base_boot = stat(view, nat.name, one)[0], stat(view, nat.name, w)
+    signs, parts, numbers = [], [f"{nat.name}: {what} = {base_full:.3g}"], {}
+    for m in view.robust:
+        iv = interval(stat(view, m.name, one)[0] - base_full, stat(view, m.name, w) - base_boot)
+        signs.append(iv.sign() * direction)
+        parts.append(f"{m.name}: Δ {what} = {iv.text()}")
+        numbers[m.name] = {"delta": iv.estimate, "low": iv.low, "high": iv.high}
+    numbers["natural"] = {"model": nat.name, "value": float(base_full)}
+    return signs, parts, numbers
+
+
+def grows_with_eps(
+    view: ResultsView, w: np.ndarray, stat: ModelStat, what: str, include_natural: bool = True
+) -> tuple[list[int], list[str], dict]:
+    """Spearman ρ between training ε and a statistic, per training norm with ≥ 3 models."""
+    signs, parts, numbers = [], [], {}
+    one = full_weights(view.n)
+    for norm in sorted({m.train_norm for m in view.robust if m.train_norm}):
+        family = [m for m in view.robust if m.train_norm == norm]
+        if include_natural:
+            family = view.natural[:1] + family
+        eps = np.array([m.train_eps for m in family])
+        if len(set(eps)) < 3:
+            parts.append(f"{norm}: {len(set(eps))} distinct ε (needs 3)")
+            continue
+        full = np.array([stat(view, m.name, one)[0] for m in family])
+        boot = np.stack([stat(view, m.name, w) for m in family], axis=1)
+        rho_full = spearman_rows(eps, full[None, :])[0]
+        iv = interval(rho_full, spearman_rows(eps, boot))
+        # "Grows with ε" asks for a (nearly) monotone trend, not just a positive correlation.
+        signs.append(iv.sign() if iv.sign() < 0 or iv.estimate >= MONOTONE - 1e-9 else 0)
+        parts.append(
+            f"{norm}: ρ(ε, {what}) = {iv.text()} over ε = {', '.join(f'{e:g}' for e in eps)}"
+        )
+        numbers[norm] = {"rho": iv.estimate, "low": iv.low, "high": iv.high}
+    return signs, parts, numbers
+
+
+def verdict_from(signs: list[int], parts: list[str], numbers: dict) -> Verdict:
+    status = combine(signs)
+    return Verdict(status, "; ".join(parts), "95 % paired bootstrap CI over images", numbers)

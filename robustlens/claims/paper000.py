@@ -1,0 +1,261 @@
+"""The claims of Carletti et al. (paper 000): activations, latent features, colour bias."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from robustlens.analysis.bootstrap import always_true_count, full_weights, interval, weighted_mean
+from robustlens.claims.base import (
+    INCONCLUSIVE,
+    Claim,
+    ModelStat,
+    ResultsView,
+    Verdict,
+    both,
+    grows_with_eps,
+    verdict_from,
+    versus_natural,
+)
+
+PAPER_000 = "000_623867b7a7f4c6d9 (Carletti et al.)"
+
+
+# -------------------------------------------------------------------- statistics (paper 000)
+
+
+def dense_total(view: ResultsView, model: str, w: np.ndarray) -> np.ndarray:
+    """Σ_k N_k: maps densely active for every (drawn) image, over all blocks."""
+    total = np.zeros(w.shape[0])
+    for tap in view.array("activations", model, "taps"):
+        total += always_true_count(view.array("activations", model, f"dense/{tap}"), w)
+    return total
+
+
+def _mean_over_blocks(metric: str) -> ModelStat:
+    def stat(view: ResultsView, model: str, w: np.ndarray) -> np.ndarray:
+        taps = view.array("activations", model, "taps")
+        values = [weighted_mean(view.array("activations", model, f"{metric}/{t}"), w) for t in taps]
+        return np.nanmean(np.stack(values), axis=0)
+
+    return stat
+
+
+def _accuracy(lens: str, name: str) -> ModelStat:
+    def stat(view: ResultsView, model: str, w: np.ndarray) -> np.ndarray:
+        return weighted_mean(view.array(lens, model, name).astype(np.float64), w)
+
+    return stat
+
+
+def _drop(name: str) -> ModelStat:
+    def stat(view: ResultsView, model: str, w: np.ndarray) -> np.ndarray:
+        clean = _accuracy("color", "clean")(view, model, w)
+        return clean - _accuracy("color", name)(view, model, w)
+
+    return stat
+
+
+def contour_drop(view: ResultsView, model: str, w: np.ndarray) -> np.ndarray:
+    """Mean accuracy drop over colours and thicknesses."""
+    contour = view.array("color", model, "contour")  # [colors, thicknesses, N]
+    clean = _accuracy("color", "clean")(view, model, w)
+    accs = np.stack(
+        [weighted_mean(c.astype(np.float64), w) for c in contour.reshape(-1, contour.shape[-1])]
+    )
+    return clean - accs.mean(axis=0)
+
+
+def contour_spread(view: ResultsView, model: str, w: np.ndarray) -> np.ndarray:
+    """Std over colours of the accuracy drop (averaged over thicknesses)."""
+    contour = view.array("color", model, "contour")
+    per_color = np.stack(
+        [
+            np.mean([weighted_mean(t.astype(np.float64), w) for t in color], axis=0)
+            for color in contour
+        ]
+    )
+    return per_color.std(axis=0)
+
+
+def _latent_delta(kind: str) -> ModelStat:
+    def stat(view: ResultsView, model: str, w: np.ndarray) -> np.ndarray:
+        after = weighted_mean(
+            view.array("latent", model, f"{kind}/retrained").astype(np.float64), w
+        )
+        before = weighted_mean(
+            view.array("latent", model, f"{kind}/original").astype(np.float64), w
+        )
+        return after - before
+
+    return stat
+
+
+# ------------------------------------------------------------------------------- checks
+
+
+def check_dense_more(view: ResultsView, w: np.ndarray) -> Verdict:
+    return verdict_from(*versus_natural(view, w, dense_total, "Σ_k N_k"))
+
+
+def check_dense_grows(view: ResultsView, w: np.ndarray) -> Verdict:
+    signs, parts, numbers = grows_with_eps(view, w, dense_total, "Σ_k N_k")
+    if not signs:
+        return Verdict(
+            INCONCLUSIVE, "; ".join(parts) or "needs ≥ 3 training ε of one norm", "", numbers
+        )
+    return verdict_from(signs, parts, numbers)
+
+
+def check_redundancy(view: ResultsView, w: np.ndarray) -> Verdict:
+    s1, p1, n1 = versus_natural(
+        view, w, _mean_over_blocks("redundant_maps"), "C^R (mean over blocks)"
+    )
+    s2, p2, n2 = versus_natural(
+        view, w, _mean_over_blocks("mean_similarity"), "S̄ (mean over blocks)"
+    )
+    return Verdict(
+        both(s1, s2),
+        "; ".join(p1 + p2),
+        "95 % paired bootstrap CI over images",
+        {"redundant_maps": n1, "mean_similarity": n2},
+    )
+
+
+def check_latent_tradeoff(view: ResultsView, w: np.ndarray) -> Verdict:
+    if not view.robust:
+        return Verdict(INCONCLUSIVE, "needs at least one robust model")
+    one = full_weights(view.n)
+    s_nat, s_rob, parts, numbers = [], [], [], {}
+    for m in view.robust:
+        nat = interval(
+            _latent_delta("natural")(view, m.name, one)[0],
+            _latent_delta("natural")(view, m.name, w),
+        )
+        rob = interval(
+            _latent_delta("robust")(view, m.name, one)[0], _latent_delta("robust")(view, m.name, w)
+        )
+        s_nat.append(nat.sign())
+        s_rob.append(-rob.sign())
+        parts.append(f"{m.name}: Δ natural acc = {nat.text()}, Δ robust acc = {rob.text()}")
+        numbers[m.name] = {"natural": nat.__dict__, "robust": rob.__dict__}
+    return Verdict(both(s_nat, s_rob), "; ".join(parts), "95 % bootstrap CI over images", numbers)
+
+
+def check_latent_grows(view: ResultsView, w: np.ndarray) -> Verdict:
+    def neg_robust(v: ResultsView, model: str, ww: np.ndarray) -> np.ndarray:
+        return -_latent_delta("robust")(v, model, ww)
+
+    s1, p1, n1 = grows_with_eps(
+        view, w, _latent_delta("natural"), "Δ natural acc", include_natural=False
+    )
+    s2, p2, n2 = grows_with_eps(view, w, neg_robust, "−Δ robust acc", include_natural=False)
+    if not s1 or not s2:
+        return Verdict(INCONCLUSIVE, "; ".join(p1 + p2) or "needs ≥ 3 robust models of one norm")
+    return Verdict(
+        both(s1, s2),
+        "; ".join(p1 + p2),
+        "95 % paired bootstrap CI over images",
+        {"natural": n1, "robust": n2},
+    )
+
+
+def check_pixel_average(view: ResultsView, w: np.ndarray) -> Verdict:
+    stat = _accuracy("color", "pixel_average")
+    signs, parts, numbers = versus_natural(view, w, stat, "pixel-average accuracy")
+    chance = 1.0 / view.num_classes
+    one = full_weights(view.n)
+    for m in view.robust:
+        iv = interval(stat(view, m.name, one)[0] - chance, stat(view, m.name, w) - chance)
+        signs.append(iv.sign())
+        parts.append(f"{m.name}: accuracy − chance ({chance:.3g}) = {iv.text()}")
+    return verdict_from(signs, parts, numbers)
+
+
+def check_contours(view: ResultsView, w: np.ndarray) -> Verdict:
+    s1, p1, n1 = versus_natural(view, w, contour_drop, "contour drop")
+    s2, p2, n2 = versus_natural(view, w, contour_spread, "std of drop over colours")
+    return Verdict(
+        both(s1, s2),
+        "; ".join(p1 + p2),
+        "95 % paired bootstrap CI over images",
+        {"drop": n1, "spread": n2},
+    )
+
+
+def check_grid(view: ResultsView, w: np.ndarray) -> Verdict:
+    return verdict_from(*versus_natural(view, w, _drop("grid"), "grid accuracy drop"))
+
+
+CLAIMS_000: tuple[Claim, ...] = (
+    Claim(
+        "000-4.1-dense",
+        PAPER_000,
+        "§4.1, Fig. 1, 5",
+        "Adversarially-trained models have more feature maps that are densely active for all "
+        "images (N_k) than natural models.",
+        ("activations",),
+        check_dense_more,
+    ),
+    Claim(
+        "000-4.1-dense-eps",
+        PAPER_000,
+        "§4.1, Fig. 1, 5",
+        "The number of always densely active feature maps grows with the training ε.",
+        ("activations",),
+        check_dense_grows,
+    ),
+    Claim(
+        "000-4.2-redundancy",
+        PAPER_000,
+        "§4.2, Fig. 2–3, 6–7",
+        "Adversarially-trained models have more redundant feature maps and a higher mean cosine "
+        "similarity between active feature maps than natural models.",
+        ("activations",),
+        check_redundancy,
+    ),
+    Claim(
+        "000-4.3-latent",
+        PAPER_000,
+        "§4.3, Tables 1–2",
+        "Retraining the linear head of a robust model on natural data raises its natural accuracy "
+        "and lowers its robust accuracy.",
+        ("latent",),
+        check_latent_tradeoff,
+    ),
+    Claim(
+        "000-4.3-latent-eps",
+        PAPER_000,
+        "§4.3, Tables 1–2",
+        "The gain in natural accuracy and the loss in robust accuracy from retraining the head "
+        "grow with the training ε.",
+        ("latent",),
+        check_latent_grows,
+    ),
+    Claim(
+        "000-4.4-average",
+        PAPER_000,
+        "§4.4, Tables 3–5",
+        "Robust models classify pixel-averaged images better than natural models, and better "
+        "than chance.",
+        ("color",),
+        check_pixel_average,
+    ),
+    Claim(
+        "000-4.4-contour",
+        PAPER_000,
+        "§4.4, Fig. 4, 8",
+        "Coloured contours lower the accuracy of robust models more than that of natural "
+        "models, with a larger spread across colours.",
+        ("color",),
+        check_contours,
+    ),
+    Claim(
+        "000-B-grid",
+        PAPER_000,
+        "App. B, Fig. 12",
+        "Tiling the image in a 2×2 grid lowers the accuracy of robust models more than that of "
+        "natural models.",
+        ("color",),
+        check_grid,
+    ),
+)

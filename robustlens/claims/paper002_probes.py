@@ -1,0 +1,179 @@
+"""The claims of Itazuri et al. (paper 002) about what robust models rely on: accuracy under
+median filtering, texture replacement and Gaussian blur (§4.1, Fig. 6, Table 2)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from robustlens.claims.base import (
+    FAILS,
+    HOLDS,
+    INCONCLUSIVE,
+    Claim,
+    ResultsView,
+    Verdict,
+    combine,
+    every_part,
+    mean_interval,
+)
+
+PAPER_002 = "002_cb5dd505beb7dee8 (Itazuri et al.)"
+CI = "95 % paired bootstrap CI over images"
+GAP_MARGIN = 0.05
+"""§4.1 "the gap stays" under blur: the natural − robust accuracy gap moves by less than 5
+points (averaged over σ > 0) from its value on clean images."""
+
+
+def _levels(view: ResultsView, model: str, probe: str) -> dict[float, np.ndarray]:
+    prefix = f"correct/{probe}/"
+    out = {}
+    for name in view.array_names("probes", model):
+        if name.startswith(prefix):
+            out[float(name[len(prefix) :])] = view.array("probes", model, name).astype(np.float64)
+    return dict(sorted(out.items()))
+
+
+def _clean(view: ResultsView, model: str) -> np.ndarray | None:
+    for probe in ("median_filter", "gaussian_blur"):
+        levels = _levels(view, model, probe)
+        if 0.0 in levels:
+            return levels[0.0]
+    return None
+
+
+def _drop_versus_natural(
+    view: ResultsView, probe: str, level: float | None
+) -> tuple[list[int], list[str], dict]:
+    """Per robust model: (natural's accuracy drop) − (robust's) from clean to ``probe`` at
+    ``level`` (its largest when None); > 0 means the robust model loses less."""
+    nat = view.natural[0]
+    signs, parts, numbers = [], [], {}
+    for m in view.robust:
+        drops = []
+        for model in (nat.name, m.name):
+            levels, clean = _levels(view, model, probe), _clean(view, model)
+            if not levels or clean is None:
+                return [], [f"{probe}: results missing"], {}
+            at = max(levels) if level is None else level
+            drops.append(clean - levels[at])
+        iv = mean_interval(view, drops[0] - drops[1])
+        signs.append(iv.sign())
+        parts.append(
+            f"{m.name}: drop {drops[1].mean():.3f} vs natural {drops[0].mean():.3f}, "
+            f"difference {iv.text()}"
+        )
+        numbers[m.name] = iv.__dict__
+    return signs, parts, numbers
+
+
+def _requires_pair(view: ResultsView) -> Verdict | None:
+    if not view.natural or not view.robust:
+        return Verdict(INCONCLUSIVE, "needs a natural and at least one robust model")
+    return None
+
+
+def check_median(view: ResultsView, w: np.ndarray) -> Verdict:
+    """Robust models lose less accuracy than the natural one at the most median filtering."""
+    missing = _requires_pair(view)
+    if missing:
+        return missing
+    signs, parts, numbers = _drop_versus_natural(view, "median_filter", None)
+    levels = _levels(view, view.natural[0].name, "median_filter")
+    head = f"median filter applied {max(levels):g} times: " if levels else ""
+    status = combine(signs) if signs else INCONCLUSIVE
+    return Verdict(status, head + "; ".join(parts), CI, numbers)
+
+
+def check_texture(view: ResultsView, w: np.ndarray) -> Verdict:
+    """Robust models lose less accuracy than the natural one on every texture-replacing probe
+    (amplitude swap, edge map) and score higher on stylised images when the study has them."""
+    missing = _requires_pair(view)
+    if missing:
+        return missing
+    nat = view.natural[0].name
+    statuses, parts, numbers = [], [], {}
+    for probe in ("amplitude_swap", "edge_map"):
+        if not _levels(view, nat, probe):
+            continue
+        signs, texts, nums = _drop_versus_natural(view, probe, None)
+        statuses.append(combine(signs) if signs else INCONCLUSIVE)
+        parts.append(f"{probe.replace('_', ' ')}: {'; '.join(texts)}")
+        numbers[probe] = nums
+    stylized = _levels(view, nat, "stylized")
+    if stylized:
+        signs, texts = [], []
+        for m in view.robust:
+            own = _levels(view, m.name, "stylized")
+            if not own:
+                continue
+            iv = mean_interval(view, own[1.0] - stylized[1.0])
+            signs.append(iv.sign())
+            texts.append(f"{m.name}: accuracy − natural's = {iv.text()}")
+        statuses.append(combine(signs) if signs else INCONCLUSIVE)
+        parts.append(f"stylised images: {'; '.join(texts)}")
+    if not statuses:
+        return Verdict(INCONCLUSIVE, "the probes lens ran no texture probe")
+    status = every_part(statuses)
+    return Verdict(status, " | ".join(parts), CI, numbers)
+
+
+def check_blur_gap(view: ResultsView, w: np.ndarray) -> Verdict:
+    """Under Gaussian blur the natural − robust accuracy gap stays what it is on clean images:
+    its mean change over σ > 0 lies within ±5 points (an equivalence margin)."""
+    missing = _requires_pair(view)
+    if missing:
+        return missing
+    nat = _levels(view, view.natural[0].name, "gaussian_blur")
+    if 0.0 not in nat or len(nat) < 2:
+        return Verdict(INCONCLUSIVE, "needs blur at σ = 0 and at least one σ > 0")
+    statuses, parts, numbers = [], [], {}
+    for m in view.robust:
+        rob = _levels(view, m.name, "gaussian_blur")
+        sigmas = [s for s in nat if s > 0 and s in rob]
+        gap0 = nat[0.0] - rob[0.0]
+        change = np.mean([(nat[s] - rob[s]) - gap0 for s in sigmas], axis=0)
+        iv = mean_interval(view, change)
+        if iv.low >= -GAP_MARGIN and iv.high <= GAP_MARGIN:
+            statuses.append(HOLDS)
+        elif iv.low > GAP_MARGIN or iv.high < -GAP_MARGIN:
+            statuses.append(FAILS)
+        else:
+            statuses.append(INCONCLUSIVE)
+        parts.append(
+            f"{m.name}: clean gap {gap0.mean():+.3f}, mean change over σ ≤ {max(sigmas):g} "
+            f"{iv.text()}"
+        )
+        numbers[m.name] = iv.__dict__
+    status = every_part(statuses)
+    evidence = f"margin ±{GAP_MARGIN:g}; " + "; ".join(parts)
+    return Verdict(status, evidence, CI, numbers)
+
+
+CLAIMS_002: tuple[Claim, ...] = (
+    Claim(
+        "002-4.1-median",
+        PAPER_002,
+        "§4.1, Fig. 6",
+        "Adversarially trained models lose less accuracy than natural ones as the median "
+        "filter is applied repeatedly.",
+        ("probes",),
+        check_median,
+    ),
+    Claim(
+        "002-4.1-texture",
+        PAPER_002,
+        "§4.1, Table 2",
+        "Adversarially trained models lose less accuracy than natural ones when texture is "
+        "replaced and shape kept.",
+        ("probes",),
+        check_texture,
+    ),
+    Claim(
+        "002-4.1-blur",
+        PAPER_002,
+        "§4.1, Fig. 6",
+        "Under Gaussian blur the accuracy gap between natural and robust models stays as it is.",
+        ("probes",),
+        check_blur_gap,
+    ),
+)

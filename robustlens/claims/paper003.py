@@ -1,0 +1,173 @@
+"""The claims of Gavrikov & Keuper (paper 003): quality of robust models' filters and where
+their coefficient distributions shift most."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from robustlens.analysis.bootstrap import interval
+from robustlens.analysis.filters import GroupedFilters, filter_shift, group_order
+from robustlens.claims.base import (
+    INCONCLUSIVE,
+    Claim,
+    ResultsView,
+    Verdict,
+    both,
+    combine,
+    every_part,
+)
+
+PAPER_003 = "003_d3114563f2aadf8a (Gavrikov & Keuper)"
+CI_FILTERS = "95 % bootstrap CI over filters (filterbanks for orthogonality), per model"
+DIRECTIONS = {"sparsity": -1, "variance_entropy": 1, "orthogonality": 1}
+"""§4.3: robust models have fewer sparse filters, higher entropy, more orthogonal banks."""
+DEEPEST = ("d9", "d10")
+"""§4.2: the shift peaks "in the last 20 % of the depth"."""
+PERMUTATIONS = 50
+"""Label shuffles per depth group: the baseline divergence and the permutation p-value."""
+ALPHA = 0.05
+
+
+def _layer_mean(view: ResultsView, model: str, metric: str) -> tuple[float, np.ndarray]:
+    values = view.array("filters", model, f"quality/{metric}")
+    boot = view.array("filters", model, f"quality_boot/{metric}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN layers (e.g. one filterbank)
+        return float(np.nanmean(values)), np.nanmean(boot, axis=0)
+
+
+def check_filter_quality(view: ResultsView, w: np.ndarray) -> Verdict:
+    """Per robust model: Δ (robust − natural) of the layer-averaged sparsity (< 0), variance
+    entropy (> 0) and orthogonality (> 0), each with a bootstrap interval over filters."""
+    if not view.natural or not view.robust:
+        return Verdict(INCONCLUSIVE, "needs a natural and at least one robust model")
+    nat = view.natural[0]
+    parts, numbers, statuses = [], {}, []
+    for metric, direction in DIRECTIONS.items():
+        base, base_boot = _layer_mean(view, nat.name, metric)
+        signs, texts = [], []
+        for m in view.robust:
+            value, boot = _layer_mean(view, m.name, metric)
+            draws = boot - base_boot if boot.shape == base_boot.shape else np.array([np.nan])
+            iv = interval(value - base, draws)
+            signs.append(iv.sign() * direction)
+            texts.append(f"{m.name} Δ {iv.text()}")
+            numbers.setdefault(metric, {})[m.name] = iv.__dict__
+        numbers.setdefault(metric, {})["natural"] = base
+        status = combine(signs)
+        statuses.append(status)
+        want = "lower" if direction < 0 else "higher"
+        parts.append(
+            f"{metric.replace('_', ' ')} ({want} claimed; {nat.name} {base:.3g}): "
+            f"{', '.join(texts)} → {status}"
+        )
+    status = every_part(statuses)
+    return Verdict(status, "; ".join(parts), CI_FILTERS, numbers)
+
+
+def _filters(view: ResultsView, model: str) -> GroupedFilters:
+    from robustlens.lenses.filters import grouped_filters
+
+    return grouped_filters(
+        lambda name: (
+            view.array("filters", model, name) if view.has_array("filters", model, name) else None
+        )
+    )
+
+
+def _shifts(robust: list[GroupedFilters], natural: list[GroupedFilters], seed: int) -> dict:
+    """Group label (with its kernel size) → (divergence, excess over baseline, p-value)."""
+    kernels = sorted({k for s in robust + natural for _, k in s})
+    out = {}
+    for kernel in kernels:
+        shift = filter_shift(robust, natural, kernel, permutations=PERMUTATIONS, seed=seed)
+        if shift is None:
+            continue
+        excess, p = shift.excess, shift.p_value
+        for g, v in shift.divergence.items():
+            out[f"{g} ({kernel})"] = (v, excess[g], p[g])
+    return dict(sorted(out.items(), key=lambda kv: group_order(kv[0].split(" ")[0])))
+
+
+def _depth(label: str) -> str:
+    group = label.split(" ")[0]
+    return "first" if group == "first" else ("deepest" if group in DEEPEST else "middle")
+
+
+def check_shift_by_depth(view: ResultsView, w: np.ndarray) -> Verdict:
+    """The weighted KL between robust (pooled) and natural filters, above its label-shuffled
+    baseline, is larger in the first layer, and in the deepest 20 % of layers, than anywhere
+    in between (Fig. 1). Each part holds when its group's shift is significant (permutation
+    test) and exceeds every middle group's; it fails when a significant middle group exceeds
+    it."""
+    if not view.natural or not view.robust:
+        return Verdict(INCONCLUSIVE, "needs a natural and at least one robust model")
+    natural = [_filters(view, m.name) for m in view.natural]
+    robust = [_filters(view, m.name) for m in view.robust]
+    shifts = _shifts(robust, natural, view.seed)
+    listing = ", ".join(
+        f"{label}: KL {kl:.3g}, excess {ex:.3g}, p {p:.2g}" for label, (kl, ex, p) in shifts.items()
+    )
+    middle = [(ex, p) for label, (_, ex, p) in shifts.items() if _depth(label) == "middle"]
+    if not middle:
+        return Verdict(
+            INCONCLUSIVE,
+            f"KL by depth: {listing or 'none'}; needs layers between the first and the deepest "
+            "20 % to compare with (a deeper model, e.g. studies/filters-resnet20.toml)",
+        )
+    top_middle = max(ex for ex, _ in middle)
+    top_middle_significant = any(p < ALPHA and ex == top_middle for ex, p in middle)
+    parts = []
+    for side in ("first", "deepest"):
+        found = [(ex, p) for label, (_, ex, p) in shifts.items() if _depth(label) == side]
+        if not found:
+            parts.append(0)
+            continue
+        ex, p = max(found)
+        if ex > top_middle and p < ALPHA:
+            parts.append(1)
+        elif ex < top_middle and top_middle_significant:
+            parts.append(-1)
+        else:
+            parts.append(0)
+    status = both([parts[0]], [parts[1]])
+    per_model = []
+    for m, sets in zip(view.robust, robust, strict=True):
+        own = _shifts([sets], natural, view.seed)
+        if own:
+            per_model.append(f"{m.name} peaks at {max(own, key=lambda k: own[k][1])}")
+    evidence = f"robust (pooled) vs natural, by depth group: {listing}"
+    if per_model:
+        evidence += f"; largest excess per model: {', '.join(per_model)}"
+    numbers = {label: {"kl": kl, "excess": ex, "p": p} for label, (kl, ex, p) in shifts.items()}
+    return Verdict(
+        status,
+        evidence,
+        f"permutation test, {PERMUTATIONS} label shuffles of each group's filters; "
+        "excess = KL − mean shuffled KL",
+        numbers,
+    )
+
+
+CLAIMS_003: tuple[Claim, ...] = (
+    Claim(
+        "003-4.3-quality",
+        PAPER_003,
+        "§4.3, Fig. 7",
+        "Adversarially trained models have fewer sparse filters, higher variance entropy and "
+        "more orthogonal filterbanks than naturally trained ones.",
+        ("filters",),
+        check_filter_quality,
+    ),
+    Claim(
+        "003-4.2-shift",
+        PAPER_003,
+        "§4.2, Fig. 1",
+        "Filter coefficients of robust and natural models differ most in the first "
+        "convolution layer and in the deepest layers.",
+        ("filters",),
+        check_shift_by_depth,
+    ),
+)

@@ -1,0 +1,1 @@
+"""The study report: a document built from a study's results, rendered as one HTML file."""

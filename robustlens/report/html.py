@@ -1,0 +1,421 @@
+"""Render a :class:`ReportDocument` as one self-contained HTML file.
+
+The file needs nothing but itself: CSS and the one small script are inline, figures are
+``data:`` PNG URIs, and a Content-Security-Policy forbids the page from loading anything else.
+Everything the document says is HTML-escaped (Jinja2 autoescaping); numbers are formatted here,
+not in the template.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import numbers
+import os
+import re
+import secrets
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from robustlens.errors import RobustlensError
+from robustlens.plotting import PNG_SIGNATURE
+from robustlens.report.document import (
+    ClaimRow,
+    FigureBlock,
+    LensSection,
+    ModelRow,
+    ReportDocument,
+    TableBlock,
+)
+
+__all__ = ["format_number", "render_report", "write_report"]
+
+TEMPLATE = "report.html.j2"
+TEMPLATE_DIR = Path(__file__).with_name("templates")
+MISSING = "–"  # en dash: what a missing number or NaN looks like in the report
+MAX_TABLE_ROWS = 500  # longer tables show their first rows and say how many were left out
+STATUSES = ("holds", "fails", "inconclusive")
+NO_VERDICT = ("not computed", "not applicable")  # a lens failed, or applies to no model
+
+# The page's only script: count the figures the browser could decode. Its sha256 goes into the
+# Content-Security-Policy, so this exact text (and nothing else) may run.
+LOAD_SCRIPT = (
+    'window.addEventListener("load", function () {\n'
+    '  var imgs = document.querySelectorAll("img");\n'
+    "  var loaded = 0;\n"
+    "  for (var i = 0; i < imgs.length; i++) {\n"
+    "    if (imgs[i].complete && imgs[i].naturalWidth > 0) { loaded += 1; }\n"
+    "  }\n"
+    "  document.body.dataset.imagesLoaded = String(loaded);\n"
+    "  document.body.dataset.imagesTotal = String(imgs.length);\n"
+    "});\n"
+)
+
+
+def render_report(doc: ReportDocument) -> str:
+    """The HTML text of the report for ``doc``."""
+    if not isinstance(doc, ReportDocument):
+        raise TypeError(f"render_report needs a ReportDocument, got {type(doc).__name__}")
+    context = _context(doc)
+    return _environment().get_template(TEMPLATE).render(**context)
+
+
+def write_report(doc: ReportDocument, path: str | os.PathLike[str]) -> Path:
+    """Render ``doc`` and write it to ``path`` atomically; returns the path written.
+
+    The HTML goes to a temporary file beside ``path`` that replaces it only once complete, so a
+    reader never sees half a report and a failure leaves any previous report as it was.
+    """
+    target = Path(path)
+    html = render_report(doc)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+                fh.write(html)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise RobustlensError(
+            f"cannot write the report to {target}: {exc.strerror or exc}",
+            fix="choose an output folder you can write to, with free space",
+        ) from exc
+    return target
+
+
+def format_number(value: Any) -> str:
+    """A number as the report shows it: floats to 3 significant digits, NaN/None as "–".
+
+    Integers keep every digit; floats use fixed notation between 0.001 and 100 000 (never
+    dropping digits before the decimal point) and scientific notation outside it.
+    """
+    if value is None or value is pd.NA or value is pd.NaT:
+        return MISSING
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        x = float(value)
+        if math.isnan(x):
+            return MISSING
+        if math.isinf(x):
+            return "∞" if x > 0 else "−∞"
+        if x == 0:
+            return "0"
+        magnitude = math.floor(math.log10(abs(x)))
+        if magnitude < -3 or magnitude >= 5:
+            return f"{x:.2e}"
+        decimals = max(0, 2 - magnitude)
+        text = f"{x:.{decimals}f}"
+        return "0" if float(text) == 0 else text
+    if isinstance(value, numbers.Complex):
+        return str(value)
+    return str(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Template context: plain dicts of strings, everything already formatted.
+
+
+@dataclass
+class _Figure:
+    title: str
+    caption: str
+    alt: str
+    src: str | None  # data: URI, or None when the bytes are not a PNG
+    width: int | None
+    height: int | None
+    problem: str = ""
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATE_DIR),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    return env
+
+
+def _context(doc: ReportDocument) -> dict[str, Any]:
+    warnings = [str(w) for w in doc.warnings]
+    claims = [_claim(c) for c in doc.claims]
+    sections = []
+    used_ids: set[str] = set()
+    for index, section in enumerate(doc.sections):
+        sections.append(_section(section, index, used_ids, warnings))
+    script_hash = base64.b64encode(hashlib.sha256(LOAD_SCRIPT.encode()).digest()).decode()
+    return {
+        "doc": doc,
+        "title": f"{doc.study_name} · robustlens report" if doc.study_name else "robustlens report",
+        "description": _paragraphs(doc.description),
+        "facts": _facts(doc),
+        "versions": [(k, str(v)) for k, v in doc.versions.items()],
+        "warnings": warnings,
+        "models": [_model(m) for m in doc.models],
+        "claims": claims,
+        "claim_summary": _claim_summary(doc.claims),
+        "sections": sections,
+        "n_figures": sum(1 for s in sections for f in s["figures"] if f.src),
+        "load_script": LOAD_SCRIPT,
+        "csp": (
+            "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+            f"script-src 'sha256-{script_hash}'; base-uri 'none'; form-action 'none'"
+        ),
+        "robustlens_version": doc.versions.get("robustlens", ""),
+    }
+
+
+def _facts(doc: ReportDocument) -> list[tuple[str, str]]:
+    return [
+        ("Data set", doc.dataset or MISSING),
+        ("Evaluation images", _grouped(doc.eval_n)),
+        ("Seed", str(doc.seed)),
+        ("Created", doc.created or MISSING),
+    ]
+
+
+def _model(m: ModelRow) -> dict[str, str]:
+    return {
+        "name": m.name,
+        "arch": m.arch,
+        "how_trained": m.how_trained,
+        "clean": _percent(m.clean_accuracy),
+        "robust": _percent(m.robust_accuracy),
+        "attack": (m.robust_attack or "").strip(),
+        "parameters": _count(m.parameters),
+        "parameters_exact": f"{m.parameters:,}" if isinstance(m.parameters, int) else "",
+        "sha_short": (m.weights_sha256 or "")[:12] or MISSING,
+        "sha": m.weights_sha256 or "",
+        "source": m.source,
+    }
+
+
+def _claim(c: ClaimRow) -> dict[str, str]:
+    status = (c.status or "").strip().lower()
+    known = status in STATUSES
+    return {
+        "id": c.claim_id,
+        "anchor": "claim-" + _slug(c.claim_id),
+        "paper_ref": _paper_ref(c.paper, c.section),
+        "statement": c.statement,
+        "status": status or "unknown",
+        "badge_class": f"badge-{status}" if known else "badge-other",
+        "evidence": c.evidence,
+        "interval": c.interval,
+    }
+
+
+def _claim_summary(claims: list[ClaimRow]) -> str:
+    if not claims:
+        return ""
+    counts = Counter((c.status or "").strip().lower() for c in claims)
+    holds, fails = counts.pop("holds", 0), counts.pop("fails", 0)
+    parts = [
+        f"{holds} {'holds' if holds == 1 else 'hold'}",
+        f"{fails} {'fails' if fails == 1 else 'fail'}",
+        f"{counts.pop('inconclusive', 0)} inconclusive",
+    ]
+    for status in NO_VERDICT:
+        if counts.get(status):
+            parts.append(f"{counts.pop(status)} {status}")
+    other = sum(counts.values())
+    if other:
+        parts.append(f"{other} without a verdict")
+    return ", ".join(parts)
+
+
+def _section(s: LensSection, index: int, used_ids: set[str], warnings: list[str]) -> dict[str, Any]:
+    anchor = "lens-" + (_slug(s.lens) or f"section-{index + 1}")
+    base, n = anchor, 2
+    while anchor in used_ids:
+        anchor, n = f"{base}-{n}", n + 1
+    used_ids.add(anchor)
+    figures = []
+    for j, fig in enumerate(s.figures):
+        block = _figure(fig, s, j)
+        if block.problem:
+            warnings.append(block.problem)
+        figures.append(block)
+    return {
+        "id": anchor,
+        "lens": s.lens,
+        "title": s.title or s.lens,
+        "paper_ref": _paper_ref(s.paper, s.section),
+        "description": _paragraphs(s.description),
+        "params": [(str(k), _param_value(v)) for k, v in s.params.items()],
+        "timing": _duration(s.seconds),
+        "notes": [str(n) for n in s.notes],
+        "not_applicable": [str(n) for n in s.not_applicable],
+        "failures": [str(n) for n in s.failures],
+        "figures": figures,
+        "tables": [_table(t) for t in s.tables],
+    }
+
+
+def _figure(fig: FigureBlock, section: LensSection, index: int) -> _Figure:
+    title = fig.title or ""
+    alt = title or fig.caption or f"Figure {index + 1} of {section.title or section.lens}"
+    png = bytes(fig.png or b"")
+    if not png.startswith(PNG_SIGNATURE) or len(png) < 24:
+        what = f"figure {title!r}" if title else f"figure {index + 1}"
+        return _Figure(
+            title=title,
+            caption=fig.caption,
+            alt=alt,
+            src=None,
+            width=None,
+            height=None,
+            problem=(
+                f"Lens {section.lens!r}: {what} is not PNG data ({len(png)} bytes); "
+                "it is left out of the report"
+            ),
+        )
+    width = int.from_bytes(png[16:20], "big") or None
+    height = int.from_bytes(png[20:24], "big") or None
+    src = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    return _Figure(title=title, caption=fig.caption, alt=alt, src=src, width=width, height=height)
+
+
+def _table(t: TableBlock) -> dict[str, Any]:
+    frame = t.frame if isinstance(t.frame, pd.DataFrame) else pd.DataFrame(t.frame)
+    if not isinstance(frame.index, pd.RangeIndex) or any(n is not None for n in frame.index.names):
+        frame = frame.reset_index()
+    total = len(frame)
+    shown = frame.iloc[:MAX_TABLE_ROWS]
+    columns = [_column_name(c) for c in shown.columns]
+    numeric = [pd.api.types.is_numeric_dtype(shown[c]) for c in shown.columns]
+    rows = []
+    for values in shown.itertuples(index=False, name=None):
+        rows.append(
+            [
+                {"text": _cell(v), "num": isinstance(v, numbers.Number) and not isinstance(v, bool)}
+                for v in values
+            ]
+        )
+    return {
+        "title": t.title,
+        "caption": t.caption,
+        "columns": columns,
+        "numeric": numeric,
+        "rows": rows,
+        "n_rows": total,
+        "truncated": total - len(shown),
+    }
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, numbers.Number) or v is None or v is pd.NA or v is pd.NaT:
+        return format_number(v)
+    if isinstance(v, list | tuple):
+        return ", ".join(_cell(x) for x in v)
+    return str(v)
+
+
+def _column_name(c: Any) -> str:
+    if isinstance(c, tuple):
+        return " · ".join(str(x) for x in c if str(x))
+    return str(c)
+
+
+def _param_value(v: Any) -> str:
+    """A lens parameter as the user would write it (0.1 stays "0.1")."""
+    if isinstance(v, numbers.Real) and not isinstance(v, bool | numbers.Integral):
+        x = float(v)
+        return format_number(x) if not math.isfinite(x) else f"{x:.6g}"
+    if isinstance(v, numbers.Number) or v is None:
+        return format_number(v)
+    if isinstance(v, Mapping):
+        return ", ".join(f"{k}={_param_value(x)}" for k, x in v.items())
+    if isinstance(v, list | tuple | set | frozenset):
+        items = sorted(v, key=str) if isinstance(v, set | frozenset) else v
+        return "[" + ", ".join(_param_value(x) for x in items) + "]"
+    return str(v)
+
+
+def _percent(value: float | None) -> str:
+    """An accuracy stored as a fraction in [0, 1], shown as a percentage."""
+    if value is None:
+        return MISSING
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(x):
+        return MISSING
+    if 0.0 <= x <= 1.0:
+        return f"{100 * x:.1f} %"
+    return format_number(x)
+
+
+def _count(n: Any) -> str:
+    if not isinstance(n, numbers.Integral) or isinstance(n, bool):
+        return format_number(n)
+    n = int(n)
+    if abs(n) >= 1_000_000:
+        return f"{n / 1e6:.2f} M"
+    if abs(n) >= 10_000:
+        return f"{n / 1e3:.1f} k"
+    return str(n)
+
+
+def _duration(seconds: float) -> str:
+    try:
+        s = float(seconds)
+    except (TypeError, ValueError):
+        return ""
+    if not math.isfinite(s) or s <= 0:
+        return ""
+    if s < 10:
+        return f"{s:.2f} s"
+    if s < 60:
+        return f"{s:.1f} s"
+    minutes, rest = divmod(round(s), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def _grouped(n: Any) -> str:
+    """1000 as "1 000" (a space between thousands, as the rest of the report writes them)."""
+    if isinstance(n, numbers.Integral) and not isinstance(n, bool):
+        return f"{int(n):,}".replace(",", " ")
+    return format_number(n)
+
+
+def _paper_ref(paper: str, section: str) -> str:
+    """ "Ilyas et al. 2019 §3.2": a paper and the section a claim or lens comes from."""
+    paper, section = (paper or "").strip(), str(section or "").strip()
+    if section and not section.startswith("§"):
+        section = "§" + section
+    return " ".join(x for x in (paper, section) if x)
+
+
+def _paragraphs(text: str) -> list[str]:
+    """Text split into paragraphs at blank lines, each paragraph's lines joined by spaces."""
+    blocks = re.split(r"\n\s*\n", str(text or "").strip())
+    return [" ".join(b.split()) for b in blocks if b.strip()]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", str(text)).strip("-")
