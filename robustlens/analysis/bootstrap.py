@@ -26,6 +26,14 @@ def resample_weights(n: int, resamples: int = 1000, seed: int = 0) -> np.ndarray
     return weights
 
 
+def bootstrap_indices(n: int, resamples: int, seed: int) -> np.ndarray:
+    """Resampled image indices [B, n] for lenses: the same for every model of a study (same n
+    and seed), so statistics of two models can be compared resample by resample (paired
+    bootstrap). A stream of its own, apart from the claims' :func:`resample_weights`."""
+    rng = np.random.default_rng([seed, n, 4_0_0_4])
+    return rng.integers(0, n, size=(resamples, n))
+
+
 def weighted_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Mean of per-image ``values`` under each resample, ignoring NaN values."""
     values = np.asarray(values, dtype=np.float64)
@@ -34,6 +42,12 @@ def weighted_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     count = weights @ ok.astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return total / count
+
+
+def mean_samples(values: np.ndarray, weights: np.ndarray) -> tuple[float, np.ndarray]:
+    """The NaN-ignoring mean of per-image ``values`` and its value under each resample."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(np.nanmean(values)), weighted_mean(values, weights)
 
 
 def always_true_count(indicator: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -68,6 +82,20 @@ def interval(estimate: float, samples: np.ndarray) -> Interval:
     alpha = (1 - CONFIDENCE) / 2
     low, high = np.quantile(samples, [alpha, 1 - alpha])
     return Interval(float(estimate), float(low), float(high))
+
+
+def mean_interval(values: np.ndarray, weights: np.ndarray) -> Interval:
+    """The mean of per-image ``values`` with its percentile interval under ``weights``."""
+    return interval(*mean_samples(values, weights))
+
+
+def median_interval(values: np.ndarray, resamples: int, seed: int) -> Interval:
+    """The median of ``values`` with a 95 % percentile interval from ``resamples`` draws with
+    replacement (its own generator seeded with ``seed``: no pairing with other models)."""
+    rng = np.random.default_rng(seed)
+    boot = np.median(rng.choice(values, size=(resamples, values.size)), axis=1)
+    low, high = np.quantile(boot, [0.025, 0.975])  # CONFIDENCE's tails, written as they were
+    return Interval(float(np.median(values)), float(low), float(high))
 
 
 def spearman_rows(x: np.ndarray, ys: np.ndarray) -> np.ndarray:

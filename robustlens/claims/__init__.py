@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-from robustlens.claims.base import (
-    FAILS,
-    HOLDS,
-    INCONCLUSIVE,
-    NOT_APPLICABLE,
-    NOT_COMPUTED,
-    Claim,
-    ResultsView,
-    Verdict,
-)
+from robustlens.claims.base import CLAIM_REGISTRY, Claim, ResultsView, get_claim
 from robustlens.claims.paper000 import CLAIMS_000
 from robustlens.claims.paper001 import CLAIMS_001
 from robustlens.claims.paper002_ensemble import CLAIMS_002_ENSEMBLE
@@ -19,6 +10,15 @@ from robustlens.claims.paper002_probes import CLAIMS_002
 from robustlens.claims.paper002_saliency import CLAIMS_002_SALIENCY
 from robustlens.claims.paper003 import CLAIMS_003
 from robustlens.claims.paper004 import CLAIMS_004
+from robustlens.claims.verdict import (
+    FAILS,
+    HOLDS,
+    INCONCLUSIVE,
+    NOT_APPLICABLE,
+    NOT_COMPUTED,
+    Status,
+    Verdict,
+)
 
 CLAIMS: tuple[Claim, ...] = (
     CLAIMS_000
@@ -29,6 +29,7 @@ CLAIMS: tuple[Claim, ...] = (
     + CLAIMS_003
     + CLAIMS_004
 )
+"""Every claim in the report's order (each paper module registers its own, by id)."""
 
 
 def evaluate_claims(
@@ -36,7 +37,6 @@ def evaluate_claims(
 ) -> list[tuple[Claim, Verdict]]:
     """Every claim whose lenses the study ran, with its verdict."""
     view.resamples, view.seed = resamples, seed
-    w = view.weights(view.n)
     out = []
     for claim in CLAIMS:
         if any(lens not in view.lenses | view.planned for lens in claim.needs):
@@ -44,7 +44,7 @@ def evaluate_claims(
         verdict = _without_results(view, claim)
         if verdict is None:
             try:
-                verdict = claim.check(view.covering(claim.needs), w)
+                verdict = claim.check(view.covering(claim.needs))
             except KeyError as exc:
                 verdict = Verdict(INCONCLUSIVE, f"results missing: {exc}")
             verdict = _with_exclusions(view, claim, verdict)
@@ -87,6 +87,7 @@ def _with_exclusions(view: ResultsView, claim: Claim, verdict: Verdict) -> Verdi
 
 __all__ = [
     "CLAIMS",
+    "CLAIM_REGISTRY",
     "FAILS",
     "HOLDS",
     "INCONCLUSIVE",
@@ -94,6 +95,8 @@ __all__ = [
     "NOT_COMPUTED",
     "Claim",
     "ResultsView",
+    "Status",
     "Verdict",
     "evaluate_claims",
+    "get_claim",
 ]

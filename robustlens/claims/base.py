@@ -7,14 +7,14 @@ verdict and a 95 % paired bootstrap interval over the evaluation images. A claim
 (interval on the claimed side of 0), fails when any shows the opposite, and is inconclusive
 otherwise — or when the study lacks the models the claim needs. A claim whose lens failed
 reads *not computed*; one whose lens applies to none of the study's models, *not applicable*.
+Claims are registered by id (:data:`CLAIM_REGISTRY`), as lenses are.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,26 +22,18 @@ from robustlens.analysis.bootstrap import (
     Interval,
     full_weights,
     interval,
+    mean_interval,
+    mean_samples,
     resample_weights,
     spearman_rows,
-    weighted_mean,
 )
+from robustlens.claims.verdict import Verdict, combine
 from robustlens.lenses.base import StudyModel
+from robustlens.papers import Paper
+from robustlens.registry import Registry
 
-HOLDS, FAILS, INCONCLUSIVE = "holds", "fails", "inconclusive"
-NOT_COMPUTED, NOT_APPLICABLE = "not computed", "not applicable"
-"""A claim whose lens failed on a model it needs; a claim whose lens does not apply to any
-of the study's models (e.g. the filter claims on MLPs). Neither is a verdict."""
 MONOTONE = 0.8
 """Spearman ρ a "grows with ε" claim needs (besides an interval above 0) to hold."""
-
-
-@dataclass
-class Verdict:
-    status: str
-    evidence: str
-    interval: str = ""
-    numbers: dict[str, Any] = field(default_factory=dict)
 
 
 class ResultsView:
@@ -81,6 +73,17 @@ class ResultsView:
             self._weights[n] = resample_weights(n, self.resamples, self.seed)
         return self._weights[n]
 
+    def mean_samples(self, values: np.ndarray) -> tuple[float, np.ndarray]:
+        """The mean of per-image ``values`` and its value under each of this view's
+        resamples (paired: the same weights for every model)."""
+        values = np.asarray(values, dtype=np.float64)
+        return mean_samples(values, self.weights(values.size))
+
+    def mean_interval(self, values: np.ndarray) -> Interval:
+        """The mean of per-image ``values`` with its 95 % paired bootstrap interval."""
+        values = np.asarray(values, dtype=np.float64)
+        return mean_interval(values, self.weights(values.size))
+
     def covering(self, lenses: tuple[str, ...]) -> ResultsView:
         """The same view restricted to the models every one of ``lenses`` looked at (a claim
         is checked on the models its lenses saw, in study order)."""
@@ -116,51 +119,41 @@ class ResultsView:
 
 
 ModelStat = Callable[[ResultsView, str, np.ndarray], np.ndarray]
+"""A per-model statistic under bootstrap weights W [B, N]: one value per resample [B]."""
+Check = Callable[[ResultsView], Verdict]
+"""A claim's check: the verdict on the models of a view (bootstrapping with ``view.weights``)."""
 
 
 @dataclass(frozen=True)
 class Claim:
     id: str
-    paper: str
+    paper: Paper
     section: str
     statement: str
     needs: tuple[str, ...]
-    check: Callable[[ResultsView, np.ndarray], Verdict]
+    check: Check
 
 
-def combine(signs: list[int]) -> str:
-    if signs and all(s > 0 for s in signs):
-        return HOLDS
-    if any(s < 0 for s in signs):
-        return FAILS
-    return INCONCLUSIVE
+CLAIM_REGISTRY: Registry[Claim] = Registry("claim")
+"""Every claim by id (``get_claim`` answers an unknown id with the known ones)."""
 
 
-def mean_interval(view: ResultsView, values: np.ndarray) -> Interval:
-    """The mean of per-image values with its 95 % paired bootstrap interval (the view's
-    resampling weights, shared by every model)."""
-    values = np.asarray(values, dtype=np.float64)
-    return interval(float(np.nanmean(values)), weighted_mean(values, view.weights(values.size)))
+def register_claims(*claims: Claim) -> tuple[Claim, ...]:
+    """Register ``claims`` by id; returns them in the order given (the report's order)."""
+    return tuple(CLAIM_REGISTRY.add(c.id, c) for c in claims)
 
 
-def every_part(statuses: list[str]) -> str:
-    """Verdict of a claim with several parts: fails if any part fails, holds if all hold."""
-    if FAILS in statuses:
-        return FAILS
-    return HOLDS if statuses and all(s == HOLDS for s in statuses) else INCONCLUSIVE
-
-
-def both(a: list[int], b: list[int]) -> str:
-    """Verdict of a claim with two parts: fails if either fails, holds if both hold."""
-    return every_part([combine(a), combine(b)])
+def get_claim(claim_id: str) -> Claim:
+    return CLAIM_REGISTRY.get(claim_id)
 
 
 def versus_natural(
-    view: ResultsView, w: np.ndarray, stat: ModelStat, what: str, direction: int = 1
+    view: ResultsView, stat: ModelStat, what: str, direction: int = 1
 ) -> tuple[list[int], list[str], dict]:
     """Δ = stat(robust) − stat(natural) per robust model with paired bootstrap intervals."""
     if not view.natural or not view.robust:
         return [], [f"needs a natural and at least one robust model ({what})"], {}
+    w = view.weights(view.n)
     nat = view.natural[0]
     one = full_weights(view.n)
     base_full, base_boot = stat(view, nat.name, one)[0], stat(view, nat.name, w)
@@ -175,9 +168,10 @@ def versus_natural(
 
 
 def grows_with_eps(
-    view: ResultsView, w: np.ndarray, stat: ModelStat, what: str, include_natural: bool = True
+    view: ResultsView, stat: ModelStat, what: str, include_natural: bool = True
 ) -> tuple[list[int], list[str], dict]:
     """Spearman ρ between training ε and a statistic, per training norm with ≥ 3 models."""
+    w = view.weights(view.n)
     signs, parts, numbers = [], [], {}
     one = full_weights(view.n)
     for norm in sorted({m.train_norm for m in view.robust if m.train_norm}):

@@ -6,19 +6,17 @@ import numpy as np
 
 from robustlens.analysis.bootstrap import always_true_count, full_weights, interval, weighted_mean
 from robustlens.claims.base import (
-    INCONCLUSIVE,
     Claim,
     ModelStat,
     ResultsView,
-    Verdict,
-    both,
     grows_with_eps,
+    register_claims,
     verdict_from,
     versus_natural,
 )
-
-PAPER_000 = "000_623867b7a7f4c6d9 (Carletti et al.)"
-
+from robustlens.claims.verdict import INCONCLUSIVE, Verdict, both
+from robustlens.lenses import activations, color, latent
+from robustlens.papers import CARLETTI
 
 # -------------------------------------------------------------------- statistics (paper 000)
 
@@ -26,15 +24,19 @@ PAPER_000 = "000_623867b7a7f4c6d9 (Carletti et al.)"
 def dense_total(view: ResultsView, model: str, w: np.ndarray) -> np.ndarray:
     """Σ_k N_k: maps densely active for every (drawn) image, over all blocks."""
     total = np.zeros(w.shape[0])
-    for tap in view.array("activations", model, "taps"):
-        total += always_true_count(view.array("activations", model, f"dense/{tap}"), w)
+    for tap in view.array("activations", model, activations.TAPS):
+        dense = view.array("activations", model, activations.per_tap(activations.DENSE, tap))
+        total += always_true_count(dense, w)
     return total
 
 
 def _mean_over_blocks(metric: str) -> ModelStat:
     def stat(view: ResultsView, model: str, w: np.ndarray) -> np.ndarray:
-        taps = view.array("activations", model, "taps")
-        values = [weighted_mean(view.array("activations", model, f"{metric}/{t}"), w) for t in taps]
+        taps = view.array("activations", model, activations.TAPS)
+        values = [
+            weighted_mean(view.array("activations", model, activations.per_tap(metric, t)), w)
+            for t in taps
+        ]
         return np.nanmean(np.stack(values), axis=0)
 
     return stat
@@ -49,7 +51,7 @@ def _accuracy(lens: str, name: str) -> ModelStat:
 
 def _drop(name: str) -> ModelStat:
     def stat(view: ResultsView, model: str, w: np.ndarray) -> np.ndarray:
-        clean = _accuracy("color", "clean")(view, model, w)
+        clean = _accuracy("color", color.CLEAN)(view, model, w)
         return clean - _accuracy("color", name)(view, model, w)
 
     return stat
@@ -57,8 +59,8 @@ def _drop(name: str) -> ModelStat:
 
 def contour_drop(view: ResultsView, model: str, w: np.ndarray) -> np.ndarray:
     """Mean accuracy drop over colours and thicknesses."""
-    contour = view.array("color", model, "contour")  # [colors, thicknesses, N]
-    clean = _accuracy("color", "clean")(view, model, w)
+    contour = view.array("color", model, color.CONTOUR)  # [colors, thicknesses, N]
+    clean = _accuracy("color", color.CLEAN)(view, model, w)
     accs = np.stack(
         [weighted_mean(c.astype(np.float64), w) for c in contour.reshape(-1, contour.shape[-1])]
     )
@@ -67,11 +69,11 @@ def contour_drop(view: ResultsView, model: str, w: np.ndarray) -> np.ndarray:
 
 def contour_spread(view: ResultsView, model: str, w: np.ndarray) -> np.ndarray:
     """Std over colours of the accuracy drop (averaged over thicknesses)."""
-    contour = view.array("color", model, "contour")
+    contour = view.array("color", model, color.CONTOUR)
     per_color = np.stack(
         [
-            np.mean([weighted_mean(t.astype(np.float64), w) for t in color], axis=0)
-            for color in contour
+            np.mean([weighted_mean(t.astype(np.float64), w) for t in shade], axis=0)
+            for shade in contour
         ]
     )
     return per_color.std(axis=0)
@@ -79,12 +81,10 @@ def contour_spread(view: ResultsView, model: str, w: np.ndarray) -> np.ndarray:
 
 def _latent_delta(kind: str) -> ModelStat:
     def stat(view: ResultsView, model: str, w: np.ndarray) -> np.ndarray:
-        after = weighted_mean(
-            view.array("latent", model, f"{kind}/retrained").astype(np.float64), w
-        )
-        before = weighted_mean(
-            view.array("latent", model, f"{kind}/original").astype(np.float64), w
-        )
+        after = view.array("latent", model, latent.correct_name(kind, latent.RETRAINED))
+        before = view.array("latent", model, latent.correct_name(kind, latent.ORIGINAL))
+        after = weighted_mean(after.astype(np.float64), w)
+        before = weighted_mean(before.astype(np.float64), w)
         return after - before
 
     return stat
@@ -93,12 +93,12 @@ def _latent_delta(kind: str) -> ModelStat:
 # ------------------------------------------------------------------------------- checks
 
 
-def check_dense_more(view: ResultsView, w: np.ndarray) -> Verdict:
-    return verdict_from(*versus_natural(view, w, dense_total, "Σ_k N_k"))
+def check_dense_more(view: ResultsView) -> Verdict:
+    return verdict_from(*versus_natural(view, dense_total, "Σ_k N_k"))
 
 
-def check_dense_grows(view: ResultsView, w: np.ndarray) -> Verdict:
-    signs, parts, numbers = grows_with_eps(view, w, dense_total, "Σ_k N_k")
+def check_dense_grows(view: ResultsView) -> Verdict:
+    signs, parts, numbers = grows_with_eps(view, dense_total, "Σ_k N_k")
     if not signs:
         return Verdict(
             INCONCLUSIVE, "; ".join(parts) or "needs ≥ 3 training ε of one norm", "", numbers
@@ -106,12 +106,12 @@ def check_dense_grows(view: ResultsView, w: np.ndarray) -> Verdict:
     return verdict_from(signs, parts, numbers)
 
 
-def check_redundancy(view: ResultsView, w: np.ndarray) -> Verdict:
+def check_redundancy(view: ResultsView) -> Verdict:
     s1, p1, n1 = versus_natural(
-        view, w, _mean_over_blocks("redundant_maps"), "C^R (mean over blocks)"
+        view, _mean_over_blocks(activations.REDUNDANT_MAPS), "C^R (mean over blocks)"
     )
     s2, p2, n2 = versus_natural(
-        view, w, _mean_over_blocks("mean_similarity"), "S̄ (mean over blocks)"
+        view, _mean_over_blocks(activations.MEAN_SIMILARITY), "S̄ (mean over blocks)"
     )
     return Verdict(
         both(s1, s2),
@@ -121,18 +121,19 @@ def check_redundancy(view: ResultsView, w: np.ndarray) -> Verdict:
     )
 
 
-def check_latent_tradeoff(view: ResultsView, w: np.ndarray) -> Verdict:
+def check_latent_tradeoff(view: ResultsView) -> Verdict:
     if not view.robust:
         return Verdict(INCONCLUSIVE, "needs at least one robust model")
-    one = full_weights(view.n)
+    one, w = full_weights(view.n), view.weights(view.n)
     s_nat, s_rob, parts, numbers = [], [], [], {}
     for m in view.robust:
         nat = interval(
-            _latent_delta("natural")(view, m.name, one)[0],
-            _latent_delta("natural")(view, m.name, w),
+            _latent_delta(latent.NATURAL)(view, m.name, one)[0],
+            _latent_delta(latent.NATURAL)(view, m.name, w),
         )
         rob = interval(
-            _latent_delta("robust")(view, m.name, one)[0], _latent_delta("robust")(view, m.name, w)
+            _latent_delta(latent.ROBUST)(view, m.name, one)[0],
+            _latent_delta(latent.ROBUST)(view, m.name, w),
         )
         s_nat.append(nat.sign())
         s_rob.append(-rob.sign())
@@ -141,14 +142,14 @@ def check_latent_tradeoff(view: ResultsView, w: np.ndarray) -> Verdict:
     return Verdict(both(s_nat, s_rob), "; ".join(parts), "95 % bootstrap CI over images", numbers)
 
 
-def check_latent_grows(view: ResultsView, w: np.ndarray) -> Verdict:
+def check_latent_grows(view: ResultsView) -> Verdict:
     def neg_robust(v: ResultsView, model: str, ww: np.ndarray) -> np.ndarray:
-        return -_latent_delta("robust")(v, model, ww)
+        return -_latent_delta(latent.ROBUST)(v, model, ww)
 
     s1, p1, n1 = grows_with_eps(
-        view, w, _latent_delta("natural"), "Δ natural acc", include_natural=False
+        view, _latent_delta(latent.NATURAL), "Δ natural acc", include_natural=False
     )
-    s2, p2, n2 = grows_with_eps(view, w, neg_robust, "−Δ robust acc", include_natural=False)
+    s2, p2, n2 = grows_with_eps(view, neg_robust, "−Δ robust acc", include_natural=False)
     if not s1 or not s2:
         return Verdict(INCONCLUSIVE, "; ".join(p1 + p2) or "needs ≥ 3 robust models of one norm")
     return Verdict(
@@ -159,11 +160,11 @@ def check_latent_grows(view: ResultsView, w: np.ndarray) -> Verdict:
     )
 
 
-def check_pixel_average(view: ResultsView, w: np.ndarray) -> Verdict:
-    stat = _accuracy("color", "pixel_average")
-    signs, parts, numbers = versus_natural(view, w, stat, "pixel-average accuracy")
+def check_pixel_average(view: ResultsView) -> Verdict:
+    stat = _accuracy("color", color.PIXEL_AVERAGE)
+    signs, parts, numbers = versus_natural(view, stat, "pixel-average accuracy")
     chance = 1.0 / view.num_classes
-    one = full_weights(view.n)
+    one, w = full_weights(view.n), view.weights(view.n)
     for m in view.robust:
         iv = interval(stat(view, m.name, one)[0] - chance, stat(view, m.name, w) - chance)
         signs.append(iv.sign())
@@ -171,9 +172,9 @@ def check_pixel_average(view: ResultsView, w: np.ndarray) -> Verdict:
     return verdict_from(signs, parts, numbers)
 
 
-def check_contours(view: ResultsView, w: np.ndarray) -> Verdict:
-    s1, p1, n1 = versus_natural(view, w, contour_drop, "contour drop")
-    s2, p2, n2 = versus_natural(view, w, contour_spread, "std of drop over colours")
+def check_contours(view: ResultsView) -> Verdict:
+    s1, p1, n1 = versus_natural(view, contour_drop, "contour drop")
+    s2, p2, n2 = versus_natural(view, contour_spread, "std of drop over colours")
     return Verdict(
         both(s1, s2),
         "; ".join(p1 + p2),
@@ -182,14 +183,14 @@ def check_contours(view: ResultsView, w: np.ndarray) -> Verdict:
     )
 
 
-def check_grid(view: ResultsView, w: np.ndarray) -> Verdict:
-    return verdict_from(*versus_natural(view, w, _drop("grid"), "grid accuracy drop"))
+def check_grid(view: ResultsView) -> Verdict:
+    return verdict_from(*versus_natural(view, _drop(color.GRID), "grid accuracy drop"))
 
 
-CLAIMS_000: tuple[Claim, ...] = (
+CLAIMS_000: tuple[Claim, ...] = register_claims(
     Claim(
         "000-4.1-dense",
-        PAPER_000,
+        CARLETTI,
         "§4.1, Fig. 1, 5",
         "Adversarially-trained models have more feature maps that are densely active for all "
         "images (N_k) than natural models.",
@@ -198,7 +199,7 @@ CLAIMS_000: tuple[Claim, ...] = (
     ),
     Claim(
         "000-4.1-dense-eps",
-        PAPER_000,
+        CARLETTI,
         "§4.1, Fig. 1, 5",
         "The number of always densely active feature maps grows with the training ε.",
         ("activations",),
@@ -206,7 +207,7 @@ CLAIMS_000: tuple[Claim, ...] = (
     ),
     Claim(
         "000-4.2-redundancy",
-        PAPER_000,
+        CARLETTI,
         "§4.2, Fig. 2–3, 6–7",
         "Adversarially-trained models have more redundant feature maps and a higher mean cosine "
         "similarity between active feature maps than natural models.",
@@ -215,7 +216,7 @@ CLAIMS_000: tuple[Claim, ...] = (
     ),
     Claim(
         "000-4.3-latent",
-        PAPER_000,
+        CARLETTI,
         "§4.3, Tables 1–2",
         "Retraining the linear head of a robust model on natural data raises its natural accuracy "
         "and lowers its robust accuracy.",
@@ -224,7 +225,7 @@ CLAIMS_000: tuple[Claim, ...] = (
     ),
     Claim(
         "000-4.3-latent-eps",
-        PAPER_000,
+        CARLETTI,
         "§4.3, Tables 1–2",
         "The gain in natural accuracy and the loss in robust accuracy from retraining the head "
         "grow with the training ε.",
@@ -233,7 +234,7 @@ CLAIMS_000: tuple[Claim, ...] = (
     ),
     Claim(
         "000-4.4-average",
-        PAPER_000,
+        CARLETTI,
         "§4.4, Tables 3–5",
         "Robust models classify pixel-averaged images better than natural models, and better "
         "than chance.",
@@ -242,7 +243,7 @@ CLAIMS_000: tuple[Claim, ...] = (
     ),
     Claim(
         "000-4.4-contour",
-        PAPER_000,
+        CARLETTI,
         "§4.4, Fig. 4, 8",
         "Coloured contours lower the accuracy of robust models more than that of natural "
         "models, with a larger spread across colours.",
@@ -251,7 +252,7 @@ CLAIMS_000: tuple[Claim, ...] = (
     ),
     Claim(
         "000-B-grid",
-        PAPER_000,
+        CARLETTI,
         "App. B, Fig. 12",
         "Tiling the image in a 2×2 grid lowers the accuracy of robust models more than that of "
         "natural models.",

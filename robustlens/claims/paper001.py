@@ -7,21 +7,12 @@ from collections import Counter
 
 import numpy as np
 
-from robustlens.analysis.bootstrap import interval, weighted_mean
-from robustlens.claims.base import (
-    FAILS,
-    HOLDS,
-    INCONCLUSIVE,
-    Claim,
-    ResultsView,
-    Verdict,
-    combine,
-    every_part,
-    mean_interval,
-)
+from robustlens.analysis.bootstrap import interval
+from robustlens.claims.base import Claim, ResultsView, register_claims
+from robustlens.claims.verdict import INCONCLUSIVE, Verdict, combine, every_part, from_sign
+from robustlens.lenses import transfer, universality
 from robustlens.lenses.base import StudyModel
-
-PAPER_001 = "001_3364f971c200652f (Springer et al.)"
+from robustlens.papers import SPRINGER
 
 
 def _family(robust: list[StudyModel]) -> tuple[str | None, list[StudyModel]]:
@@ -41,13 +32,13 @@ def _peak_part(view: ResultsView, by_eps: dict[float, np.ndarray]) -> tuple[str,
     eps = sorted(by_eps)
     values = np.stack([by_eps[e] for e in eps])  # [K, N]
     full = np.nanmean(values, axis=1)
-    boot = np.stack([weighted_mean(v, view.weights(v.size)) for v in values], axis=1)  # [B, K]
+    boot = np.stack([view.mean_samples(v)[1] for v in values], axis=1)  # [B, K]
     best = int(np.argmax(full[:-1]))
     iv = interval(float(full[best] - full[-1]), boot[:, best] - boot[:, -1])
     argmax = np.argmax(boot, axis=1)
     below = float(np.mean(argmax < len(eps) - 1))
     modal = eps[int(np.bincount(argmax, minlength=len(eps)).argmax())]
-    status = {1: HOLDS, -1: FAILS}.get(iv.sign(), INCONCLUSIVE)
+    status = from_sign(iv.sign())
     text = (
         f"peak: best R below the largest ε (ε={eps[best]:g}) − R at ε={eps[-1]:g} = {iv.text()}; "
         f"argmax over ε below ε={eps[-1]:g} in {100 * below:.0f} % of resamples (most often "
@@ -63,7 +54,7 @@ def _peak_part(view: ResultsView, by_eps: dict[float, np.ndarray]) -> tuple[str,
     return status, text, numbers
 
 
-def check_universality(view: ResultsView, w: np.ndarray) -> Verdict:
+def check_universality(view: ResultsView) -> Verdict:
     """A standard model C' is more accurate on R_ε of the least robust source (ε > 0) than on
     R_0 of another standard model, and its accuracy over the sources' ε peaks below the
     largest ε (when there are at least three): the best R at a smaller ε beats R at the
@@ -77,7 +68,7 @@ def check_universality(view: ResultsView, w: np.ndarray) -> Verdict:
         )
 
     def correct(evaluator: str, source: str) -> np.ndarray | None:
-        name = f"correct/{evaluator}/{source}"
+        name = universality.correct_name(evaluator, source)
         if not view.has_array("universality", evaluator, name):
             return None
         return view.array("universality", evaluator, name).astype(np.float64)
@@ -104,8 +95,8 @@ def check_universality(view: ResultsView, w: np.ndarray) -> Verdict:
     if not robust:
         return Verdict(INCONCLUSIVE, "no robustified set from a robust source")
     smallest = correct(evaluator, robust[0].name)
-    iv = mean_interval(view, smallest - base)
-    parts = [{1: HOLDS, -1: FAILS}.get(iv.sign(), INCONCLUSIVE)]
+    iv = view.mean_interval(smallest - base)
+    parts = [from_sign(iv.sign())]
     by_eps: dict[float, np.ndarray] = {}
     for e in dict.fromkeys(m.train_eps for m in robust):
         same = [correct(evaluator, m.name) for m in robust if m.train_eps == e]
@@ -132,14 +123,14 @@ def check_universality(view: ResultsView, w: np.ndarray) -> Verdict:
     return Verdict(every_part(parts), evidence, "95 % paired bootstrap CI over images", numbers)
 
 
-def check_targeted_transfer(view: ResultsView, w: np.ndarray) -> Verdict:
+def check_targeted_transfer(view: ResultsView) -> Verdict:
     """For every victim: targeted success of examples from the smallest-ε robust source of one
     training norm (the norm with the most robust sources) minus that from a natural source of
     the same architecture, both among the transfer lens's own sources, paired over images
     (Fig. 6)."""
     anchor = view.models[0].name if view.models else ""
     names = set(view.array_names("transfer", anchor))
-    hits = [n.split("/")[1:] for n in names if n.startswith("hit/") and n.count("/") == 2]
+    hits = [hit for n in names if (hit := transfer.parse_hit(n)) is not None]
     made_on = {s for _, s in hits}
     victims = sorted({v for v, _ in hits if v not in made_on})
     order = {m.name: i for i, m in enumerate(view.models)}
@@ -169,16 +160,16 @@ def check_targeted_transfer(view: ResultsView, w: np.ndarray) -> Verdict:
     rob = robust[0]
     signs, parts, numbers = [], [], {"natural": nat.name, "robust": rob.name, "norm": family}
     for v in victims:
-        pair = (f"hit/{v}/{rob.name}", f"hit/{v}/{nat.name}")
+        pair = (transfer.hit_name(v, rob.name), transfer.hit_name(v, nat.name))
         if not all(view.has_array("transfer", anchor, n) for n in pair):
             parts.append(f"{v}: missing results")
             continue
         a, b = (view.array("transfer", anchor, n).astype(np.float64) for n in pair)
-        iv = mean_interval(view, a - b)
+        iv = view.mean_interval(a - b)
         signs.append(iv.sign())
         text = f"{v}: {a.mean():.3f} vs {b.mean():.3f}, Δ {iv.text()}"
-        if view.has_array("transfer", anchor, f"clean_hit/{v}"):
-            clean = view.array("transfer", anchor, f"clean_hit/{v}").astype(np.float64)
+        if view.has_array("transfer", anchor, transfer.clean_hit_name(v)):
+            clean = view.array("transfer", anchor, transfer.clean_hit_name(v)).astype(np.float64)
             text += f" (clean images predicted as the target: {clean.mean():.3f})"
         parts.append(text)
         numbers[v] = iv.__dict__
@@ -195,7 +186,7 @@ def check_targeted_transfer(view: ResultsView, w: np.ndarray) -> Verdict:
     return Verdict(combine(signs), evidence, "95 % paired bootstrap CI over images", numbers)
 
 
-def check_type_b(view: ResultsView, w: np.ndarray) -> Verdict:
+def check_type_b(view: ResultsView) -> Verdict:
     """Models trained on zero-robust sets score above chance on the test set robustified
     against every robust source; those trained on negative-robust sets (the leakage control)
     at least on the least robust source's."""
@@ -214,11 +205,11 @@ def check_type_b(view: ResultsView, w: np.ndarray) -> Verdict:
     for m in zero + negative:
         sources = robust if m in zero else robust[:1]
         for s in sources:
-            name = f"correct/{m.name}/{s.name}"
+            name = universality.correct_name(m.name, s.name)
             if not view.has_array("universality", m.name, name):
                 continue
             c = view.array("universality", m.name, name).astype(np.float64) - chance
-            iv = mean_interval(view, c)
+            iv = view.mean_interval(c)
             signs.append(iv.sign())
             parts.append(f"{m.name} on R from {s.name}: accuracy − chance {iv.text()}")
             numbers[f"{m.name}/{s.name}"] = iv.__dict__
@@ -228,10 +219,10 @@ def check_type_b(view: ResultsView, w: np.ndarray) -> Verdict:
     return Verdict(combine(signs), evidence, "95 % paired bootstrap CI over images", numbers)
 
 
-CLAIMS_001: tuple[Claim, ...] = (
+CLAIMS_001: tuple[Claim, ...] = register_claims(
     Claim(
         "001-4-type-b",
-        PAPER_001,
+        SPRINGER,
         "§4, Tables 1/5",
         "Classifiers trained on zero-robust (and, as a control, negative-robust) sets score "
         "above chance on robustified test sets: non-robust features entangled with robust "
@@ -241,7 +232,7 @@ CLAIMS_001: tuple[Claim, ...] = (
     ),
     Claim(
         "001-5.1-universality",
-        PAPER_001,
+        SPRINGER,
         "§5.1, Fig. 3",
         "A standard model is more accurate on test sets robustified against slightly robust "
         "models than on one robustified against another standard model, with a peak at a "
@@ -251,7 +242,7 @@ CLAIMS_001: tuple[Claim, ...] = (
     ),
     Claim(
         "001-5.2-targeted-transfer",
-        PAPER_001,
+        SPRINGER,
         "§5.2, Fig. 6",
         "Targeted adversarial examples transfer better to other architectures when the source "
         "model is slightly robust than when it is natural.",

@@ -4,27 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from robustlens.claims.base import (
-    FAILS,
-    HOLDS,
-    INCONCLUSIVE,
-    Claim,
-    ResultsView,
-    Verdict,
-    mean_interval,
-)
+from robustlens.claims.base import Claim, ResultsView, register_claims
+from robustlens.claims.verdict import FAILS, HOLDS, INCONCLUSIVE, Verdict
+from robustlens.lenses import ensemble
+from robustlens.papers import ITAZURI
 
-PAPER_002 = "002_cb5dd505beb7dee8 (Itazuri et al.)"
 MARGIN = 0.01
 """"At least as accurate": STD+ADV may trail its best single member by at most 1 point."""
 
 
 def _targets(view: ResultsView) -> list[str]:
     names = view.array_names("ensemble", view.models[0].name) if view.models else []
-    return list(dict.fromkeys(n.split("/")[1] for n in names if n.startswith("correct/")))
+    return list(dict.fromkeys(t for n in names if (t := ensemble.target_of(n)) is not None))
 
 
-def check_fusion(view: ResultsView, w: np.ndarray) -> Verdict:
+def check_fusion(view: ResultsView) -> Verdict:
     """Per target and STD+ADV pair: Δ = acc(pair) − acc(its better member), paired over the
     target's test images. A target counts for the claim when every pair's Δ interval lies
     above −1 point, against it when one lies below; the claim holds on a majority of targets
@@ -40,7 +34,7 @@ def check_fusion(view: ResultsView, w: np.ndarray) -> Verdict:
     for target in targets:
 
         def correct(name: str, target: str = target) -> np.ndarray | None:
-            key = f"correct/{target}/{name}"
+            key = ensemble.correct_name(target, name)
             if not view.has_array("ensemble", anchor, key):
                 return None
             return view.array("ensemble", anchor, key).astype(np.float64)
@@ -48,15 +42,15 @@ def check_fusion(view: ResultsView, w: np.ndarray) -> Verdict:
         signs, texts = [], []
         for nat in natural:
             for rob in robust:
-                pair = correct(f"{nat.name}+{rob.name}")
+                pair = correct(ensemble.members_name([nat.name, rob.name]))
                 if pair is None:
-                    pair = correct(f"{rob.name}+{nat.name}")
+                    pair = correct(ensemble.members_name([rob.name, nat.name]))
                 singles = [correct(nat.name), correct(rob.name)]
                 if pair is None or any(s is None for s in singles):
                     continue
                 best = max(singles, key=lambda s: s.mean())
                 diff = pair - best
-                iv = mean_interval(view, diff)
+                iv = view.mean_interval(diff)
                 signs.append(1 if iv.low > -MARGIN else (-1 if iv.high < -MARGIN else 0))
                 texts.append(f"{nat.name}+{rob.name} − best single {iv.text()}")
                 numbers.setdefault(target, {})[f"{nat.name}+{rob.name}"] = iv.__dict__
@@ -78,10 +72,10 @@ def check_fusion(view: ResultsView, w: np.ndarray) -> Verdict:
                    numbers)  # fmt: skip
 
 
-CLAIMS_002_ENSEMBLE: tuple[Claim, ...] = (
+CLAIMS_002_ENSEMBLE: tuple[Claim, ...] = register_claims(
     Claim(
         "002-4.2-fusion",
-        PAPER_002,
+        ITAZURI,
         "§4.2, Fig. 7",
         "Late fusion of a natural and a robust feature extractor (STD+ADV) is at least as "
         "accurate as the better of the two alone on most target data sets.",

@@ -5,19 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from robustlens.claims.base import (
-    FAILS,
-    HOLDS,
-    INCONCLUSIVE,
-    Claim,
-    ResultsView,
-    Verdict,
-    combine,
-    every_part,
-    mean_interval,
-)
+from robustlens.claims.base import Claim, ResultsView, register_claims
+from robustlens.claims.verdict import FAILS, HOLDS, INCONCLUSIVE, Verdict, combine, every_part
+from robustlens.lenses import probes
+from robustlens.papers import ITAZURI
 
-PAPER_002 = "002_cb5dd505beb7dee8 (Itazuri et al.)"
 CI = "95 % paired bootstrap CI over images"
 GAP_MARGIN = 0.05
 """§4.1 "the gap stays" under blur: the natural − robust accuracy gap moves by less than 5
@@ -25,16 +17,16 @@ points (averaged over σ > 0) from its value on clean images."""
 
 
 def _levels(view: ResultsView, model: str, probe: str) -> dict[float, np.ndarray]:
-    prefix = f"correct/{probe}/"
     out = {}
     for name in view.array_names("probes", model):
-        if name.startswith(prefix):
-            out[float(name[len(prefix) :])] = view.array("probes", model, name).astype(np.float64)
+        found = probes.parse_correct(name)
+        if found is not None and found[0] == probe:
+            out[found[1]] = view.array("probes", model, name).astype(np.float64)
     return dict(sorted(out.items()))
 
 
 def _clean(view: ResultsView, model: str) -> np.ndarray | None:
-    for probe in ("median_filter", "gaussian_blur"):
+    for probe in (probes.MEDIAN_FILTER, probes.GAUSSIAN_BLUR):
         levels = _levels(view, model, probe)
         if 0.0 in levels:
             return levels[0.0]
@@ -56,7 +48,7 @@ def _drop_versus_natural(
                 return [], [f"{probe}: results missing"], {}
             at = max(levels) if level is None else level
             drops.append(clean - levels[at])
-        iv = mean_interval(view, drops[0] - drops[1])
+        iv = view.mean_interval(drops[0] - drops[1])
         signs.append(iv.sign())
         parts.append(
             f"{m.name}: drop {drops[1].mean():.3f} vs natural {drops[0].mean():.3f}, "
@@ -72,19 +64,19 @@ def _requires_pair(view: ResultsView) -> Verdict | None:
     return None
 
 
-def check_median(view: ResultsView, w: np.ndarray) -> Verdict:
+def check_median(view: ResultsView) -> Verdict:
     """Robust models lose less accuracy than the natural one at the most median filtering."""
     missing = _requires_pair(view)
     if missing:
         return missing
-    signs, parts, numbers = _drop_versus_natural(view, "median_filter", None)
-    levels = _levels(view, view.natural[0].name, "median_filter")
+    signs, parts, numbers = _drop_versus_natural(view, probes.MEDIAN_FILTER, None)
+    levels = _levels(view, view.natural[0].name, probes.MEDIAN_FILTER)
     head = f"median filter applied {max(levels):g} times: " if levels else ""
     status = combine(signs) if signs else INCONCLUSIVE
     return Verdict(status, head + "; ".join(parts), CI, numbers)
 
 
-def check_texture(view: ResultsView, w: np.ndarray) -> Verdict:
+def check_texture(view: ResultsView) -> Verdict:
     """Robust models lose less accuracy than the natural one on every texture-replacing probe
     (amplitude swap, edge map) and score higher on stylised images when the study has them."""
     missing = _requires_pair(view)
@@ -92,21 +84,21 @@ def check_texture(view: ResultsView, w: np.ndarray) -> Verdict:
         return missing
     nat = view.natural[0].name
     statuses, parts, numbers = [], [], {}
-    for probe in ("amplitude_swap", "edge_map"):
+    for probe in probes.TEXTURE_PROBES:
         if not _levels(view, nat, probe):
             continue
         signs, texts, nums = _drop_versus_natural(view, probe, None)
         statuses.append(combine(signs) if signs else INCONCLUSIVE)
         parts.append(f"{probe.replace('_', ' ')}: {'; '.join(texts)}")
         numbers[probe] = nums
-    stylized = _levels(view, nat, "stylized")
+    stylized = _levels(view, nat, probes.STYLIZED)
     if stylized:
         signs, texts = [], []
         for m in view.robust:
-            own = _levels(view, m.name, "stylized")
+            own = _levels(view, m.name, probes.STYLIZED)
             if not own:
                 continue
-            iv = mean_interval(view, own[1.0] - stylized[1.0])
+            iv = view.mean_interval(own[1.0] - stylized[1.0])
             signs.append(iv.sign())
             texts.append(f"{m.name}: accuracy − natural's = {iv.text()}")
         statuses.append(combine(signs) if signs else INCONCLUSIVE)
@@ -117,22 +109,22 @@ def check_texture(view: ResultsView, w: np.ndarray) -> Verdict:
     return Verdict(status, " | ".join(parts), CI, numbers)
 
 
-def check_blur_gap(view: ResultsView, w: np.ndarray) -> Verdict:
+def check_blur_gap(view: ResultsView) -> Verdict:
     """Under Gaussian blur the natural − robust accuracy gap stays what it is on clean images:
     its mean change over σ > 0 lies within ±5 points (an equivalence margin)."""
     missing = _requires_pair(view)
     if missing:
         return missing
-    nat = _levels(view, view.natural[0].name, "gaussian_blur")
+    nat = _levels(view, view.natural[0].name, probes.GAUSSIAN_BLUR)
     if 0.0 not in nat or len(nat) < 2:
         return Verdict(INCONCLUSIVE, "needs blur at σ = 0 and at least one σ > 0")
     statuses, parts, numbers = [], [], {}
     for m in view.robust:
-        rob = _levels(view, m.name, "gaussian_blur")
+        rob = _levels(view, m.name, probes.GAUSSIAN_BLUR)
         sigmas = [s for s in nat if s > 0 and s in rob]
         gap0 = nat[0.0] - rob[0.0]
         change = np.mean([(nat[s] - rob[s]) - gap0 for s in sigmas], axis=0)
-        iv = mean_interval(view, change)
+        iv = view.mean_interval(change)
         if iv.low >= -GAP_MARGIN and iv.high <= GAP_MARGIN:
             statuses.append(HOLDS)
         elif iv.low > GAP_MARGIN or iv.high < -GAP_MARGIN:
@@ -149,10 +141,10 @@ def check_blur_gap(view: ResultsView, w: np.ndarray) -> Verdict:
     return Verdict(status, evidence, CI, numbers)
 
 
-CLAIMS_002: tuple[Claim, ...] = (
+CLAIMS_002: tuple[Claim, ...] = register_claims(
     Claim(
         "002-4.1-median",
-        PAPER_002,
+        ITAZURI,
         "§4.1, Fig. 6",
         "Adversarially trained models lose less accuracy than natural ones as the median "
         "filter is applied repeatedly.",
@@ -161,7 +153,7 @@ CLAIMS_002: tuple[Claim, ...] = (
     ),
     Claim(
         "002-4.1-texture",
-        PAPER_002,
+        ITAZURI,
         "§4.1, Table 2",
         "Adversarially trained models lose less accuracy than natural ones when texture is "
         "replaced and shape kept.",
@@ -170,7 +162,7 @@ CLAIMS_002: tuple[Claim, ...] = (
     ),
     Claim(
         "002-4.1-blur",
-        PAPER_002,
+        ITAZURI,
         "§4.1, Fig. 6",
         "Under Gaussian blur the accuracy gap between natural and robust models stays as it is.",
         ("probes",),

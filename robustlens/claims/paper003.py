@@ -9,17 +9,11 @@ import numpy as np
 
 from robustlens.analysis.bootstrap import interval
 from robustlens.analysis.filters import GroupedFilters, filter_shift, group_order
-from robustlens.claims.base import (
-    INCONCLUSIVE,
-    Claim,
-    ResultsView,
-    Verdict,
-    both,
-    combine,
-    every_part,
-)
+from robustlens.claims.base import Claim, ResultsView, register_claims
+from robustlens.claims.verdict import INCONCLUSIVE, Verdict, both, combine, every_part
+from robustlens.lenses.filters import grouped_filters, quality_boot_name, quality_name
+from robustlens.papers import GAVRIKOV
 
-PAPER_003 = "003_d3114563f2aadf8a (Gavrikov & Keuper)"
 CI_FILTERS = "95 % bootstrap CI over filters (filterbanks for orthogonality), per model"
 DIRECTIONS = {"sparsity": -1, "variance_entropy": 1, "orthogonality": 1}
 """§4.3: robust models have fewer sparse filters, higher entropy, more orthogonal banks."""
@@ -31,14 +25,14 @@ ALPHA = 0.05
 
 
 def _layer_mean(view: ResultsView, model: str, metric: str) -> tuple[float, np.ndarray]:
-    values = view.array("filters", model, f"quality/{metric}")
-    boot = view.array("filters", model, f"quality_boot/{metric}")
+    values = view.array("filters", model, quality_name(metric))
+    boot = view.array("filters", model, quality_boot_name(metric))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN layers (e.g. one filterbank)
         return float(np.nanmean(values)), np.nanmean(boot, axis=0)
 
 
-def check_filter_quality(view: ResultsView, w: np.ndarray) -> Verdict:
+def check_filter_quality(view: ResultsView) -> Verdict:
     """Per robust model: Δ (robust − natural) of the layer-averaged sparsity (< 0), variance
     entropy (> 0) and orthogonality (> 0), each with a bootstrap interval over filters."""
     if not view.natural or not view.robust:
@@ -68,8 +62,6 @@ def check_filter_quality(view: ResultsView, w: np.ndarray) -> Verdict:
 
 
 def _filters(view: ResultsView, model: str) -> GroupedFilters:
-    from robustlens.lenses.filters import grouped_filters
-
     return grouped_filters(
         lambda name: (
             view.array("filters", model, name) if view.has_array("filters", model, name) else None
@@ -96,7 +88,7 @@ def _depth(label: str) -> str:
     return "first" if group == "first" else ("deepest" if group in DEEPEST else "middle")
 
 
-def check_shift_by_depth(view: ResultsView, w: np.ndarray) -> Verdict:
+def check_shift_by_depth(view: ResultsView) -> Verdict:
     """The weighted KL between robust (pooled) and natural filters, above its label-shuffled
     baseline, is larger in the first layer, and in the deepest 20 % of layers, than anywhere
     in between (Fig. 1). Each part holds when its group's shift is significant (permutation
@@ -151,10 +143,10 @@ def check_shift_by_depth(view: ResultsView, w: np.ndarray) -> Verdict:
     )
 
 
-CLAIMS_003: tuple[Claim, ...] = (
+CLAIMS_003: tuple[Claim, ...] = register_claims(
     Claim(
         "003-4.3-quality",
-        PAPER_003,
+        GAVRIKOV,
         "§4.3, Fig. 7",
         "Adversarially trained models have fewer sparse filters, higher variance entropy and "
         "more orthogonal filterbanks than naturally trained ones.",
@@ -163,7 +155,7 @@ CLAIMS_003: tuple[Claim, ...] = (
     ),
     Claim(
         "003-4.2-shift",
-        PAPER_003,
+        GAVRIKOV,
         "§4.2, Fig. 1",
         "Filter coefficients of robust and natural models differ most in the first "
         "convolution layer and in the deepest layers.",

@@ -5,21 +5,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from robustlens.analysis.bootstrap import Interval, interval, weighted_mean
-from robustlens.claims.base import (
+from robustlens.analysis.bootstrap import Interval, interval, median_interval, weighted_mean
+from robustlens.claims.base import Claim, ResultsView, register_claims
+from robustlens.claims.verdict import (
     FAILS,
     HOLDS,
     INCONCLUSIVE,
-    Claim,
-    ResultsView,
     Verdict,
     both,
     combine,
     every_part,
-    mean_interval,
 )
+from robustlens.lenses import attack_grid, boundary, loss_dist, norm_ratio, similarity
+from robustlens.lenses.common import attack_array, attack_keys
+from robustlens.papers import GARAEV
 
-PAPER_004 = "004_34ba3a310e26400d (Garaev et al.)"
 CI = "95 % paired bootstrap CI over images"
 
 LINF_ROW = "pgd linf 0.025"
@@ -30,6 +30,8 @@ NEAR_SQRT_D = 0.75
 FAR_BELOW_SQRT_D = 0.5
 """§3.2: L∞ ratios "near √d" = median ≥ 0.75·√d; L2 "far below" = median ≤ 0.5·√d (the paper's
 Table 4 has L∞ C1 ≥ 0.72·√d and L2 C2 ≤ 0.27·√d)."""
+MEDIAN_RESAMPLES = 200
+"""Resamples of the bootstrap interval of a median ratio (unpaired: each model its own)."""
 
 
 def _find(view: ResultsView, lens: str, model: str, prefix: str, stem: str) -> np.ndarray | None:
@@ -41,36 +43,28 @@ def _find(view: ResultsView, lens: str, model: str, prefix: str, stem: str) -> n
             continue
         plain = key.removesuffix("@cifar10").rstrip()
         if plain == prefix or plain.startswith(prefix + " "):
-            return view.array(lens, model, f"{stem}/{key}")
+            return view.array(lens, model, attack_array(stem, key))
     return None
 
 
 def _keys(view: ResultsView, lens: str, model: str, stem: str) -> list[str]:
-    names = view.array_names(lens, model)
-    return [n.split("/", 1)[1] for n in names if n.startswith(stem + "/")]
-
-
-def _mean_interval(values: np.ndarray, view: ResultsView) -> tuple[float, np.ndarray]:
-    values = np.asarray(values, dtype=np.float64)
-    w = view.weights(values.size)
-    return float(np.nanmean(values)), weighted_mean(values, w)
+    return attack_keys(view.array_names(lens, model), stem)
 
 
 # ----------------------------------------------------------------------------- §3.1
 
 
-def check_linf_hurts_more(view: ResultsView, w: np.ndarray) -> Verdict:
+def check_linf_hurts_more(view: ResultsView) -> Verdict:
     """For every model, accuracy under PGD L∞ (ε 0.025) < under PGD L2 (ε 0.25)."""
     signs, parts, numbers = [], [], {}
     for m in view.models:
-        linf = _find(view, "attack_grid", m.name, LINF_ROW, "robust")
-        l2 = _find(view, "attack_grid", m.name, L2_ROW, "robust")
+        linf = _find(view, "attack_grid", m.name, LINF_ROW, attack_grid.ROBUST)
+        l2 = _find(view, "attack_grid", m.name, L2_ROW, attack_grid.ROBUST)
         if linf is None or l2 is None:
             parts.append(f"{m.name}: the grid lacks the rows '{LINF_ROW} …' and '{L2_ROW} …'")
             continue
         diff = l2.astype(np.float64) - linf.astype(np.float64)
-        estimate, boot = _mean_interval(diff, view)
-        iv = interval(estimate, boot)
+        iv = view.mean_interval(diff)
         signs.append(iv.sign())
         parts.append(
             f"{m.name}: acc L2 − acc L∞ = {iv.text()} (L∞ {linf.mean():.3f}, L2 {l2.mean():.3f})"
@@ -84,21 +78,20 @@ def check_linf_hurts_more(view: ResultsView, w: np.ndarray) -> Verdict:
 
 def _median_ratio(view: ResultsView, model: str, norm: str) -> tuple[float, float, float] | None:
     """Median of ‖δ‖₂/‖δ‖∞ / √d for the model's PGD setting in ``norm``, with a CI."""
-    keys = [k for k in _keys(view, "norm_ratio", model, "ratio") if k.startswith(f"pgd {norm} ")]
+    keys = _keys(view, "norm_ratio", model, norm_ratio.RATIO)
+    keys = [k for k in keys if k.startswith(f"pgd {norm} ")]
     if not keys:
         return None
-    ratio = view.array("norm_ratio", model, f"ratio/{keys[0]}")
-    sqrt_d = float(view.array("norm_ratio", model, "sqrt_d")[0])
+    ratio = view.array("norm_ratio", model, attack_array(norm_ratio.RATIO, keys[0]))
+    sqrt_d = float(view.array("norm_ratio", model, norm_ratio.SQRT_D)[0])
     ok = ratio[~np.isnan(ratio)] / sqrt_d
     if ok.size < 5:
         return None
-    rng = np.random.default_rng(view.seed)
-    boot = np.median(rng.choice(ok, size=(200, ok.size)), axis=1)
-    low, high = np.quantile(boot, [0.025, 0.975])
-    return float(np.median(ok)), float(low), float(high)
+    iv = median_interval(ok, MEDIAN_RESAMPLES, view.seed)
+    return iv.estimate, iv.low, iv.high
 
 
-def check_norm_ratio(view: ResultsView, w: np.ndarray) -> Verdict:
+def check_norm_ratio(view: ResultsView) -> Verdict:
     signs, parts, numbers = [], [], {}
     for m in view.models:
         linf, l2 = _median_ratio(view, m.name, "linf"), _median_ratio(view, m.name, "l2")
@@ -129,16 +122,18 @@ def check_norm_ratio(view: ResultsView, w: np.ndarray) -> Verdict:
 
 def _a_distance(view: ResultsView, model: str, norm: str) -> tuple[float, np.ndarray] | None:
     """Proxy A-distance (clean vs PGD in ``norm``) and its bootstrap over images."""
-    keys = [k for k in _keys(view, "loss_dist", model, "a_errors") if k.startswith(f"pgd {norm} ")]
+    keys = _keys(view, "loss_dist", model, loss_dist.A_ERRORS)
+    keys = [k for k in keys if k.startswith(f"pgd {norm} ")]
     if not keys:
         return None
-    errors = view.array("loss_dist", model, f"a_errors/{keys[0]}").astype(np.float64)  # [2, N]
+    errors = view.array("loss_dist", model, attack_array(loss_dist.A_ERRORS, keys[0]))
+    errors = errors.astype(np.float64)  # [2, N]
     per_image = errors.mean(axis=0)  # both copies of an image travel together
-    estimate, boot = _mean_interval(per_image, view)
+    estimate, boot = view.mean_samples(per_image)
     return 2 * (1 - 2 * estimate), 2 * (1 - 2 * boot)
 
 
-def check_a_distance(view: ResultsView, w: np.ndarray) -> Verdict:
+def check_a_distance(view: ResultsView) -> Verdict:
     if not view.natural or not view.robust:
         return Verdict(INCONCLUSIVE, "needs a natural and at least one robust model")
     nat = view.natural[0]
@@ -176,18 +171,19 @@ def check_a_distance(view: ResultsView, w: np.ndarray) -> Verdict:
 
 def _svcca(view: ResultsView, model: str) -> dict[str, tuple[float, np.ndarray | None]]:
     out = {}
-    for key in _keys(view, "similarity", model, "svcca"):
-        value = float(view.array("similarity", model, f"svcca/{key}")[0])
+    for key in _keys(view, "similarity", model, similarity.SVCCA):
+        value = float(view.array("similarity", model, attack_array(similarity.SVCCA, key))[0])
+        boot_name = attack_array(similarity.SVCCA_BOOT, key)
         boot = (
-            view.array("similarity", model, f"svcca_boot/{key}")
-            if view.has_array("similarity", model, f"svcca_boot/{key}")
+            view.array("similarity", model, boot_name)
+            if view.has_array("similarity", model, boot_name)
             else None
         )
         out[key] = (value, boot)
     return out
 
 
-def check_svcca(view: ResultsView, w: np.ndarray) -> Verdict:
+def check_svcca(view: ResultsView) -> Verdict:
     if not view.natural or not view.robust:
         return Verdict(INCONCLUSIVE, "needs a natural and at least one robust model")
     nat = _svcca(view, view.natural[0].name)
@@ -228,7 +224,7 @@ def _diff_sign(a: tuple[float, np.ndarray | None], b: tuple[float, np.ndarray | 
 # ------------------------------------------------------------------------------- §5
 
 
-def check_boundary(view: ResultsView, w: np.ndarray) -> Verdict:
+def check_boundary(view: ResultsView) -> Verdict:
     """L2-trained models have a larger mean DeepFool L2 distance to the boundary than the
     natural one, and L∞-trained ones a smaller increase. The mean is over every evaluation
     image (the boundary lens's ``distance/l2``, measured from each image's clean prediction),
@@ -243,12 +239,12 @@ def check_boundary(view: ResultsView, w: np.ndarray) -> Verdict:
     nat = view.natural[0]
 
     def distances(name: str) -> np.ndarray:
-        d = view.array("boundary", name, "distance/l2").astype(np.float64)
+        d = view.array("boundary", name, boundary.distance_name("l2")).astype(np.float64)
         return np.where(np.isfinite(d), d, np.nan)
 
     base = distances(nat.name)
-    base_mean, base_boot = _mean_interval(base, view)
-    means = {m.name: _mean_interval(distances(m.name), view) for m in l2_models + linf_models}
+    base_mean, base_boot = view.mean_samples(base)
+    means = {m.name: view.mean_samples(distances(m.name)) for m in l2_models + linf_models}
     increase = {
         name: interval(mean - base_mean, boot - base_boot) for name, (mean, boot) in means.items()
     }
@@ -291,10 +287,10 @@ def _retained(
             float(attacked.mean() / clean.mean()),
             weighted_mean(attacked, w) / weighted_mean(clean, w),
         )
-    return ratio, mean_interval(view, clean - attacked)
+    return ratio, view.mean_interval(clean - attacked)
 
 
-def check_robust_data(view: ResultsView, w: np.ndarray) -> Verdict:
+def check_robust_data(view: ResultsView) -> Verdict:
     """Every model trained on a robustified training set (D_R) keeps less than half of its
     clean accuracy under each L∞ row of the attack grid (PGD L∞ ε 0.025 required; PGD L∞ 0.25
     and FGSM L∞ 0.025 / 0.25 when present): the upper end of the paired bootstrap interval of
@@ -314,12 +310,14 @@ def check_robust_data(view: ResultsView, w: np.ndarray) -> Verdict:
         )
     statuses, parts, numbers = [], [], {}
     for m in trained:
-        if not view.has_array("attack_grid", m.name, "clean"):
+        if not view.has_array("attack_grid", m.name, attack_grid.CLEAN):
             parts.append(f"{m.name}: no clean accuracy in the attack grid")
             statuses.append(INCONCLUSIVE)
             continue
-        clean = view.array("attack_grid", m.name, "clean").astype(bool)
-        rows = {r: _find(view, "attack_grid", m.name, r, "robust") for r in ROBUST_DATA_ROWS}
+        clean = view.array("attack_grid", m.name, attack_grid.CLEAN).astype(bool)
+        rows = {
+            r: _find(view, "attack_grid", m.name, r, attack_grid.ROBUST) for r in ROBUST_DATA_ROWS
+        }
         if rows[ROBUST_DATA_ROWS[0]] is None:
             parts.append(f"{m.name}: the attack grid lacks the row '{ROBUST_DATA_ROWS[0]} …'")
             statuses.append(INCONCLUSIVE)
@@ -342,7 +340,7 @@ def check_robust_data(view: ResultsView, w: np.ndarray) -> Verdict:
             others = [
                 f"{r.name} {a.mean():.3f}"
                 for r in view.robust
-                if (a := _find(view, "attack_grid", r.name, row, "robust")) is not None
+                if (a := _find(view, "attack_grid", r.name, row, attack_grid.ROBUST)) is not None
             ]
             texts.append(
                 f"{row}: accuracy {attacked.mean():.3f}, {ratio.text()} of clean "
@@ -363,10 +361,10 @@ def check_robust_data(view: ResultsView, w: np.ndarray) -> Verdict:
     return Verdict(every_part(statuses), evidence, CI, numbers)
 
 
-CLAIMS_004: tuple[Claim, ...] = (
+CLAIMS_004: tuple[Claim, ...] = register_claims(
     Claim(
         "004-3.1-robust-data",
-        PAPER_004,
+        GARAEV,
         "§3.1, Tables 1–2",
         "A model trained on a robust data set (D_R) is not robust to L∞ attacks of the paper's "
         "budgets: under PGD (and FGSM) L∞ its accuracy falls below half of its clean accuracy.",
@@ -375,7 +373,7 @@ CLAIMS_004: tuple[Claim, ...] = (
     ),
     Claim(
         "004-3.1-linf",
-        PAPER_004,
+        GARAEV,
         "§3.1, Tables 1–3",
         "L∞ attacks lower accuracy more than L2 attacks of the paper's budgets (PGD, ε = 0.025 "
         "vs 0.25 on CIFAR-10), also for adversarially trained models.",
@@ -384,7 +382,7 @@ CLAIMS_004: tuple[Claim, ...] = (
     ),
     Claim(
         "004-3.2-ratio",
-        PAPER_004,
+        GARAEV,
         "§3.2, Tables 4–6",
         "For L∞ perturbations ‖δ‖₂/‖δ‖∞ sits near √d, while L2 perturbations sit far below it.",
         ("norm_ratio",),
@@ -392,7 +390,7 @@ CLAIMS_004: tuple[Claim, ...] = (
     ),
     Claim(
         "004-3.3-adistance",
-        PAPER_004,
+        GARAEV,
         "§3.3, Fig. 1–3",
         "Adversarial training brings the adversarial loss distribution closer to the clean one "
         "(smaller A-distance) but not all the way, least for L∞ attacks.",
@@ -401,7 +399,7 @@ CLAIMS_004: tuple[Claim, ...] = (
     ),
     Claim(
         "004-4.1-svcca",
-        PAPER_004,
+        GARAEV,
         "§4.1, Tables 7, A3",
         "SVCCA between clean and adversarial representations is higher for adversarially "
         "trained models, and lowest under L∞ attacks.",
@@ -410,7 +408,7 @@ CLAIMS_004: tuple[Claim, ...] = (
     ),
     Claim(
         "004-5-boundary",
-        PAPER_004,
+        GARAEV,
         "§5, Table 8",
         "Adversarial training in L2 increases the mean L2 distance to the decision boundary; "
         "L∞ training increases it less.",

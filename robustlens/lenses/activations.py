@@ -34,6 +34,19 @@ from robustlens.lenses.base import (
 from robustlens.lenses.common import convolutional_taps
 from robustlens.models.anatomy import capture_activations
 
+# Names of the arrays the claims read (written and read through these, never spelled out).
+TAPS = "taps"
+"""Array: the taps (blocks) the lens looked at, in depth order."""
+DENSE = "dense"
+"""Per tap: [N, C] whether each map is densely active for each image."""
+REDUNDANT_MAPS, MEAN_SIMILARITY = "redundant_maps", "mean_similarity"
+"""Per tap: per-image C_k^R and S̄ [N]."""
+
+
+def per_tap(what: str, tap: str) -> str:
+    """The name of the array ``what`` (``DENSE`` or a per-image metric) at ``tap``."""
+    return f"{what}/{tap}"
+
 
 @dataclass(frozen=True)
 class ActivationParams:
@@ -259,9 +272,9 @@ def compute(
     arrays: dict[str, np.ndarray] = {}
     for depth, tap in enumerate(taps, start=1):
         d = dense[tap]  # [N, C] densely active per image and map
-        arrays[f"dense/{tap}"] = d
+        arrays[per_tap(DENSE, tap)] = d
         for metric, values in per_image[tap].items():
-            arrays[f"{metric}/{tap}"] = values
+            arrays[per_tap(metric, tap)] = values
         base = {"model": model.name, "layer": tap, "depth": depth, "channels": channels[tap]}
         n_always = int(d.all(axis=0).sum())
         rows.append(
@@ -286,14 +299,14 @@ def compute(
             freq_rows.append(
                 {**base, "setting": f"map {i}", "metric": "dense_frequency", "value": float(f)}
             )
-    arrays["taps"] = np.array(taps)
+    arrays[TAPS] = np.array(taps)
     notes = [f"{model.name}: feature maps of {', '.join(taps)}"]
     if vectors:
         notes.append(
             f"{model.name}: left out {', '.join(vectors)}: they output vectors (fully "
             "connected units), not feature maps"
         )
-    if all(np.isnan(arrays[f"mean_similarity/{t}"]).all() for t in taps):
+    if all(np.isnan(arrays[per_tap(MEAN_SIMILARITY, t)]).all() for t in taps):
         notes.append(f"{model.name}: fewer than two active maps in every block; S̄ undefined")
     return LensResult(
         tables={"activations": tidy(rows), "activation_frequency": tidy(freq_rows)},

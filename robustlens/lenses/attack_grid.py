@@ -34,7 +34,19 @@ from robustlens.lenses.base import (
     register_lens,
     tidy,
 )
-from robustlens.lenses.common import adversarial, predictions, resolve_attacks, subset
+from robustlens.lenses.common import (
+    adversarial,
+    attack_array,
+    predictions,
+    resolve_attacks,
+    subset,
+)
+
+# Names of the per-image arrays the claims read.
+CLEAN = "clean"
+"""[N] correct on the clean images."""
+ROBUST = "robust"
+"""Per attack setting, ``attack_array(ROBUST, key)``: [N] correct under the attack."""
 
 TABLE_1 = (
     "fgsm l1 0.5",
@@ -132,7 +144,7 @@ def compute(
             "table": "",
         }
     ]
-    arrays = {"clean": clean}
+    arrays = {CLEAN: clean}
     settings: set[str] = set()
     moved: dict[int, None] = {}
     for written, run in resolve_attacks(params.attacks, data, params.reference_dim):
@@ -151,7 +163,7 @@ def compute(
         if run.minimal_norm:
             fooled = fooled & (result.norms.numpy() <= run.eps * (1 + 1e-6))
         robust = clean & ~fooled
-        arrays[f"robust/{written.key()}"] = robust
+        arrays[attack_array(ROBUST, written.key())] = robust
         rows.append(
             {
                 "model": model.name,

@@ -33,6 +33,14 @@ from robustlens.lenses.base import (
 )
 from robustlens.lenses.common import adversarial, predictions, subset
 
+# Names of the arrays the claims read.
+
+
+def distance_name(norm: str) -> str:
+    """[N] DeepFool's ``norm`` distance to the boundary from the clean prediction (NaN: not
+    crossed)."""
+    return f"distance/{norm}"
+
 
 @dataclass(frozen=True)
 class BoundaryParams:
@@ -95,7 +103,7 @@ def compute(
         # a sample DeepFool could not move across the boundary has no distance (NaN)
         distance = np.where(found, result.norms.numpy().astype(np.float64), np.nan)
         iterations = result.iterations.numpy().astype(np.float64)
-        arrays[f"distance/{norm}"] = distance
+        arrays[distance_name(norm)] = distance
         arrays[f"iterations/{norm}"] = iterations
         for subset_name, mask in (("all", np.ones_like(correct)), ("correct", correct)):
             d = distance[mask & found]
@@ -157,7 +165,7 @@ def plot(tables, models: list[StudyModel], params: BoundaryParams, arrays=None) 
     for ax, norm in zip(axes, params.norms, strict=True):
         data, names = [], []
         for m in models:
-            d = arrays(m.name, f"distance/{norm}")
+            d = arrays(m.name, distance_name(norm))
             if d is not None:
                 data.append(d[np.isfinite(d)])
                 names.append(m.name)

@@ -28,6 +28,12 @@ from robustlens.lenses.base import (
     tidy,
 )
 
+# Names of the per-image correctness arrays the claims read.
+CLEAN, PIXEL_AVERAGE, GRID = "clean", "pixel_average", "grid"
+"""[N] correct on the clean, the pixel-averaged and the grid-tiled images."""
+CONTOUR = "contour"
+"""[colours, thicknesses, N] correct with a coloured contour."""
+
 PAPER_THICKNESS_224 = (1, 5, 10, 15, 20)
 PAPER_THICKNESS_32 = (1, 2, 3, 4)
 
@@ -100,12 +106,12 @@ def compute(model: StudyModel, data: ImageSet, params: ColorParams, ctx: LensCon
         )
 
     clean = _correct(net, data, lambda x: x, params, ctx.device)
-    arrays["clean"] = clean
+    arrays[CLEAN] = clean
     add("clean", "accuracy", clean.mean())
     add("chance", "accuracy", 1.0 / data.info.num_classes)
 
     averaged = _correct(net, data, pixel_average, params, ctx.device)
-    arrays["pixel_average"] = averaged
+    arrays[PIXEL_AVERAGE] = averaged
     add("pixel-average", "accuracy", averaged.mean())
 
     contour = np.zeros((len(params.colors), len(params.thicknesses), len(data)), dtype=bool)
@@ -117,7 +123,7 @@ def compute(model: StudyModel, data: ImageSet, params: ColorParams, ctx: LensCon
             acc = contour[i, j].mean()
             add(f"contour {color} {t}px", "accuracy", acc, color=color, thickness=t)
             add(f"contour {color} {t}px", "drop", clean.mean() - acc, color=color, thickness=t)
-    arrays["contour"] = contour
+    arrays[CONTOUR] = contour
     drops = clean.mean() - contour.mean(axis=2)  # [colors, thicknesses]
     for j, t in enumerate(params.thicknesses):
         add(f"contour {t}px", "drop_mean", drops[:, j].mean(), thickness=t)
@@ -133,7 +139,7 @@ def compute(model: StudyModel, data: ImageSet, params: ColorParams, ctx: LensCon
         )
         grid_transform = lambda x: resize(tile_grid(x, k), (h, w))  # noqa: E731
     grid = _correct(net, data, grid_transform, params, ctx.device)
-    arrays["grid"] = grid
+    arrays[GRID] = grid
     add(f"grid {k}x{k}", "accuracy", grid.mean())
     add(f"grid {k}x{k}", "drop", clean.mean() - grid.mean())
     return LensResult(tables={"color": tidy(rows)}, arrays=arrays, notes=notes)

@@ -1,5 +1,5 @@
 """Helpers several lenses share: paper attack settings at the data's resolution, adversarial
-examples computed once per run, penultimate representations, paired bootstrap indices, and the
+examples computed once per run, penultimate representations, and the
 source models of paper 001's lenses (universality, transfer)."""
 
 from __future__ import annotations
@@ -17,6 +17,18 @@ from robustlens.errors import ConfigError
 from robustlens.lenses.base import LensContext, StudyModel
 
 ATTACK_BATCH = 250
+
+
+def attack_array(stem: str, key: str) -> str:
+    """``<stem>/<attack key>``: the array ``stem`` of one attack setting (``AttackSpec.key()``),
+    e.g. ``robust/pgd linf 0.025 10``; a key may itself hold spaces and ``@reference``."""
+    return f"{stem}/{key}"
+
+
+def attack_keys(names: Sequence[str], stem: str) -> list[str]:
+    """The attack keys of the :func:`attack_array` names of ``stem`` among ``names``."""
+    prefix = attack_array(stem, "")
+    return [n[len(prefix) :] for n in names if n.startswith(prefix)]
 
 
 def resolve_attacks(
@@ -101,13 +113,6 @@ def per_sample_loss(
                 ).cpu()
             )
     return torch.cat(out).double().numpy()
-
-
-def bootstrap_indices(n: int, resamples: int, seed: int) -> np.ndarray:
-    """Resampled image indices [B, n]: the same for every model of a study (same n and seed),
-    so statistics of two models can be compared resample by resample (paired bootstrap)."""
-    rng = np.random.default_rng([seed, n, 4_0_0_4])
-    return rng.integers(0, n, size=(resamples, n))
 
 
 def subset(data: ImageSet, n: int | None) -> ImageSet:

@@ -34,6 +34,26 @@ from robustlens.lenses.base import (
 )
 from robustlens.lenses.common import representations, subset
 
+# Names of the per-image arrays the claims read.
+
+
+def members_name(names: list[str]) -> str:
+    """The name of a feature extractor or a fusion of several: "natural+linf"."""
+    return "+".join(names)
+
+
+def correct_name(target: str, members: str) -> str:
+    """[N_target] whether the probe on ``members``' features is correct on ``target``."""
+    return f"correct/{target}/{members}"
+
+
+def target_of(name: str) -> str | None:
+    """The target data set of a :func:`correct_name`, or None for any other array."""
+    kind, _, rest = name.partition("/")
+    target, _, members = rest.partition("/")
+    return target if kind == "correct" and target and members else None
+
+
 KINDS = ("STD", "ADV", "STD+STD", "ADV+ADV", "STD+ADV")
 
 
@@ -148,13 +168,13 @@ def compute(
             for m in models
         }
         for combo in combos:
-            name = "+".join(m.name for m in combo)
+            name = members_name([m.name for m in combo])
             tr = np.concatenate([feats[m.name][0] for m in combo], axis=1)
             te = np.concatenate([feats[m.name][1] for m in combo], axis=1)
             correct = linear_probe(
                 tr, train.labels.numpy(), te, test.labels.numpy(), params.regularization
             )
-            arrays[f"correct/{target}/{name}"] = correct
+            arrays[correct_name(target, name)] = correct
             rows.append(
                 {
                     "model": name,

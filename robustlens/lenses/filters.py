@@ -56,6 +56,19 @@ from robustlens.lenses.common import (
 )
 from robustlens.models.convs import ConvLayer, conv_layers, following_batchnorm
 
+# Names of the quality arrays the claims read (the filters themselves: ``array_name``).
+
+
+def quality_name(metric: str) -> str:
+    """[layers] ``metric`` (a key of ``METRICS``) per layer."""
+    return f"quality/{metric}"
+
+
+def quality_boot_name(metric: str) -> str:
+    """[layers, resamples] ``metric`` per layer on resampled filters."""
+    return f"quality_boot/{metric}"
+
+
 PERMUTATIONS = 20
 """Label shuffles per depth group for the KL baseline in the shift figure."""
 METRICS = {
@@ -183,8 +196,8 @@ def compute(
             boots[metric].append(boot)
         arrays[array_name(layer)] = scaled_filters(layer.weight).astype(np.float32)
     for metric in METRICS:
-        arrays[f"quality/{metric}"] = np.array(values[metric], dtype=np.float64)
-        arrays[f"quality_boot/{metric}"] = np.stack(boots[metric])
+        arrays[quality_name(metric)] = np.array(values[metric], dtype=np.float64)
+        arrays[quality_boot_name(metric)] = np.stack(boots[metric])
     arrays["filters/index"] = np.array([array_name(layer) for layer in chosen])
     first = layers[0]
     arrays["first_layer"] = first.weight.astype(np.float32)

@@ -30,6 +30,17 @@ from robustlens.lenses.base import (
     tidy,
 )
 
+# Names of the per-image correctness arrays the claims read.
+NATURAL, ROBUST = "natural", "robust"
+"""Correct on clean images; correct under the model's own PGD (robust models only)."""
+ORIGINAL, RETRAINED = "original", "retrained"
+"""The model's own head; the head retrained on natural data."""
+
+
+def correct_name(kind: str, head: str) -> str:
+    """The name of the per-image correctness ``kind`` (``NATURAL``/``ROBUST``) of ``head``."""
+    return f"{kind}/{head}"
+
 
 @dataclass(frozen=True)
 class LatentParams:
@@ -104,13 +115,13 @@ def compute(
 
     rows, arrays = [], {}
     eps = model.train_eps
-    for setting, m in (("original", net), ("retrained", retrained)):
+    for setting, m in ((ORIGINAL, net), (RETRAINED, retrained)):
         with torch.no_grad():
             correct = []
             for x, y in data.batches(500, device=ctx.device):
                 correct.append((m(x).argmax(1) == y).cpu())
         clean = torch.cat(correct).numpy()
-        arrays[f"natural/{setting}"] = clean
+        arrays[correct_name(NATURAL, setting)] = clean
         rows.append(
             {
                 "model": model.name,
@@ -130,7 +141,7 @@ def compute(
                 seed=ctx.seed,
             )
             result = robust_accuracy(m, data, attack)
-            arrays[f"robust/{setting}"] = result.robust.numpy()
+            arrays[correct_name(ROBUST, setting)] = result.robust.numpy()
             rows.append(
                 {
                     "model": model.name,

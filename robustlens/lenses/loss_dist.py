@@ -29,11 +29,17 @@ from robustlens.lenses.base import (
 )
 from robustlens.lenses.common import (
     adversarial,
+    attack_array,
     gradient_attack_specs,
     per_sample_loss,
     resolve_attacks,
     subset,
 )
+
+# Names of the arrays the claims read.
+A_ERRORS = "a_errors"
+"""Per attack setting, ``attack_array(A_ERRORS, key)``: [2, N] out-of-fold errors of the
+domain classifier on the clean and the attacked copy of each image."""
 
 PAPER_ATTACKS = ("pgd l2 0.5 10", "pgd linf 0.05 5")
 
@@ -76,7 +82,9 @@ def compute(
         a = proxy_a_distance(clean, loss, folds=params.folds, seed=ctx.seed, paired=True)
         # Per-image out-of-fold errors on the clean and the attacked copy: claims bootstrap
         # over images with them.
-        arrays[f"a_errors/{written.key()}"] = np.stack([a.errors_a, a.errors_b]).astype(bool)
+        arrays[attack_array(A_ERRORS, written.key())] = np.stack([a.errors_a, a.errors_b]).astype(
+            bool
+        )
         common = {
             "model": model.name,
             "layer": "output",

@@ -26,11 +26,18 @@ from robustlens.lenses.base import (
 )
 from robustlens.lenses.common import (
     adversarial,
+    attack_array,
     gradient_attack_specs,
     predictions,
     resolve_attacks,
     subset,
 )
+
+# Names of the arrays the claims read.
+RATIO = "ratio"
+"""Per attack setting, ``attack_array(RATIO, key)``: [N] ‖δ‖₂/‖δ‖∞ (NaN: not kept)."""
+SQRT_D = "sqrt_d"
+"""[1] √d of the images."""
 
 TABLE_4 = ("pgd l2 0.25 20", "pgd linf 0.03 20", "fgsm linf 0.03")
 """Tables 4–5: PGD L2 ε = 0.25, PGD L∞ ε = 0.03, FGSM L∞ ε = 0.03 (CIFAR-10 units). The paper
@@ -75,7 +82,7 @@ def compute(
         kept = misclassified & (adv_pred != clean_pred)
         ratio = norm_ratios((result.adversarial - data.images).numpy())
         ratio = np.where(kept, ratio, np.nan)
-        arrays[f"ratio/{written.key()}"] = ratio
+        arrays[attack_array(RATIO, written.key())] = ratio
         ok = ratio[~np.isnan(ratio)]
         stats = {
             "C1": float(ok.min()) if ok.size else np.nan,
@@ -100,7 +107,7 @@ def compute(
                     "key": written.key(),
                 }
             )
-    arrays["sqrt_d"] = np.array([sqrt_d])
+    arrays[SQRT_D] = np.array([sqrt_d])
     return LensResult(tables={"norm_ratio": tidy(rows)}, arrays=arrays)
 
 

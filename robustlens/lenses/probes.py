@@ -33,13 +33,36 @@ from robustlens.lenses.base import (
 )
 from robustlens.lenses.common import predictions, subset
 
+# Names of the per-image arrays the claims read.
+GAUSSIAN_BLUR, MEDIAN_FILTER = "gaussian_blur", "median_filter"
+"""The blur and median-filter probes (levels σ and times applied; level 0: clean images)."""
+AMPLITUDE_SWAP, EDGE_MAP = "amplitude_swap", "edge_map"
+"""The texture-replacing probes (one level, 1)."""
+STYLIZED = "stylized"
+"""The probe of the user's stylised images (one level, 1)."""
+
+
+def correct_name(probe: str, level: float) -> str:
+    """[N] whether the model is correct under ``probe`` at ``level``."""
+    return f"correct/{probe}/{level:g}"
+
+
+def parse_correct(name: str) -> tuple[str, float] | None:
+    """(probe, level) of a :func:`correct_name`, or None for any other array."""
+    kind, _, rest = name.partition("/")
+    probe, _, level = rest.partition("/")
+    if kind != "correct" or not probe or not level:
+        return None
+    return probe, float(level)
+
+
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
 BLUR_SIGMAS = tuple(round(0.25 * i, 2) for i in range(21))
 """§4.1: σ from 0 to 5 in steps of 0.25."""
 MEDIAN_TIMES = tuple(range(6))
 """§4.1: the median filter applied 0 to 5 times."""
-TEXTURE_PROBES = ("amplitude_swap", "edge_map")
+TEXTURE_PROBES = (AMPLITUDE_SWAP, EDGE_MAP)
 
 
 @dataclass(frozen=True)
@@ -89,19 +112,19 @@ def settings(params: ProbesParams, data: ImageSet, seed: int) -> list[tuple[str,
     out: list[tuple[str, float, Transform]] = []
     for sigma in params.blur_sigmas:
         out.append(
-            ("gaussian_blur", sigma, lambda x, s=sigma: P.gaussian_blur(x, s, params.blur_kernel))
+            (GAUSSIAN_BLUR, sigma, lambda x, s=sigma: P.gaussian_blur(x, s, params.blur_kernel))
         )
     for times in params.median_times:
         out.append(
-            ("median_filter", times, lambda x, t=times: P.median_filter(x, t, params.median_kernel))
+            (MEDIAN_FILTER, times, lambda x, t=times: P.median_filter(x, t, params.median_kernel))
         )
     if params.reversal:
         out.append(("color_reversal", 1, lambda x: P.reverse_colors(x, data.info.mean)))
-    if "amplitude_swap" in params.texture:
+    if AMPLITUDE_SWAP in params.texture:
         order = donors(len(data), seed)
-        out.append(("amplitude_swap", 1, lambda x: P.amplitude_swap(x, x[order])))
-    if "edge_map" in params.texture:
-        out.append(("edge_map", 1, P.edge_map))
+        out.append((AMPLITUDE_SWAP, 1, lambda x: P.amplitude_swap(x, x[order])))
+    if EDGE_MAP in params.texture:
+        out.append((EDGE_MAP, 1, P.edge_map))
     return out
 
 
@@ -124,7 +147,7 @@ def compute(
     for probe, level, fn in settings(params, data, ctx.seed):
         images = transformed(ctx, data, probe, level, fn)
         correct = (predictions(model, images, ctx.device) == labels).numpy()
-        arrays[f"correct/{probe}/{level:g}"] = correct
+        arrays[correct_name(probe, level)] = correct
         rows.append(
             {
                 "model": model.name,
@@ -152,7 +175,7 @@ def _stylized(
     images, shape, texture = load_stylized(Path(params.stylized_dir).expanduser(), ctx)
     pred = predictions(model, images, ctx.device).numpy()
     correct = pred == shape
-    arrays["correct/stylized/1"] = correct
+    arrays[correct_name(STYLIZED, 1)] = correct
     rows = [
         {
             "model": model.name,

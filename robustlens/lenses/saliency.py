@@ -37,6 +37,26 @@ from robustlens.lenses.base import (
 )
 from robustlens.lenses.common import subset
 
+# Names of the arrays the claims read.
+SANITY_THRESHOLD = "sanity/threshold"
+"""[1] the Spearman ρ below which a randomised model's maps count as changed."""
+
+
+def high_frequency_name(method: str) -> str:
+    """[N] share of ``method``'s map energy above the cut-off frequency."""
+    return f"high_frequency/{method}"
+
+
+def high_frequency_methods(names: list[str]) -> list[str]:
+    """The methods with a :func:`high_frequency_name` among ``names``, in their order."""
+    stem = high_frequency_name("")
+    return [n[len(stem) :] for n in names if n.startswith(stem) and "/" not in n[len(stem) :]]
+
+
+def sanity_name(method: str) -> str:
+    """[layers, N] Spearman ρ of ``method``'s maps after randomising each layer in turn."""
+    return f"sanity/{method}/spearman"
+
 
 @dataclass(frozen=True)
 class SaliencyParams:
@@ -96,7 +116,7 @@ def compute(
         hf = high_frequency_fraction(maps, params.high_frequency_cutoff)
         edges = edge_alignment(maps, data.images)
         arrays[f"maps/{method}"] = maps[: params.show].numpy()
-        arrays[f"high_frequency/{method}"] = hf
+        arrays[high_frequency_name(method)] = hf
         arrays[f"edge_alignment/{method}"] = edges
         for metric, values in (("high_frequency_fraction", hf), ("edge_alignment", edges)):
             rows.append(
@@ -119,8 +139,8 @@ def compute(
             steps = cascading_randomization(
                 model.model, few.images, few.labels, maps_of, seed=ctx.seed
             )
-            arrays[f"sanity/{method}/spearman"] = np.stack([rho for _, rho, _ in steps])
-            arrays["sanity/threshold"] = np.array([params.unchanged_threshold])
+            arrays[sanity_name(method)] = np.stack([rho for _, rho, _ in steps])
+            arrays[SANITY_THRESHOLD] = np.array([params.unchanged_threshold])
             for depth, (layer, rho, ssim) in enumerate(steps, start=1):
                 last = depth == len(steps)
                 for metric, values in (("spearman", rho), ("ssim", ssim)):

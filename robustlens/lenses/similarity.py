@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from robustlens.analysis import linear_cka, svcca
+from robustlens.analysis.bootstrap import bootstrap_indices
 from robustlens.attacks.spec import CIFAR10_DIM, PaperRows, parse_specs, refuse_repeats, table_label
 from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
@@ -28,12 +29,17 @@ from robustlens.lenses.base import (
 )
 from robustlens.lenses.common import (
     adversarial,
-    bootstrap_indices,
+    attack_array,
     gradient_attack_specs,
     representations,
     resolve_attacks,
     subset,
 )
+
+# Names of the arrays the claims read.
+SVCCA, SVCCA_BOOT = "svcca", "svcca_boot"
+"""Per attack setting, ``attack_array(SVCCA, key)``: [1] SVCCA of clean and adversarial
+representations; ``attack_array(SVCCA_BOOT, key)``: [resamples] on resampled images."""
 
 TABLE_7 = ("pgd l2 0.25 100", "pgd linf 0.025 100", "fgsm l2 0.25", "fgsm linf 0.025")
 """Table 7: PGD (100 steps) and FGSM in L2 (ε 0.25) and L∞ (ε 0.025), CIFAR-10 units."""
@@ -100,10 +106,10 @@ def compute(
             }
         )
         rows.append({**common, "metric": "linear_cka", "value": float(cka)})
-        arrays[f"svcca/{written.key()}"] = np.array([s.mean])
+        arrays[attack_array(SVCCA, written.key())] = np.array([s.mean])
         arrays[f"cka/{written.key()}"] = np.array([cka])
         if boot is not None:
-            arrays[f"svcca_boot/{written.key()}"] = np.array(
+            arrays[attack_array(SVCCA_BOOT, written.key())] = np.array(
                 [svcca(clean[i], adv[i], keep=params.keep).mean for i in boot]
             )
     return LensResult(tables={"similarity": tidy(rows)}, arrays=arrays)

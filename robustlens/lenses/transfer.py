@@ -43,6 +43,28 @@ from robustlens.lenses.common import (
     subset,
 )
 
+# Names of the per-image arrays the claims read.
+
+
+def hit_name(victim: str, source: str) -> str:
+    """[N] whether ``victim`` predicts the target on ``source``'s targeted examples."""
+    return f"hit/{victim}/{source}"
+
+
+def clean_hit_name(victim: str) -> str:
+    """[N] whether ``victim`` already predicts the target on the clean image."""
+    return f"clean_hit/{victim}"
+
+
+def parse_hit(name: str) -> tuple[str, str] | None:
+    """(victim, source) of a :func:`hit_name`, or None for any other array."""
+    kind, _, rest = name.partition("/")
+    victim, _, source = rest.partition("/")
+    if kind != "hit" or not victim or not source or "/" in source:
+        return None
+    return victim, source
+
+
 CLEAN = "clean"
 """The ``setting`` of the baseline rows: the model on the unperturbed images."""
 
@@ -100,7 +122,7 @@ def compute(
     for v in [*sources, *victims]:
         clean = predictions(v, data.images, ctx.device)
         error, hit = (clean != data.labels).numpy(), (clean == targets).numpy()
-        arrays[f"clean_error/{v.name}"], arrays[f"clean_hit/{v.name}"] = error, hit
+        arrays[f"clean_error/{v.name}"], arrays[clean_hit_name(v.name)] = error, hit
         baseline[v.name] = (float(error.mean()), float(hit.mean()))
         for metric, values in (("clean_error", error), ("clean_target_rate", hit)):
             rows.append(
@@ -135,7 +157,7 @@ def compute(
             error = (predictions(v, made["untargeted"], ctx.device) != data.labels).numpy()
             hit = (predictions(v, made["targeted"], ctx.device) == targets).numpy()
             arrays[f"error/{v.name}/{s.name}"] = error
-            arrays[f"hit/{v.name}/{s.name}"] = hit
+            arrays[hit_name(v.name, s.name)] = hit
             for k, (metric, values) in enumerate(
                 (("untargeted_error", error), ("targeted_success", hit))
             ):

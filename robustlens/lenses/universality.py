@@ -41,6 +41,16 @@ from robustlens.lenses.base import (
 )
 from robustlens.lenses.common import chosen_sources, predictions, source_order, subset
 
+# Name of the per-image correctness arrays the claims read.
+TEST = "test"
+"""The source name of the unmodified test set."""
+
+
+def correct_name(evaluator: str, source: str) -> str:
+    """[N] whether ``evaluator`` classifies the set robustified against ``source`` (or the
+    test set, ``TEST``) correctly."""
+    return f"correct/{evaluator}/{source}"
+
 
 @dataclass(frozen=True)
 class UniversalityParams:
@@ -125,8 +135,8 @@ def compute(
     rows, arrays = [], {"labels": labels.numpy()}
     for m in models:
         clean = (predictions(m, data.images, ctx.device) == labels).numpy()
-        arrays[f"correct/{m.name}/test"] = clean
-        rows.append(_row(m, "test", None, clean, chance))
+        arrays[correct_name(m.name, TEST)] = clean
+        rows.append(_row(m, TEST, None, clean, chance))
     for s in sources:
         result = robustified(ctx, s, data, params)
         images = result.images
@@ -134,7 +144,7 @@ def compute(
         arrays[f"images/{s.name}"] = images[: params.show].numpy()
         for m in models:
             correct = (predictions(m, images, ctx.device) == labels).numpy()
-            arrays[f"correct/{m.name}/{s.name}"] = correct
+            arrays[correct_name(m.name, s.name)] = correct
             rows.append(_row(m, s.name, s, correct, chance))
         rows.append(
             {

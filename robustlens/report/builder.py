@@ -198,7 +198,9 @@ def build_document(inputs: ReportInputs, store: Store) -> ReportDocument:
                 if lens in view.coverage:
                     view.coverage[lens].discard(where)
     claims = [
-        ClaimRow(c.id, c.paper, c.section, c.statement, v.status, v.evidence, v.interval)
+        ClaimRow(
+            c.id, c.paper.label, c.section, c.statement, v.status.value, v.evidence, v.interval
+        )
         for c, v in evaluate_claims(view, seed=study_spec.seed)
     ]
     sections = []

@@ -7,6 +7,7 @@ import pytest
 
 from robustlens.analysis.bootstrap import (
     always_true_count,
+    bootstrap_indices,
     interval,
     resample_weights,
     spearman_rows,
@@ -57,3 +58,13 @@ def test_interval_sign_and_spearman():
     assert interval(0.0, np.linspace(-1, 1, 101)).sign() == 0
     rho = spearman_rows(np.array([0.0, 1.0, 2.0]), np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]]))
     assert rho.tolist() == pytest.approx([1.0, -1.0])
+
+
+def test_bootstrap_indices_are_fixed_by_size_and_seed():
+    a, b = bootstrap_indices(50, 4, 0), bootstrap_indices(50, 4, 0)
+    assert a.shape == (4, 50) and (a == b).all() and not (a == bootstrap_indices(50, 4, 1)).all()
+    assert a.min() >= 0 and a.max() < 50
+    # every image, the last one included, is drawn: 200 × 50 draws give each image
+    # Binomial(10 000, 1/50) draws, 200 ± 14, so all within 5 standard deviations of 200
+    counts = np.bincount(bootstrap_indices(50, 200, 0).ravel(), minlength=50)
+    assert np.all(np.abs(counts - 200) < 5 * np.sqrt(10_000 / 50 * (1 - 1 / 50))), counts

@@ -82,9 +82,10 @@ def const(value: float, n: int) -> np.ndarray:
     return np.full(n, value, dtype=np.float64)
 
 
-Check = Callable[[ResultsView, np.ndarray], object]
+Check = Callable[[ResultsView], object]
 
 
 def run(check: Check, v: ResultsView):
-    """The check with the view's own resampling weights, as ``evaluate_claims`` calls it."""
-    return check(v, v.weights(v.n))
+    """The check on the view, as ``evaluate_claims`` calls it (it bootstraps with the view's
+    own resampling weights)."""
+    return check(v)

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from robustlens.analysis.bootstrap import (
-    resample_weights,
-)
 from robustlens.claims import FAILS, HOLDS, INCONCLUSIVE, ResultsView, evaluate_claims
 from robustlens.claims.paper000 import (
     check_dense_grows,
@@ -18,12 +15,16 @@ from robustlens.claims.paper000 import (
 from tests.claims.exact import model  # also imported from here by other claim tests
 
 N = 400
+RESAMPLES = 300
 
 
 def view_with(arrays: dict[tuple[str, str, str], np.ndarray], models, lenses) -> ResultsView:
-    return ResultsView(
+    """A view whose checks bootstrap with 300 resamples, seed 0."""
+    view = ResultsView(
         models, lambda lens, m, name: arrays.get((lens, m, name)), set(lenses), N, 10
     )
+    view.resamples, view.seed = RESAMPLES, 0
+    return view
 
 
 def dense(always: int, channels: int = 8, seed: int = 0) -> np.ndarray:
@@ -43,7 +44,6 @@ def activation_arrays(per_model: dict[str, int]) -> dict:
     return arrays
 
 
-W = resample_weights(N, 300, seed=0)
 NAT = model("natural")
 R1 = model("linf-0.1", "pgd", "linf", 0.1)
 R2 = model("linf-0.2", "pgd", "linf", 0.2)
@@ -55,7 +55,7 @@ def test_dense_claim_holds_fails_and_needs_a_natural_model():
         [NAT, R1, R2],
         ["activations"],
     )
-    verdict = check_dense_more(holds, W)
+    verdict = check_dense_more(holds)
     assert verdict.status == HOLDS, verdict.evidence
     assert verdict.numbers["linf-0.1"]["delta"] == 2 and verdict.numbers["linf-0.2"]["delta"] == 4
     fails = view_with(
@@ -63,11 +63,11 @@ def test_dense_claim_holds_fails_and_needs_a_natural_model():
         [NAT, R1, R2],
         ["activations"],
     )
-    assert check_dense_more(fails, W).status == FAILS
+    assert check_dense_more(fails).status == FAILS
     no_natural = view_with(
         activation_arrays({"linf-0.1": 2, "linf-0.2": 5}), [R1, R2], ["activations"]
     )
-    assert check_dense_more(no_natural, W).status == INCONCLUSIVE
+    assert check_dense_more(no_natural).status == INCONCLUSIVE
 
 
 def test_dense_growth_needs_three_budgets_and_follows_the_order():
@@ -76,15 +76,15 @@ def test_dense_growth_needs_three_budgets_and_follows_the_order():
         [NAT, R1, R2],
         ["activations"],
     )
-    assert check_dense_grows(grows, W).status == HOLDS
+    assert check_dense_grows(grows).status == HOLDS
     shrinks = view_with(
         activation_arrays({"natural": 5, "linf-0.1": 3, "linf-0.2": 1}),
         [NAT, R1, R2],
         ["activations"],
     )
-    assert check_dense_grows(shrinks, W).status == FAILS
+    assert check_dense_grows(shrinks).status == FAILS
     two = view_with(activation_arrays({"natural": 1, "linf-0.1": 3}), [NAT, R1], ["activations"])
-    verdict = check_dense_grows(two, W)
+    verdict = check_dense_grows(two)
     assert verdict.status == INCONCLUSIVE and "needs 3" in verdict.evidence
 
 
@@ -105,10 +105,10 @@ def test_accuracy_claims_see_only_differences_the_data_supports():
         ("color", "linf-0.1", "grid"): correct(0.8, 3),  # no drop either
     }
     view = view_with(arrays, [NAT, R1], ["color"])
-    assert check_pixel_average(view, W).status == HOLDS
-    assert check_grid(view, W).status == INCONCLUSIVE  # equal drops: the CI spans 0
+    assert check_pixel_average(view).status == HOLDS
+    assert check_grid(view).status == INCONCLUSIVE  # equal drops: the CI spans 0
     arrays[("color", "linf-0.1", "pixel_average")] = correct(0.05, 4)  # below chance 0.1
-    assert check_pixel_average(view_with(arrays, [NAT, R1], ["color"]), W).status == FAILS
+    assert check_pixel_average(view_with(arrays, [NAT, R1], ["color"])).status == FAILS
 
 
 def test_latent_tradeoff_per_robust_model():
@@ -118,9 +118,9 @@ def test_latent_tradeoff_per_robust_model():
         ("latent", "linf-0.1", "robust/original"): correct(0.60, 2),
         ("latent", "linf-0.1", "robust/retrained"): correct(0.45, 3),
     }
-    assert check_latent_tradeoff(view_with(arrays, [NAT, R1], ["latent"]), W).status == HOLDS
+    assert check_latent_tradeoff(view_with(arrays, [NAT, R1], ["latent"])).status == HOLDS
     arrays[("latent", "linf-0.1", "robust/retrained")] = correct(0.70, 3)
-    assert check_latent_tradeoff(view_with(arrays, [NAT, R1], ["latent"]), W).status == FAILS
+    assert check_latent_tradeoff(view_with(arrays, [NAT, R1], ["latent"])).status == FAILS
 
 
 def test_only_claims_whose_lenses_ran_are_evaluated():
@@ -139,9 +139,7 @@ def test_growth_needs_a_nearly_monotone_trend():
     r3 = model("linf-0.3", "pgd", "linf", 0.3)
     # N_k by ε: 1, 3, 2, 5 → ρ = 0.8; 1, 5, 3, 2 → ρ = 0.2 (not a trend) → inconclusive
     mostly = activation_arrays({"natural": 1, "linf-0.1": 3, "linf-0.2": 2, "linf-0.3": 5})
-    assert (
-        check_dense_grows(view_with(mostly, [NAT, R1, R2, r3], ["activations"]), W).status == HOLDS
-    )
+    assert check_dense_grows(view_with(mostly, [NAT, R1, R2, r3], ["activations"])).status == HOLDS
     weak = activation_arrays({"natural": 1, "linf-0.1": 5, "linf-0.2": 3, "linf-0.3": 2})
-    verdict = check_dense_grows(view_with(weak, [NAT, R1, R2, r3], ["activations"]), W)
+    verdict = check_dense_grows(view_with(weak, [NAT, R1, R2, r3], ["activations"]))
     assert verdict.status == INCONCLUSIVE and "ρ(ε, Σ_k N_k) = 0.2" in verdict.evidence

@@ -38,7 +38,7 @@ def view(acc: dict[str, float], models=None, evaluator: str = "natural") -> Resu
 
 
 def check(v: ResultsView, claim=check_universality):
-    return claim(v, v.weights(N))
+    return claim(v)
 
 
 def test_holds_when_small_eps_beats_r0_and_peaks_early():
@@ -213,11 +213,11 @@ def test_type_b_needs_constructed_models_and_checks_chance():
     v = ResultsView([NAT, *ROB, zero, neg], lambda ln, m, n: arrays.get((ln, m, n)),
                     {"universality"}, N, 10, names)  # fmt: skip
     v.resamples = 300
-    assert check_type_b(v, v.weights(N)).status == HOLDS
+    assert check_type_b(v).status == HOLDS
     arrays = {k: base < 0.05 for k in arrays}
     v2 = ResultsView([NAT, *ROB, zero, neg], lambda ln, m, n: arrays.get((ln, m, n)),
                      {"universality"}, N, 10, names)  # fmt: skip
     v2.resamples = 300
-    assert check_type_b(v2, v2.weights(N)).status == FAILS
+    assert check_type_b(v2).status == FAILS
     v3 = view({"natural2": 0.4})
-    assert check_type_b(v3, v3.weights(N)).status == INCONCLUSIVE
+    assert check_type_b(v3).status == INCONCLUSIVE

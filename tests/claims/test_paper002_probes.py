@@ -56,8 +56,8 @@ def test_median_holds_when_the_robust_model_loses_less():
             "linf-0.1": probes(0.8, 0.7, {1: 0.6}, 0.6, 0.6),
         }
     )
-    assert check_median(v, v.weights(N)).status == HOLDS
-    assert check_texture(v, v.weights(N)).status == HOLDS
+    assert check_median(v).status == HOLDS
+    assert check_texture(v).status == HOLDS
 
 
 def test_median_fails_when_the_robust_model_loses_more():
@@ -67,8 +67,8 @@ def test_median_fails_when_the_robust_model_loses_more():
             "linf-0.1": probes(0.8, 0.2, {1: 0.6}, 0.2, 0.6),
         }
     )
-    assert check_median(v, v.weights(N)).status == FAILS
-    verdict = check_texture(v, v.weights(N))  # amplitude fails, edges hold → fails
+    assert check_median(v).status == FAILS
+    verdict = check_texture(v)  # amplitude fails, edges hold → fails
     assert verdict.status == FAILS and "amplitude swap" in verdict.evidence
 
 
@@ -85,7 +85,7 @@ def test_blur_gap_holds_when_it_stays_and_fails_when_it_closes():
         },
         n=1000,
     )
-    verdict = check_blur_gap(stays, stays.weights(1000))
+    verdict = check_blur_gap(stays)
     assert verdict.status == HOLDS, verdict.evidence
     assert abs(verdict.numbers["linf-0.1"]["estimate"]) < 1e-12
     closes = view(
@@ -94,7 +94,7 @@ def test_blur_gap_holds_when_it_stays_and_fails_when_it_closes():
             "linf-0.1": probes(0.6, 0.5, {1: 0.6, 2: 0.55}, 0.5, 0.5),
         }
     )
-    assert check_blur_gap(closes, closes.weights(N)).status == FAILS
+    assert check_blur_gap(closes).status == FAILS
 
 
 def test_blur_gap_holds_for_identical_behaviour():
@@ -109,13 +109,13 @@ def test_blur_gap_holds_for_identical_behaviour():
 
     v = ResultsView(MODELS, lambda ln, m, n: arrays.get((ln, m, n)), {"probes"}, N, 10, names)
     v.resamples = 300
-    assert check_blur_gap(v, v.weights(N)).status == HOLDS
+    assert check_blur_gap(v).status == HOLDS
 
 
 def test_claims_need_a_natural_and_a_robust_model_and_are_listed():
     v = view({"natural": probes(0.9, 0.3, {1: 0.7}, 0.3, 0.3)})
     v.models = [NAT]
-    assert check_median(v, v.weights(N)).status == INCONCLUSIVE
+    assert check_median(v).status == INCONCLUSIVE
     both = view(
         {
             "natural": probes(0.9, 0.3, {1: 0.7}, 0.3, 0.3),

@@ -41,7 +41,7 @@ def test_high_frequency_holds_when_robust_maps_are_smoother_for_every_method():
             }
         )
     )
-    assert check_high_frequency(v, v.weights(N)).status == HOLDS
+    assert check_high_frequency(v).status == HOLDS
 
 
 def test_high_frequency_fails_when_one_method_goes_the_other_way():
@@ -53,7 +53,7 @@ def test_high_frequency_fails_when_one_method_goes_the_other_way():
             }
         )
     )
-    verdict = check_high_frequency(v, v.weights(N))
+    verdict = check_high_frequency(v)
     assert verdict.status == FAILS and "guided" in verdict.evidence
 
 
@@ -69,8 +69,8 @@ def sanity(last: dict[str, float]) -> dict:
 
 def test_guided_sanity_holds_fails_or_is_inconclusive_by_the_last_step():
     holds = view(sanity({"natural": 0.1, "linf-0.1": 0.2}))
-    assert check_guided_sanity(holds, holds.weights(N)).status == HOLDS
+    assert check_guided_sanity(holds).status == HOLDS
     fails = view(sanity({"natural": 0.1, "linf-0.1": 0.9}))
-    assert check_guided_sanity(fails, fails.weights(N)).status == FAILS
+    assert check_guided_sanity(fails).status == FAILS
     none = view({})
-    assert check_guided_sanity(none, none.weights(N)).status == INCONCLUSIVE
+    assert check_guided_sanity(none).status == INCONCLUSIVE

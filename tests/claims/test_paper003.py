@@ -46,7 +46,7 @@ POOR = {"sparsity": 0.3, "variance_entropy": 0.6, "orthogonality": 0.5}
 
 def test_quality_holds_when_every_robust_model_is_better_on_all_three():
     v = view(quality({"natural": POOR, "linf-0.1": GOOD, "l2-1.5": GOOD}))
-    verdict = check_filter_quality(v, v.weights(100))
+    verdict = check_filter_quality(v)
     assert verdict.status == HOLDS, verdict.evidence
     assert abs(verdict.numbers["sparsity"]["linf-0.1"]["estimate"] - (0.05 - 0.3)) < 1e-12
 
@@ -54,7 +54,7 @@ def test_quality_holds_when_every_robust_model_is_better_on_all_three():
 def test_quality_fails_when_one_metric_goes_the_other_way():
     worse = {**GOOD, "orthogonality": 0.3}
     v = view(quality({"natural": POOR, "linf-0.1": GOOD, "l2-1.5": worse}))
-    verdict = check_filter_quality(v, v.weights(100))
+    verdict = check_filter_quality(v)
     assert verdict.status == FAILS
     assert "orthogonality" in verdict.evidence
 
@@ -63,7 +63,7 @@ def test_quality_is_inconclusive_when_nobody_has_sparse_filters():
     nat = {**POOR, "sparsity": 0.0}
     rob = {**GOOD, "sparsity": 0.0}
     v = view(quality({"natural": nat, "linf-0.1": rob, "l2-1.5": rob}, spread=0.0))
-    assert check_filter_quality(v, v.weights(100)).status == INCONCLUSIVE
+    assert check_filter_quality(v).status == INCONCLUSIVE
 
 
 def filters(shifts: dict[str, float], seed: int, groups=("first", "d3", "d5", "d10")) -> dict:
@@ -90,7 +90,7 @@ def shift_view(robust_shifts: dict[str, float], groups=("first", "d3", "d5", "d1
 
 def test_shift_holds_when_first_and_deepest_layers_move_most():
     v = shift_view({"first": 1.5, "d10": 1.0, "d3": 0.1})
-    verdict = check_shift_by_depth(v, v.weights(100))
+    verdict = check_shift_by_depth(v)
     assert verdict.status == HOLDS, verdict.evidence
     div = {k: v["excess"] for k, v in verdict.numbers.items()}
     assert div["first (3x3)"] > div["d10 (3x3)"] > div["d3 (3x3)"]
@@ -98,12 +98,12 @@ def test_shift_holds_when_first_and_deepest_layers_move_most():
 
 def test_shift_fails_when_a_middle_layer_moves_most():
     v = shift_view({"first": 0.2, "d5": 1.5, "d10": 0.2})
-    assert check_shift_by_depth(v, v.weights(100)).status == FAILS
+    assert check_shift_by_depth(v).status == FAILS
 
 
 def test_shift_is_inconclusive_without_middle_layers():
     v = shift_view({"first": 1.0, "d10": 1.0}, groups=("first", "d10"))
-    verdict = check_shift_by_depth(v, v.weights(100))
+    verdict = check_shift_by_depth(v)
     assert verdict.status == INCONCLUSIVE
     assert "deeper model" in verdict.evidence
 

@@ -52,22 +52,22 @@ def test_linf_hurts_more():
         grid({"natural": (0.1, 0.6), "linf-0.1": (0.5, 0.8), "l2-1.5": (0.4, 0.8)}),
         {"attack_grid"},
     )
-    verdict = check_linf_hurts_more(holds, holds.weights(N))
+    verdict = check_linf_hurts_more(holds)
     assert verdict.status == HOLDS, verdict.evidence
     assert verdict.numbers["natural"]["linf"] == pytest.approx(bernoulli(0.1, 0).mean())
     fails = view(
         grid({"natural": (0.1, 0.6), "linf-0.1": (0.9, 0.5), "l2-1.5": (0.4, 0.8)}),
         {"attack_grid"},
     )
-    assert check_linf_hurts_more(fails, fails.weights(N)).status == FAILS
+    assert check_linf_hurts_more(fails).status == FAILS
     same = grid({"natural": (0.1, 0.6), "linf-0.1": (0.7, 0.7), "l2-1.5": (0.4, 0.8)})
     same[("attack_grid", "linf-0.1", "robust/pgd l2 0.25 100")] = same[
         ("attack_grid", "linf-0.1", "robust/pgd linf 0.025 5")
     ]  # no difference for one robust model: not shown for every model
     tie = view(same, {"attack_grid"})
-    assert check_linf_hurts_more(tie, tie.weights(N)).status == INCONCLUSIVE
+    assert check_linf_hurts_more(tie).status == INCONCLUSIVE
     missing = view({}, {"attack_grid"})
-    assert check_linf_hurts_more(missing, missing.weights(N)).status == INCONCLUSIVE
+    assert check_linf_hurts_more(missing).status == INCONCLUSIVE
 
 
 def test_rows_written_for_another_resolution_never_stand_in_for_the_cifar_rows():
@@ -81,19 +81,19 @@ def test_rows_written_for_another_resolution_never_stand_in_for_the_cifar_rows()
             **arrays,
         }
     both = view(arrays, {"attack_grid"})
-    verdict = check_linf_hurts_more(both, both.weights(N))
+    verdict = check_linf_hurts_more(both)
     assert verdict.status == HOLDS, verdict.evidence
     assert verdict.numbers["natural"]["l2"] == pytest.approx(bernoulli(0.6, 1).mean())
     only_a1 = view(
         {k: v for k, v in arrays.items() if "@" in k[2] or k[2] == "clean"}, {"attack_grid"}
     )
-    assert check_linf_hurts_more(only_a1, only_a1.weights(N)).status == INCONCLUSIVE
+    assert check_linf_hurts_more(only_a1).status == INCONCLUSIVE
     tagged = {
         (lens, m, name.replace(" 100", " 100 @cifar10") if "@" not in name else name): v
         for (lens, m, name), v in arrays.items()
     }
     explicit = view(tagged, {"attack_grid"})
-    assert check_linf_hurts_more(explicit, explicit.weights(N)).status == HOLDS
+    assert check_linf_hurts_more(explicit).status == HOLDS
 
 
 def ratios(linf_fraction: float, l2_fraction: float, seed: int) -> dict:
@@ -112,13 +112,13 @@ def ratios(linf_fraction: float, l2_fraction: float, seed: int) -> dict:
 
 def test_norm_ratio():
     holds = view(ratios(0.9, 0.2, 0), {"norm_ratio"})
-    verdict = check_norm_ratio(holds, holds.weights(N))
+    verdict = check_norm_ratio(holds)
     assert verdict.status == HOLDS, verdict.evidence
     assert verdict.numbers["natural"]["linf"][0] == pytest.approx(0.9, abs=0.01)
-    assert check_norm_ratio(view(ratios(0.9, 0.8, 0), {"norm_ratio"}), None).status == FAILS
-    assert check_norm_ratio(view(ratios(0.5, 0.2, 0), {"norm_ratio"}), None).status == FAILS
+    assert check_norm_ratio(view(ratios(0.9, 0.8, 0), {"norm_ratio"})).status == FAILS
+    assert check_norm_ratio(view(ratios(0.5, 0.2, 0), {"norm_ratio"})).status == FAILS
     # at the threshold itself (0.75·√d) the interval spans it: no verdict either way
-    assert check_norm_ratio(view(ratios(0.75, 0.2, 0), {"norm_ratio"}), None).status == INCONCLUSIVE
+    assert check_norm_ratio(view(ratios(0.75, 0.2, 0), {"norm_ratio"})).status == INCONCLUSIVE
 
 
 def errors(error_rate: float, seed: int) -> np.ndarray:
@@ -138,20 +138,20 @@ def a_view(rates: dict[str, tuple[float, float]]) -> ResultsView:
 def test_a_distance():
     # natural: near-perfectly separable (A ≈ 1.8); robust: closer (A ≈ 0.6 for L2, 1.0 for L∞)
     holds = a_view({"natural": (0.05, 0.05), "linf-0.1": (0.35, 0.25), "l2-1.5": (0.35, 0.25)})
-    verdict = check_a_distance(holds, holds.weights(N))
+    verdict = check_a_distance(holds)
     assert verdict.status == HOLDS, verdict.evidence
     assert verdict.numbers["l2-1.5"]["l2"] == pytest.approx(
         2 * (1 - 2 * errors(0.35, 20).mean()), abs=1e-12
     )
     # robust models further from clean than the natural one
     worse = a_view({"natural": (0.4, 0.4), "linf-0.1": (0.05, 0.05), "l2-1.5": (0.4, 0.3)})
-    assert check_a_distance(worse, worse.weights(N)).status == FAILS
+    assert check_a_distance(worse).status == FAILS
     # all the way: the classifier is at chance for the robust models (A ≈ 0)
     gone = a_view({"natural": (0.05, 0.05), "linf-0.1": (0.5, 0.5), "l2-1.5": (0.5, 0.5)})
-    assert check_a_distance(gone, gone.weights(N)).status != HOLDS
+    assert check_a_distance(gone).status != HOLDS
     # L∞ closer than L2: "least for L∞" fails
     flipped = a_view({"natural": (0.05, 0.05), "linf-0.1": (0.3, 0.42), "l2-1.5": (0.3, 0.42)})
-    assert check_a_distance(flipped, flipped.weights(N)).status == FAILS
+    assert check_a_distance(flipped).status == FAILS
 
 
 def test_a_distance_of_indistinguishable_paired_copies_is_all_the_way():
@@ -166,14 +166,14 @@ def test_a_distance_of_indistinguishable_paired_copies_is_all_the_way():
     one_wrong = bernoulli(0.5, 77)
     arrays[("loss_dist", "l2-1.5", "a_errors/pgd l2 0.5 10")] = np.stack([one_wrong, ~one_wrong])
     v = view(arrays, {"loss_dist"})
-    verdict = check_a_distance(v, v.weights(N))
+    verdict = check_a_distance(v)
     assert verdict.numbers["l2-1.5"]["l2"] == 0.0
     assert verdict.status == FAILS, verdict.evidence
     # a robust model without loss_dist results gives no verdict rather than an error
     del arrays[("loss_dist", "linf-0.1", "a_errors/pgd l2 0.5 10")]
     del arrays[("loss_dist", "l2-1.5", "a_errors/pgd l2 0.5 10")]
     v = view(arrays, {"loss_dist"})
-    assert check_a_distance(v, v.weights(N)).status == INCONCLUSIVE
+    assert check_a_distance(v).status == INCONCLUSIVE
 
 
 def svcca_view(values: dict[str, tuple[float, float]], noise: float = 0.003) -> ResultsView:
@@ -191,13 +191,13 @@ def svcca_view(values: dict[str, tuple[float, float]], noise: float = 0.003) -> 
 
 def test_svcca():
     holds = svcca_view({"natural": (0.95, 0.80), "linf-0.1": (0.99, 0.93), "l2-1.5": (0.99, 0.9)})
-    verdict = check_svcca(holds, None)
+    verdict = check_svcca(holds)
     assert verdict.status == HOLDS, verdict.evidence
     assert verdict.numbers["linf-0.1"]["pgd linf 0.025 20"] == 0.93
     lower = svcca_view({"natural": (0.95, 0.8), "linf-0.1": (0.9, 0.7), "l2-1.5": (0.99, 0.9)})
-    assert check_svcca(lower, None).status == FAILS
+    assert check_svcca(lower).status == FAILS
     l2_worst = svcca_view({"natural": (0.8, 0.95), "linf-0.1": (0.9, 0.97), "l2-1.5": (0.9, 0.97)})
-    assert check_svcca(l2_worst, None).status == FAILS
+    assert check_svcca(l2_worst).status == FAILS
 
 
 def boundary_view(means: dict[str, float]) -> ResultsView:
@@ -212,13 +212,13 @@ def boundary_view(means: dict[str, float]) -> ResultsView:
 
 def test_boundary():
     holds = boundary_view({"natural": 0.5, "linf-0.1": 1.2, "l2-1.5": 2.0})
-    verdict = check_boundary(holds, holds.weights(N))
+    verdict = check_boundary(holds)
     assert verdict.status == HOLDS, verdict.evidence
     assert verdict.numbers["l2-1.5"]["estimate"] > 1.3
     fails = boundary_view({"natural": 0.5, "linf-0.1": 3.0, "l2-1.5": 2.0})
-    assert check_boundary(fails, fails.weights(N)).status == FAILS
+    assert check_boundary(fails).status == FAILS
     no_gain = boundary_view({"natural": 2.0, "linf-0.1": 1.0, "l2-1.5": 0.5})
-    assert check_boundary(no_gain, no_gain.weights(N)).status == FAILS
+    assert check_boundary(no_gain).status == FAILS
 
 
 def test_paper004_claims_join_the_table_only_when_their_lens_ran():
@@ -262,7 +262,7 @@ def test_robust_data_model_loses_most_of_its_accuracy_under_linf_attacks():
     # Table 1's robust-data model: 0.81 clean, 0.17 under PGD L∞ 0.025, 0.08 under 0.25
     rows = {"pgd linf 0.025 5": 0.2, "pgd linf 0.25 5": 0.1, "fgsm linf 0.025": 0.27}
     v = robust_data_view(0.8, rows)
-    verdict = check_robust_data(v, v.weights(N))
+    verdict = check_robust_data(v)
     assert verdict.status == HOLDS, verdict.evidence
     one = verdict.numbers["robust-data/pgd linf 0.025"]
     clean = v.array("attack_grid", "robust-data", "clean")
@@ -281,11 +281,11 @@ def test_robust_data_model_that_keeps_its_accuracy_fails_the_claim():
 
     # keeps 70 % of its clean accuracy under PGD L∞ 0.025: robust, like Table 2's adv. model
     v = robust_data_view(0.8, {"pgd linf 0.025 5": 0.7, "pgd linf 0.25 5": 0.1})
-    verdict = check_robust_data(v, v.weights(N))
+    verdict = check_robust_data(v)
     assert verdict.status == FAILS, verdict.evidence
     # one L∞ row holding does not rescue another that fails
     v = robust_data_view(0.8, {"pgd linf 0.025 5": 0.1, "fgsm linf 0.025": 0.8})
-    assert check_robust_data(v, v.weights(N)).status == FAILS
+    assert check_robust_data(v).status == FAILS
 
 
 def test_robust_data_claim_is_inconclusive_at_the_threshold_or_without_the_results():
@@ -293,21 +293,21 @@ def test_robust_data_claim_is_inconclusive_at_the_threshold_or_without_the_resul
 
     # exactly half of the clean accuracy kept: the interval straddles ½
     v = robust_data_view(0.8, {"pgd linf 0.025 5": 0.5}, exact=True)
-    verdict = check_robust_data(v, v.weights(N))
+    verdict = check_robust_data(v)
     assert verdict.status == INCONCLUSIVE, verdict.evidence
     retained = verdict.numbers["robust-data/pgd linf 0.025"]["retained"]
     assert retained["estimate"] == pytest.approx(0.5, abs=1e-3)
     assert retained["low"] < 0.5 < retained["high"]
     # holds for one row but straddles for another: not shown for every row
     v = robust_data_view(0.8, {"pgd linf 0.025 5": 0.1, "pgd linf 0.25 5": 0.5}, exact=True)
-    assert check_robust_data(v, v.weights(N)).status == INCONCLUSIVE
+    assert check_robust_data(v).status == INCONCLUSIVE
     # the required PGD L∞ 0.025 row is missing (only the 0.25 one ran)
     v = robust_data_view(0.8, {"pgd linf 0.25 5": 0.1})
-    verdict = check_robust_data(v, v.weights(N))
+    verdict = check_robust_data(v)
     assert verdict.status == INCONCLUSIVE and "lacks the row" in verdict.evidence
     # no model trained on a robustified set
     plain = view(grid({"natural": (0.1, 0.6)}), {"attack_grid"})
-    assert check_robust_data(plain, plain.weights(N)).status == INCONCLUSIVE
+    assert check_robust_data(plain).status == INCONCLUSIVE
 
 
 def test_claims_see_only_the_models_their_lenses_looked_at():

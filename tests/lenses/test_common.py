@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from robustlens.attacks.spec import AttackSpec
-from robustlens.lenses.common import adversarial, bootstrap_indices, resolve_attacks, subset
+from robustlens.lenses.common import adversarial, resolve_attacks, subset
 from tests.lenses.helpers import brightness_images, make_ctx, make_info, study_model, trained_cnn
 from tests.tolerances import float_tol
 
@@ -55,16 +55,6 @@ def test_resolve_attacks_moves_each_row_from_its_own_reference():
             [45 * (144 / 150528) ** 0.5, untagged, 1.0, 0.5 * 144 / 3072], rel=1e-12
         )
         assert all(r.reference is None for _, r in pairs)  # as run: the data's own units
-
-
-def test_bootstrap_indices_are_fixed_by_size_and_seed():
-    a, b = bootstrap_indices(50, 4, 0), bootstrap_indices(50, 4, 0)
-    assert a.shape == (4, 50) and (a == b).all() and not (a == bootstrap_indices(50, 4, 1)).all()
-    assert a.min() >= 0 and a.max() < 50
-    # every image, the last one included, is drawn: 200 × 50 draws give each image
-    # Binomial(10 000, 1/50) draws, 200 ± 14, so all within 5 standard deviations of 200
-    counts = np.bincount(bootstrap_indices(50, 200, 0).ravel(), minlength=50)
-    assert np.all(np.abs(counts - 200) < 5 * np.sqrt(10_000 / 50 * (1 - 1 / 50))), counts
 
 
 def test_model_labels_name_the_norm_as_the_papers_write_it():

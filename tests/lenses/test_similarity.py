@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from robustlens.analysis import linear_cka, svcca
+from robustlens.analysis.bootstrap import bootstrap_indices
 from robustlens.attacks.spec import AttackSpec
 from robustlens.errors import ConfigError
 from robustlens.lenses import get_lens, similarity
-from robustlens.lenses.common import bootstrap_indices, representations
+from robustlens.lenses.common import representations
 from tests.lenses.helpers import (
     brightness_images,
     make_ctx,

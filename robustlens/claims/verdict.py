@@ -1,0 +1,65 @@
+"""What a claim's check returns: a status from one enum, the evidence behind it, and how its
+bounds were found; and how the statuses of a claim's parts combine into one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    """A claim's status. The first three are verdicts; *not computed* (a lens the claim needs
+    failed, or has no results yet) and *not applicable* (a lens it needs applies to none of the
+    study's models, e.g. the filter claims on MLPs) are not. A member equals its text, so the
+    report reads the same as with plain strings."""
+
+    HOLDS = "holds"
+    FAILS = "fails"
+    INCONCLUSIVE = "inconclusive"
+    NOT_COMPUTED = "not computed"
+    NOT_APPLICABLE = "not applicable"
+
+
+HOLDS, FAILS, INCONCLUSIVE = Status.HOLDS, Status.FAILS, Status.INCONCLUSIVE
+NOT_COMPUTED, NOT_APPLICABLE = Status.NOT_COMPUTED, Status.NOT_APPLICABLE
+
+
+@dataclass
+class Verdict:
+    """A claim's status with its evidence (the numbers in words), how the intervals were found
+    and the numbers themselves."""
+
+    status: Status
+    evidence: str
+    interval: str = ""
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.status = Status(self.status)  # one of the five, or a ValueError naming it
+
+
+def combine(signs: list[int]) -> Status:
+    """Holds when every sign is +1 (and there is one), fails when any is −1, else inconclusive."""
+    if signs and all(s > 0 for s in signs):
+        return HOLDS
+    if any(s < 0 for s in signs):
+        return FAILS
+    return INCONCLUSIVE
+
+
+def every_part(statuses: list[Status]) -> Status:
+    """Verdict of a claim with several parts: fails if any part fails, holds if all hold."""
+    if FAILS in statuses:
+        return FAILS
+    return HOLDS if statuses and all(s == HOLDS for s in statuses) else INCONCLUSIVE
+
+
+def both(a: list[int], b: list[int]) -> Status:
+    """Verdict of a claim with two parts: fails if either fails, holds if both hold."""
+    return every_part([combine(a), combine(b)])
+
+
+def from_sign(sign: int) -> Status:
+    """+1 holds, −1 fails, 0 inconclusive (an interval above, below or across the line)."""
+    return {1: HOLDS, -1: FAILS}.get(sign, INCONCLUSIVE)

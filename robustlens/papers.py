@@ -1,0 +1,96 @@
+"""The five papers robustlens implements: who wrote them, what they are called, where they
+appeared, and how the report names them.
+
+Pure data, read from each paper's text (``../shared/papers/<id>.txt`` beside the checkout):
+title and authors from its head, year, venue and DOI where the text states them. A field the
+text does not state is None rather than a guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from robustlens.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Paper:
+    """One paper. ``id`` is the file id of its text (``"002_cb5dd505beb7dee8"``)."""
+
+    id: str
+    authors: tuple[str, ...]
+    title: str
+    year: int | None = None
+    venue: str | None = None
+    arxiv: str | None = None
+    doi: str | None = None
+
+    @property
+    def number(self) -> str:
+        """The paper's number in the project (``"002"``)."""
+        return self.id.split("_", 1)[0]
+
+    @property
+    def short_authors(self) -> str:
+        """ "Itazuri et al." (three or more authors), "Gavrikov & Keuper" (two)."""
+        surnames = [name.split()[-1] for name in self.authors]
+        if len(surnames) > 2:
+            return f"{surnames[0]} et al."
+        return " & ".join(surnames)
+
+    @property
+    def cite(self) -> str:
+        """A short citation: "Garaev et al. 2024" (the year only where the text gives it)."""
+        return f"{self.short_authors} {self.year}" if self.year else self.short_authors
+
+    @property
+    def label(self) -> str:
+        """How the report names the paper: "002_cb5dd505beb7dee8 (Itazuri et al.)"."""
+        return f"{self.id} ({self.short_authors})"
+
+    def __str__(self) -> str:
+        return self.label
+
+
+CARLETTI = Paper(
+    "000_623867b7a7f4c6d9",
+    ("Mattia Carletti", "Matteo Terzi", "Gian Antonio Susto"),
+    "On the Properties of Adversarially-Trained CNNs",
+)
+SPRINGER = Paper(
+    "001_3364f971c200652f",
+    ("Jacob M. Springer", "Melanie Mitchell", "Garrett T. Kenyon"),
+    "Adversarial Perturbations Are Not So Weird: Entanglement of Robust and Non-Robust "
+    "Features in Neural Network Classifiers",
+)
+ITAZURI = Paper(
+    "002_cb5dd505beb7dee8",
+    ("Takahiro Itazuri", "Yoshihiro Fukuhara", "Hirokatsu Kataoka", "Shigeo Morishima"),
+    "What Do Adversarially Robust Models Look At?",
+)
+GAVRIKOV = Paper(
+    "003_d3114563f2aadf8a",
+    ("Paul Gavrikov", "Janis Keuper"),
+    "Adversarial Robustness through the Lens of Convolutional Filters",
+)
+GARAEV = Paper(
+    "004_34ba3a310e26400d",
+    ("Roman Garaev", "Bader Rasheed", "Adil Mehmood Khan"),
+    "Not So Robust after All: Evaluating the Robustness of Deep Neural Networks to Unseen "
+    "Adversarial Attacks",
+    year=2024,
+    venue="Algorithms",
+    doi="10.3390/a17040162",
+)
+
+PAPERS: dict[str, Paper] = {p.number: p for p in (CARLETTI, SPRINGER, ITAZURI, GAVRIKOV, GARAEV)}
+"""By number ("000" … "004"), in the project's order."""
+
+
+def get_paper(key: str) -> Paper:
+    """The paper with number ``key`` ("002") or file id ("002_cb5dd505beb7dee8")."""
+    for paper in PAPERS.values():
+        if key in (paper.number, paper.id):
+            return paper
+    known = ", ".join(f"{p.number} ({p.short_authors})" for p in PAPERS.values())
+    raise ConfigError(f"unknown paper {key!r}", fix=f"known papers: {known}")
