@@ -126,6 +126,9 @@ Check = Callable[[ResultsView], Verdict]
 
 @dataclass(frozen=True)
 class Claim:
+    """A published claim: its id, paper and section, the sentence it makes, the lenses whose
+    results it needs and the check that gives its verdict on a study's models."""
+
     id: str
     paper: Paper
     section: str

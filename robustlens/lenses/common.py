@@ -1,6 +1,6 @@
 """Helpers several lenses share: paper attack settings at the data's resolution, adversarial
-examples computed once per run, penultimate representations, and the
-source models of paper 001's lenses (universality, transfer)."""
+examples computed once per run, penultimate representations, the names of per-attack arrays,
+and the source models of paper 001's lenses (universality, transfer)."""
 
 from __future__ import annotations
 
