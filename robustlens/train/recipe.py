@@ -44,7 +44,7 @@ CONSTRAINTS = {
     "eval_steps": _AT_LEAST_ONE,
 }
 """What each field of a :class:`Recipe` may be (robustlens.params), in field order."""
-HINTS = {"epochs": "more is almost surely a typo"}
+HINTS = {"epochs": f"more than {MAX_EPOCHS:,} epochs is almost surely a typo"}
 
 
 @dataclass(frozen=True)
