@@ -56,6 +56,7 @@ from robustlens.params import (
     PathValue,
     Satisfies,
     check,
+    unknown_key,
     validate,
 )
 from robustlens.train.recipe import CONSTRAINTS as RECIPE_CONSTRAINTS
@@ -91,7 +92,6 @@ MODEL = {
 HINTS = {
     "models": "one [[models]] table per model",
     "lenses": "one [lenses.NAME] table per lens",
-    "name": 'a short name such as "quickstart"',
 }
 TRAIN_ON_SETS = ("robustified", "zero", "zero-all", "negative")
 """Constructed training sets (Springer et al. §3.2–3.3; Ilyas et al.): D_R ("robust-data"),
@@ -467,10 +467,8 @@ def _parse_lenses(
     plans = []
     for name, overrides in table.items():
         if name not in LENSES:
-            raise where.error(f"lenses.{name}", "unknown lens", ", ".join(LENSES.names()))
-        if not isinstance(overrides, dict):
-            raise where.error(f"lenses.{name}", "must be a table of parameters")
-        overrides = dict(overrides)
+            raise unknown_key(str(where.path), f"lenses.{name}", LENSES.names(), noun="lens")
+        overrides = dict(check(overrides, dict, where=str(where.path), key=f"lenses.{name}"))
         chosen = None
         if "models" in overrides:
             chosen = _lens_models(where, f"lenses.{name}.models", overrides.pop("models"), models)
@@ -495,7 +493,13 @@ def _lens_models(
 ) -> tuple[str, ...]:
     """The models a lens looks at: names of models or of [[models]] entries (an entry covers
     every ε it trains), in the study's order."""
-    check(value, ListOf(str, min_len=1), where=str(where.path), key=key, hint="model names")
+    check(
+        value,
+        ListOf(str, min_len=1),
+        where=str(where.path),
+        key=key,
+        hint="names of the study's models",
+    )
     names = [m.name for m in models]
     allowed = names + sorted({m.entry for m in models if m.entry} - set(names))
     unknown = [v for v in value if v not in allowed]

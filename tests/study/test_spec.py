@@ -253,7 +253,11 @@ def test_a_lens_may_name_its_models_by_model_or_entry(tmp_path):
     [
         ('["resnet"]', "'resnet' is not a model of the study"),
         ('"natural"', "models = 'natural' is not allowed. use a non-empty list, each a string"),
-        ("[]", r"models = \[\] is not allowed. use a non-empty list, each a string; model names"),
+        (
+            "[]",
+            r"models = \[\] is not allowed. "
+            "use a non-empty list, each a string; names of the study's models",
+        ),
     ],
 )
 def test_a_lens_naming_unknown_models_is_refused(tmp_path, value: str, message: str):
