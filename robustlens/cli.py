@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import json
 import logging
-import math
 import re
 import sys
 import warnings
@@ -23,6 +22,7 @@ from rich.table import Table
 
 from robustlens import __version__
 from robustlens.errors import ConfigError, NumericalError, RobustlensError
+from robustlens.params import Interval, Options, Satisfies, check, invalid
 
 app = typer.Typer(
     add_completion=False,
@@ -54,23 +54,30 @@ def safe(text: object) -> str:
     return escape(shown)
 
 
+def option(name: str) -> str:
+    """How a parameter is written on the command line: ``eval_n`` → ``--eval-n``."""
+    return "--" + name.replace("_", "-")
+
+
+EPS_OPTION = Interval("real", 0, None, closed="left")
+EPS_HINT = "e.g. --eps 0.1 (pixel units in [0, 1]; 0 for no attack)"
+OUT_FOLDER = Satisfies(
+    lambda path: not (path.exists() and not path.is_dir()),
+    "a folder path (created if missing), not an existing file",
+)
+ATTACKS = ("pgd", "fgsm", "cw", "cw-l2", "deepfool")
+
+
 def check_out_folder(path: Path | None, flag: str = "--out") -> None:
     """Refuse an output folder path that names an existing file (it is never overwritten)."""
-    if path is not None and path.exists() and not path.is_dir():
-        raise ConfigError(
-            f"{flag} {path} is an existing file, not a folder",
-            fix=f"give {flag} a folder path (created if missing); the file is left untouched",
-        )
+    if path is not None:
+        check(path, OUT_FOLDER, key=flag, hint="the file is left untouched")
 
 
 def check_eps_values(values: list[float] | None, flag: str = "--eps") -> None:
     """Refuse NaN, infinite or negative budgets given on the command line."""
     for value in values or ():
-        if not math.isfinite(value) or value < 0:
-            raise ConfigError(
-                f"{flag} must be a finite number ≥ 0, got {value}",
-                fix="e.g. --eps 0.1 (pixel units in [0, 1]; 0 for no attack)",
-            )
+        check(value, EPS_OPTION, key=flag, hint=EPS_HINT)
 
 
 def _version(value: bool) -> None:
@@ -167,9 +174,11 @@ def models_card(checkpoint: Path) -> None:
 
 
 def _recipe_from_options(**values: Any):
+    """The recipe the options given (not None) make; a bad one is named as its option."""
     from robustlens.train import Recipe
 
-    return Recipe.from_dict({k: v for k, v in values.items() if v is not None})
+    given = {k: v for k, v in values.items() if v is not None}
+    return Recipe.from_dict(given, where="", spell=option)
 
 
 @app.command("train")
@@ -211,7 +220,13 @@ def train_cmd(
     epsilons = eps or [0.0]
     base_eps = next((e for e in epsilons if e > 0), 0.0)
     if method == "natural" and base_eps > 0:
-        raise ConfigError("--method natural takes no --eps", fix="use --method pgd or fgsm-rs")
+        raise invalid(
+            "",
+            "--eps",
+            base_eps,
+            "0 (or no --eps) with --method natural",
+            "or --method pgd or fgsm-rs",
+        )
     recipe = _recipe_from_options(
         method=method,
         norm=norm,
@@ -297,18 +312,16 @@ def build_attack(
 ):
     from robustlens.attacks import FGSM, PGD, CarliniWagnerL2, DeepFool, threat_model
 
-    key = name.lower()
+    key = check(name.lower(), Options(ATTACKS), key="--attack")
     if key == "pgd":
         return PGD(model, threat_model(norm, eps), steps, step_size, restarts=restarts, seed=seed)
     if key == "fgsm":
         return FGSM(model, threat_model(norm, eps), seed=seed)
     if key in ("cw", "cw-l2"):
         if norm != "l2":
-            raise ConfigError("C&W is an L2 attack", fix="use --norm l2 with --attack cw")
+            raise invalid("", "--norm", norm, "'l2' with --attack cw", "C&W is an L2 attack")
         return CarliniWagnerL2(model, steps=steps, seed=seed)
-    if key == "deepfool":
-        return DeepFool(model, norm, steps=steps, seed=seed)
-    raise ConfigError(f"unknown attack {name!r}", fix="use one of: pgd, fgsm, cw, deepfool")
+    return DeepFool(model, norm, steps=steps, seed=seed)
 
 
 @app.command("eval")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 from robustlens.errors import ConfigError
+from robustlens.params import did_you_mean
 
 T = TypeVar("T")
 
@@ -45,8 +45,7 @@ class Registry(Generic[T]):
             )
         key = self._key(name)
         if key not in self._items:
-            close = difflib.get_close_matches(key, self._items, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(key, self._items)
             raise ConfigError(
                 f"unknown {self.kind} {name!r}",
                 fix=f"{hint}Known {self.kind} names: {', '.join(self.names())}",

@@ -11,8 +11,6 @@ shows robust and natural models side by side.
 from __future__ import annotations
 
 import dataclasses
-import math
-import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +27,7 @@ from robustlens.errors import ConfigError, RobustlensError
 from robustlens.models.base import RobustClassifier
 from robustlens.models.card import ModelCard
 from robustlens.models.mode import eval_mode
+from robustlens.params import Constraint, from_annotation, validate
 from robustlens.registry import Registry
 
 
@@ -208,67 +207,23 @@ class LensSpec:
             return self.compute(target, data, params, ctx)
 
     def resolve_params(self, info: DatasetInfo, overrides: Mapping[str, Any], where: str) -> Any:
-        """The parameter object: defaults for ``info`` updated with ``overrides``, validated."""
-        fields = {f.name: f for f in dataclasses.fields(self.params)}
-        unknown = sorted(set(overrides) - set(fields))
-        if unknown:
-            raise ConfigError(
-                f"{where}: unknown parameter(s) {', '.join(unknown)} for lens {self.name!r}",
-                fix=f"allowed: {', '.join(fields) or '(none)'}",
-            )
-        hints = typing.get_type_hints(self.params)
+        """The parameter object: defaults for ``info`` updated with ``overrides``, validated
+        (each override against the constraint its annotation states, see
+        :func:`param_constraints`; then the parameter class's own checks)."""
         values = dict(self.defaults(info) if self.defaults else {})
-        for key, value in overrides.items():
-            values[key] = check_type(value, hints[key], f"{where}.{key}")
+        noun = f"parameter of lens {self.name!r}"
+        values.update(validate(overrides, param_constraints(self.params), prefix=where, noun=noun))
         try:
             return self.params(**values)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc.problem}", fix=exc.fix) from exc
 
 
-def check_type(value: Any, annotation: Any, where: str) -> Any:
-    """``value`` checked against a parameter annotation (int, float, bool, str, tuples/lists)."""
-    hint = annotation
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        errors = []
-        for option in args:
-            if option is type(None):
-                if value is None:
-                    return None
-                continue
-            try:
-                return check_type(value, option, where)
-            except ConfigError as exc:
-                errors.append(exc.problem)
-        raise ConfigError(f"{where} = {value!r} has the wrong type", fix=f"expected {hint}")
-    if origin in (tuple, list):
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{where} must be a list, got {value!r}")
-        inner = args[0] if args else Any
-        return tuple(check_type(v, inner, f"{where}[{i}]") for i, v in enumerate(value))
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} must be a whole number, got {value!r}")
-        return value
-    if hint is float:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
-            raise ConfigError(f"{where} must be a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where} must be a string, got {value!r}")
-        return value
-    return value
+def param_constraints(params: type) -> dict[str, Constraint]:
+    """Each field of a lens's parameter dataclass → the constraint its annotation states (int,
+    float, bool, str, tuples of them, optional): see :func:`robustlens.params.from_annotation`."""
+    hints = typing.get_type_hints(params)
+    return {f.name: from_annotation(hints[f.name]) for f in dataclasses.fields(params)}
 
 
 LENSES: Registry[LensSpec] = Registry("lens")

@@ -41,8 +41,6 @@ value) raises one ConfigError naming the file, the key and what is allowed.
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -50,22 +48,50 @@ from pathlib import Path
 from typing import Any
 
 from robustlens.errors import ConfigError, RobustlensError
+from robustlens.params import (
+    Anything,
+    Interval,
+    ListOf,
+    Options,
+    PathValue,
+    Satisfies,
+    check,
+    unknown_key,
+    validate,
+)
+from robustlens.train.recipe import CONSTRAINTS as RECIPE_CONSTRAINTS
 from robustlens.train.recipe import Recipe
 
-SECTIONS = {
-    "study": {"name", "description", "seed"},
-    "data": {"dataset", "eval_n", "eval_seed", "train_n", "root"},
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+NAME_RULE = Satisfies(
+    lambda v: isinstance(v, str) and NAME.match(v) is not None,
+    "a name of letters, digits, . _ - (at most 64, starting with a letter or digit)",
+)
+SECTIONS = {"study": dict, "data": dict, "models": ListOf(dict, min_len=1), "lenses": dict}
+"""The study file's top-level tables (robustlens.params constraints)."""
+STUDY = {"name": NAME_RULE, "description": str, "seed": Interval("integer", 0, None)}
+DATA = {
+    "dataset": str,
+    "eval_n": Interval("integer", 1, None),
+    "eval_seed": Interval("integer", 0, None),
+    "train_n": Interval("integer", 1, None),
+    "root": PathValue(),
 }
-MODEL_KEYS = {
-    "name",
-    "arch",
-    "arch_kwargs",
-    "recipe",
-    "checkpoint",
-    "foreign",
-    "adapter",
-    "train_n",
-    "train_on",
+MODEL = {
+    "name": NAME_RULE,
+    "arch": str,
+    "arch_kwargs": dict,
+    "recipe": dict,
+    "checkpoint": PathValue(),
+    "foreign": PathValue(),
+    "adapter": str,
+    "train_n": Interval("integer", 1, None),
+    "train_on": dict,
+}
+"""A [[models]] entry's keys and what each may be."""
+HINTS = {
+    "models": "one [[models]] table per model",
+    "lenses": "one [lenses.NAME] table per lens",
 }
 TRAIN_ON_SETS = ("robustified", "zero", "zero-all", "negative")
 """Constructed training sets (Springer et al. §3.2–3.3; Ilyas et al.): D_R ("robust-data"),
@@ -81,7 +107,6 @@ step moved like an L2 budget to other resolutions; no ε, Table 4: ∞). ``seed_
 predictions on the set are recorded as a robust-feature-leakage check (§3.2); it does not change
 the set."""
 TARGETED_SETS = ("zero", "zero-all", "negative")
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -147,28 +172,21 @@ class _Where:
             f"{self.path}: {key}: {problem}", fix=f"allowed: {allowed}" if allowed else None
         )
 
+    def table(self, key: str, table: Any, constraints: dict[str, Any]) -> dict[str, Any]:
+        """``table`` checked against ``constraints`` (robustlens.params): keys known, values
+        allowed; returns the table's values converted (numbers as floats, paths as Paths)."""
+        return validate(table, constraints, where=str(self.path), prefix=key, hints=HINTS)
+
 
 def _typed(where: _Where, key: str, value: Any, kind: type, *, minimum: int | None = None) -> Any:
-    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-    if kind is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        ok = ok and math.isfinite(value)
-    if not ok:
-        return_kind = {int: "a whole number", str: "a string", float: "a finite number"}[kind]
-        raise where.error(key, f"must be {return_kind}, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise where.error(key, f"must be at least {minimum}, got {value!r}")
-    return value
+    """``value`` checked to be of ``kind`` (int, float, str), at least ``minimum``."""
+    rule = kind if minimum is None else Interval(kind, minimum, None)
+    return check(value, rule, where=str(where.path), key=key)
 
 
 def _check_keys(where: _Where, key: str, table: Any, allowed: set[str]) -> dict[str, Any]:
-    if not isinstance(table, dict):
-        raise where.error(key, f"must be a table, got {table!r}")
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise where.error(
-            f"{key}.{unknown[0]}" if key else unknown[0], "unknown key", ", ".join(sorted(allowed))
-        )
+    """``table`` checked to be a table whose keys are all in ``allowed``."""
+    validate(table, dict.fromkeys(sorted(allowed), Anything()), where=str(where.path), prefix=key)
     return table
 
 
@@ -228,32 +246,27 @@ def _depth(value: Any) -> int:
 
 def parse_spec(raw: dict[str, Any], path: Path, text: str = "") -> StudySpec:
     where = _Where(path)
-    _check_keys(where, "", raw, {"study", "data", "models", "lenses"})
+    where.table("", raw, SECTIONS)
     for required in ("study", "data", "models"):
         if required not in raw:
             raise where.error(f"[{required}]", "missing section", "study, data, models, lenses")
-    study = _check_keys(where, "study", raw["study"], SECTIONS["study"])
+    study = where.table("study", raw["study"], STUDY)
     if "name" not in study:
         raise where.error("study.name", "missing", 'a short name such as "quickstart"')
-    name = _typed(where, "study.name", study["name"], str)
-    if not NAME.match(name):
-        raise where.error("study.name", f"{name!r} is not a usable name", "letters, digits, . _ -")
-    seed = _typed(where, "study.seed", study.get("seed", 0), int, minimum=0)
-    description = _typed(where, "study.description", study.get("description", ""), str)
+    name, seed = study["name"], study.get("seed", 0)
+    description = study.get("description", "")
 
-    data = _check_keys(where, "data", raw["data"], SECTIONS["data"])
+    data = where.table("data", raw["data"], DATA)
     if "dataset" not in data:
         raise where.error("data.dataset", "missing", "a registered data set (robustlens data list)")
-    dataset = _typed(where, "data.dataset", data["dataset"], str)
-    root = Path(_typed(where, "data.root", data["root"], str)) if "root" in data else None
+    dataset = data["dataset"]
+    root = data.get("root")
     if root is not None and not root.is_absolute():
         root = (path.parent / root).resolve()
     info = _dataset_info(where, dataset, root)
-    eval_n = _typed(where, "data.eval_n", data.get("eval_n", 1000), int, minimum=1)
-    eval_seed = _typed(where, "data.eval_seed", data.get("eval_seed", 0), int, minimum=0)
+    eval_n = data.get("eval_n", 1000)
+    eval_seed = data.get("eval_seed", 0)
     train_n = data.get("train_n")
-    if train_n is not None:
-        train_n = _typed(where, "data.train_n", train_n, int, minimum=1)
 
     models = _parse_models(where, raw["models"], path)
     lenses = _parse_lenses(where, raw.get("lenses", {}), info, models)
@@ -276,10 +289,7 @@ def parse_spec(raw: dict[str, Any], path: Path, text: str = "") -> StudySpec:
 def _dataset_info(where: _Where, dataset: str, root: Path | None):
     from robustlens.data import dataset_info, list_datasets
 
-    if dataset not in list_datasets():
-        raise where.error(
-            "data.dataset", f"unknown data set {dataset!r}", ", ".join(list_datasets())
-        )
+    check(dataset, Options(list_datasets()), where=str(where.path), key="data.dataset")
     try:
         return dataset_info(dataset, root=root)
     except RobustlensError as exc:
@@ -289,19 +299,14 @@ def _dataset_info(where: _Where, dataset: str, root: Path | None):
 def _parse_models(where: _Where, entries: Any, path: Path) -> tuple[ModelPlan, ...]:
     from robustlens.models import list_architectures
 
-    if not isinstance(entries, list) or not entries:
-        raise where.error("models", "must be a non-empty array of tables ([[models]])")
+    rules = {**MODEL, "arch": Options(list_architectures())}
     plans: list[ModelPlan] = []
-    for i, entry in enumerate(entries):
+    for i, raw_entry in enumerate(entries):
         key = f"models[{i}]"
-        entry = _check_keys(where, key, entry, MODEL_KEYS)
+        entry = where.table(key, raw_entry, rules)
         if "name" not in entry:
             raise where.error(f"{key}.name", "missing", "a short unique name")
-        name = _typed(where, f"{key}.name", entry["name"], str)
-        if not NAME.match(name):
-            raise where.error(
-                f"{key}.name", f"{name!r} is not a usable name", "letters, digits, . _ -"
-            )
+        name = entry["name"]
         sources = [s for s in ("recipe", "checkpoint", "foreign", "adapter") if s in entry]
         if len(sources) != 1:
             raise where.error(
@@ -311,18 +316,8 @@ def _parse_models(where: _Where, entries: Any, path: Path) -> tuple[ModelPlan, .
             )
         source = sources[0]
         arch = entry.get("arch")
-        if arch is not None:
-            arch = _typed(where, f"{key}.arch", arch, str)
-            if arch not in list_architectures():
-                raise where.error(
-                    f"{key}.arch", f"unknown architecture {arch!r}", ", ".join(list_architectures())
-                )
         arch_kwargs = entry.get("arch_kwargs", {})
-        if not isinstance(arch_kwargs, dict):
-            raise where.error(f"{key}.arch_kwargs", "must be a table")
         train_n = entry.get("train_n")
-        if train_n is not None:
-            train_n = _typed(where, f"{key}.train_n", train_n, int, minimum=1)
         train_on = None
         if "train_on" in entry:
             if source != "recipe":
@@ -347,13 +342,9 @@ def _parse_models(where: _Where, entries: Any, path: Path) -> tuple[ModelPlan, .
                 )
             continue
         if source == "adapter":
-            plans.append(
-                ModelPlan(
-                    name, "adapter", adapter=_typed(where, f"{key}.adapter", entry["adapter"], str)
-                )
-            )
+            plans.append(ModelPlan(name, "adapter", adapter=entry["adapter"]))
             continue
-        file = Path(_typed(where, f"{key}.{source}", entry[source], str))
+        file = entry[source]
         if not file.is_absolute():
             file = (path.parent / file).resolve()
         if source == "foreign" and arch is None:
@@ -453,28 +444,17 @@ def _leakage_model(
 
 
 def _expand_recipe(where: _Where, key: str, table: Any) -> list[tuple[float | None, Recipe]]:
-    """A recipe table → one recipe, or one per ε when ``eps`` is a list."""
-    fields = {f.name for f in dataclasses.fields(Recipe)}
-    table = dict(_check_keys(where, key, table, fields))
+    """A recipe table → one recipe, or one per ε when ``eps`` is a list (each ε a float)."""
+    table = dict(table)
     eps = table.pop("eps", None)
-    epsilons: list[float | None]
+    rule = RECIPE_CONSTRAINTS["eps"]
     if isinstance(eps, list):
-        if not eps:
-            raise where.error(f"{key}.eps", "an empty list trains no model")
-        epsilons = [_typed(where, f"{key}.eps", e, float) for e in eps]
-    else:
-        epsilons = [None if eps is None else _typed(where, f"{key}.eps", eps, float)]
+        rule = ListOf(rule, min_len=1)
+    epsilons = None if eps is None else check(eps, rule, where=str(where.path), key=f"{key}.eps")
     out = []
-    for e in epsilons:
-        values = dict(table)
-        if e is not None:
-            values["eps"] = float(e)
-        try:
-            recipe = Recipe.from_dict(values)
-        except ConfigError as exc:
-            raise where.error(key, exc.problem.removeprefix("training recipe: "), exc.fix) from exc
-        except TypeError as exc:
-            raise where.error(key, f"wrong value type ({exc})") from exc
+    for e in epsilons if isinstance(epsilons, tuple) else [epsilons]:
+        values = table if e is None else {**table, "eps": e}
+        recipe = Recipe.from_dict(values, where=str(where.path), prefix=key)
         out.append((e if isinstance(eps, list) else None, recipe))
     return out
 
@@ -484,15 +464,11 @@ def _parse_lenses(
 ) -> tuple[LensPlan, ...]:
     from robustlens.lenses import LENSES
 
-    if not isinstance(table, dict):
-        raise where.error("lenses", "must be a table of lens tables ([lenses.NAME])")
     plans = []
     for name, overrides in table.items():
         if name not in LENSES:
-            raise where.error(f"lenses.{name}", "unknown lens", ", ".join(LENSES.names()))
-        if not isinstance(overrides, dict):
-            raise where.error(f"lenses.{name}", "must be a table of parameters")
-        overrides = dict(overrides)
+            raise unknown_key(str(where.path), f"lenses.{name}", LENSES.names(), noun="lens")
+        overrides = dict(check(overrides, dict, where=str(where.path), key=f"lenses.{name}"))
         chosen = None
         if "models" in overrides:
             chosen = _lens_models(where, f"lenses.{name}.models", overrides.pop("models"), models)
@@ -517,8 +493,13 @@ def _lens_models(
 ) -> tuple[str, ...]:
     """The models a lens looks at: names of models or of [[models]] entries (an entry covers
     every ε it trains), in the study's order."""
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        raise where.error(key, f"must be a non-empty list of model names, got {value!r}")
+    check(
+        value,
+        ListOf(str, min_len=1),
+        where=str(where.path),
+        key=key,
+        hint="names of the study's models",
+    )
     names = [m.name for m in models]
     allowed = names + sorted({m.entry for m in models if m.entry} - set(names))
     unknown = [v for v in value if v not in allowed]

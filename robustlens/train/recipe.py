@@ -5,17 +5,46 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from robustlens.errors import ConfigError
+from robustlens.params import Interval, Options, invalid, validate
 
 METHODS = ("natural", "pgd", "fgsm-rs")
+NORMS = ("linf", "l2", "l1")
 SCHEDULES = ("one-cycle", "cosine", "constant")
 AUGMENTATIONS = ("none", "crop", "crop-flip")
 MAX_EPOCHS = 10_000
 """More epochs than this is refused as a typo (published schedules stop at a few hundred)."""
+
+_AT_LEAST_ONE = Interval("integer", 1, None)
+_NOT_NEGATIVE = Interval("real", 0, None, closed="left")
+_FRACTION = Interval("real", 0, 1, closed="left")
+CONSTRAINTS = {
+    "method": Options(METHODS),
+    "norm": Options(NORMS),
+    "eps": _NOT_NEGATIVE,
+    "steps": _AT_LEAST_ONE,
+    "step_size": [Interval("real", 0, None, closed="neither"), None],
+    "eps_warmup_epochs": _NOT_NEGATIVE,
+    "epochs": Interval("integer", 1, MAX_EPOCHS),
+    "batch_size": _AT_LEAST_ONE,
+    "lr": Interval("real", 0, None, closed="neither"),
+    "momentum": _FRACTION,
+    "nesterov": bool,
+    "weight_decay": _NOT_NEGATIVE,
+    "schedule": Options(SCHEDULES),
+    "warmup_fraction": _FRACTION,
+    "augment": Options(AUGMENTATIONS),
+    "attack_in_eval_mode": bool,
+    "seed": int,
+    "eval_n": _AT_LEAST_ONE,
+    "eval_steps": _AT_LEAST_ONE,
+}
+"""What each field of a :class:`Recipe` may be (robustlens.params), in field order."""
+HINTS = {"epochs": f"more than {MAX_EPOCHS:,} epochs is almost surely a typo"}
 
 
 @dataclass(frozen=True)
@@ -56,79 +85,41 @@ class Recipe:
     eval_steps: int = 20
 
     def __post_init__(self) -> None:
-        def bad(field: str, allowed: str) -> ConfigError:
-            return ConfigError(
-                f"training recipe: {field} = {getattr(self, field)!r} is not allowed",
-                fix=f"use {allowed}",
-            )
+        self.check(dataclasses.asdict(self))
 
-        self._check_types()
-        if self.method not in METHODS:
-            raise bad("method", " | ".join(METHODS))
-        if self.norm not in ("linf", "l2", "l1"):
-            raise bad("norm", "linf | l2 | l1")
-        if self.schedule not in SCHEDULES:
-            raise bad("schedule", " | ".join(SCHEDULES))
-        if self.augment not in AUGMENTATIONS:
-            raise bad("augment", " | ".join(AUGMENTATIONS))
-        if not (math.isfinite(self.eps) and self.eps >= 0):
-            raise bad("eps", "a finite number ≥ 0")
-        if self.norm == "linf" and self.eps > 1:
+    @classmethod
+    def check(
+        cls,
+        values: Mapping[str, Any],
+        *,
+        where: str = "training recipe",
+        prefix: str = "",
+        spell: Callable[[str], str] = str,
+    ) -> None:
+        """Raise one ConfigError for the first rule ``values`` (fields of a recipe, the others
+        at their defaults) break: each field's constraint in field order (CONSTRAINTS), then
+        the rules between fields. ``where``, ``prefix`` and ``spell`` name the place (see
+        robustlens.params.validate)."""
+        validate(values, CONSTRAINTS, where=where, prefix=prefix, hints=HINTS, spell=spell)
+        full = {f.name: f.default for f in dataclasses.fields(cls)} | dict(values)
+
+        def bad(field: str, allowed: str, hint: str | None = None) -> ConfigError:
+            key = f"{prefix}.{spell(field)}" if prefix else spell(field)
+            return invalid(where, key, full[field], allowed, hint)
+
+        if full["norm"] == "linf" and full["eps"] > 1:
             raise bad("eps", "an L∞ budget ≤ 1 (pixels lie in [0, 1])")
-        if self.method != "natural" and self.eps <= 0:
-            raise ConfigError(
-                f"training recipe: method {self.method!r} needs eps > 0",
-                fix="give the training budget, e.g. eps = 0.1 for L∞ on Fashion-MNIST",
+        if full["method"] != "natural" and full["eps"] <= 0:
+            raise bad(
+                "eps",
+                f"a budget > 0 for method {full['method']!r}",
+                "e.g. eps = 0.1 for L∞ on Fashion-MNIST",
             )
-        for name in ("epochs", "batch_size", "steps", "eval_n", "eval_steps"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise bad(name, "a whole number ≥ 1")
-        if self.epochs > MAX_EPOCHS:
-            raise bad("epochs", f"at most {MAX_EPOCHS:,} epochs (more is almost surely a typo)")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise bad("lr", "a number > 0")
-        if not 0 <= self.momentum < 1:
-            raise bad("momentum", "a number in [0, 1)")
-        if self.weight_decay < 0:
-            raise bad("weight_decay", "a number ≥ 0")
-        if not 0 <= self.warmup_fraction < 1:
-            raise bad("warmup_fraction", "a number in [0, 1)")
-        if not (math.isfinite(self.eps_warmup_epochs) and self.eps_warmup_epochs >= 0):
-            raise bad("eps_warmup_epochs", "a finite number ≥ 0")
-        if self.eps_warmup_epochs > self.epochs:
+        if full["eps_warmup_epochs"] > full["epochs"]:
             raise bad(
                 "eps_warmup_epochs",
-                f"at most epochs = {self.epochs} (a longer warm-up never reaches eps)",
+                f"at most epochs = {full['epochs']} (a longer warm-up never reaches eps)",
             )
-        if self.step_size is not None and not (
-            math.isfinite(self.step_size) and self.step_size > 0
-        ):
-            raise bad("step_size", "a number > 0, or leave it out for the default")
-
-    def _check_types(self) -> None:
-        """Every field has its annotated type: a whole number (not a bool) for int fields, a
-        finite number for float fields, true/false for bool fields, text for str fields."""
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            kind = str(f.type)
-            if kind.endswith("| None") and value is None:
-                continue
-            if kind.startswith("int"):
-                ok, wanted = (
-                    isinstance(value, int) and not isinstance(value, bool),
-                    "a whole number",
-                )
-            elif kind.startswith("float"):
-                ok = isinstance(value, int | float) and not isinstance(value, bool)
-                ok, wanted = ok and math.isfinite(value), "a finite number"
-            elif kind == "bool":
-                ok, wanted = isinstance(value, bool), "true or false"
-            else:
-                ok, wanted = isinstance(value, str), "a string"
-            if not ok:
-                raise ConfigError(
-                    f"training recipe: {f.name} = {value!r} is not allowed", fix=f"use {wanted}"
-                )
 
     @property
     def adversarial(self) -> bool:
@@ -150,14 +141,17 @@ class Recipe:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> Recipe:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(
-                f"training recipe: unknown key(s) {', '.join(unknown)}",
-                fix=f"allowed keys: {', '.join(sorted(known))}",
-            )
+    def from_dict(
+        cls,
+        values: Mapping[str, Any],
+        *,
+        where: str = "training recipe",
+        prefix: str = "",
+        spell: Callable[[str], str] = str,
+    ) -> Recipe:
+        """A recipe from a table of fields; an unknown key or bad value is one ConfigError
+        naming ``where`` and the key (see :meth:`check`)."""
+        cls.check(values, where=where, prefix=prefix, spell=spell)
         return cls(**values)
 
     def digest(self) -> str:

@@ -68,7 +68,10 @@ def replace(old: str, new: str) -> str:
         (VALID + "\n[extra]\nx = 1\n", ["extra", "unknown key", "data, lenses, models, study"]),
         (replace("seed = 3", 'seed = "three"'), ["study.seed", "whole number"]),
         (replace('dataset = "digits"', 'dataset = "imagenet9"'), ["data.dataset", "fashion-mnist"]),
-        (replace("eval_n = 100", "eval_n = 0"), ["data.eval_n", "at least 1"]),
+        (
+            replace("eval_n = 100", "eval_n = 0"),
+            ["data.eval_n = 0 is not allowed. use a whole number ≥ 1"],
+        ),
         (
             replace('name = "natural"\narch', 'name = "natural"\ncolour = 1\narch'),
             ["models[0].colour"],
@@ -149,7 +152,10 @@ ZERO = (
         ('{ set = "zero", source = "ghost" }', ["train_on.source", "natural, linf-0.05"]),
         ('{ set = "zero", source = "natural", stepz = 3 }', ["train_on.stepz", "unknown key"]),
         ('{ set = "robustified", source = "natural", eps = 0.5 }', ["no budget"]),
-        ('{ set = "negative", source = "natural", steps = 0 }', ["train_on.steps", "at least 1"]),
+        (
+            '{ set = "negative", source = "natural", steps = 0 }',
+            ["train_on.steps = 0 is not allowed. use a whole number ≥ 1"],
+        ),
         (
             '{ set = "zero", source = "natural", eps = -0.5 }',
             ["train_on.eps", "> 0", "used as written"],
@@ -246,8 +252,12 @@ def test_a_lens_may_name_its_models_by_model_or_entry(tmp_path):
     ("value", "message"),
     [
         ('["resnet"]', "'resnet' is not a model of the study"),
-        ('"natural"', "must be a non-empty list of model names"),
-        ("[]", "must be a non-empty list of model names"),
+        ('"natural"', "models = 'natural' is not allowed. use a non-empty list, each a string"),
+        (
+            "[]",
+            r"models = \[\] is not allowed. "
+            "use a non-empty list, each a string; names of the study's models",
+        ),
     ],
 )
 def test_a_lens_naming_unknown_models_is_refused(tmp_path, value: str, message: str):

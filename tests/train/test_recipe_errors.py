@@ -21,12 +21,19 @@ def _refused(field: str, value: object) -> str:
     return f"training recipe: {field} = {value!r} is not allowed"
 
 
+METHODS = "use one of 'natural', 'pgd', 'fgsm-rs'"
+NORMS = "use one of 'linf', 'l2', 'l1'"
+SCHEDULES = "use one of 'one-cycle', 'cosine', 'constant'"
+AUGMENTS = "use one of 'none', 'crop', 'crop-flip'"
+EPOCHS = "use a whole number in [1, 10,000]; more than 10,000 epochs is almost surely a typo"
+STEP_SIZE = "use a finite number > 0 or nothing (leave it out)"
+
 # (recipe fields, exact problem, exact fix)
 BAD_RECIPES = [
-    ({"method": "trades"}, _refused("method", "trades"), "use natural | pgd | fgsm-rs"),
-    ({"norm": "l3"}, _refused("norm", "l3"), "use linf | l2 | l1"),
-    ({"schedule": "step"}, _refused("schedule", "step"), "use one-cycle | cosine | constant"),
-    ({"augment": "flip"}, _refused("augment", "flip"), "use none | crop | crop-flip"),
+    ({"method": "trades"}, _refused("method", "trades"), METHODS),
+    ({"norm": "l3"}, _refused("norm", "l3"), NORMS),
+    ({"schedule": "step"}, _refused("schedule", "step"), SCHEDULES),
+    ({"augment": "flip"}, _refused("augment", "flip"), AUGMENTS),
     ({"eps": -0.1}, _refused("eps", -0.1), "use a finite number ≥ 0"),
     ({"eps": -1}, _refused("eps", -1), "use a finite number ≥ 0"),
     (
@@ -36,30 +43,26 @@ BAD_RECIPES = [
     ),
     (
         {"method": "pgd", "eps": 0.0},
-        "training recipe: method 'pgd' needs eps > 0",
-        "give the training budget, e.g. eps = 0.1 for L∞ on Fashion-MNIST",
+        _refused("eps", 0.0),
+        "use a budget > 0 for method 'pgd'; e.g. eps = 0.1 for L∞ on Fashion-MNIST",
     ),
     (
         {"method": "fgsm-rs"},
-        "training recipe: method 'fgsm-rs' needs eps > 0",
-        "give the training budget, e.g. eps = 0.1 for L∞ on Fashion-MNIST",
+        _refused("eps", 0.0),
+        "use a budget > 0 for method 'fgsm-rs'; e.g. eps = 0.1 for L∞ on Fashion-MNIST",
     ),
-    ({"epochs": 0}, _refused("epochs", 0), "use a whole number ≥ 1"),
+    ({"epochs": 0}, _refused("epochs", 0), EPOCHS),
     ({"batch_size": 0}, _refused("batch_size", 0), "use a whole number ≥ 1"),
     ({"steps": 0}, _refused("steps", 0), "use a whole number ≥ 1"),
     ({"steps": -3}, _refused("steps", -3), "use a whole number ≥ 1"),
     ({"eval_n": 0}, _refused("eval_n", 0), "use a whole number ≥ 1"),
     ({"eval_steps": 0}, _refused("eval_steps", 0), "use a whole number ≥ 1"),
-    (
-        {"epochs": MAX_EPOCHS + 1},
-        _refused("epochs", 10_001),
-        "use at most 10,000 epochs (more is almost surely a typo)",
-    ),
-    ({"lr": 0.0}, _refused("lr", 0.0), "use a number > 0"),
-    ({"lr": -0.1}, _refused("lr", -0.1), "use a number > 0"),
+    ({"epochs": MAX_EPOCHS + 1}, _refused("epochs", 10_001), EPOCHS),
+    ({"lr": 0.0}, _refused("lr", 0.0), "use a finite number > 0"),
+    ({"lr": -0.1}, _refused("lr", -0.1), "use a finite number > 0"),
     ({"momentum": 1.0}, _refused("momentum", 1.0), "use a number in [0, 1)"),
     ({"momentum": -0.1}, _refused("momentum", -0.1), "use a number in [0, 1)"),
-    ({"weight_decay": -1e-4}, _refused("weight_decay", -1e-4), "use a number ≥ 0"),
+    ({"weight_decay": -1e-4}, _refused("weight_decay", -1e-4), "use a finite number ≥ 0"),
     ({"warmup_fraction": 1.0}, _refused("warmup_fraction", 1.0), "use a number in [0, 1)"),
     ({"warmup_fraction": -0.5}, _refused("warmup_fraction", -0.5), "use a number in [0, 1)"),
     (
@@ -72,31 +75,23 @@ BAD_RECIPES = [
         _refused("eps_warmup_epochs", 3.5),
         "use at most epochs = 3 (a longer warm-up never reaches eps)",
     ),
-    (
-        {**ADV, "step_size": 0.0},
-        _refused("step_size", 0.0),
-        "use a number > 0, or leave it out for the default",
-    ),
-    (
-        {**ADV, "step_size": -0.01},
-        _refused("step_size", -0.01),
-        "use a number > 0, or leave it out for the default",
-    ),
-    # wrong types, found before any range check
-    ({"epochs": 2.0}, _refused("epochs", 2.0), "use a whole number"),
-    ({"epochs": True}, _refused("epochs", True), "use a whole number"),
+    ({**ADV, "step_size": 0.0}, _refused("step_size", 0.0), STEP_SIZE),
+    ({**ADV, "step_size": -0.01}, _refused("step_size", -0.01), STEP_SIZE),
+    # wrong types: the same message as a value out of range (one description per field)
+    ({"epochs": 2.0}, _refused("epochs", 2.0), EPOCHS),
+    ({"epochs": True}, _refused("epochs", True), EPOCHS),
     ({"seed": "0"}, _refused("seed", "0"), "use a whole number"),
-    ({"eps": "0.1"}, _refused("eps", "0.1"), "use a finite number"),
-    ({"eps": False}, _refused("eps", False), "use a finite number"),
-    ({"eps": math.inf}, _refused("eps", math.inf), "use a finite number"),
-    ({"lr": math.nan}, _refused("lr", math.nan), "use a finite number"),
-    ({"lr": None}, _refused("lr", None), "use a finite number"),
-    ({"step_size": math.inf}, _refused("step_size", math.inf), "use a finite number"),
-    ({"step_size": "big"}, _refused("step_size", "big"), "use a finite number"),
+    ({"eps": "0.1"}, _refused("eps", "0.1"), "use a finite number ≥ 0"),
+    ({"eps": False}, _refused("eps", False), "use a finite number ≥ 0"),
+    ({"eps": math.inf}, _refused("eps", math.inf), "use a finite number ≥ 0"),
+    ({"lr": math.nan}, _refused("lr", math.nan), "use a finite number > 0"),
+    ({"lr": None}, _refused("lr", None), "use a finite number > 0"),
+    ({"step_size": math.inf}, _refused("step_size", math.inf), STEP_SIZE),
+    ({"step_size": "big"}, _refused("step_size", "big"), STEP_SIZE),
     ({"nesterov": 1}, _refused("nesterov", 1), "use true or false"),
     ({"attack_in_eval_mode": "yes"}, _refused("attack_in_eval_mode", "yes"), "use true or false"),
-    ({"method": 3}, _refused("method", 3), "use a string"),
-    ({"norm": None}, _refused("norm", None), "use a string"),
+    ({"method": 3}, _refused("method", 3), METHODS),
+    ({"norm": None}, _refused("norm", None), NORMS),
 ]
 
 
@@ -154,11 +149,12 @@ def test_values_at_the_edge_of_each_refusal_are_accepted(fields):
 
 
 def test_unknown_keys_are_named_with_the_allowed_ones():
+    """The first unknown key (sorted) is named, with the nearest known one."""
     with pytest.raises(ConfigError) as caught:
         Recipe.from_dict({"epochz": 3, "lr": 0.1, "aug": "crop"})
-    assert caught.value.problem == "training recipe: unknown key(s) aug, epochz"
+    assert caught.value.problem == "training recipe: aug: unknown key"
     assert caught.value.fix == (
-        "allowed keys: attack_in_eval_mode, augment, batch_size, epochs, eps, "
+        "did you mean 'augment'? allowed: attack_in_eval_mode, augment, batch_size, epochs, eps, "
         "eps_warmup_epochs, eval_n, eval_steps, lr, method, momentum, nesterov, norm, schedule, "
         "seed, step_size, steps, warmup_fraction, weight_decay"
     )
