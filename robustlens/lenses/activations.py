@@ -33,6 +33,7 @@ from robustlens.lenses.base import (
 )
 from robustlens.lenses.common import convolutional_taps
 from robustlens.models.anatomy import capture_activations
+from robustlens.papers import CARLETTI
 
 # Names of the arrays the claims read (written and read through these, never spelled out).
 TAPS = "taps"
@@ -350,7 +351,7 @@ SPEC = register_lens(
     LensSpec(
         name="activations",
         title="Densely active and redundant feature maps",
-        paper="000_623867b7a7f4c6d9 (Carletti et al.)",
+        paper=CARLETTI.label,
         section="§3.1–3.2, §4.1–4.2, Fig. 1–3",
         description=(
             "Per block: N_k, the number of feature maps densely active (≥ τ_dens of activations "

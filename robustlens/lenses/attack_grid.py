@@ -41,6 +41,7 @@ from robustlens.lenses.common import (
     resolve_attacks,
     subset,
 )
+from robustlens.papers import GARAEV
 
 # Names of the per-image arrays the claims read.
 CLEAN = "clean"
@@ -216,7 +217,7 @@ SPEC = register_lens(
     LensSpec(
         name="attack_grid",
         title="Unseen attacks: FGSM, PGD (L1, L2, L∞), C&W, DeepFool",
-        paper="004_34ba3a310e26400d (Garaev et al.)",
+        paper=GARAEV.label,
         section="§3.1, Tables 1–3, A1",
         description=(
             "Accuracy of every model under a grid of attacks it was not trained on, at the "

@@ -32,6 +32,7 @@ from robustlens.lenses.base import (
     tidy,
 )
 from robustlens.lenses.common import adversarial, predictions, subset
+from robustlens.papers import GARAEV
 
 # Names of the arrays the claims read.
 
@@ -184,7 +185,7 @@ SPEC = register_lens(
     LensSpec(
         name="boundary",
         title="Distance to the decision boundary (DeepFool)",
-        paper="004_34ba3a310e26400d (Garaev et al.)",
+        paper=GARAEV.label,
         section="§5, Eq. 6–7, Table 8",
         description=(
             "DeepFool L2 and L∞ distance from each evaluation image to the decision boundary: "

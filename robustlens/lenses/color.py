@@ -27,6 +27,7 @@ from robustlens.lenses.base import (
     register_lens,
     tidy,
 )
+from robustlens.papers import CARLETTI
 
 # Names of the per-image correctness arrays the claims read.
 CLEAN, PIXEL_AVERAGE, GRID = "clean", "pixel_average", "grid"
@@ -204,7 +205,7 @@ SPEC = register_lens(
     LensSpec(
         name="color",
         title="Colour bias: pixel-averaged images, coloured contours, tiled grid",
-        paper="000_623867b7a7f4c6d9 (Carletti et al.)",
+        paper=CARLETTI.label,
         section="§3.4, §4.4, Tables 3–5, Fig. 4, 8; App. B",
         description=(
             "Accuracy on images replaced by their mean colour (against chance), the accuracy "

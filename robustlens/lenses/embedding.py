@@ -32,6 +32,7 @@ from robustlens.lenses.common import (
     resolve_attacks,
     subset,
 )
+from robustlens.papers import GARAEV
 
 FIGURES_5_8 = ("pgd l2 0.25 20", "pgd linf 0.025 20")
 """Fig. 5–8 use PGD with 20 steps; the paper gives no ε there, so Table 7's budgets are used."""
@@ -138,7 +139,7 @@ SPEC = register_lens(
     LensSpec(
         name="embedding",
         title="PCA of clean and adversarial representations",
-        paper="004_34ba3a310e26400d (Garaev et al.)",
+        paper=GARAEV.label,
         section="§4.2, Fig. 4–8",
         description=(
             "Penultimate representations of clean, L2-PGD and L∞-PGD inputs projected on the "

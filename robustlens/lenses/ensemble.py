@@ -33,6 +33,7 @@ from robustlens.lenses.base import (
     tidy,
 )
 from robustlens.lenses.common import representations, subset
+from robustlens.papers import ITAZURI
 
 # Names of the per-image arrays the claims read.
 
@@ -217,7 +218,7 @@ SPEC = register_lens(
     LensSpec(
         name="ensemble",
         title="Late fusion of robust and natural feature extractors",
-        paper="002_cb5dd505beb7dee8 (Itazuri et al.)",
+        paper=ITAZURI.label,
         section="§4.2, Fig. 7",
         description=(
             "Every model and every pair of models as frozen feature extractors: features "

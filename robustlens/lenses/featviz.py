@@ -29,6 +29,7 @@ from robustlens.lenses.base import (
 )
 from robustlens.lenses.common import convolutional_taps, tap_shapes
 from robustlens.models.convs import conv_layers
+from robustlens.papers import ITAZURI
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ SPEC = register_lens(
     LensSpec(
         name="featviz",
         title="Channel visualisations and first-layer filters",
-        paper="002_cb5dd505beb7dee8 (Itazuri et al.)",
+        paper=ITAZURI.label,
         section="Eq. 10, Fig. 3–4",
         description=(
             "Activation maximisation of the first channels of every tap with Lucid's recipe "

@@ -55,6 +55,7 @@ from robustlens.lenses.common import (
     subset,
 )
 from robustlens.models.convs import ConvLayer, conv_layers, following_batchnorm
+from robustlens.papers import GAVRIKOV
 
 # Names of the quality arrays the claims read (the filters themselves: ``array_name``).
 
@@ -521,7 +522,7 @@ SPEC = register_lens(
     LensSpec(
         name="filters",
         title="Convolution filters: quality, basis, robust–natural shift",
-        paper="003_d3114563f2aadf8a (Gavrikov & Keuper)",
+        paper=GAVRIKOV.label,
         section="§3–4, Eq. 7–10, Fig. 1–7",
         description=(
             "Sparsity, variance entropy and filterbank orthogonality of every k×k convolution "

@@ -29,6 +29,7 @@ from robustlens.lenses.base import (
     register_lens,
     tidy,
 )
+from robustlens.papers import CARLETTI
 
 # Names of the per-image correctness arrays the claims read.
 NATURAL, ROBUST = "natural", "robust"
@@ -209,7 +210,7 @@ SPEC = register_lens(
     LensSpec(
         name="latent",
         title="Retraining the linear head on natural data",
-        paper="000_623867b7a7f4c6d9 (Carletti et al.)",
+        paper=CARLETTI.label,
         section="§3.3, §4.3, Tables 1–2",
         description=(
             "The feature extractor f is kept; the linear head g is re-initialised and retrained "

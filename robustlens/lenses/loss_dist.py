@@ -35,6 +35,7 @@ from robustlens.lenses.common import (
     resolve_attacks,
     subset,
 )
+from robustlens.papers import GARAEV
 
 # Names of the arrays the claims read.
 A_ERRORS = "a_errors"
@@ -154,7 +155,7 @@ SPEC = register_lens(
     LensSpec(
         name="loss_dist",
         title="Loss distributions under L2 and L∞ attacks",
-        paper="004_34ba3a310e26400d (Garaev et al.)",
+        paper=GARAEV.label,
         section="§3.3, Fig. 1–3",
         description=(
             "Per-sample cross-entropy on clean inputs and under PGD L2 and PGD L∞, and the proxy "

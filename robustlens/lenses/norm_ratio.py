@@ -32,6 +32,7 @@ from robustlens.lenses.common import (
     resolve_attacks,
     subset,
 )
+from robustlens.papers import GARAEV
 
 # Names of the arrays the claims read.
 RATIO = "ratio"
@@ -140,7 +141,7 @@ SPEC = register_lens(
     LensSpec(
         name="norm_ratio",
         title="L2 / L∞ norm ratio of adversarial perturbations",
-        paper="004_34ba3a310e26400d (Garaev et al.)",
+        paper=GARAEV.label,
         section="§3.2, Tables 4–6, Eq. 5",
         description=(
             "For perturbations that change the prediction away from both the label and the "

@@ -32,6 +32,7 @@ from robustlens.lenses.base import (
     tidy,
 )
 from robustlens.lenses.common import predictions, subset
+from robustlens.papers import ITAZURI
 
 # Names of the per-image arrays the claims read.
 GAUSSIAN_BLUR, MEDIAN_FILTER = "gaussian_blur", "median_filter"
@@ -322,7 +323,7 @@ SPEC = register_lens(
     LensSpec(
         name="probes",
         title="Accuracy under blur, median filter, colour reversal, texture replacement",
-        paper="002_cb5dd505beb7dee8 (Itazuri et al.)",
+        paper=ITAZURI.label,
         section="§4.1, Fig. 5–6, Table 2",
         description=(
             "Accuracy of every model under Gaussian blur (kernel 7, σ 0–5 by 0.25), a 5×5 "

@@ -36,6 +36,7 @@ from robustlens.lenses.base import (
     tidy,
 )
 from robustlens.lenses.common import subset
+from robustlens.papers import ITAZURI
 
 # Names of the arrays the claims read.
 SANITY_THRESHOLD = "sanity/threshold"
@@ -283,7 +284,7 @@ SPEC = register_lens(
     LensSpec(
         name="saliency",
         title="Sensitivity maps and their sanity check",
-        paper="002_cb5dd505beb7dee8 (Itazuri et al.)",
+        paper=ITAZURI.label,
         section="§3.4, Fig. 2, App. A",
         description=(
             "Vanilla gradient, loss gradient, guided backpropagation, SmoothGrad (σ = 0.15 of "

@@ -35,6 +35,7 @@ from robustlens.lenses.common import (
     resolve_attacks,
     subset,
 )
+from robustlens.papers import GARAEV
 
 # Names of the arrays the claims read.
 SVCCA, SVCCA_BOOT = "svcca", "svcca_boot"
@@ -142,7 +143,7 @@ SPEC = register_lens(
     LensSpec(
         name="similarity",
         title="SVCCA and CKA of clean vs adversarial representations",
-        paper="004_34ba3a310e26400d (Garaev et al.)",
+        paper=GARAEV.label,
         section="§4.1, Tables 7, A3",
         description=(
             "SVCCA (99 % of the variance kept, s²) and linear CKA between each model's "

@@ -42,6 +42,7 @@ from robustlens.lenses.common import (
     source_order,
     subset,
 )
+from robustlens.papers import SPRINGER
 
 # Names of the per-image arrays the claims read.
 
@@ -271,7 +272,7 @@ SPEC = register_lens(
     LensSpec(
         name="transfer",
         title="Transfer of adversarial examples from robust sources",
-        paper="001_3364f971c200652f (Springer et al.)",
+        paper=SPRINGER.label,
         section="§5.2, Fig. 5–6, Table 4",
         description=(
             "Untargeted and targeted PGD L2 examples (ε 2.0, 100 steps of 0.1 at CIFAR-10 "

@@ -40,6 +40,7 @@ from robustlens.lenses.base import (
     tidy,
 )
 from robustlens.lenses.common import chosen_sources, predictions, source_order, subset
+from robustlens.papers import SPRINGER
 
 # Name of the per-image correctness arrays the claims read.
 TEST = "test"
@@ -289,7 +290,7 @@ SPEC = register_lens(
     LensSpec(
         name="universality",
         title="Accuracy on robustified test sets",
-        paper="001_3364f971c200652f (Springer et al.)",
+        paper=SPRINGER.label,
         section="§4–5.1, Tables 1/2/5/6, Fig. 2–3",
         description=(
             "The evaluation images robustified against each source model (by default the "

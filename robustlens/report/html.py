@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from robustlens.claims.verdict import Status
 from robustlens.errors import RobustlensError
 from robustlens.plotting import PNG_SIGNATURE
 from robustlens.report.document import (
@@ -42,8 +43,9 @@ TEMPLATE = "report.html.j2"
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 MISSING = "–"  # en dash: what a missing number or NaN looks like in the report
 MAX_TABLE_ROWS = 500  # longer tables show their first rows and say how many were left out
-STATUSES = ("holds", "fails", "inconclusive")
-NO_VERDICT = ("not computed", "not applicable")  # a lens failed, or applies to no model
+VERDICTS = (Status.HOLDS, Status.FAILS, Status.INCONCLUSIVE)
+STATUSES = tuple(s.value for s in VERDICTS)
+NO_VERDICT = (Status.NOT_COMPUTED.value, Status.NOT_APPLICABLE.value)  # a lens failed / no model
 
 # The page's only script: count the figures the browser could decode. Its sha256 goes into the
 # Content-Security-Policy, so this exact text (and nothing else) may run.
