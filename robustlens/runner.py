@@ -35,23 +35,15 @@ from robustlens.study.execute import (
     record_model,
     run_units,
 )
-from robustlens.study.inputs import StudyInputs, evaluation_split
+from robustlens.study.inputs import StudyInputs
 from robustlens.study.lock import writes_study_folder
-from robustlens.study.plan import StudyPlan, expected_units, lens_seed, params_dict, unit_key
+from robustlens.study.plan import StudyPlan, expected_units, unit_key
 from robustlens.study.results import Results
 from robustlens.study.spec import LensPlan, StudySpec, load_spec, parse_spec
 from robustlens.study.store import Store
 from robustlens.study.validate import validate_study
 
-__all__ = [
-    "REPORT_NAME",
-    "RunSummary",
-    "Study",
-    "UnitFailure",
-    "evaluation_split",
-    "lens_seed",
-    "params_dict",
-]
+__all__ = ["REPORT_NAME", "RunSummary", "Study", "UnitFailure"]
 
 REPORT_NAME = "report.html"
 

@@ -150,12 +150,12 @@ def _constructed(
     against an earlier model and kept (resumably) in ``<study>/constructed/``, and what
     the model's card records of it: the set's checks, and for a targeted set with a
     ``leakage_model`` the robust feature leakage that model measures (§3.2)."""
-    spec = dict(plan.train_on or {})
-    kind, source_name = spec.pop("set"), spec.pop("source")
-    leakage_name = spec.pop("leakage_model", None)  # a check: not part of the set's key
+    request = plan.train_on
+    assert request is not None
+    kind, source_name, options = request.set, request.source, request.options
     source = _earlier(plan, source_name, earlier, "trains on a set made against")
-    key = hashlib.sha256(
-        json.dumps([kind, source.digest, train_set.fingerprint(), spec], sort_keys=True).encode()
+    key = hashlib.sha256(  # the leakage model is a check, not part of the set's key
+        json.dumps([kind, source.digest, train_set.fingerprint(), options], sort_keys=True).encode()
     ).hexdigest()[:12]
     folder = inputs.dir / "constructed" / f"{kind}-{source_name}-{key}"
     info = train_set.info
@@ -169,13 +169,14 @@ def _constructed(
     elif kind == "robustified":
         log.info("robustifying %d training images against %s", len(train_set), source_name)
         made = constructed.build_robustified(
-            folder, source.model, train_set, model_digest=source.digest, seed=seed, **spec
+            folder, source.model, train_set, model_digest=source.digest, seed=seed, **options
         )
     else:
         log.info("building the %s set from %d images against %s", kind, len(train_set), source_name)
         made = constructed.build_targeted(
-            folder, source.model, train_set, kind, model_digest=source.digest, seed=seed, **spec
-        )
+            folder, source.model, train_set, kind, model_digest=source.digest, seed=seed,
+            **options,
+        )  # fmt: skip
     record: dict[str, Any] = {
         "set": kind,
         "source": source_name,
@@ -184,8 +185,8 @@ def _constructed(
     }
     if kind == "robustified":
         record["seed_mode"] = made.card.get("seed_mode", "other-image")
-    if leakage_name is not None:
-        checker = _earlier(plan, leakage_name, earlier, "checks its set for leakage with")
+    if request.leakage_model is not None:
+        checker = _earlier(plan, request.leakage_model, earlier, "checks its set for leakage with")
         record["leakage"] = _leakage(folder, made, train_set, checker)
     return made.as_imageset(info), record
 
