@@ -255,12 +255,12 @@ def run_units(
 ) -> list[tuple[Unit, str | UnitFailure]]:
     """Run every unit of ``plan`` (lenses named in ``force`` even when cached) and say how
     each went: one of :data:`RAN`, or its failure (recorded in the store)."""
-    data = inputs.data()
-    ctx = inputs.context()
+    data, ctx, seed = inputs.data(), inputs.context(), inputs.spec.seed
     done: list[tuple[Unit, str | UnitFailure]] = []
     with progress_bar(progress, total=len(plan.units), description="lenses") as advance:
         for unit in plan.units:
-            how = keep_going(store, unit, data, ctx, unit.lens.name in force, fail_fast, inputs)
+            forced = unit.lens.name in force
+            how = keep_going(store, unit, data, ctx, force=forced, fail_fast=fail_fast, seed=seed)
             done.append((unit, how))
             advance(1)
     return done
@@ -271,9 +271,10 @@ def keep_going(
     unit: Unit,
     data: ImageSet,
     ctx: LensContext,
+    *,
     force: bool,
     fail_fast: bool,
-    inputs: StudyInputs,
+    seed: int,
 ) -> str | UnitFailure:
     """Run one unit and say how it went: "computed", "cached", "not_applicable", or the
     failure (recorded in the store) unless ``fail_fast``, where errors propagate."""
@@ -284,7 +285,7 @@ def keep_going(
     try:
         if spec.scope == "model":
             spec.check_applicable(unit.models[0], unit.lens.params)
-        done = run_unit(store, unit, data, ctx, force, inputs.spec.seed)
+        done = run_unit(store, unit, data, ctx, force, seed)
     except LensNotApplicable as exc:
         log.info("lens %s does not apply to %s: %s", spec.name, scope_model, exc.problem)
         store.record_outcome(
