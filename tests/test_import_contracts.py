@@ -41,6 +41,7 @@ def test_the_package_keeps_its_import_contracts() -> None:
         ("attacks/pgd.py", "from robustlens.train import loop", "Floors"),
         ("errors.py", "from robustlens import plotting", "Floors"),
         ("report/document.py", "from robustlens.report import html", "Report"),
+        ("report/builder.py", "from robustlens.study.store import Store", "Report: reads"),
         ("data/formats.py", "from robustlens.data import loading", "No circular imports"),
         ("models/adapters.py", "import torchvision", "The core never imports torchvision"),
     ],

@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from torch import nn
@@ -249,13 +250,22 @@ class PaperRows:
     tables: Mapping[str, Sequence[str]]
     reference_dim: int = CIFAR10_DIM
 
+    @cached_property
+    def _identities(self) -> dict[str, tuple[tuple[str, tuple], ...]]:
+        """Each table's rows with their identity (:meth:`AttackSpec.identity`), parsed once."""
+        return {
+            name: tuple(
+                (text, AttackSpec.parse(text).identity(self.reference_dim)) for text in texts
+            )
+            for name, texts in self.tables.items()
+        }
+
     def rows(self) -> tuple[str, ...]:
         """Every table's rows in order, each attack once (a later table's row that is the
         same attack at every resolution, e.g. an L∞ budget in both, is left out)."""
         seen, out = set(), []
-        for texts in self.tables.values():
-            for text in texts:
-                identity = AttackSpec.parse(text).identity(self.reference_dim)
+        for rows in self._identities.values():
+            for text, identity in rows:
                 if identity not in seen:
                     seen.add(identity)
                     out.append(text)
@@ -267,8 +277,8 @@ class PaperRows:
         identity = spec.identity(reference_dim)
         return ", ".join(
             name
-            for name, texts in self.tables.items()
-            if any(AttackSpec.parse(t).identity(self.reference_dim) == identity for t in texts)
+            for name, rows in self._identities.items()
+            if any(found == identity for _, found in rows)
         )
 
 

@@ -4,6 +4,7 @@ checks that say how well the construction worked."""
 
 from robustlens.constructed.build import build_in_chunks, build_robustified, build_targeted
 from robustlens.constructed.inversion import InversionResult, default_schedule, robustify
+from robustlens.constructed.request import TrainOn
 from robustlens.constructed.sets import ConstructedSet, load_set, save_set, update_card
 from robustlens.constructed.targeted import TargetedResult, leakage, targeted_examples
 
@@ -11,6 +12,7 @@ __all__ = [
     "ConstructedSet",
     "InversionResult",
     "TargetedResult",
+    "TrainOn",
     "build_in_chunks",
     "build_robustified",
     "build_targeted",

@@ -35,6 +35,7 @@ from robustlens.lenses.base import (
     tidy,
 )
 from robustlens.lenses.common import (
+    ParsedAttacks,
     adversarial,
     attack_array,
     predictions,
@@ -86,7 +87,7 @@ they are Table 1's rows again)."""
 
 
 @dataclass(frozen=True)
-class AttackGridParams:
+class AttackGridParams(ParsedAttacks):
     """``attacks``: "ATTACK NORM EPS [STEPS] [@REFERENCE]" rows (Tables 1–2 and A1); a row
     ending in ``@imagenet``, ``@cifar10`` or ``@N`` gives ε for that input size, the others
     for inputs of ``reference_dim`` values (CIFAR-10's 3 072; 0 = use ε as written);
@@ -98,11 +99,9 @@ class AttackGridParams:
     cw_binary_steps: int = 9
 
     def __post_init__(self) -> None:
-        from robustlens.attacks.spec import parse_specs
-
         if not self.attacks:
             raise ConfigError("attack_grid needs at least one attack row")
-        specs = parse_specs(self.attacks)  # fails early, naming the bad row
+        specs = self.attack_specs  # fails early, naming the bad row
         if (
             self.reference_dim < 0
             or self.cw_binary_steps < 1
@@ -148,7 +147,7 @@ def compute(
     arrays = {CLEAN: clean}
     settings: set[str] = set()
     moved: dict[int, None] = {}
-    for written, run in resolve_attacks(params.attacks, data, params.reference_dim):
+    for written, run in resolve_attacks(params.attack_specs, data, params.reference_dim):
         table = PAPER.source(written, params.reference_dim)
         setting = setting_label(written, run, table)
         if setting in settings:  # budgets equal to 3 digits: name the row as written

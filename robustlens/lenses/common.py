@@ -5,6 +5,7 @@ and the source models of paper 001's lenses (universality, transfer)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -31,22 +32,34 @@ def attack_keys(names: Sequence[str], stem: str) -> list[str]:
     return [n[len(prefix) :] for n in names if n.startswith(prefix)]
 
 
+class ParsedAttacks:
+    """For lens parameters whose ``attacks`` hold attack settings as written in the study file
+    ("pgd linf 0.025 5"): ``attack_specs`` parses them once. The text stays the stored
+    parameter (and so the cache key); the lens works on the parsed settings."""
+
+    attacks: tuple[str, ...]
+
+    @cached_property
+    def attack_specs(self) -> tuple[AttackSpec, ...]:
+        """``attacks`` parsed, in order (the first bad one raises a ConfigError naming it)."""
+        return tuple(parse_specs(self.attacks))
+
+
 def resolve_attacks(
-    texts: tuple[str, ...], data: ImageSet, reference_dim: int
+    specs: Sequence[AttackSpec], data: ImageSet, reference_dim: int
 ) -> list[tuple[AttackSpec, AttackSpec]]:
     """(as written, as run) attack settings: ε moved to the evaluation data's dimension from
     the input size the row names (``@imagenet``, ``@cifar10``, ``@N``) or, for a row naming
     none, from ``reference_dim`` input values (the paper's data set; 0 = use as written)."""
     dim = data.info.dimension
-    return [(spec, spec.scaled(dim, reference_dim)) for spec in parse_specs(texts)]
+    return [(spec, spec.scaled(dim, reference_dim)) for spec in specs]
 
 
 def gradient_attack_specs(
-    texts: tuple[str, ...], lens: str, example: str, *, allow_empty: bool = False
-) -> list[AttackSpec]:
-    """Parsed attack settings for a lens that needs perturbations of a fixed budget: PGD and
-    FGSM only (minimal-norm attacks have no budget to hold to)."""
-    specs = parse_specs(texts)
+    specs: Sequence[AttackSpec], lens: str, example: str, *, allow_empty: bool = False
+) -> Sequence[AttackSpec]:
+    """Attack settings checked for a lens that needs perturbations of a fixed budget: PGD
+    and FGSM only (minimal-norm attacks have no budget to hold to)."""
     if (not specs and not allow_empty) or any(s.minimal_norm for s in specs):
         raise ConfigError(f"{lens} takes PGD and FGSM settings", fix=f"e.g. '{example}'")
     return specs

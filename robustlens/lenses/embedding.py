@@ -26,6 +26,7 @@ from robustlens.lenses.base import (
     tidy,
 )
 from robustlens.lenses.common import (
+    ParsedAttacks,
     adversarial,
     gradient_attack_specs,
     representations,
@@ -39,14 +40,14 @@ FIGURES_5_8 = ("pgd l2 0.25 20", "pgd linf 0.025 20")
 
 
 @dataclass(frozen=True)
-class EmbeddingParams:
+class EmbeddingParams(ParsedAttacks):
     attacks: tuple[str, ...] = FIGURES_5_8
     reference_dim: int = CIFAR10_DIM
     k: int = 10
     n: int | None = None
 
     def __post_init__(self) -> None:
-        gradient_attack_specs(self.attacks, "embedding", "pgd l2 0.25 20", allow_empty=True)
+        gradient_attack_specs(self.attack_specs, "embedding", "pgd l2 0.25 20", allow_empty=True)
         if self.k < 1 or self.reference_dim < 0 or (self.n is not None and self.n <= self.k):
             raise ConfigError("k must be ≥ 1, reference_dim ≥ 0 and n > k")
 
@@ -58,7 +59,7 @@ def compute(
     labels = data.labels.numpy()
     reps = {"clean": representations(model, data.images, ctx.device)}
     names = {"clean": "clean"}
-    for written, run in resolve_attacks(params.attacks, data, params.reference_dim):
+    for written, run in resolve_attacks(params.attack_specs, data, params.reference_dim):
         result = adversarial(ctx, model, data, run, early_stop=False)
         reps[written.key()] = representations(model, result.adversarial, ctx.device)
         names[written.key()] = run.label()

@@ -20,6 +20,7 @@ BatchNorm that directly follows a convolution into its weights, as the authors' 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -37,7 +38,7 @@ from robustlens.analysis.filters import (
     sparsity,
     variance_entropy,
 )
-from robustlens.attacks.spec import CIFAR10_DIM
+from robustlens.attacks.spec import CIFAR10_DIM, AttackSpec
 from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
 from robustlens.lenses.base import (
@@ -98,8 +99,13 @@ class FiltersParams:
         if self.resamples < 0 or self.threshold_images < 0:
             raise ConfigError("resamples and threshold_images must be ≥ 0")
         gradient_attack_specs(
-            (self.threshold_attack,), "filters' threshold_attack", "pgd linf 0.03137 10"
+            (self.threshold_spec,), "filters' threshold_attack", "pgd linf 0.03137 10"
         )
+
+    @cached_property
+    def threshold_spec(self) -> AttackSpec:
+        """``threshold_attack`` parsed (once)."""
+        return AttackSpec.parse(self.threshold_attack)
 
 
 def array_name(layer: ConvLayer) -> str:
@@ -218,7 +224,7 @@ def _thresholding(
     """Fig. 6: how much of a PGD perturbation survives the first convolution (+ its BatchNorm)
     and the ReLU, per image: ‖a(x+δ) − a(x)‖₂ / ‖a(x)‖₂ with a = ReLU(BN(conv1(·)))."""
     data = subset(data, params.threshold_images)
-    ((_, spec),) = resolve_attacks((params.threshold_attack,), data, params.reference_dim)
+    ((_, spec),) = resolve_attacks((params.threshold_spec,), data, params.reference_dim)
     result = adversarial(ctx, model, data, spec, early_stop=False)
     clean = _first_activation(model, data.images, first, ctx.device)
     attacked = _first_activation(model, result.adversarial, first, ctx.device)

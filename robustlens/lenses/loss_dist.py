@@ -28,6 +28,7 @@ from robustlens.lenses.base import (
     tidy,
 )
 from robustlens.lenses.common import (
+    ParsedAttacks,
     adversarial,
     attack_array,
     gradient_attack_specs,
@@ -46,14 +47,14 @@ PAPER_ATTACKS = ("pgd l2 0.5 10", "pgd linf 0.05 5")
 
 
 @dataclass(frozen=True)
-class LossDistParams:
+class LossDistParams(ParsedAttacks):
     attacks: tuple[str, ...] = PAPER_ATTACKS
     reference_dim: int = CIFAR10_DIM
     n: int | None = None
     folds: int = 5
 
     def __post_init__(self) -> None:
-        gradient_attack_specs(self.attacks, "loss_dist", "pgd l2 0.5 10")
+        gradient_attack_specs(self.attack_specs, "loss_dist", "pgd l2 0.5 10")
         if self.folds < 2 or self.reference_dim < 0 or (self.n is not None and self.n < 1):
             raise ConfigError("folds must be ≥ 2, reference_dim ≥ 0 and n ≥ 1")
 
@@ -75,7 +76,7 @@ def compute(
             "key": "clean",
         }
     ]
-    for written, run in resolve_attacks(params.attacks, data, params.reference_dim):
+    for written, run in resolve_attacks(params.attack_specs, data, params.reference_dim):
         result = adversarial(ctx, model, data, run, early_stop=False)
         loss = per_sample_loss(model, result.adversarial, data.labels, ctx.device)
         arrays[f"loss/{written.key()}"] = loss

@@ -25,6 +25,7 @@ from robustlens.lenses.base import (
     tidy,
 )
 from robustlens.lenses.common import (
+    ParsedAttacks,
     adversarial,
     attack_array,
     gradient_attack_specs,
@@ -46,7 +47,7 @@ does not give PGD's steps; 20 is our default."""
 
 
 @dataclass(frozen=True)
-class NormRatioParams:
+class NormRatioParams(ParsedAttacks):
     """PGD runs every step (no early exit), as in the paper, so L∞ perturbations saturate."""
 
     attacks: tuple[str, ...] = TABLE_4
@@ -54,7 +55,7 @@ class NormRatioParams:
     n: int | None = None
 
     def __post_init__(self) -> None:
-        gradient_attack_specs(self.attacks, "norm_ratio", "pgd l2 0.25 20")
+        gradient_attack_specs(self.attack_specs, "norm_ratio", "pgd l2 0.25 20")
         if self.reference_dim < 0 or (self.n is not None and self.n < 1):
             raise ConfigError("reference_dim must be ≥ 0 and n ≥ 1")
 
@@ -76,7 +77,7 @@ def compute(
     labels = data.labels.numpy()
     sqrt_d = float(np.sqrt(data.info.dimension))
     rows, arrays = [], {}
-    for written, run in resolve_attacks(params.attacks, data, params.reference_dim):
+    for written, run in resolve_attacks(params.attack_specs, data, params.reference_dim):
         result = adversarial(ctx, model, data, run, early_stop=False)
         adv_pred = predictions(model, result.adversarial, ctx.device).numpy()
         misclassified = adv_pred != labels

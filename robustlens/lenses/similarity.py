@@ -15,7 +15,7 @@ import numpy as np
 
 from robustlens.analysis import linear_cka, svcca
 from robustlens.analysis.bootstrap import bootstrap_indices
-from robustlens.attacks.spec import CIFAR10_DIM, PaperRows, parse_specs, refuse_repeats, table_label
+from robustlens.attacks.spec import CIFAR10_DIM, PaperRows, refuse_repeats, table_label
 from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
 from robustlens.lenses.base import (
@@ -28,6 +28,7 @@ from robustlens.lenses.base import (
     tidy,
 )
 from robustlens.lenses.common import (
+    ParsedAttacks,
     adversarial,
     attack_array,
     gradient_attack_specs,
@@ -54,7 +55,7 @@ DEFAULT_ATTACKS = PAPER.rows()
 
 
 @dataclass(frozen=True)
-class SimilarityParams:
+class SimilarityParams(ParsedAttacks):
     """The attacks of Tables 7 and A3 (CIFAR-10 units, for inputs of ``reference_dim``
     values unless a row ends in ``@imagenet``/``@cifar10``/``@N``); ``keep``: variance
     fraction SVCCA keeps; ``bootstrap``: resamples over images for the claims' intervals."""
@@ -66,12 +67,12 @@ class SimilarityParams:
     bootstrap: int = 100
 
     def __post_init__(self) -> None:
-        gradient_attack_specs(self.attacks, "similarity", "pgd l2 0.25 100")
+        gradient_attack_specs(self.attack_specs, "similarity", "pgd l2 0.25 100")
         if not 0 < self.keep <= 1:
             raise ConfigError(f"keep must lie in (0, 1], got {self.keep}")
         if self.bootstrap < 0 or self.reference_dim < 0 or (self.n is not None and self.n < 2):
             raise ConfigError("bootstrap and reference_dim must be ≥ 0, n ≥ 2")
-        refuse_repeats(parse_specs(self.attacks), self.reference_dim, "similarity")
+        refuse_repeats(self.attack_specs, self.reference_dim, "similarity")
 
 
 def compute(
@@ -81,7 +82,7 @@ def compute(
     clean = representations(model, data.images, ctx.device)
     boot = bootstrap_indices(len(data), params.bootstrap, ctx.seed) if params.bootstrap else None
     rows, arrays = [], {}
-    for written, run in resolve_attacks(params.attacks, data, params.reference_dim):
+    for written, run in resolve_attacks(params.attack_specs, data, params.reference_dim):
         result = adversarial(ctx, model, data, run, early_stop=False)
         adv = representations(model, result.adversarial, ctx.device)
         s = svcca(clean, adv, keep=params.keep)

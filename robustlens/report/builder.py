@@ -1,13 +1,13 @@
 """Assemble a study's report from its store: model cards, claim verdicts, lens sections.
 
-The runner reads what the report needs from the store into a :class:`ReportInputs` and hands it
-over; nothing here imports the runner (the arrow points one way: runner → report builder).
+The report reads a study's :class:`~robustlens.study.results.Results` (the read-only view of its
+store) and nothing else: it never opens the store nor imports the runner.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from robustlens.claims import ResultsView, evaluate_claims
+from robustlens.claims import evaluate_claims
 from robustlens.lenses import LENSES, StudyModel
 from robustlens.report.document import (
     ClaimRow,
@@ -26,26 +26,9 @@ from robustlens.report.document import (
     TableBlock,
 )
 from robustlens.runtime import versions
-from robustlens.study.spec import StudySpec
-from robustlens.study.store import LensOutcome, LensRun, Store
+from robustlens.study.results import Results
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ReportInputs:
-    """What a report is built from, read from the store by the runner."""
-
-    spec: StudySpec
-    models: list[StudyModel]
-    """The study's models as recorded in the store, in the study file's order."""
-    runs: dict[str, list[LensRun]]
-    """Per lens of the study, its stored runs that belong to the current models and data."""
-    outcomes: dict[str, list[LensOutcome]]
-    """Per lens, the current units that failed or do not apply (no results)."""
-    eval_n: int
-    """The number of evaluation images every lens looks at."""
-    num_classes: int
 
 
 def how_trained(card_recipe: dict[str, Any] | None, source: str) -> str:
@@ -133,70 +116,18 @@ def model_rows(models: list[StudyModel], stored: dict[str, dict[str, Any]]) -> l
     return rows
 
 
-class _Runs:
-    """The current runs of each lens, with their tables and arrays loaded on demand."""
-
-    def __init__(self, inputs: ReportInputs, store: Store) -> None:
-        self.store = store
-        self.by_lens = inputs.runs
-        self.outcomes = inputs.outcomes
-        self._arrays: dict[tuple[int, str], np.ndarray] = {}
-
-    def tables(self, lens: str) -> dict[str, pd.DataFrame]:
-        frames: dict[str, list[pd.DataFrame]] = {}
-        for run in self.by_lens.get(lens, []):
-            for name in self.store.table_names(run):
-                frames.setdefault(name, []).append(self.store.table(run, name))
-        return {name: pd.concat(parts, ignore_index=True) for name, parts in frames.items()}
-
-    def array_names(self, lens: str, model: str) -> list[str]:
-        return sorted(
-            name
-            for run in self.by_lens.get(lens, [])
-            if run.scope_model in (model, None)
-            for name in self.store.array_names(run)
-        )
-
-    def array(self, lens: str, model: str, name: str) -> np.ndarray | None:
-        for run in self.by_lens.get(lens, []):
-            if run.scope_model not in (model, None):
-                continue
-            if name not in self.store.array_names(run):
-                continue
-            key = (run.id, name)
-            if key not in self._arrays:
-                self._arrays[key] = self.store.array(run, name)
-            return self._arrays[key]
-        return None
+FigureKeeper = Callable[[str, list[tuple[str, bytes]], str], None]
+"""Stores a lens's freshly drawn figures (lens, [(title, png)], figure source) for reuse."""
 
 
-def build_document(inputs: ReportInputs, store: Store) -> ReportDocument:
-    """The report as data: model cards, claim verdicts and one section per lens."""
-    study_spec = inputs.spec
-    models = inputs.models
-    stored = {row["name"]: row for row in store.models()}
-    runs = _Runs(inputs, store)
-    view = ResultsView(
-        models,
-        runs.array,
-        {lens for lens, found in runs.by_lens.items() if found},
-        inputs.eval_n,
-        inputs.num_classes,
-        names=runs.array_names,
-        coverage={
-            plan.name: {m.name for m in models if plan.covers(m.name)} for plan in study_spec.lenses
-        },
-    )
-    view.planned = {plan.name for plan in study_spec.lenses}
-    for lens, found in runs.outcomes.items():
-        for o in found:
-            where = o.scope_model or "all models"
-            if o.failed:
-                view.failed.setdefault(lens, []).append(f"{where}: {o.error}: {o.message}")
-            else:
-                view.not_applicable.setdefault(lens, {})[where] = o.message
-                if lens in view.coverage:
-                    view.coverage[lens].discard(where)
+def build_document(results: Results, keep_figures: FigureKeeper | None = None) -> ReportDocument:
+    """The report as data: model cards, claim verdicts and one section per lens. Figures
+    drawn afresh are handed to ``keep_figures`` (when given) so that a later report reuses
+    them; the report itself never writes the store."""
+    study_spec = results.spec
+    models = results.models
+    stored = results.model_rows
+    view = results.view()
     claims = [
         ClaimRow(
             c.id, c.paper.label, c.section, c.statement, v.status.value, v.evidence, v.interval
@@ -207,8 +138,8 @@ def build_document(inputs: ReportInputs, store: Store) -> ReportDocument:
     warnings = []
     for plan in study_spec.lenses:
         spec = LENSES.get(plan.name)
-        lens_runs = runs.by_lens.get(plan.name, [])
-        outcomes = runs.outcomes.get(plan.name, [])
+        lens_runs = results.runs.get(plan.name, [])
+        outcomes = results.outcomes.get(plan.name, [])
         skipped = {o.scope_model: o.message for o in outcomes if not o.failed}
         failures = [
             f"{o.scope_model or 'all models'}: {o.error}: {o.message}"
@@ -222,10 +153,10 @@ def build_document(inputs: ReportInputs, store: Store) -> ReportDocument:
             warnings.append(f"lens {plan.name} failed on {line}; its results are not computed")
         if len(lens_runs) + len(failures) < expected:
             warnings.append(f"lens {plan.name}: {len(lens_runs)} of {expected} runs finished")
-        tables = runs.tables(plan.name)
+        tables = results.tables(plan.name)
         figures = []
         source = _figure_source(spec, plan, lens_runs, covered)
-        cached = store.cached_figures(plan.name, source) if tables else None
+        cached = results.cached_figures(plan.name, source) if tables else None
         if cached is not None:
             figures = [FigureBlock(title, png) for title, png in cached]
         elif spec.plot is not None and tables:
@@ -234,15 +165,15 @@ def build_document(inputs: ReportInputs, store: Store) -> ReportDocument:
             try:
 
                 def arrays(model: str, name: str, lens: str = plan.name) -> np.ndarray | None:
-                    return runs.array(lens, model, name)
+                    return results.array(lens, model, name)
 
                 for title, fig in spec.plot(tables, covered, plan.params, arrays=arrays).items():
                     figures.append(FigureBlock(title, figure_to_png(fig)))
             except Exception as exc:  # a broken figure must not hide the numbers
                 log.exception("figures of lens %s failed", plan.name)
                 warnings.append(f"lens {plan.name}: figures failed ({exc})")
-            if not store.read_only:  # `robustlens report` reads the store, never writes it
-                store.put_figures(plan.name, [(f.title, f.png) for f in figures], source)
+            if keep_figures is not None:  # `robustlens report` reads the store, never writes it
+                keep_figures(plan.name, [(f.title, f.png) for f in figures], source)
         notes = [note for run in lens_runs for note in run.notes]
         if plan.models is not None:
             notes.insert(0, f"looks at the models {', '.join(m.name for m in covered)} only")
@@ -270,7 +201,7 @@ def build_document(inputs: ReportInputs, store: Store) -> ReportDocument:
         study_name=study_spec.name,
         description=study_spec.description,
         dataset=study_spec.dataset,
-        eval_n=inputs.eval_n,
+        eval_n=results.eval_n,
         seed=study_spec.seed,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         versions=versions(),
@@ -326,8 +257,8 @@ def _params(params: Any) -> dict[str, Any]:
     return dataclasses.asdict(params) if dataclasses.is_dataclass(params) else dict(params)
 
 
-def build_report(inputs: ReportInputs, store: Store, path: Path) -> Path:
-    """Build the report from ``inputs`` and the store and write it to ``path`` as HTML."""
-    from robustlens.report.html import write_report
+def build_report(results: Results, path: Path, keep_figures: FigureKeeper | None = None) -> Path:
+    """Build the report from a study's ``results`` and write it to ``path`` as HTML."""
+    from robustlens.report.html import write_report  # heavy: jinja2
 
-    return write_report(build_document(inputs, store), path)
+    return write_report(build_document(results, keep_figures), path)

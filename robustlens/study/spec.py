@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from robustlens.constructed.request import TRAIN_ON_KEYS, TrainOn
 from robustlens.errors import ConfigError, RobustlensError
 from robustlens.params import (
     Anything,
@@ -93,20 +94,6 @@ HINTS = {
     "models": "one [[models]] table per model",
     "lenses": "one [lenses.NAME] table per lens",
 }
-TRAIN_ON_SETS = ("robustified", "zero", "zero-all", "negative")
-"""Constructed training sets (Springer et al. §3.2–3.3; Ilyas et al.): D_R ("robust-data"),
-zero-robust with random or all targets, negative-robust."""
-TRAIN_ON_KEYS = {"set", "source", "steps", "step_size", "eps", "seed_mode", "leakage_model"}
-"""``train_on`` keys. ``steps``, ``step_size`` and ``eps`` (L2, in [0, 1] pixel units) are used
-as written, never rescaled to the data's resolution. Left out, a targeted set (zero, zero-all,
-negative) takes Table 4's ε = 0.5, 200 steps of 0.1 — the paper's own numbers for CIFAR-10 and
-ImageNet-9 at 64 × 64 alike — and a robustified set Table 4's schedule (400 × 0.05 at 32 × 32,
-step moved like an L2 budget to other resolutions; no ε, Table 4: ∞). ``seed_mode``
-(robustified only): "other-image" (default, Springer et al. §3.3) or "noise" (Garaev et al.
-§3.1). ``leakage_model`` (targeted only): an adversarially trained model listed earlier, whose
-predictions on the set are recorded as a robust-feature-leakage check (§3.2); it does not change
-the set."""
-TARGETED_SETS = ("zero", "zero-all", "negative")
 
 
 @dataclass(frozen=True)
@@ -121,10 +108,9 @@ class ModelPlan:
     path: Path | None = None
     adapter: str | None = None
     train_n: int | None = None
-    train_on: dict[str, Any] | None = None
-    """A constructed training set made from the training split against another model of the
-    study: {"set": one of TRAIN_ON_SETS, "source": model name, optional steps / step_size / eps
-    (taken as written), seed_mode, leakage_model} — see TRAIN_ON_KEYS."""
+    train_on: TrainOn | None = None
+    """A constructed training set made from the training split against an earlier model of
+    the study (see :mod:`robustlens.constructed.request`)."""
     entry: str = ""
     """The name of the [[models]] entry it comes from ("linf" for linf-0.05); its own name
     when empty."""
@@ -357,90 +343,32 @@ def _parse_models(where: _Where, entries: Any, path: Path) -> tuple[ModelPlan, .
     return tuple(plans)
 
 
-def _train_on(where: _Where, key: str, table: Any, plans: list[ModelPlan]) -> dict[str, Any]:
-    """A validated ``train_on`` table (see TRAIN_ON_KEYS): the set's kind, an earlier model as
-    its source, and optionally an earlier robust model for the leakage check. Naming only
-    earlier models means every model used is obtained first, and no cycle can arise."""
-    earlier = [p.name for p in plans]
+class _TableCheck:
+    """A :class:`~robustlens.constructed.request.Checker` for the table at ``key``: errors
+    and type checks name the file and the table's key."""
+
+    def __init__(self, where: _Where, key: str) -> None:
+        self.where, self.key = where, key
+
+    def error(self, key: str, problem: str, allowed: str | None = None) -> ConfigError:
+        return self.where.error(f"{self.key}.{key}" if key else self.key, problem, allowed)
+
+    def typed(self, key: str, value: Any, kind: type, *, minimum: int | None = None) -> Any:
+        return _typed(self.where, f"{self.key}.{key}", value, kind, minimum=minimum)
+
+
+def _train_on(where: _Where, key: str, table: Any, plans: list[ModelPlan]) -> TrainOn:
+    """A validated ``train_on`` table (see :class:`~robustlens.constructed.request.TrainOn`):
+    its source and leakage model are models listed earlier; a leakage model is adversarially
+    trained on the data set's own training split (or loaded)."""
     table = dict(_check_keys(where, key, table, TRAIN_ON_KEYS))
-    kind = _typed(where, f"{key}.set", table.get("set"), str)
-    if kind not in TRAIN_ON_SETS:
-        raise where.error(
-            f"{key}.set", f"unknown constructed set {kind!r}", ", ".join(TRAIN_ON_SETS)
-        )
-    source = table.get("source")
-    if source not in earlier:
-        raise where.error(
-            f"{key}.source",
-            f"{source!r} is not a model listed before this one",
-            ", ".join(earlier) or "(no model comes before it)",
-        )
-    out: dict[str, Any] = {"set": kind, "source": source}
-    if "steps" in table:
-        out["steps"] = _typed(where, f"{key}.steps", table["steps"], int, minimum=1)
-    for name in ("step_size", "eps"):
-        if name in table:
-            value = _typed(where, f"{key}.{name}", table[name], float)
-            if value <= 0:
-                raise where.error(
-                    f"{key}.{name}",
-                    f"must be > 0, got {value} (L2, in [0, 1] pixel units, used as written)",
-                )
-            out[name] = float(value)
-    if "eps" in out and kind == "robustified":
-        raise where.error(f"{key}.eps", "a robustified set has no budget (Table 4: ∞)")
-    if "seed_mode" in table:
-        from robustlens.constructed.inversion import SEED_MODES
-
-        mode = _typed(where, f"{key}.seed_mode", table["seed_mode"], str)
-        if kind != "robustified":
-            raise where.error(
-                f"{key}.seed_mode",
-                f"only a robustified set starts from seeds, not a {kind} set",
-                'leave it out, or use set = "robustified"',
-            )
-        if mode not in SEED_MODES:
-            raise where.error(
-                f"{key}.seed_mode", f"unknown seed mode {mode!r}", ", ".join(SEED_MODES)
-            )
-        out["seed_mode"] = mode
-    if "leakage_model" in table:
-        out["leakage_model"] = _leakage_model(where, f"{key}.leakage_model", table, kind, plans)
-    return out
-
-
-def _leakage_model(
-    where: _Where, key: str, table: dict[str, Any], kind: str, plans: list[ModelPlan]
-) -> str:
-    """The robust model that checks a targeted set for robust feature leakage (§3.2)."""
-    name = _typed(where, key, table["leakage_model"], str)
-    if kind not in TARGETED_SETS:
-        raise where.error(
-            key,
-            "a robustified set keeps its images' own labels: there is no new label to leak",
-            f"leave it out, or use set = one of {', '.join(TARGETED_SETS)}",
-        )
-    plan = next((p for p in plans if p.name == name), None)
     robust = [
         p.name
         for p in plans
         if p.source != "train"
         or (p.recipe.method != "natural" and p.recipe.eps > 0 and p.train_on is None)
     ]
-    if plan is None:
-        raise where.error(
-            key,
-            f"{name!r} is not a model listed before this one",
-            ", ".join(robust) or "(no robust model comes before it)",
-        )
-    if name not in robust:
-        raise where.error(
-            key,
-            f"{name!r} is not adversarially trained on the data set's own training split, so "
-            "it does not tell robust features apart",
-            ", ".join(robust) or "(no robust model comes before it)",
-        )
-    return name
+    return TrainOn.parse(table, _TableCheck(where, key), [p.name for p in plans], robust)
 
 
 def _expand_recipe(where: _Where, key: str, table: Any) -> list[tuple[float | None, Recipe]]:

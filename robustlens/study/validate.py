@@ -29,11 +29,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from robustlens.attacks.spec import AttackSpec, scale_eps
 from robustlens.errors import CheckpointError, ConfigError, RobustlensError
 from robustlens.study.spec import LensPlan, ModelPlan, StudySpec
 
-ATTACK_FIELDS = ("attacks", "threshold_attack")
-"""Lens parameters holding attack settings ("pgd linf 0.03 10"), checked for their budget."""
+ATTACK_FIELDS = {"attacks": "attack_specs", "threshold_attack": "threshold_spec"}
+"""Lens parameters holding attack settings ("pgd linf 0.03 10"), checked for their budget,
+with the attribute that holds them parsed."""
 
 
 def eps_limit(norm: str, dim: int) -> float:
@@ -195,29 +197,27 @@ def _check_budget(
 def _check_model_budgets(spec: StudySpec, plan: ModelPlan, dim: int) -> None:
     if plan.recipe is not None and plan.recipe.adversarial:
         _check_budget(spec, f"model {plan.name}.recipe.eps", plan.recipe.norm, plan.recipe.eps, dim)
-    if plan.train_on and "eps" in plan.train_on:
-        _check_budget(spec, f"model {plan.name}.train_on.eps", "l2", plan.train_on["eps"], dim)
+    if plan.train_on is not None and plan.train_on.eps is not None:
+        _check_budget(spec, f"model {plan.name}.train_on.eps", "l2", plan.train_on.eps, dim)
 
 
 def _check_lens_budgets(spec: StudySpec, lens: LensPlan, dim: int) -> None:
     """Every attack setting of the lens, moved to the data's resolution, within its norm's
-    limit; transfer's L2 budget likewise."""
-    from robustlens.attacks.spec import AttackSpec, scale_eps
-
+    limit; transfer's L2 budget likewise. The settings were parsed with the lens's
+    parameters (their ``attack_specs`` / ``threshold_spec``); the text names them."""
     if not dataclasses.is_dataclass(lens.params):
         return
     values = dataclasses.asdict(lens.params)
     reference = values.get("reference_dim", 0)
-    for name in ATTACK_FIELDS:
+    for name, parsed in ATTACK_FIELDS.items():
         settings = values.get(name)
         if settings is None:
             continue
-        for text in (settings,) if isinstance(settings, str) else settings:
-            key = f"lenses.{lens.name}.{name}"
-            try:
-                setting = AttackSpec.parse(text)
-            except ConfigError as exc:
-                raise _fail(spec, key, exc.problem, exc.fix) from exc
+        texts = (settings,) if isinstance(settings, str) else settings
+        specs = getattr(lens.params, parsed)
+        specs = (specs,) if isinstance(specs, AttackSpec) else specs
+        key = f"lenses.{lens.name}.{name}"
+        for text, setting in zip(texts, specs, strict=True):
             moved = setting.scaled(dim, reference)
             _check_budget(spec, key, setting.norm, moved.eps, dim, f"{text!r} at this resolution")
     if lens.name == "transfer" and "eps" in values:

@@ -91,7 +91,7 @@ def test_defaults_are_the_rows_of_tables_1_2_and_a1():
     assert p.attacks == attack_grid.TABLE_1 + tuple(a1_kept)
     assert len(p.attacks) == 11 + 8
     written = {t: AttackSpec.parse(t) for t in p.attacks}
-    run = {w.key(): r for w, r in resolve_attacks(p.attacks, make_data(28), p.reference_dim)}
+    run = {w.key(): r for w, r in resolve_attacks(p.attack_specs, make_data(28), p.reference_dim)}
     # Table A1 (ImageNet 224 × 224 units) at Fashion-MNIST's 784 values: L2 × 1/√192
     for text, eps in [
         ("pgd l2 100 5 @imagenet", 100 / 192**0.5),
@@ -112,7 +112,7 @@ def test_defaults_are_the_rows_of_tables_1_2_and_a1():
     assert written["pgd l2 45 100 @imagenet"].eps == 45
     # at ImageNet's own resolution A1 runs as written and Table 1's L2 budgets grow × 7
     at_imagenet = dict(
-        (w.key(), r.eps) for w, r in resolve_attacks(p.attacks, make_data(224, 3), CIFAR10_DIM)
+        (w.key(), r.eps) for w, r in resolve_attacks(p.attack_specs, make_data(224, 3), CIFAR10_DIM)
     )
     assert at_imagenet["pgd l2 45 100 @imagenet"] == 45
     assert at_imagenet["pgd l2 0.5 100"] == pytest.approx(3.5)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from robustlens.attacks.spec import AttackSpec
+from robustlens.attacks.spec import AttackSpec, parse_specs
 from robustlens.lenses.common import adversarial, resolve_attacks, subset
+from robustlens.lenses.norm_ratio import NormRatioParams
 from tests.lenses.helpers import brightness_images, make_ctx, make_info, study_model, trained_cnn
 from tests.tolerances import float_tol
 
@@ -31,7 +34,7 @@ def test_one_run_per_model_data_and_setting():
 
 
 def test_resolve_attacks_pairs_written_and_run_settings():
-    pairs = resolve_attacks(("pgd l2 0.25 5", "fgsm linf 0.03"), DATA, 3072)
+    pairs = resolve_attacks(parse_specs(("pgd l2 0.25 5", "fgsm linf 0.03")), DATA, 3072)
     (w1, r1), (w2, r2) = pairs
     # the lens takes math.sqrt, this test ** 0.5 (pow, not always correctly rounded): ≤ 1 ulp
     assert w1.eps == 0.25 and r1.eps == pytest.approx(
@@ -43,7 +46,7 @@ def test_resolve_attacks_pairs_written_and_run_settings():
 def test_resolve_attacks_moves_each_row_from_its_own_reference():
     texts = ("pgd l2 45 5 @imagenet", "pgd l2 0.25 5", "pgd l1 1 5 @144", "fgsm l1 0.5 @cifar10")
     for lens_reference, untagged in ((3072, 0.25 * (144 / 3072) ** 0.5), (0, 0.25)):
-        pairs = resolve_attacks(texts, DATA, lens_reference)
+        pairs = resolve_attacks(parse_specs(texts), DATA, lens_reference)
         assert [w.key() for w, _ in pairs] == [
             "pgd l2 45 5 @imagenet",
             "pgd l2 0.25 5",
@@ -63,3 +66,22 @@ def test_model_labels_name_the_norm_as_the_papers_write_it():
     assert model("natural").label() == "natural (natural)"
     assert model("linf-0.1", "pgd", "linf", 0.1).label() == "linf-0.1 (L∞ ε=0.1)"
     assert model("l2-1.5", "fgsm-rs", "l2", 1.5).label() == "l2-1.5 (L2 ε=1.5)"
+
+
+def test_attack_settings_are_parsed_once_and_stored_as_written():
+    """A lens's attack settings are parsed when its parameters are made; the parameters keep
+    the text (what is stored and hashed into the cache key) and hand the lens the parsed
+    settings, the same objects at every use."""
+    params = NormRatioParams(attacks=("pgd l2 0.25 20", "fgsm linf 0.03"))
+    assert params.attack_specs == (
+        AttackSpec("pgd", "l2", 0.25, 20),
+        AttackSpec("fgsm", "linf", 0.03),
+    )
+    assert params.attack_specs is params.attack_specs
+    assert dataclasses.asdict(params) == {
+        "attacks": ("pgd l2 0.25 20", "fgsm linf 0.03"),
+        "reference_dim": 3072,
+        "n": None,
+    }
+    moved = dataclasses.replace(params, attacks=("pgd linf 0.1 5",))
+    assert moved.attack_specs == (AttackSpec("pgd", "linf", 0.1, 5),)

@@ -14,7 +14,6 @@ import pytest
 
 from robustlens.lenses import LENSES
 from robustlens.runner import Study
-from robustlens.study.store import Store
 
 pytestmark = pytest.mark.slow
 
@@ -96,13 +95,10 @@ def test_the_lenet_quickstart_runs_every_lens_end_to_end(fashion_mnist_root, tmp
     summary = Study.from_file(small, tmp_path / "out", device="cpu").run()
     assert summary.failed == [] and summary.not_applicable == []
     study = Study.open(tmp_path / "out")
-    store = Store.open_existing(tmp_path / "out")
-    try:
+    with study.read() as results:
         for plan in study.spec.lenses:
-            assert study.current_runs(store, plan.name), f"lens {plan.name} has no results"
-        activations = study.current_runs(store, "activations")
-    finally:
-        store.close()
+            assert results.current_runs(plan.name), f"lens {plan.name} has no results"
+        activations = results.current_runs("activations")
     notes = [note for run in activations for note in run.notes]
     assert any("feature maps of conv1, conv2" in note for note in notes), notes
     assert any("left out" in note and "fully connected" in note for note in notes), notes

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from robustlens.constructed.request import TrainOn
 from robustlens.errors import ConfigError
 from robustlens.study.spec import load_spec
 
@@ -206,7 +207,7 @@ def test_train_on_names_an_earlier_model(tmp_path):
     )
     spec = load_spec(write(tmp_path, text))
     plan = spec.models[-1]
-    assert plan.train_on == {"set": "negative", "source": "linf-0.1", "steps": 20}
+    assert plan.train_on == TrainOn("negative", "linf-0.1", steps=20)
     first = VALID.replace(
         'recipe = { method = "natural", epochs = 1 }',
         'recipe = { method = "natural", epochs = 1 }\ntrain_on = { set = "zero", source = "linf" }',
@@ -223,12 +224,10 @@ def test_train_on_seed_mode_and_leakage_model(tmp_path):
     )
     text = replace("[lenses.activations]", robust + "\n" + zero + "\n[lenses.activations]")
     spec = load_spec(write(tmp_path, text))
-    assert spec.models[-2].train_on == {
-        "set": "robustified", "source": "linf-0.1", "seed_mode": "noise",
-    }  # fmt: skip
-    assert spec.models[-1].train_on == {
-        "set": "zero", "source": "natural", "eps": 2.0, "leakage_model": "linf-0.05",
-    }  # fmt: skip
+    assert spec.models[-2].train_on == TrainOn("robustified", "linf-0.1", seed_mode="noise")
+    assert spec.models[-1].train_on == TrainOn(
+        "zero", "natural", eps=2.0, leakage_model="linf-0.05"
+    )
     # a model that trains on a constructed set is not a robust model for the check
     later = text.replace('leakage_model = "linf-0.05"', 'leakage_model = "zero"')
     with pytest.raises(ConfigError, match="'zero' is not adversarially trained"):

@@ -33,7 +33,7 @@ def test_status_and_report_never_change_the_store(tmp_path, monkeypatch):
     out = tmp_path / "out"
     # A run stopped after its lenses, before its report: no figures are stored yet.
     with monkeypatch.context() as m:
-        m.setattr(runner_module, "build_report", lambda inputs, store, path: None)
+        m.setattr(runner_module, "build_report", lambda results, path, keep_figures=None: None)
         summary = Study.from_file(spec, out, device="cpu").run()
     assert summary.computed and not (out / REPORT_NAME).exists()
     before = store_files(out)
