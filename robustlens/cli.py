@@ -2,6 +2,10 @@
 
 Errors a user can make print one line (``error: …``), no traceback. Exit status: 0 success,
 1 an error during the run (e.g. training diverged), 2 bad usage or bad input.
+
+Each command imports the parts of the library it needs inside its own function (heavy: torch,
+pandas, matplotlib): ``robustlens --help`` and a mistyped option answer in about 0.2 s instead of
+the 2 s that loading torch takes. These are the only function-local imports kept for speed.
 """
 
 from __future__ import annotations

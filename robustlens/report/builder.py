@@ -6,6 +6,9 @@ store) and nothing else: it never opens the store nor imports the runner.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -15,8 +18,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from robustlens import __version__
 from robustlens.claims import evaluate_claims
+from robustlens.constructed.targeted import describe_leakage
 from robustlens.lenses import LENSES, StudyModel
+from robustlens.plotting import figure_to_png
 from robustlens.report.document import (
     ClaimRow,
     FigureBlock,
@@ -26,6 +32,7 @@ from robustlens.report.document import (
     TableBlock,
 )
 from robustlens.runtime import versions
+from robustlens.study.plan import params_dict
 from robustlens.study.results import Results
 
 log = logging.getLogger(__name__)
@@ -77,8 +84,6 @@ def _constructed_note(train_on: dict[str, Any] | None) -> str:
             checks.append(f"{source} accuracy on it {100 * accuracy:.1f} %")
     leak = train_on.get("leakage")
     if leak:
-        from robustlens.constructed.targeted import describe_leakage
-
         checks.append(f"leakage check: {describe_leakage(leak)}")
     detail = f" ({'; '.join(checks)})" if checks else ""
     return f", on the {kind} set made against {source}{detail}"
@@ -160,8 +165,6 @@ def build_document(results: Results, keep_figures: FigureKeeper | None = None) -
         if cached is not None:
             figures = [FigureBlock(title, png) for title, png in cached]
         elif spec.plot is not None and tables:
-            from robustlens.plotting import figure_to_png
-
             try:
 
                 def arrays(model: str, name: str, lens: str = plan.name) -> np.ndarray | None:
@@ -191,7 +194,7 @@ def build_document(results: Results, keep_figures: FigureKeeper | None = None) -
                     if not name.endswith("_frequency")
                 ],
                 notes=notes,
-                params=_params(plan.params),
+                params=params_dict(plan.params),
                 seconds=sum(run.seconds for run in lens_runs),
                 not_applicable=[f"{m}: {why}" for m, why in skipped.items()],
                 failures=failures,
@@ -216,12 +219,6 @@ def _figure_source(spec, plan, lens_runs, models) -> str:
     """What a lens's figures are drawn from: its runs, the models in order, the parameters,
     the plotting code and the robustlens version. Equal keys give equal figures, so a report
     rebuilt on unchanged results reuses them instead of drawing them again."""
-    import hashlib
-    import inspect
-    import json
-
-    import robustlens
-
     try:
         code = inspect.getsource(spec.plot) if spec.plot is not None else ""
     except (OSError, TypeError):
@@ -231,9 +228,9 @@ def _figure_source(spec, plan, lens_runs, models) -> str:
         "version": spec.version,
         "runs": sorted(run.key for run in lens_runs),
         "models": [(m.name, m.label(), m.digest) for m in models],
-        "params": _params(plan.params),
+        "params": params_dict(plan.params),
         "code": hashlib.sha256(code.encode()).hexdigest(),
-        "robustlens": robustlens.__version__,
+        "robustlens": __version__,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -249,12 +246,6 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
     )
     order = list(dict.fromkeys(frame["model"]))
     return wide.reindex(columns=order).reset_index()
-
-
-def _params(params: Any) -> dict[str, Any]:
-    import dataclasses
-
-    return dataclasses.asdict(params) if dataclasses.is_dataclass(params) else dict(params)
 
 
 def build_report(results: Results, path: Path, keep_figures: FigureKeeper | None = None) -> Path:

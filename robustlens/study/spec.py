@@ -48,7 +48,10 @@ from pathlib import Path
 from typing import Any
 
 from robustlens.constructed.request import TRAIN_ON_KEYS, TrainOn
+from robustlens.data import dataset_info, list_datasets
 from robustlens.errors import ConfigError, RobustlensError
+from robustlens.lenses import LENSES
+from robustlens.models import list_architectures
 from robustlens.params import (
     Anything,
     Interval,
@@ -273,8 +276,6 @@ def parse_spec(raw: dict[str, Any], path: Path, text: str = "") -> StudySpec:
 
 
 def _dataset_info(where: _Where, dataset: str, root: Path | None):
-    from robustlens.data import dataset_info, list_datasets
-
     check(dataset, Options(list_datasets()), where=str(where.path), key="data.dataset")
     try:
         return dataset_info(dataset, root=root)
@@ -283,8 +284,6 @@ def _dataset_info(where: _Where, dataset: str, root: Path | None):
 
 
 def _parse_models(where: _Where, entries: Any, path: Path) -> tuple[ModelPlan, ...]:
-    from robustlens.models import list_architectures
-
     rules = {**MODEL, "arch": Options(list_architectures())}
     plans: list[ModelPlan] = []
     for i, raw_entry in enumerate(entries):
@@ -390,8 +389,6 @@ def _expand_recipe(where: _Where, key: str, table: Any) -> list[tuple[float | No
 def _parse_lenses(
     where: _Where, table: Any, info, models: tuple[ModelPlan, ...]
 ) -> tuple[LensPlan, ...]:
-    from robustlens.lenses import LENSES
-
     plans = []
     for name, overrides in table.items():
         if name not in LENSES:

@@ -30,7 +30,12 @@ import torch
 from torch import nn
 
 from robustlens.attacks.spec import AttackSpec, scale_eps
+from robustlens.data import dataset_info, list_datasets
 from robustlens.errors import CheckpointError, ConfigError, RobustlensError
+from robustlens.models import ModelCard, build_model
+from robustlens.models.adapters import LOADERS
+from robustlens.models.anatomy import _resolve
+from robustlens.models.checkpoint import checkpoint_paths
 from robustlens.study.spec import LensPlan, ModelPlan, StudySpec
 
 ATTACK_FIELDS = {"attacks": "attack_specs", "threshold_attack": "threshold_spec"}
@@ -46,8 +51,6 @@ def eps_limit(norm: str, dim: int) -> float:
 def validate_study(spec: StudySpec) -> None:
     """Check ``spec`` against its data set, checkpoints and architectures (see the module
     docs); raises one RobustlensError naming the file and what to fix, else returns None."""
-    from robustlens.data import dataset_info
-
     try:
         info = dataset_info(spec.dataset, root=spec.data_root)
     except RobustlensError as exc:
@@ -74,8 +77,6 @@ def _meta_build(
 ) -> nn.Module:
     """The architecture on the ``meta`` device: its shapes and module names, no memory
     (kept in ``built`` for the next model with the same architecture and arch_kwargs)."""
-    from robustlens.models import build_model
-
     key = repr((arch, sorted(kwargs.items())))
     if built is not None and key in built:
         return built[key]
@@ -92,8 +93,6 @@ def _check_model(
     """The model's architecture (meta device), checked to fit the data; None for adapters."""
     key = f"model {plan.name}"
     if plan.source == "adapter":
-        from robustlens.models.adapters import LOADERS
-
         kind, _, rest = (plan.adapter or "").partition(":")
         if kind.strip().lower() not in LOADERS or not rest:
             raise _fail(
@@ -124,8 +123,6 @@ def _check_model(
 
 
 def _check_checkpoint(spec: StudySpec, plan: ModelPlan, info: Any) -> nn.Module | None:
-    from robustlens.models import ModelCard
-    from robustlens.models.checkpoint import checkpoint_paths
 
     key = f"model {plan.name}.checkpoint"
     weights, card_path = checkpoint_paths(plan.path or "")
@@ -227,8 +224,6 @@ def _check_lens_budgets(spec: StudySpec, lens: LensPlan, dim: int) -> None:
 
 def _check_taps(spec: StudySpec, lens: LensPlan, nets: dict[str, nn.Module | None]) -> None:
     """Every tap the lens names is a module of every (non-adapter) model it looks at."""
-    from robustlens.models.anatomy import _resolve
-
     taps = getattr(lens.params, "taps", None)
     if not taps:
         return
@@ -261,8 +256,6 @@ def _check_lens_fits(
                 f"use thicknesses ≤ {side // 2}",
             )
     if lens.name == "ensemble":
-        from robustlens.data import dataset_info, list_datasets
-
         for target in params.targets:
             if target.startswith("lowres-"):
                 continue
