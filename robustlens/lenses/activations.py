@@ -15,7 +15,7 @@ Images are streamed in batches; memory holds one batch of activations and per-im
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -24,16 +24,19 @@ from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
 from robustlens.lenses.base import (
     LensContext,
+    LensParams,
     LensResult,
     LensSpec,
     StudyModel,
     palette,
     register_lens,
+    rule,
     tidy,
 )
 from robustlens.lenses.common import convolutional_taps
 from robustlens.models.anatomy import capture_activations
 from robustlens.papers import CARLETTI
+from robustlens.params import Interval
 
 # Names of the arrays the claims read (written and read through these, never spelled out).
 TAPS = "taps"
@@ -50,26 +53,20 @@ def per_tap(what: str, tap: str) -> str:
 
 
 @dataclass(frozen=True)
-class ActivationParams:
+class ActivationParams(LensParams):
     """τ_act = 0 and τ_dens = τ_sim = 0.95 as in §4.1–4.2; ``taps`` empty = every
     convolutional tap of the model (fully connected taps have no feature maps);
     ``count_clusters`` also counts the clusters n_k per image (the "effective number of
     active channels" of §3.2), which costs a union–find over the similar pairs."""
 
     tau_act: float = 0.0
-    tau_dens: float = 0.95
-    tau_sim: float = 0.95
-    batch_size: int = 250
+    tau_dens: float = field(default=0.95, metadata=rule(Interval(float, 0, 1)))
+    tau_sim: float = field(
+        default=0.95, metadata=rule(Interval(float, -1, 1), hint="it is a cosine similarity")
+    )
+    batch_size: int = field(default=250, metadata=rule(Interval(int, 1, None)))
     taps: tuple[str, ...] = ()
     count_clusters: bool = False
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.tau_dens <= 1.0:
-            raise ConfigError(f"tau_dens must lie in [0, 1], got {self.tau_dens}")
-        if not -1.0 <= self.tau_sim <= 1.0:
-            raise ConfigError(f"tau_sim is a cosine similarity in [-1, 1], got {self.tau_sim}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
 
 
 PER_IMAGE = ("dense_maps", "active_maps", "redundant_maps", "mean_similarity", "clusters")

@@ -11,7 +11,8 @@ when the perturbation they find is larger than the row's budget.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,29 +21,33 @@ from robustlens.attacks.spec import (
     AttackSpec,
     PaperRows,
     reference_name,
-    refuse_repeats,
     table_label,
 )
 from robustlens.data.imageset import ImageSet
-from robustlens.errors import ConfigError
 from robustlens.lenses.base import (
     LensContext,
     LensResult,
     LensSpec,
+    Refusal,
     StudyModel,
     palette,
     register_lens,
+    rule,
     tidy,
 )
 from robustlens.lenses.common import (
+    ATTACK_LIST,
     ParsedAttacks,
     adversarial,
     attack_array,
+    attack_refusals,
     predictions,
+    repeated_attacks,
     resolve_attacks,
     subset,
 )
 from robustlens.papers import GARAEV
+from robustlens.params import Interval
 
 # Names of the per-image arrays the claims read.
 CLEAN = "clean"
@@ -93,22 +98,14 @@ class AttackGridParams(ParsedAttacks):
     for inputs of ``reference_dim`` values (CIFAR-10's 3 072; 0 = use ε as written);
     ``n``: evaluation images (all when unset); ``cw_binary_steps``: C&W's searches over c."""
 
-    attacks: tuple[str, ...] = DEFAULT_ATTACKS
-    reference_dim: int = CIFAR10_DIM
-    n: int | None = None
-    cw_binary_steps: int = 9
+    attacks: tuple[str, ...] = field(default=DEFAULT_ATTACKS, metadata=rule(ATTACK_LIST))
+    reference_dim: int = field(default=CIFAR10_DIM, metadata=rule(Interval(int, 0, None)))
+    n: int | None = field(default=None, metadata=rule(Interval(int, 1, None)))
+    cw_binary_steps: int = field(default=9, metadata=rule(Interval(int, 1, None)))
 
-    def __post_init__(self) -> None:
-        if not self.attacks:
-            raise ConfigError("attack_grid needs at least one attack row")
-        specs = self.attack_specs  # fails early, naming the bad row
-        if (
-            self.reference_dim < 0
-            or self.cw_binary_steps < 1
-            or (self.n is not None and self.n < 1)
-        ):
-            raise ConfigError("reference_dim must be ≥ 0, cw_binary_steps ≥ 1 and n ≥ 1")
-        refuse_repeats(specs, self.reference_dim, "attack_grid")
+    def refusals(self) -> Iterator[Refusal]:
+        yield from attack_refusals("attacks", self.attacks, example="pgd l2 0.25 20")
+        yield from repeated_attacks("attacks", self.attacks, self.attack_specs, self.reference_dim)
 
 
 def setting_label(written: AttackSpec, run: AttackSpec, table: str) -> str:

@@ -13,7 +13,7 @@ images and over the correctly classified ones.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -21,18 +21,20 @@ import torch
 from robustlens.attacks.result import AttackResult
 from robustlens.attacks.spec import NORM_NAMES, AttackSpec
 from robustlens.data.imageset import ImageSet
-from robustlens.errors import ConfigError
 from robustlens.lenses.base import (
     LensContext,
+    LensParams,
     LensResult,
     LensSpec,
     StudyModel,
     palette,
     register_lens,
+    rule,
     tidy,
 )
 from robustlens.lenses.common import adversarial, predictions, subset
 from robustlens.papers import GARAEV
+from robustlens.params import Interval, ListOf, Options
 
 # Names of the arrays the claims read.
 
@@ -44,18 +46,14 @@ def distance_name(norm: str) -> str:
 
 
 @dataclass(frozen=True)
-class BoundaryParams:
+class BoundaryParams(LensParams):
     """DeepFool with at most ``steps`` iterations and overshoot 0.02 (on the total)."""
 
-    norms: tuple[str, ...] = ("l2", "linf")
-    steps: int = 50
-    n: int | None = None
-
-    def __post_init__(self) -> None:
-        if not self.norms or any(n not in ("l2", "linf") for n in self.norms):
-            raise ConfigError(f"boundary norms must be l2 and/or linf, got {self.norms}")
-        if self.steps < 1 or (self.n is not None and self.n < 1):
-            raise ConfigError("steps and n must be ≥ 1")
+    norms: tuple[str, ...] = field(
+        default=("l2", "linf"), metadata=rule(ListOf(Options(("l2", "linf")), min_len=1))
+    )
+    steps: int = field(default=50, metadata=rule(Interval(int, 1, None)))
+    n: int | None = field(default=None, metadata=rule(Interval(int, 1, None)))
 
 
 def from_prediction(

@@ -9,7 +9,7 @@ grid resized to it, and the lens notes it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -20,14 +20,17 @@ from robustlens.data.probes import CONTOUR_COLORS, colored_contour, pixel_averag
 from robustlens.errors import ConfigError
 from robustlens.lenses.base import (
     LensContext,
+    LensParams,
     LensResult,
     LensSpec,
     StudyModel,
     palette,
     register_lens,
+    rule,
     tidy,
 )
 from robustlens.papers import CARLETTI
+from robustlens.params import Interval, ListOf, Options
 
 # Names of the per-image correctness arrays the claims read.
 CLEAN, PIXEL_AVERAGE, GRID = "clean", "pixel_average", "grid"
@@ -40,24 +43,16 @@ PAPER_THICKNESS_32 = (1, 2, 3, 4)
 
 
 @dataclass(frozen=True)
-class ColorParams:
-    thicknesses: tuple[int, ...] = PAPER_THICKNESS_32
-    colors: tuple[str, ...] = tuple(CONTOUR_COLORS)
-    grid_copies: int = 2
-    batch_size: int = 250
-
-    def __post_init__(self) -> None:
-        if not self.thicknesses or any(t < 1 for t in self.thicknesses):
-            raise ConfigError(f"thicknesses must be whole numbers ≥ 1, got {self.thicknesses}")
-        unknown = [c for c in self.colors if c not in CONTOUR_COLORS]
-        if unknown or not self.colors:
-            raise ConfigError(
-                f"unknown contour colour {unknown}", fix=f"use {', '.join(CONTOUR_COLORS)}"
-            )
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
-        if self.grid_copies < 2:
-            raise ConfigError(f"grid_copies must be at least 2, got {self.grid_copies}")
+class ColorParams(LensParams):
+    thicknesses: tuple[int, ...] = field(
+        default=PAPER_THICKNESS_32, metadata=rule(ListOf(Interval(int, 1, None), min_len=1))
+    )
+    colors: tuple[str, ...] = field(
+        default=tuple(CONTOUR_COLORS),
+        metadata=rule(ListOf(Options(tuple(CONTOUR_COLORS)), min_len=1)),
+    )
+    grid_copies: int = field(default=2, metadata=rule(Interval(int, 2, None)))
+    batch_size: int = field(default=250, metadata=rule(Interval(int, 1, None)))
 
 
 def default_thicknesses(side: int) -> tuple[int, ...]:

@@ -4,7 +4,7 @@ and the source models of paper 001's lenses (universality, transfer)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 
 import numpy as np
@@ -15,7 +15,8 @@ from robustlens.attacks.result import AttackResult
 from robustlens.attacks.spec import AttackSpec, parse_specs
 from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
-from robustlens.lenses.base import LensContext, StudyModel
+from robustlens.lenses.base import LensContext, LensParams, Refusal, StudyModel
+from robustlens.params import ListOf, Satisfies
 
 ATTACK_BATCH = 250
 
@@ -32,7 +33,54 @@ def attack_keys(names: Sequence[str], stem: str) -> list[str]:
     return [n[len(prefix) :] for n in names if n.startswith(prefix)]
 
 
-class ParsedAttacks:
+ATTACK_SETTING = "an attack setting 'ATTACK NORM EPS [STEPS] [@cifar10|@imagenet|@N]'"
+GRADIENT_SETTING = "a PGD or FGSM setting (a fixed budget, e.g. {example!r})"
+ATTACK_LIST = ListOf(Satisfies(lambda text: isinstance(text, str), ATTACK_SETTING), min_len=1)
+"""The constraint on a lens's ``attacks``: settings as text (each parsed by the lens's
+:meth:`~robustlens.lenses.base.LensParams.refusals`, see :func:`attack_refusals`)."""
+
+
+def attack_refusals(
+    key: str, texts: str | Sequence[str], *, example: str, gradient: bool = False
+) -> Iterator[Refusal]:
+    """Attack settings as written in a lens's parameters (``key``: one setting, or ``key[i]``
+    of a list) that do not parse (the parser's complaint as the hint) or, with ``gradient``,
+    are not PGD or FGSM: a lens that needs perturbations of a fixed budget cannot use a
+    minimal-norm attack."""
+    rows = (
+        [(key, texts)]
+        if isinstance(texts, str)
+        else [(f"{key}[{i}]", t) for i, t in enumerate(texts)]
+    )
+    for place, text in rows:
+        try:
+            spec = AttackSpec.parse(text)
+        except ConfigError as exc:
+            yield Refusal(place, text, ATTACK_SETTING, hint=exc.problem)
+            continue
+        if gradient and spec.minimal_norm:
+            yield Refusal(place, text, GRADIENT_SETTING.format(example=example))
+
+
+def repeated_attacks(
+    key: str, texts: Sequence[str], specs: Sequence[AttackSpec], reference_dim: int
+) -> Iterator[Refusal]:
+    """Settings (``texts``, parsed as ``specs``) that are the same attack as an earlier one at
+    every resolution (see :meth:`AttackSpec.identity`): they would give two identical rows."""
+    seen: dict[tuple, int] = {}
+    for i, spec in enumerate(specs):
+        first = seen.setdefault(spec.identity(reference_dim), i)
+        if first != i:
+            yield Refusal(
+                f"{key}[{i}]",
+                texts[i],
+                f"an attack other than {key}[{first}] ({texts[first]!r})",
+                hint="both are the same attack (L∞ budgets are never rescaled; FGSM takes no "
+                "steps): keep one of them",
+            )
+
+
+class ParsedAttacks(LensParams):
     """For lens parameters whose ``attacks`` hold attack settings as written in the study file
     ("pgd linf 0.025 5"): ``attack_specs`` parses them once. The text stays the stored
     parameter (and so the cache key); the lens works on the parsed settings."""
@@ -53,16 +101,6 @@ def resolve_attacks(
     none, from ``reference_dim`` input values (the paper's data set; 0 = use as written)."""
     dim = data.info.dimension
     return [(spec, spec.scaled(dim, reference_dim)) for spec in specs]
-
-
-def gradient_attack_specs(
-    specs: Sequence[AttackSpec], lens: str, example: str, *, allow_empty: bool = False
-) -> Sequence[AttackSpec]:
-    """Attack settings checked for a lens that needs perturbations of a fixed budget: PGD
-    and FGSM only (minimal-norm attacks have no budget to hold to)."""
-    if (not specs and not allow_empty) or any(s.minimal_norm for s in specs):
-        raise ConfigError(f"{lens} takes PGD and FGSM settings", fix=f"e.g. '{example}'")
-    return specs
 
 
 def adversarial(

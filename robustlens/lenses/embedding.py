@@ -9,31 +9,34 @@ are: the k-nearest-neighbour class agreement in the full representation space an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from robustlens.analysis import knn_agreement, pca_2d
 from robustlens.attacks.spec import CIFAR10_DIM
 from robustlens.data.imageset import ImageSet
-from robustlens.errors import ConfigError
 from robustlens.lenses.base import (
     LensContext,
     LensResult,
     LensSpec,
+    Refusal,
     StudyModel,
     register_lens,
+    rule,
     tidy,
 )
 from robustlens.lenses.common import (
     ParsedAttacks,
     adversarial,
-    gradient_attack_specs,
+    attack_refusals,
     representations,
     resolve_attacks,
     subset,
 )
 from robustlens.papers import GARAEV
+from robustlens.params import Interval
 
 FIGURES_5_8 = ("pgd l2 0.25 20", "pgd linf 0.025 20")
 """Fig. 5–8 use PGD with 20 steps; the paper gives no ε there, so Table 7's budgets are used."""
@@ -42,14 +45,15 @@ FIGURES_5_8 = ("pgd l2 0.25 20", "pgd linf 0.025 20")
 @dataclass(frozen=True)
 class EmbeddingParams(ParsedAttacks):
     attacks: tuple[str, ...] = FIGURES_5_8
-    reference_dim: int = CIFAR10_DIM
-    k: int = 10
+    reference_dim: int = field(default=CIFAR10_DIM, metadata=rule(Interval(int, 0, None)))
+    k: int = field(default=10, metadata=rule(Interval(int, 1, None)))
     n: int | None = None
 
-    def __post_init__(self) -> None:
-        gradient_attack_specs(self.attack_specs, "embedding", "pgd l2 0.25 20", allow_empty=True)
-        if self.k < 1 or self.reference_dim < 0 or (self.n is not None and self.n <= self.k):
-            raise ConfigError("k must be ≥ 1, reference_dim ≥ 0 and n > k")
+    def refusals(self) -> Iterator[Refusal]:
+        example = "pgd l2 0.25 20"
+        yield from attack_refusals("attacks", self.attacks, example=example, gradient=True)
+        if self.n is not None and self.n <= self.k:
+            yield Refusal("n", self.n, f"a whole number > k ({self.k}) or nothing (leave it out)")
 
 
 def compute(

@@ -16,7 +16,7 @@ resized back, e.g. ``lowres-14``), or the name of any registered data set the us
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -26,14 +26,17 @@ from robustlens.data.probes import resize
 from robustlens.errors import ConfigError, RobustlensError
 from robustlens.lenses.base import (
     LensContext,
+    LensParams,
     LensResult,
     LensSpec,
     StudyModel,
     register_lens,
+    rule,
     tidy,
 )
 from robustlens.lenses.common import representations, subset
 from robustlens.papers import ITAZURI
+from robustlens.params import Interval, ListOf, Satisfies
 
 # Names of the per-image arrays the claims read.
 
@@ -58,26 +61,35 @@ def target_of(name: str) -> str | None:
 KINDS = ("STD", "ADV", "STD+STD", "ADV+ADV", "STD+ADV")
 
 
-@dataclass(frozen=True)
-class EnsembleParams:
-    targets: tuple[str, ...] = ("digits", "lowres-14", "lowres-7")
-    train_n: int = 2000
-    test_n: int = 1000
-    regularization: float = 1.0
-    """Inverse L2 strength C of the logistic regression (scikit-learn's convention)."""
+def _lowres_ok(target: str) -> bool:
+    """True unless ``target`` is a ``lowres-<pixels>`` target without whole pixels ≥ 2."""
+    if not target.startswith("lowres-"):
+        return True
+    size = target.split("-", 1)[1]
+    return size.isdigit() and int(size) >= 2
 
-    def __post_init__(self) -> None:
-        if not self.targets:
-            raise ConfigError("ensemble needs at least one target", fix='e.g. targets = ["digits"]')
-        for t in self.targets:
-            if t.startswith("lowres-"):
-                size = t.split("-", 1)[1]
-                if not size.isdigit() or int(size) < 2:
-                    raise ConfigError(
-                        f"target {t!r}: write lowres-<pixels> with pixels ≥ 2, e.g. 'lowres-14'"
-                    )
-        if self.train_n < 10 or self.test_n < 10 or self.regularization <= 0:
-            raise ConfigError("train_n and test_n must be ≥ 10 and regularization > 0")
+
+@dataclass(frozen=True)
+class EnsembleParams(LensParams):
+    targets: tuple[str, ...] = field(
+        default=("digits", "lowres-14", "lowres-7"),
+        metadata=rule(
+            ListOf(
+                Satisfies(
+                    lambda t: isinstance(t, str) and _lowres_ok(t),
+                    "a data set name or lowres-<pixels> with pixels ≥ 2",
+                ),
+                min_len=1,
+            ),
+            hint='e.g. targets = ["digits", "lowres-14"]',
+        ),
+    )
+    train_n: int = field(default=2000, metadata=rule(Interval(int, 10, None)))
+    test_n: int = field(default=1000, metadata=rule(Interval(int, 10, None)))
+    regularization: float = field(
+        default=1.0, metadata=rule(Interval(float, 0, None, closed="right"))
+    )
+    """Inverse L2 strength C of the logistic regression (scikit-learn's convention)."""
 
 
 def kind(members: tuple[StudyModel, ...]) -> str:

@@ -11,39 +11,37 @@ filters of every model are drawn as a grid.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from robustlens.analysis.featviz import color_sqrt, spectral_centroid, visualize_channels
 from robustlens.data.imageset import ImageSet
-from robustlens.errors import ConfigError
 from robustlens.lenses.base import (
     LensContext,
+    LensParams,
     LensResult,
     LensSpec,
     StudyModel,
     register_lens,
+    rule,
     tidy,
 )
 from robustlens.lenses.common import convolutional_taps, tap_shapes
 from robustlens.models.convs import conv_layers
 from robustlens.papers import ITAZURI
+from robustlens.params import Interval
 
 
 @dataclass(frozen=True)
-class FeatvizParams:
+class FeatvizParams(LensParams):
     taps: tuple[str, ...] | None = None
     """Taps to visualise (the model's convolutional taps when None)."""
-    channels: int = 8
+    channels: int = field(default=8, metadata=rule(Interval(int, 1, None)))
     """The first ``channels`` channels of each tap."""
-    steps: int = 512
-    lr: float = 0.05
-
-    def __post_init__(self) -> None:
-        if self.channels < 1 or self.steps < 1 or self.lr <= 0:
-            raise ConfigError("featviz needs channels ≥ 1, steps ≥ 1 and lr > 0")
+    steps: int = field(default=512, metadata=rule(Interval(int, 1, None)))
+    lr: float = field(default=0.05, metadata=rule(Interval(float, 0, None, closed="right")))
 
 
 def chosen_taps(model: StudyModel, params: FeatvizParams) -> tuple[dict[str, tuple], list[str]]:

@@ -19,7 +19,8 @@ BatchNorm that directly follows a convolution into its weights, as the authors' 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -43,20 +44,24 @@ from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
 from robustlens.lenses.base import (
     LensContext,
+    LensParams,
     LensResult,
     LensSpec,
+    Refusal,
     StudyModel,
     register_lens,
+    rule,
     tidy,
 )
 from robustlens.lenses.common import (
     adversarial,
-    gradient_attack_specs,
+    attack_refusals,
     resolve_attacks,
     subset,
 )
 from robustlens.models.convs import ConvLayer, conv_layers, following_batchnorm
 from robustlens.papers import GAVRIKOV
+from robustlens.params import Interval, ListOf
 
 # Names of the quality arrays the claims read (the filters themselves: ``array_name``).
 
@@ -81,25 +86,25 @@ METRICS = {
 
 
 @dataclass(frozen=True)
-class FiltersParams:
-    kernel_sizes: tuple[int, ...] = (3,)
+class FiltersParams(LensParams):
+    kernel_sizes: tuple[int, ...] = field(
+        default=(3,),
+        metadata=rule(
+            ListOf(Interval(int, 1, None), min_len=1),
+            hint="e.g. kernel_sizes = [3] (the paper) or [3, 5]",
+        ),
+    )
     fold_batchnorm: bool = False
-    resamples: int = 200
+    resamples: int = field(default=200, metadata=rule(Interval(int, 0, None)))
     threshold_attack: str = "pgd linf 0.03137 10"
     """Fig. 6: δ for the thresholding picture (8/255 at CIFAR-10 resolution, scaled)."""
     reference_dim: int = CIFAR10_DIM
-    threshold_images: int = 100
+    threshold_images: int = field(default=100, metadata=rule(Interval(int, 0, None)))
 
-    def __post_init__(self) -> None:
-        if not self.kernel_sizes or any(k < 1 for k in self.kernel_sizes):
-            raise ConfigError(
-                f"kernel_sizes must list positive sizes, got {list(self.kernel_sizes)}",
-                fix="e.g. kernel_sizes = [3] (the paper) or [3, 5]",
-            )
-        if self.resamples < 0 or self.threshold_images < 0:
-            raise ConfigError("resamples and threshold_images must be ≥ 0")
-        gradient_attack_specs(
-            (self.threshold_spec,), "filters' threshold_attack", "pgd linf 0.03137 10"
+    def refusals(self) -> Iterator[Refusal]:
+        example = "pgd linf 0.03137 10"
+        yield from attack_refusals(
+            "threshold_attack", self.threshold_attack, example=example, gradient=True
         )
 
     @cached_property

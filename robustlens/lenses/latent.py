@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -19,17 +19,19 @@ from torch import nn
 
 from robustlens.attacks import PGD, robust_accuracy, threat_model
 from robustlens.data.imageset import ImageSet
-from robustlens.errors import ConfigError
 from robustlens.lenses.base import (
     LensContext,
+    LensParams,
     LensResult,
     LensSpec,
     StudyModel,
     palette,
     register_lens,
+    rule,
     tidy,
 )
 from robustlens.papers import CARLETTI
+from robustlens.params import Interval
 
 # Names of the per-image correctness arrays the claims read.
 NATURAL, ROBUST = "natural", "robust"
@@ -44,23 +46,17 @@ def correct_name(kind: str, head: str) -> str:
 
 
 @dataclass(frozen=True)
-class LatentParams:
+class LatentParams(LensParams):
     """§4.3: 15 epochs of head retraining; PGD-20 at ε_te = ε_tr (step 2.5·ε/20 by default;
     the paper used step 1 for its L2 models with ε up to 4 on CIFAR)."""
 
-    epochs: int = 15
-    lr: float = 0.1
-    batch_size: int = 256
+    epochs: int = field(default=15, metadata=rule(Interval(int, 1, None)))
+    lr: float = field(default=0.1, metadata=rule(Interval(float, 0, None, closed="right")))
+    batch_size: int = field(default=256, metadata=rule(Interval(int, 1, None)))
     weight_decay: float = 5e-4
     train_n: int | None = None
-    attack_steps: int = 20
+    attack_steps: int = field(default=20, metadata=rule(Interval(int, 1, None)))
     attack_step_size: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.attack_steps < 1:
-            raise ConfigError("epochs, batch_size and attack_steps must be at least 1")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
 
 
 def extract_features(net: nn.Module, data: ImageSet, batch_size: int, device) -> torch.Tensor:

@@ -10,33 +10,37 @@ the attacked copy of an image are always held out together (the two samples are 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from robustlens.analysis import proxy_a_distance
 from robustlens.attacks.spec import CIFAR10_DIM
 from robustlens.data.imageset import ImageSet
-from robustlens.errors import ConfigError
 from robustlens.lenses.base import (
     LensContext,
     LensResult,
     LensSpec,
+    Refusal,
     StudyModel,
     palette,
     register_lens,
+    rule,
     tidy,
 )
 from robustlens.lenses.common import (
+    ATTACK_LIST,
     ParsedAttacks,
     adversarial,
     attack_array,
-    gradient_attack_specs,
+    attack_refusals,
     per_sample_loss,
     resolve_attacks,
     subset,
 )
 from robustlens.papers import GARAEV
+from robustlens.params import Interval
 
 # Names of the arrays the claims read.
 A_ERRORS = "a_errors"
@@ -48,15 +52,14 @@ PAPER_ATTACKS = ("pgd l2 0.5 10", "pgd linf 0.05 5")
 
 @dataclass(frozen=True)
 class LossDistParams(ParsedAttacks):
-    attacks: tuple[str, ...] = PAPER_ATTACKS
-    reference_dim: int = CIFAR10_DIM
-    n: int | None = None
-    folds: int = 5
+    attacks: tuple[str, ...] = field(default=PAPER_ATTACKS, metadata=rule(ATTACK_LIST))
+    reference_dim: int = field(default=CIFAR10_DIM, metadata=rule(Interval(int, 0, None)))
+    n: int | None = field(default=None, metadata=rule(Interval(int, 1, None)))
+    folds: int = field(default=5, metadata=rule(Interval(int, 2, None)))
 
-    def __post_init__(self) -> None:
-        gradient_attack_specs(self.attack_specs, "loss_dist", "pgd l2 0.5 10")
-        if self.folds < 2 or self.reference_dim < 0 or (self.n is not None and self.n < 1):
-            raise ConfigError("folds must be ≥ 2, reference_dim ≥ 0 and n ≥ 1")
+    def refusals(self) -> Iterator[Refusal]:
+        example = "pgd l2 0.5 10"
+        yield from attack_refusals("attacks", self.attacks, example=example, gradient=True)
 
 
 def compute(

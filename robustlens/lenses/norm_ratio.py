@@ -8,32 +8,36 @@ the median and the fraction of misclassified adversarial inputs). For any δ ≠
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from robustlens.attacks.spec import CIFAR10_DIM
 from robustlens.data.imageset import ImageSet
-from robustlens.errors import ConfigError
 from robustlens.lenses.base import (
     LensContext,
     LensResult,
     LensSpec,
+    Refusal,
     StudyModel,
     palette,
     register_lens,
+    rule,
     tidy,
 )
 from robustlens.lenses.common import (
+    ATTACK_LIST,
     ParsedAttacks,
     adversarial,
     attack_array,
-    gradient_attack_specs,
+    attack_refusals,
     predictions,
     resolve_attacks,
     subset,
 )
 from robustlens.papers import GARAEV
+from robustlens.params import Interval
 
 # Names of the arrays the claims read.
 RATIO = "ratio"
@@ -50,14 +54,13 @@ does not give PGD's steps; 20 is our default."""
 class NormRatioParams(ParsedAttacks):
     """PGD runs every step (no early exit), as in the paper, so L∞ perturbations saturate."""
 
-    attacks: tuple[str, ...] = TABLE_4
-    reference_dim: int = CIFAR10_DIM
-    n: int | None = None
+    attacks: tuple[str, ...] = field(default=TABLE_4, metadata=rule(ATTACK_LIST))
+    reference_dim: int = field(default=CIFAR10_DIM, metadata=rule(Interval(int, 0, None)))
+    n: int | None = field(default=None, metadata=rule(Interval(int, 1, None)))
 
-    def __post_init__(self) -> None:
-        gradient_attack_specs(self.attack_specs, "norm_ratio", "pgd l2 0.25 20")
-        if self.reference_dim < 0 or (self.n is not None and self.n < 1):
-            raise ConfigError("reference_dim must be ≥ 0 and n ≥ 1")
+    def refusals(self) -> Iterator[Refusal]:
+        example = "pgd l2 0.25 20"
+        yield from attack_refusals("attacks", self.attacks, example=example, gradient=True)
 
 
 def norm_ratios(delta: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ per model, probe and level, with per-image correctness for the claims' paired bo
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +25,17 @@ from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
 from robustlens.lenses.base import (
     LensContext,
+    LensParams,
     LensResult,
     LensSpec,
     StudyModel,
     register_lens,
+    rule,
     tidy,
 )
 from robustlens.lenses.common import predictions, subset
 from robustlens.papers import ITAZURI
+from robustlens.params import Interval, ListOf, Options, Satisfies
 
 # Names of the per-image arrays the claims read.
 GAUSSIAN_BLUR, MEDIAN_FILTER = "gaussian_blur", "median_filter"
@@ -66,37 +69,33 @@ MEDIAN_TIMES = tuple(range(6))
 TEXTURE_PROBES = (AMPLITUDE_SWAP, EDGE_MAP)
 
 
-@dataclass(frozen=True)
-class ProbesParams:
-    blur_sigmas: tuple[float, ...] = BLUR_SIGMAS
-    blur_kernel: int = 7
-    median_times: tuple[int, ...] = MEDIAN_TIMES
-    median_kernel: int = 5
-    reversal: bool = True
-    texture: tuple[str, ...] = TEXTURE_PROBES
-    stylized_dir: str | None = None
-    """A class-per-folder image tree with the study's class names (Stylized-ImageNet style)."""
-    n: int | None = None
+ODD_KERNEL = Satisfies(
+    lambda k: isinstance(k, int) and not isinstance(k, bool) and k >= 1 and k % 2 == 1,
+    "an odd whole number ≥ 1",
+)
+FOLDER = Satisfies(
+    lambda d: isinstance(d, str) and Path(d).expanduser().is_dir(),
+    "a folder with one subfolder of images per class",
+)
 
-    def __post_init__(self) -> None:
-        if any(s < 0 for s in self.blur_sigmas) or any(t < 0 for t in self.median_times):
-            raise ConfigError("blur sigmas and median repeats must be ≥ 0")
-        for name, k in (("blur_kernel", self.blur_kernel), ("median_kernel", self.median_kernel)):
-            if k < 1 or k % 2 == 0:
-                raise ConfigError(f"{name} must be odd and positive, got {k}")
-        unknown = sorted(set(self.texture) - set(TEXTURE_PROBES))
-        if unknown:
-            raise ConfigError(
-                f"unknown texture probe(s) {', '.join(unknown)}",
-                fix=f"use {', '.join(TEXTURE_PROBES)}",
-            )
-        if self.stylized_dir is not None and not Path(self.stylized_dir).expanduser().is_dir():
-            raise ConfigError(
-                f"stylized_dir {self.stylized_dir!r} is not a folder",
-                fix="give a folder with one subfolder of images per class, or leave it out",
-            )
-        if self.n is not None and self.n < 1:
-            raise ConfigError(f"n must be ≥ 1, got {self.n}")
+
+@dataclass(frozen=True)
+class ProbesParams(LensParams):
+    blur_sigmas: tuple[float, ...] = field(
+        default=BLUR_SIGMAS, metadata=rule(ListOf(Interval(float, 0, None)))
+    )
+    blur_kernel: int = field(default=7, metadata=rule(ODD_KERNEL))
+    median_times: tuple[int, ...] = field(
+        default=MEDIAN_TIMES, metadata=rule(ListOf(Interval(int, 0, None)))
+    )
+    median_kernel: int = field(default=5, metadata=rule(ODD_KERNEL))
+    reversal: bool = True
+    texture: tuple[str, ...] = field(
+        default=TEXTURE_PROBES, metadata=rule(ListOf(Options(TEXTURE_PROBES)))
+    )
+    stylized_dir: str | None = field(default=None, metadata=rule(FOLDER))
+    """A class-per-folder image tree with the study's class names (Stylized-ImageNet style)."""
+    n: int | None = field(default=None, metadata=rule(Interval(int, 1, None)))
 
 
 def donors(n: int, seed: int) -> torch.Tensor:

@@ -13,7 +13,7 @@ correlation of at least ``unchanged_threshold`` with everything randomised is fl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -26,17 +26,19 @@ from robustlens.analysis.saliency import (
     high_frequency_fraction,
 )
 from robustlens.data.imageset import ImageSet
-from robustlens.errors import ConfigError
 from robustlens.lenses.base import (
     LensContext,
+    LensParams,
     LensResult,
     LensSpec,
     StudyModel,
     register_lens,
+    rule,
     tidy,
 )
 from robustlens.lenses.common import subset
 from robustlens.papers import ITAZURI
+from robustlens.params import Interval, ListOf, Options
 
 # Names of the arrays the claims read.
 SANITY_THRESHOLD = "sanity/threshold"
@@ -60,36 +62,24 @@ def sanity_name(method: str) -> str:
 
 
 @dataclass(frozen=True)
-class SaliencyParams:
-    methods: tuple[str, ...] = METHODS
-    n: int | None = 200
-    show: int = 4
-    smoothgrad_noise: float = 0.15
-    smoothgrad_samples: int = 50
-    ig_steps: int = 50
-    high_frequency_cutoff: float = 0.5
-    sanity_images: int = 16
-    unchanged_threshold: float = 0.5
-
-    def __post_init__(self) -> None:
-        unknown = sorted(set(self.methods) - set(METHODS))
-        if unknown or not self.methods:
-            raise ConfigError(
-                f"unknown saliency method(s) {', '.join(unknown) or '(none given)'}",
-                fix=f"choose from {', '.join(METHODS)}",
-            )
-        if not 0 < self.smoothgrad_noise <= 1:
-            raise ConfigError(
-                f"smoothgrad_noise is a fraction of the input range, got {self.smoothgrad_noise}"
-            )
-        if min(self.smoothgrad_samples, self.ig_steps) < 1 or self.show < 0:
-            raise ConfigError("smoothgrad_samples and ig_steps must be ≥ 1, show ≥ 0")
-        if not 0 < self.high_frequency_cutoff < 1.5:
-            raise ConfigError("high_frequency_cutoff is a fraction of Nyquist in (0, 1.5)")
-        if self.sanity_images < 0 or not -1 <= self.unchanged_threshold <= 1:
-            raise ConfigError("sanity_images must be ≥ 0 and unchanged_threshold in [−1, 1]")
-        if self.n is not None and self.n < 1:
-            raise ConfigError(f"n must be ≥ 1, got {self.n}")
+class SaliencyParams(LensParams):
+    methods: tuple[str, ...] = field(
+        default=METHODS, metadata=rule(ListOf(Options(METHODS), min_len=1))
+    )
+    n: int | None = field(default=200, metadata=rule(Interval(int, 1, None)))
+    show: int = field(default=4, metadata=rule(Interval(int, 0, None)))
+    smoothgrad_noise: float = field(
+        default=0.15,
+        metadata=rule(Interval(float, 0, 1, closed="right"), hint="a fraction of the input range"),
+    )
+    smoothgrad_samples: int = field(default=50, metadata=rule(Interval(int, 1, None)))
+    ig_steps: int = field(default=50, metadata=rule(Interval(int, 1, None)))
+    high_frequency_cutoff: float = field(
+        default=0.5,
+        metadata=rule(Interval(float, 0, 1.5, closed="neither"), hint="a fraction of Nyquist"),
+    )
+    sanity_images: int = field(default=16, metadata=rule(Interval(int, 0, None)))
+    unchanged_threshold: float = field(default=0.5, metadata=rule(Interval(float, -1, 1)))
 
 
 def _maps(net, data: ImageSet, method: str, params: SaliencyParams, seed: int):

@@ -9,34 +9,39 @@ correlations) and add a paired bootstrap over images, identical resamples for ev
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from robustlens.analysis import linear_cka, svcca
 from robustlens.analysis.bootstrap import bootstrap_indices
-from robustlens.attacks.spec import CIFAR10_DIM, PaperRows, refuse_repeats, table_label
+from robustlens.attacks.spec import CIFAR10_DIM, PaperRows, table_label
 from robustlens.data.imageset import ImageSet
-from robustlens.errors import ConfigError
 from robustlens.lenses.base import (
     LensContext,
     LensResult,
     LensSpec,
+    Refusal,
     StudyModel,
     palette,
     register_lens,
+    rule,
     tidy,
 )
 from robustlens.lenses.common import (
+    ATTACK_LIST,
     ParsedAttacks,
     adversarial,
     attack_array,
-    gradient_attack_specs,
+    attack_refusals,
+    repeated_attacks,
     representations,
     resolve_attacks,
     subset,
 )
 from robustlens.papers import GARAEV
+from robustlens.params import Interval
 
 # Names of the arrays the claims read.
 SVCCA, SVCCA_BOOT = "svcca", "svcca_boot"
@@ -60,19 +65,16 @@ class SimilarityParams(ParsedAttacks):
     values unless a row ends in ``@imagenet``/``@cifar10``/``@N``); ``keep``: variance
     fraction SVCCA keeps; ``bootstrap``: resamples over images for the claims' intervals."""
 
-    attacks: tuple[str, ...] = DEFAULT_ATTACKS
-    reference_dim: int = CIFAR10_DIM
-    keep: float = 0.99
-    n: int | None = None
-    bootstrap: int = 100
+    attacks: tuple[str, ...] = field(default=DEFAULT_ATTACKS, metadata=rule(ATTACK_LIST))
+    reference_dim: int = field(default=CIFAR10_DIM, metadata=rule(Interval(int, 0, None)))
+    keep: float = field(default=0.99, metadata=rule(Interval(float, 0, 1, closed="right")))
+    n: int | None = field(default=None, metadata=rule(Interval(int, 2, None)))
+    bootstrap: int = field(default=100, metadata=rule(Interval(int, 0, None)))
 
-    def __post_init__(self) -> None:
-        gradient_attack_specs(self.attack_specs, "similarity", "pgd l2 0.25 100")
-        if not 0 < self.keep <= 1:
-            raise ConfigError(f"keep must lie in (0, 1], got {self.keep}")
-        if self.bootstrap < 0 or self.reference_dim < 0 or (self.n is not None and self.n < 2):
-            raise ConfigError("bootstrap and reference_dim must be ≥ 0, n ≥ 2")
-        refuse_repeats(self.attack_specs, self.reference_dim, "similarity")
+    def refusals(self) -> Iterator[Refusal]:
+        example = "pgd l2 0.25 100"
+        yield from attack_refusals("attacks", self.attacks, example=example, gradient=True)
+        yield from repeated_attacks("attacks", self.attacks, self.attack_specs, self.reference_dim)
 
 
 def compute(

@@ -14,7 +14,7 @@ nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,11 +27,13 @@ from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
 from robustlens.lenses.base import (
     LensContext,
+    LensParams,
     LensResult,
     LensSpec,
     StudyModel,
     palette,
     register_lens,
+    rule,
     tidy,
 )
 from robustlens.lenses.common import (
@@ -43,6 +45,7 @@ from robustlens.lenses.common import (
     subset,
 )
 from robustlens.papers import SPRINGER
+from robustlens.params import Interval
 
 # Names of the per-image arrays the claims read.
 
@@ -71,22 +74,16 @@ CLEAN = "clean"
 
 
 @dataclass(frozen=True)
-class TransferParams:
-    eps: float = 2.0
-    steps: int = 100
-    step_size: float = 0.1
+class TransferParams(LensParams):
+    eps: float = field(default=2.0, metadata=rule(Interval(float, 0, None, closed="right")))
+    steps: int = field(default=100, metadata=rule(Interval(int, 1, None)))
+    step_size: float = field(default=0.1, metadata=rule(Interval(float, 0, None, closed="right")))
     reference_dim: int = CIFAR10_DIM
     """The resolution ``eps`` and ``step_size`` are given for (0: use them as written)."""
-    n: int | None = 200
+    n: int | None = field(default=200, metadata=rule(Interval(int, 2, None)))
     sources: tuple[str, ...] | None = None
     """Source models (None: the natural and adversarially trained models of the first model's
     architecture; models trained on constructed sets are left out)."""
-
-    def __post_init__(self) -> None:
-        if self.eps <= 0 or self.steps < 1 or self.step_size <= 0:
-            raise ConfigError("transfer needs eps > 0, steps ≥ 1 and step_size > 0")
-        if self.n is not None and self.n < 2:
-            raise ConfigError("transfer needs n ≥ 2 images")
 
 
 def other_targets(labels: torch.Tensor, num_classes: int, seed: int) -> torch.Tensor:

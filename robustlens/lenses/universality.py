@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -30,17 +30,19 @@ from robustlens.constructed.build import build_robustified
 from robustlens.constructed.inversion import SEED_MODES, robustify
 from robustlens.constructed.sets import CARD, load_set
 from robustlens.data.imageset import ImageSet
-from robustlens.errors import ConfigError
 from robustlens.lenses.base import (
     LensContext,
+    LensParams,
     LensResult,
     LensSpec,
     StudyModel,
     register_lens,
+    rule,
     tidy,
 )
 from robustlens.lenses.common import chosen_sources, predictions, source_order, subset
 from robustlens.papers import SPRINGER
+from robustlens.params import Interval, Options
 
 # Name of the per-image correctness arrays the claims read.
 TEST = "test"
@@ -54,29 +56,19 @@ def correct_name(evaluator: str, source: str) -> str:
 
 
 @dataclass(frozen=True)
-class UniversalityParams:
-    n: int | None = 200
-    steps: int | None = None
+class UniversalityParams(LensParams):
+    n: int | None = field(default=200, metadata=rule(Interval(int, 2, None)))
+    steps: int | None = field(default=None, metadata=rule(Interval(int, 1, None)))
     """Inversion steps (None: Table 4's 400, or 200 at ImageNet size)."""
-    step_size: float | None = None
+    step_size: float | None = field(
+        default=None, metadata=rule(Interval(float, 0, None, closed="right"))
+    )
     """Inversion step (None: Table 4's, moved to the data's resolution like an L2 budget)."""
-    seed_mode: str = "other-image"
+    seed_mode: str = field(default="other-image", metadata=rule(Options(SEED_MODES)))
     sources: tuple[str, ...] | None = None
     """Models that robustify (None: the natural and adversarially trained models of the first
     model's architecture; models trained on constructed sets are left out)."""
     show: int = 6
-
-    def __post_init__(self) -> None:
-        if self.seed_mode not in SEED_MODES:
-            raise ConfigError(
-                f"unknown seed_mode {self.seed_mode!r}", fix=f"use {', '.join(SEED_MODES)}"
-            )
-        if (self.steps is not None and self.steps < 1) or (
-            self.step_size is not None and self.step_size <= 0
-        ):
-            raise ConfigError("steps must be ≥ 1 and step_size > 0")
-        if self.n is not None and self.n < 2:
-            raise ConfigError("universality needs n ≥ 2 images")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from robustlens.lenses.activations import (
 )
 from robustlens.lenses.base import TIDY_COLUMNS
 from robustlens.models import read_activations
+from robustlens.params import invalid
 from tests.lenses.helpers import (
     make_ctx,
     make_images,
@@ -514,7 +515,7 @@ def test_resolve_params_rejects_wrong_types_naming_the_key(overrides, named):
 def test_resolve_params_invalid_value_names_the_place():
     with pytest.raises(ConfigError) as err:
         get_lens("activations").resolve_params(INFO, {"tau_dens": 1.5}, "where")
-    assert "where" in str(err.value) and "tau_dens" in str(err.value)
+    assert str(err.value) == str(invalid("", "where.tau_dens", 1.5, "a number in [0, 1]"))
 
 
 def test_dense_graphs_fall_back_to_label_propagation_with_the_same_counts(monkeypatch):

@@ -12,6 +12,7 @@ from robustlens.errors import ConfigError
 from robustlens.lenses import attack_grid, get_lens
 from robustlens.lenses.base import TIDY_COLUMNS
 from robustlens.lenses.common import resolve_attacks
+from robustlens.params import invalid
 from tests.lenses.helpers import (
     brightness_images,
     make_ctx,
@@ -203,20 +204,63 @@ def test_models_share_nothing_but_the_rows():
     assert len(fig.axes[0].patches) == 2 * 2  # two rows (no attack, PGD) per model
 
 
+ATTACK = "an attack setting 'ATTACK NORM EPS [STEPS] [@cifar10|@imagenet|@N]'"
+SAME = (
+    "both are the same attack (L∞ budgets are never rescaled; FGSM takes no steps): "
+    "keep one of them"
+)
+
+
 @pytest.mark.parametrize(
-    "overrides, words",
+    "overrides, key, value, allowed, hint",
     [
-        ({"attacks": []}, "at least one attack"),
-        ({"attacks": ["pgd linf 0.1"]}, "needs a number of steps"),
-        ({"attacks": ["pgd lx 0.1 3"]}, "unknown norm"),
-        ({"attacks": ["pgd l2 45 100 @mnist"]}, "unknown reference '@mnist'"),
-        ({"attacks": ["fgsm linf 0.25", "fgsm linf 0.25 @imagenet"]}, "are the same attack"),
-        ({"attacks": ["pgd l2 1 3", "pgd l2 1 3"]}, "are the same attack"),
-        ({"cw_binary_steps": 0}, "cw_binary_steps"),
-        ({"n": 0}, "n ≥ 1"),
-        ({"steps": 3}, "unknown parameter"),
+        ({"attacks": []}, "attacks", [], f"a non-empty list, each {ATTACK}", None),
+        (
+            {"attacks": ["pgd linf 0.1"]},
+            "attacks[0]",
+            "pgd linf 0.1",
+            ATTACK,
+            "'pgd linf 0.1': PGD needs a number of steps",
+        ),
+        (
+            {"attacks": ["pgd lx 0.1 3"]},
+            "attacks[0]",
+            "pgd lx 0.1 3",
+            ATTACK,
+            "unknown norm 'lx' in 'pgd lx 0.1 3'",
+        ),
+        (
+            {"attacks": ["pgd l2 45 100 @mnist"]},
+            "attacks[0]",
+            "pgd l2 45 100 @mnist",
+            ATTACK,
+            "unknown reference '@mnist' in 'pgd l2 45 100 @mnist'",
+        ),
+        (
+            {"attacks": ["fgsm linf 0.25", "fgsm linf 0.25 @imagenet"]},
+            "attacks[1]",
+            "fgsm linf 0.25 @imagenet",
+            "an attack other than attacks[0] ('fgsm linf 0.25')",
+            SAME,
+        ),
+        (
+            {"attacks": ["pgd l2 1 3", "pgd l2 1 3"]},
+            "attacks[1]",
+            "pgd l2 1 3",
+            "an attack other than attacks[0] ('pgd l2 1 3')",
+            SAME,
+        ),
+        ({"cw_binary_steps": 0}, "cw_binary_steps", 0, "a whole number ≥ 1", None),
+        ({"n": 0}, "n", 0, "a whole number ≥ 1 or nothing (leave it out)", None),
     ],
 )
-def test_bad_parameters_are_refused(overrides, words):
-    with pytest.raises(ConfigError, match=words):
+def test_bad_parameters_are_refused(overrides, key, value, allowed, hint):
+    with pytest.raises(ConfigError) as err:
         LENS.resolve_params(INFO, overrides, "lenses.attack_grid")
+    assert str(err.value) == str(invalid("", f"lenses.attack_grid.{key}", value, allowed, hint))
+
+
+def test_an_unknown_parameter_is_refused():
+    with pytest.raises(ConfigError) as err:
+        LENS.resolve_params(INFO, {"steps": 3}, "lenses.attack_grid")
+    assert err.value.problem == "lenses.attack_grid.steps: unknown parameter of lens 'attack_grid'"

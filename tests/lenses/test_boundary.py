@@ -15,6 +15,7 @@ from robustlens.errors import ConfigError
 from robustlens.lenses import attack_grid, boundary, get_lens
 from robustlens.lenses.base import StudyModel
 from robustlens.models.card import ModelCard
+from robustlens.params import invalid
 from tests.attacks.tiny_models import LinearClassifier
 from tests.lenses.helpers import (
     brightness_images,
@@ -172,13 +173,14 @@ def test_figure_draws_one_violin_per_model_and_norm():
 
 
 @pytest.mark.parametrize(
-    "overrides, words",
+    "overrides, key, value, allowed",
     [
-        ({"norms": ["l1"]}, "l2 and/or linf"),
-        ({"norms": []}, "l2 and/or linf"),
-        ({"steps": 0}, "≥ 1"),
+        ({"norms": ["l1"]}, "norms[0]", "l1", "one of 'l2', 'linf'"),
+        ({"norms": []}, "norms", [], "a non-empty list, each one of 'l2', 'linf'"),
+        ({"steps": 0}, "steps", 0, "a whole number ≥ 1"),
     ],
 )
-def test_bad_parameters_are_refused(overrides, words):
-    with pytest.raises(ConfigError, match=words):
+def test_bad_parameters_are_refused(overrides, key, value, allowed):
+    with pytest.raises(ConfigError) as err:
         LENS.resolve_params(INFO, overrides, "lenses.boundary")
+    assert str(err.value) == str(invalid("", f"lenses.boundary.{key}", value, allowed))

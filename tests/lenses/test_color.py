@@ -14,6 +14,7 @@ from robustlens.lenses import get_lens
 from robustlens.lenses.base import TIDY_COLUMNS
 from robustlens.lenses.color import ColorParams, compute, default_thicknesses
 from robustlens.models import RobustClassifier, build_model
+from robustlens.params import invalid
 from tests.lenses.helpers import make_ctx, make_info, rows, study_model, value
 
 RGB = {"white": (1.0, 1.0, 1.0), "red": (1.0, 0.0, 0.0), "green": (0.0, 1.0, 0.0)}
@@ -296,7 +297,7 @@ def test_thickness_beyond_half_the_image_is_a_config_error():
         ({"thicknesses": ()}, "thickness"),
         ({"thicknesses": (1, 0)}, "thickness"),
         ({"colors": ("purple",)}, "purple"),
-        ({"colors": ()}, "colour"),
+        ({"colors": ()}, "colors"),
         ({"grid_copies": 1}, "grid_copies"),
     ],
 )
@@ -318,7 +319,11 @@ def test_resolve_params_validates_and_names_the_key():
         spec.resolve_params(info, {"colors": "red"}, "w")
     with pytest.raises(ConfigError, match=r"w\.grid_copies"):
         spec.resolve_params(info, {"grid_copies": "2"}, "w")
-    with pytest.raises(ConfigError, match="w: unknown contour colour"):
+    with pytest.raises(ConfigError) as err:
         spec.resolve_params(info, {"colors": ["white", "pink"]}, "w")
-    with pytest.raises(ConfigError, match="w: thicknesses"):
+    colours = "one of 'white', 'red', 'green', 'blue'"
+    assert str(err.value) == str(invalid("", "w.colors[1]", "pink", colours))
+    with pytest.raises(ConfigError) as err:
         spec.resolve_params(info, {"thicknesses": []}, "w")
+    allowed = "a non-empty list, each a whole number ≥ 1"
+    assert str(err.value) == str(invalid("", "w.thicknesses", [], allowed))

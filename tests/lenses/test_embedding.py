@@ -11,6 +11,7 @@ from robustlens.analysis import knn_agreement, pca_2d
 from robustlens.attacks.spec import AttackSpec
 from robustlens.errors import ConfigError
 from robustlens.lenses import embedding, get_lens
+from robustlens.params import invalid
 from tests.lenses.helpers import (
     brightness_images,
     make_ctx,
@@ -72,9 +73,19 @@ def test_figure_has_a_row_per_model_and_a_column_per_input_kind():
 
 
 @pytest.mark.parametrize(
-    "overrides, words",
-    [({"attacks": ["cw l2 0.1 5"]}, "PGD and FGSM"), ({"k": 0}, "k must be"), ({"n": 5}, "n > k")],
+    "overrides, key, value, allowed",
+    [
+        (
+            {"attacks": ["cw l2 0.1 5"]},
+            "attacks[0]",
+            "cw l2 0.1 5",
+            "a PGD or FGSM setting (a fixed budget, e.g. 'pgd l2 0.25 20')",
+        ),
+        ({"k": 0}, "k", 0, "a whole number ≥ 1"),
+        ({"n": 5}, "n", 5, "a whole number > k (10) or nothing (leave it out)"),
+    ],
 )
-def test_bad_parameters_are_refused(overrides, words):
-    with pytest.raises(ConfigError, match=words):
+def test_bad_parameters_are_refused(overrides, key, value, allowed):
+    with pytest.raises(ConfigError) as err:
         LENS.resolve_params(INFO, overrides, "lenses.embedding")
+    assert str(err.value) == str(invalid("", f"lenses.embedding.{key}", value, allowed))

@@ -9,6 +9,7 @@ import torch
 from robustlens.errors import ConfigError
 from robustlens.lenses import ensemble, get_lens
 from robustlens.lenses.common import representations
+from robustlens.params import invalid
 from tests.lenses.helpers import (
     brightness_images,
     make_ctx,
@@ -84,10 +85,14 @@ def test_digits_target_is_resized_to_the_models_input():
 def test_unknown_targets_and_bad_values_are_refused():
     with pytest.raises(ConfigError, match="nosuchdata"):
         ensemble.compute(models(), DATA, params(targets=["nosuchdata"]), ctx())
-    with pytest.raises(ConfigError, match="lowres-<pixels>"):
+    with pytest.raises(ConfigError) as err:
         params(targets=["lowres-x"])
-    with pytest.raises(ConfigError, match="≥ 10"):
+    allowed = "a data set name or lowres-<pixels> with pixels ≥ 2"
+    hint = 'e.g. targets = ["digits", "lowres-14"]'
+    assert str(err.value) == str(invalid("", "test.targets[0]", "lowres-x", allowed, hint))
+    with pytest.raises(ConfigError) as err:
         params(train_n=3)
+    assert str(err.value) == str(invalid("", "test.train_n", 3, "a whole number ≥ 10"))
 
 
 def test_figure_groups_by_kind():

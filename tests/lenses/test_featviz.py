@@ -8,6 +8,7 @@ import pytest
 from robustlens.analysis.featviz import spectral_centroid
 from robustlens.errors import ConfigError
 from robustlens.lenses import featviz, get_lens
+from robustlens.params import invalid
 from tests.lenses.helpers import brightness_images, make_ctx, make_info, study_model, trained_cnn
 
 INFO = make_info((1, 12, 12), num_classes=3)
@@ -35,8 +36,9 @@ def test_one_visualisation_per_tap_and_channel_with_its_centroid():
 def test_defaults_and_bad_values():
     p = LENS.resolve_params(INFO, {}, "test")
     assert p.steps == 512 and p.lr == 0.05
-    with pytest.raises(ConfigError, match="channels"):
+    with pytest.raises(ConfigError) as err:
         LENS.resolve_params(INFO, {"channels": 0}, "test")
+    assert str(err.value) == str(invalid("", "test.channels", 0, "a whole number ≥ 1"))
     with pytest.raises(ConfigError, match="unknown tap"):
         featviz.compute(
             study_model(trained_cnn(INFO)),

@@ -11,6 +11,7 @@ from robustlens.errors import ConfigError
 from robustlens.lenses import filters, get_lens
 from robustlens.models import build_model
 from robustlens.models.convs import conv_layers
+from robustlens.params import invalid
 from tests.lenses.helpers import (
     brightness_images,
     make_ctx,
@@ -95,17 +96,34 @@ def test_other_kernel_sizes_are_left_out_with_a_note_or_refused():
 
 
 @pytest.mark.parametrize(
-    ("override", "match"),
+    ("override", "value", "allowed", "hint"),
     [
-        ({"kernel_sizes": []}, "kernel_sizes"),
-        ({"resamples": -1}, "≥ 0"),
-        ({"threshold_attack": "deepfool l2 0.1"}, "threshold_attack takes PGD and FGSM"),
-        ({"threshold_attack": "pgd"}, "not understood"),
+        (
+            {"kernel_sizes": []},
+            [],
+            "a non-empty list, each a whole number ≥ 1",
+            "e.g. kernel_sizes = [3] (the paper) or [3, 5]",
+        ),
+        ({"resamples": -1}, -1, "a whole number ≥ 0", None),
+        (
+            {"threshold_attack": "deepfool l2 0.1"},
+            "deepfool l2 0.1",
+            "a PGD or FGSM setting (a fixed budget, e.g. 'pgd linf 0.03137 10')",
+            None,
+        ),
+        (
+            {"threshold_attack": "pgd"},
+            "pgd",
+            "an attack setting 'ATTACK NORM EPS [STEPS] [@cifar10|@imagenet|@N]'",
+            "attack setting 'pgd' is not understood",
+        ),
     ],
 )
-def test_bad_parameters_are_refused(override, match):
-    with pytest.raises(ConfigError, match=match):
+def test_bad_parameters_are_refused(override, value, allowed, hint):
+    with pytest.raises(ConfigError) as err:
         params(**override)
+    (key,) = override
+    assert str(err.value) == str(invalid("", f"test.{key}", value, allowed, hint))
 
 
 def test_figures_compare_robust_and_natural():

@@ -16,6 +16,7 @@ from robustlens.errors import ConfigError
 from robustlens.lenses import get_lens, latent
 from robustlens.lenses.base import TIDY_COLUMNS
 from robustlens.lenses.latent import LatentParams, compute, retrain_head
+from robustlens.params import invalid
 from tests.lenses.helpers import make_ctx, make_info, rows, small_cnn, study_model, value
 
 INFO = make_info((1, 12, 12), num_classes=3)
@@ -313,8 +314,9 @@ def test_resolve_params_rejects_unknown_keys_and_bad_values():
     with pytest.raises(ConfigError, match="epoch") as err:
         spec.resolve_params(INFO, {"epoch": 3}, "w")
     assert "unknown" in str(err.value) and "'latent'" in str(err.value)
-    with pytest.raises(ConfigError, match=r"^w: epochs"):
+    with pytest.raises(ConfigError) as err:
         spec.resolve_params(INFO, {"epochs": 0}, "w")
+    assert str(err.value) == str(invalid("", "w.epochs", 0, "a whole number ≥ 1"))
 
 
 @pytest.mark.parametrize(

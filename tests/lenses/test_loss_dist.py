@@ -11,6 +11,7 @@ from robustlens.analysis import proxy_a_distance
 from robustlens.attacks.spec import AttackSpec
 from robustlens.errors import ConfigError
 from robustlens.lenses import get_lens, loss_dist
+from robustlens.params import invalid
 from tests.lenses.helpers import (
     brightness_images,
     make_ctx,
@@ -86,9 +87,18 @@ def test_figures_have_a_panel_per_model():
 
 
 @pytest.mark.parametrize(
-    "overrides, words",
-    [({"attacks": ["cw l2 0.1 10"]}, "PGD and FGSM"), ({"folds": 1}, "folds must be ≥ 2")],
+    "overrides, key, value, allowed",
+    [
+        (
+            {"attacks": ["cw l2 0.1 10"]},
+            "attacks[0]",
+            "cw l2 0.1 10",
+            "a PGD or FGSM setting (a fixed budget, e.g. 'pgd l2 0.5 10')",
+        ),
+        ({"folds": 1}, "folds", 1, "a whole number ≥ 2"),
+    ],
 )
-def test_bad_parameters_are_refused(overrides, words):
-    with pytest.raises(ConfigError, match=words):
+def test_bad_parameters_are_refused(overrides, key, value, allowed):
+    with pytest.raises(ConfigError) as err:
         LENS.resolve_params(INFO, overrides, "lenses.loss_dist")
+    assert str(err.value) == str(invalid("", f"lenses.loss_dist.{key}", value, allowed))

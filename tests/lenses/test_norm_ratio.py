@@ -16,6 +16,7 @@ from robustlens.lenses import get_lens, norm_ratio
 from robustlens.lenses.base import StudyModel
 from robustlens.lenses.norm_ratio import norm_ratios
 from robustlens.models.card import ModelCard
+from robustlens.params import invalid
 from tests.attacks.tiny_models import LinearClassifier
 from tests.lenses.helpers import (
     brightness_images,
@@ -135,13 +136,25 @@ def test_no_successful_perturbation_gives_empty_statistics_not_an_error():
 
 
 @pytest.mark.parametrize(
-    "overrides, words",
+    "overrides, key, value, allowed",
     [
-        ({"attacks": ["deepfool l2 0.1"]}, "PGD and FGSM"),
-        ({"attacks": []}, "PGD and FGSM"),
-        ({"n": 0}, "n ≥ 1"),
+        (
+            {"attacks": ["deepfool l2 0.1"]},
+            "attacks[0]",
+            "deepfool l2 0.1",
+            "a PGD or FGSM setting (a fixed budget, e.g. 'pgd l2 0.25 20')",
+        ),
+        (
+            {"attacks": []},
+            "attacks",
+            [],
+            "a non-empty list, each an attack setting "
+            "'ATTACK NORM EPS [STEPS] [@cifar10|@imagenet|@N]'",
+        ),
+        ({"n": 0}, "n", 0, "a whole number ≥ 1 or nothing (leave it out)"),
     ],
 )
-def test_bad_parameters_are_refused(overrides, words):
-    with pytest.raises(ConfigError, match=words):
+def test_bad_parameters_are_refused(overrides, key, value, allowed):
+    with pytest.raises(ConfigError) as err:
         LENS.resolve_params(INFO, overrides, "lenses.norm_ratio")
+    assert str(err.value) == str(invalid("", f"lenses.norm_ratio.{key}", value, allowed))

@@ -11,6 +11,7 @@ from PIL import Image
 from robustlens.data import probes as P
 from robustlens.errors import ConfigError
 from robustlens.lenses import get_lens, probes
+from robustlens.params import invalid
 from tests.lenses.helpers import (
     brightness_images,
     make_ctx,
@@ -126,17 +127,23 @@ def test_stylized_folder_with_foreign_classes_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("override", "match"),
+    ("override", "key", "value", "allowed"),
     [
-        ({"blur_kernel": 6}, "odd"),
-        ({"median_times": [-1]}, "≥ 0"),
-        ({"texture": ["cartoon"]}, "cartoon"),
-        ({"stylized_dir": "/no/such/folder"}, "not a folder"),
+        ({"blur_kernel": 6}, "blur_kernel", 6, "an odd whole number ≥ 1"),
+        ({"median_times": [-1]}, "median_times[0]", -1, "a whole number ≥ 0"),
+        ({"texture": ["cartoon"]}, "texture[0]", "cartoon", "one of 'amplitude_swap', 'edge_map'"),
+        (
+            {"stylized_dir": "/no/such/folder"},
+            "stylized_dir",
+            "/no/such/folder",
+            "a folder with one subfolder of images per class or nothing (leave it out)",
+        ),
     ],
 )
-def test_bad_parameters_are_refused(override, match):
-    with pytest.raises(ConfigError, match=match):
+def test_bad_parameters_are_refused(override, key, value, allowed):
+    with pytest.raises(ConfigError) as err:
         params(**override)
+    assert str(err.value) == str(invalid("", f"test.{key}", value, allowed))
 
 
 def test_figure_has_curves_and_bars():

@@ -13,6 +13,7 @@ from robustlens.analysis.saliency import attribute, high_frequency_fraction
 from robustlens.errors import ConfigError
 from robustlens.lenses import get_lens, saliency
 from robustlens.models.base import RobustClassifier
+from robustlens.params import invalid
 from tests.lenses.helpers import (
     brightness_images,
     make_ctx,
@@ -80,19 +81,29 @@ def test_a_model_with_functional_relus_is_refused_for_guided_backprop():
     assert "saliency" in saliency.compute(study_model(net), DATA, without, make_ctx(INFO)).tables
 
 
+METHODS_WORDS = "one of 'vanilla', 'loss', 'guided', 'smoothgrad', 'integrated'"
+
+
 @pytest.mark.parametrize(
-    ("override", "match"),
+    ("override", "key", "value", "allowed", "hint"),
     [
-        ({"methods": ["gradcam"]}, "gradcam"),
-        ({"methods": []}, "none given"),
-        ({"smoothgrad_noise": 5.0}, "fraction"),
-        ({"ig_steps": 0}, "≥ 1"),
-        ({"unchanged_threshold": 2.0}, "threshold"),
+        ({"methods": ["gradcam"]}, "methods[0]", "gradcam", METHODS_WORDS, None),
+        ({"methods": []}, "methods", [], f"a non-empty list, each {METHODS_WORDS}", None),
+        (
+            {"smoothgrad_noise": 5.0},
+            "smoothgrad_noise",
+            5.0,
+            "a number in (0, 1]",
+            "a fraction of the input range",
+        ),
+        ({"ig_steps": 0}, "ig_steps", 0, "a whole number ≥ 1", None),
+        ({"unchanged_threshold": 2.0}, "unchanged_threshold", 2.0, "a number in [-1, 1]", None),
     ],
 )
-def test_bad_parameters_are_refused(override, match):
-    with pytest.raises(ConfigError, match=match):
+def test_bad_parameters_are_refused(override, key, value, allowed, hint):
+    with pytest.raises(ConfigError) as err:
         params(**override)
+    assert str(err.value) == str(invalid("", f"test.{key}", value, allowed, hint))
 
 
 def test_figures_show_maps_numbers_and_sanity_curves():

@@ -14,6 +14,7 @@ from robustlens.attacks.spec import AttackSpec
 from robustlens.errors import ConfigError
 from robustlens.lenses import get_lens, similarity
 from robustlens.lenses.common import representations
+from robustlens.params import invalid
 from tests.lenses.helpers import (
     brightness_images,
     make_ctx,
@@ -136,14 +137,20 @@ def test_bootstrap_resamples_with_too_few_distinct_images_are_refused():
 
 
 @pytest.mark.parametrize(
-    "overrides, words",
+    "overrides, key, value, allowed",
     [
-        ({"attacks": ["deepfool l2 0.1"]}, "PGD and FGSM"),
-        ({"keep": 0.0}, "keep must lie in"),
-        ({"keep": 1.5}, "keep must lie in"),
-        ({"n": 1}, "n ≥ 2"),
+        (
+            {"attacks": ["deepfool l2 0.1"]},
+            "attacks[0]",
+            "deepfool l2 0.1",
+            "a PGD or FGSM setting (a fixed budget, e.g. 'pgd l2 0.25 100')",
+        ),
+        ({"keep": 0.0}, "keep", 0.0, "a number in (0, 1]"),
+        ({"keep": 1.5}, "keep", 1.5, "a number in (0, 1]"),
+        ({"n": 1}, "n", 1, "a whole number ≥ 2 or nothing (leave it out)"),
     ],
 )
-def test_bad_parameters_are_refused(overrides, words):
-    with pytest.raises(ConfigError, match=words):
+def test_bad_parameters_are_refused(overrides, key, value, allowed):
+    with pytest.raises(ConfigError) as err:
         LENS.resolve_params(INFO, overrides, "lenses.similarity")
+    assert str(err.value) == str(invalid("", f"lenses.similarity.{key}", value, allowed))

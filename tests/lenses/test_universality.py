@@ -11,6 +11,7 @@ from robustlens.errors import ConfigError
 from robustlens.lenses import get_lens, universality
 from robustlens.lenses.base import tidy
 from robustlens.models import build_model
+from robustlens.params import invalid
 from tests.lenses.helpers import (
     brightness_images,
     make_ctx,
@@ -119,8 +120,10 @@ def test_sources_can_be_chosen_and_unknown_ones_are_refused():
     assert set(result.tables["universality"].setting) == settings
     with pytest.raises(ConfigError, match="ghost"):
         universality.compute(ms, DATA, params(sources=["ghost"]), make_ctx(INFO))
-    with pytest.raises(ConfigError, match="seed_mode"):
+    with pytest.raises(ConfigError) as err:
         params(seed_mode="zeros")
+    allowed = "one of 'other-image', 'noise'"
+    assert str(err.value) == str(invalid("", "t.seed_mode", "zeros", allowed))
 
 
 def test_without_default_sources_it_says_what_to_do():
