@@ -367,7 +367,8 @@ tau_dens = {tau}
             0,
             "a whole number in [1, 10,000]; more than 10,000 epochs is almost surely a typo",
         ),
-        ({"tau": '"high"'}, "lenses.activations.tau_dens", "high", "a finite number"),
+        ({"tau": '"high"'}, "lenses.activations.tau_dens", "high", "a number in [0, 1]"),
+        ({"tau": "1.5"}, "lenses.activations.tau_dens", 1.5, "a number in [0, 1]"),
     ],
 )
 def test_the_study_file_and_its_lenses_refuse_through_the_shared_format(
@@ -402,7 +403,7 @@ def test_a_lens_parameter_is_refused_through_the_shared_format():
     with pytest.raises(ConfigError) as caught:
         get_lens("activations").resolve_params(info, {"batch_size": 2.5}, "w.toml: lenses.x")
     assert str(caught.value) == str(
-        invalid("", "w.toml: lenses.x.batch_size", 2.5, "a whole number")
+        invalid("", "w.toml: lenses.x.batch_size", 2.5, "a whole number ≥ 1")
     )
     with pytest.raises(ConfigError) as caught:
         get_lens("activations").resolve_params(info, {"tau_den": 0.5}, "w.toml: lenses.x")
