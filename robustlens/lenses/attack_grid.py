@@ -104,7 +104,7 @@ class AttackGridParams(ParsedAttacks):
     cw_binary_steps: int = field(default=9, metadata=rule(Interval(int, 1, None)))
 
     def refusals(self) -> Iterator[Refusal]:
-        yield from attack_refusals("attacks", self.attacks, example="pgd l2 0.25 20")
+        yield from attack_refusals("attacks", self.attacks)
         yield from repeated_attacks("attacks", self.attacks, self.attack_specs, self.reference_dim)
 
 

@@ -219,8 +219,6 @@ class LensSpec:
             return self.params(**values)
         except ParamsRefused as exc:
             raise exc.refusal.error(where) from None
-        except ConfigError as exc:
-            raise ConfigError(f"{where}: {exc.problem}", fix=exc.fix) from exc
 
 
 # ------------------------------------------------------------------------ lens parameters

@@ -41,12 +41,12 @@ ATTACK_LIST = ListOf(Satisfies(lambda text: isinstance(text, str), ATTACK_SETTIN
 
 
 def attack_refusals(
-    key: str, texts: str | Sequence[str], *, example: str, gradient: bool = False
+    key: str, texts: str | Sequence[str], *, gradient: bool = False, example: str = ""
 ) -> Iterator[Refusal]:
     """Attack settings as written in a lens's parameters (``key``: one setting, or ``key[i]``
     of a list) that do not parse (the parser's complaint as the hint) or, with ``gradient``,
-    are not PGD or FGSM: a lens that needs perturbations of a fixed budget cannot use a
-    minimal-norm attack."""
+    are not PGD or FGSM (``example``: one the lens would take): a lens that needs
+    perturbations of a fixed budget cannot use a minimal-norm attack."""
     rows = (
         [(key, texts)]
         if isinstance(texts, str)

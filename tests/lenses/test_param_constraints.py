@@ -15,7 +15,7 @@ import pytest
 from robustlens.data import dataset_info
 from robustlens.errors import ConfigError
 from robustlens.lenses import get_lens, list_lenses
-from robustlens.lenses.base import RULE
+from robustlens.lenses.base import RULE, LensParams
 from robustlens.params import invalid
 
 INFO = dataset_info("digits")
@@ -312,6 +312,15 @@ def test_every_constrained_field_of_every_lens_is_tested_here():
     tested = {(get_lens(case[0]).params, case[1]) for case in CASES}
     tested.add((get_lens("probes").params, "stylized_dir"))
     assert ruled == tested
+
+
+def test_every_lens_checks_its_parameters_through_the_one_mechanism():
+    """Every parameter class is a LensParams whose checks are check_params's alone (no
+    __post_init__ of its own, which could raise in another format)."""
+    for name in list_lenses():
+        params = get_lens(name).params
+        assert issubclass(params, LensParams), name
+        assert params.__post_init__ is LensParams.__post_init__, name
 
 
 def test_every_lens_takes_its_defaults():
