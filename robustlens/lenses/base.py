@@ -303,14 +303,15 @@ class LensParams:
 def check_params(params: LensParams) -> None:
     """Raise :class:`ParamsRefused` (a ConfigError in the one format of
     :mod:`robustlens.params`, at ``<class>: <key>``) for the first field of ``params`` that
-    breaks its constraint (:func:`param_constraints`), else for its first :meth:`refusal
-    <LensParams.refusals>`."""
+    breaks its constraint (:func:`param_constraints`), else for the first value its
+    :meth:`LensParams.refusals` refuses."""
     for key, constraint in param_constraints(type(params)).items():
         found = constraint.failure(getattr(params, key), key)
         if found is not None:
             hint = param_hints(type(params)).get(key)
             raise ParamsRefused(params, Refusal(found.key, found.value, found.allowed, hint))
-    for refusal in params.refusals():
+    refusal = next(iter(params.refusals()), None)
+    if refusal is not None:
         raise ParamsRefused(params, refusal)
 
 
