@@ -43,6 +43,7 @@ from robustlens.lenses.common import (
     subset,
 )
 from robustlens.papers import GARAEV
+from robustlens.plotting import new_figure
 
 # Names of the per-image arrays the claims read.
 CLEAN = "clean"
@@ -192,8 +193,6 @@ def compute(
 
 
 def plot(tables, models: list[StudyModel], params: AttackGridParams, arrays=None) -> dict:
-    from robustlens.plotting import new_figure
-
     frame = tables["attack_grid"]
     colors = palette(models)
     settings = list(dict.fromkeys(frame.setting))

@@ -34,6 +34,7 @@ from robustlens.lenses.common import (
     subset,
 )
 from robustlens.papers import GARAEV
+from robustlens.plotting import new_figure
 
 # Names of the arrays the claims read.
 RATIO = "ratio"
@@ -114,8 +115,6 @@ def compute(
 
 
 def plot(tables, models: list[StudyModel], params: NormRatioParams, arrays=None) -> dict:
-    from robustlens.plotting import new_figure
-
     frame = tables["norm_ratio"]
     colors = palette(models)
     settings = list(dict.fromkeys(frame.setting))

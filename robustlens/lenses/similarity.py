@@ -37,6 +37,7 @@ from robustlens.lenses.common import (
     subset,
 )
 from robustlens.papers import GARAEV
+from robustlens.plotting import new_figure
 
 # Names of the arrays the claims read.
 SVCCA, SVCCA_BOOT = "svcca", "svcca_boot"
@@ -118,8 +119,6 @@ def compute(
 
 
 def plot(tables, models: list[StudyModel], params: SimilarityParams, arrays=None) -> dict:
-    from robustlens.plotting import new_figure
-
     frame = tables["similarity"]
     colors = palette(models)
     figures = {}
