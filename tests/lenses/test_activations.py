@@ -25,18 +25,10 @@ from robustlens.lenses.activations import (
 )
 from robustlens.lenses.base import TIDY_COLUMNS
 from robustlens.models import read_activations
-from tests.lenses.helpers import (
-    make_ctx,
-    make_images,
-    make_info,
-    rows,
-    small_cnn,
-    study_model,
-    value,
-)
+from tests.lenses.helpers import TOY, make_ctx, make_images, rows, small_cnn, study_model, value
 from tests.tolerances import float_tol
 
-INFO = make_info((1, 12, 12), num_classes=3)
+INFO = TOY
 N_IMAGES = 40
 
 

@@ -10,19 +10,10 @@ from PIL import Image
 
 from robustlens.data import probes as P
 from robustlens.errors import ConfigError
-from robustlens.lenses import get_lens, probes
-from tests.lenses.helpers import (
-    brightness_images,
-    make_ctx,
-    make_info,
-    study_model,
-    trained_cnn,
-    value,
-)
+from robustlens.lenses import probes
+from tests.lenses.helpers import lens_setup, make_ctx, study_model, trained_cnn, value
 
-INFO = make_info((1, 12, 12), num_classes=3)
-DATA = brightness_images(INFO, 60, seed=5)
-LENS = get_lens("probes")
+INFO, DATA, LENS = lens_setup("probes", 60, seed=5)
 
 
 def params(**overrides):
