@@ -1,7 +1,6 @@
 """robustlens: natural and adversarially-trained classifiers, attacks, and lenses into them."""
 
-__version__ = "0.1.0.dev0"
-
+from robustlens._version import __version__
 from robustlens.errors import (
     CheckpointError,
     ConfigError,

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from robustlens.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -37,6 +39,7 @@ def new_figure(
     **subplot_kw: Any,
 ) -> tuple[Figure, Any]:
     """A figure and its axes (as ``plt.subplots`` returns them) on an Agg canvas, without pyplot."""
+    # heavy: matplotlib loads only when a figure is drawn (this module is imported by every lens)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -55,6 +58,7 @@ def figure_to_png(fig: Figure, dpi: int = 110) -> bytes:
     outside a figure made without a layout engine are not cut off. The PNG carries no
     software-version metadata: the same figure gives the same bytes whatever the matplotlib.
     """
+    # heavy: matplotlib, as in new_figure
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -101,6 +105,7 @@ def model_colors(
     from ``eps`` when given (ties and missing ε keep the order of ``names``), else in the order
     of ``names``. Returns hex colours keyed by name.
     """
+    # heavy: matplotlib, as in new_figure
     from matplotlib import colormaps
     from matplotlib.colors import to_hex
 
@@ -133,8 +138,6 @@ def draw_filter_strip(ax: Axes, weights: Any) -> None:
     """Convolution filters [C_out, C_in, k, k] side by side with a one-pixel gap: RGB filters
     (C_in = 3) as colours scaled by the largest |w|, others as the mean over input channels
     on a diverging map centred on 0."""
-    import numpy as np
-
     w = np.asarray(weights, dtype=np.float64)
     colour = w.shape[1] == 3
     tiles = w.transpose(0, 2, 3, 1) if colour else w.mean(axis=1)
@@ -184,8 +187,6 @@ def draw_annotated_grid(
 ) -> Any:
     """A heatmap of fractions in [0, 1] with each cell written as a percentage (``mark``
     appended where ``marks`` is true); NaN cells stay blank. Returns the image."""
-    import numpy as np
-
     image = ax.imshow(grid, cmap=cmap, vmin=0, vmax=1, aspect="auto")
     for i in range(grid.shape[0]):
         for j in range(grid.shape[1]):

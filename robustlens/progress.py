@@ -14,6 +14,7 @@ def progress_bar(
     if not enabled:
         yield lambda k: None
         return
+    # heavy: rich's progress machinery loads only when a bar is drawn (the library stays quiet)
     from rich.console import Console
     from rich.progress import (
         BarColumn,

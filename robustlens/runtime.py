@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import torch
 
+from robustlens._version import __version__
 from robustlens.errors import ConfigError, DataError
 
 ENV_ALLOW_LARGE = "ROBUSTLENS_ALLOW_LARGE"
@@ -124,8 +125,6 @@ def seed_everything(seed: int) -> torch.Generator:
 
 def versions() -> dict[str, str]:
     """Versions that matter for reproducing a number: robustlens, torch, numpy, python."""
-    from robustlens import __version__
-
     return {
         "robustlens": __version__,
         "torch": torch.__version__,

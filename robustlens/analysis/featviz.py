@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustlens.errors import ConfigError
+from robustlens.errors import ConfigError, NumericalError
 
 LUCID_SIZE = 224
 SCALES = tuple(1 + (i - 5) / 50 for i in range(11))
@@ -157,8 +157,6 @@ def visualize_channels(
                 for i, (k, (_, channel)) in enumerate(zip(which, targets, strict=True))
             )
             if not torch.isfinite(loss):
-                from robustlens.errors import NumericalError
-
                 raise NumericalError("featviz: the activation became NaN or infinite")
             loss.backward()
             optimizer.step()

@@ -18,9 +18,11 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.stats import rankdata
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from robustlens.data.probes import edge_map
 from robustlens.errors import ConfigError
 
 METHODS = ("vanilla", "loss", "guided", "smoothgrad", "integrated")
@@ -82,6 +84,7 @@ def attribute(
     seed: int = 0,
 ) -> torch.Tensor:
     """The ``method``'s map for each image toward its label, shape of ``images`` (CPU)."""
+    # heavy: captum loads only when maps are computed
     from captum.attr import (
         GuidedBackprop,
         IntegratedGradients,
@@ -154,8 +157,6 @@ def high_frequency_fraction(maps: torch.Tensor, cutoff: float = 0.5) -> np.ndarr
 
 
 def _rank_rows(values: np.ndarray) -> np.ndarray:
-    from scipy.stats import rankdata
-
     return rankdata(values, axis=1)
 
 
@@ -174,8 +175,6 @@ def rowwise_spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def edge_alignment(maps: torch.Tensor, images: torch.Tensor) -> np.ndarray:
     """Per image, the Spearman correlation between the map's magnitude and the image's Sobel
     edge magnitude: how much the map follows the image's edges."""
-    from robustlens.data.probes import edge_map
-
     edges = edge_map(images)[:, 0].double().numpy()
     n = maps.shape[0]
     return rowwise_spearman(_magnitude(maps).reshape(n, -1), edges.reshape(n, -1))
@@ -184,6 +183,7 @@ def edge_alignment(maps: torch.Tensor, images: torch.Tensor) -> np.ndarray:
 def map_similarity(original: torch.Tensor, other: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Per image (Spearman rank correlation, SSIM) between the magnitudes of two maps, each
     scaled to [0, 1] for SSIM (Adebayo et al. 2018)."""
+    # heavy: kornia loads only when maps are compared
     import kornia
 
     n = original.shape[0]

@@ -175,6 +175,7 @@ class SweepResult:
 
     def to_frame(self):  # -> pandas.DataFrame
         """One row per ε: eps, robust accuracy, clean accuracy, n."""
+        # heavy: pandas loads only when a table is asked for
         import pandas as pd
 
         return pd.DataFrame(

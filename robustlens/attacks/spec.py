@@ -20,6 +20,10 @@ from typing import Any
 from torch import nn
 
 from robustlens.attacks.base import Attack
+from robustlens.attacks.cw import CarliniWagnerL2
+from robustlens.attacks.deepfool import DeepFool
+from robustlens.attacks.pgd import FGSM, PGD
+from robustlens.attacks.threat import threat_model
 from robustlens.errors import ConfigError
 
 ATTACKS = ("pgd", "fgsm", "cw", "deepfool")
@@ -195,8 +199,6 @@ class AttackSpec:
         cw_binary_steps: int = 9,
     ) -> Attack:
         """The attack object. PGD uses the default step 2.5·ε/steps and a random start."""
-        from robustlens.attacks import FGSM, PGD, CarliniWagnerL2, DeepFool, threat_model
-
         if self.attack == "pgd":
             return PGD(
                 model,

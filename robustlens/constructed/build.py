@@ -25,11 +25,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from robustlens.attacks.evaluate import predict
 from robustlens.constructed.inversion import invert, seed_assignment, seed_images
 from robustlens.constructed.sets import ConstructedSet, save_set
+from robustlens.constructed.targeted import attack_toward, new_labels
 from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
 from robustlens.models.checkpoint import model_digest as weights_digest
@@ -58,8 +60,6 @@ def build_in_chunks(
 ) -> dict[str, torch.Tensor]:
     """Tensors of all ``n`` items made by ``make_chunk(start, stop)``, chunk by chunk, each
     chunk saved under ``folder/.parts`` and reused by a later call with the same ``params``."""
-    from safetensors.torch import load_file, save_file
-
     parts = Path(folder) / PARTS
     key = _key(params)
     stamp = parts / "params.json"
@@ -180,8 +180,6 @@ def build_targeted(
     0.5, 200 and 0.1 at every resolution (see :mod:`robustlens.constructed.targeted`);
     ``model_digest`` defaults to the sha256 of ``model``'s weights. Chunks are of ``chunk``
     examples (for ``zero-all``, K per image)."""
-    from robustlens.constructed.targeted import attack_toward, new_labels
-
     if data.info.num_classes < 2:
         raise ConfigError("targeted sets need at least two classes")
     all_source, all_targets = new_labels(

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 
 from robustlens.data.imageset import ImageSet
 from robustlens.data.info import DatasetInfo
@@ -63,8 +65,6 @@ def _sha256(path: Path) -> str:
 
 def save_set(folder: str | Path, data: ConstructedSet) -> Path:
     """Write ``data`` to ``folder`` (created), atomically file by file; returns the folder."""
-    from safetensors.torch import save_file
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     n = data.images.shape[0]
@@ -100,9 +100,6 @@ def load_set(
 ) -> ConstructedSet:
     """Read a set, checking its hash and, when given, that it was made for ``dataset`` and
     images of ``shape`` (C, H, W)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     folder = Path(folder)
     card_path, tensor_path = folder / CARD, folder / TENSORS
     if not card_path.is_file() or not tensor_path.is_file():

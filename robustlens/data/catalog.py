@@ -8,6 +8,7 @@ below). Finding folders, downloading and building image sets is
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -147,8 +148,6 @@ class DigitsDataset(DatasetEntry):
     """The 8×8 handwritten digits bundled with scikit-learn (no download)."""
 
     def search_dirs(self, root: Path | str | None) -> list[Path]:
-        import importlib.util
-
         spec = importlib.util.find_spec("sklearn")  # finds the package without importing it
         if spec is None or spec.origin is None:
             return []
@@ -163,6 +162,7 @@ class DigitsDataset(DatasetEntry):
     def read(
         self, folder: Path, split: str, options: Mapping[str, Any]
     ) -> tuple[np.ndarray, np.ndarray]:
+        # heavy: scikit-learn loads only when its bundled digits are read
         from sklearn.datasets import load_digits
 
         try:

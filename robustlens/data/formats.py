@@ -21,8 +21,17 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+from PIL import Image
 
 from robustlens.errors import DataError
+from robustlens.runtime import check_memory
+
+try:  # numpy >= 2
+    from numpy._core.multiarray import _reconstruct, scalar
+    from numpy._core.numeric import _frombuffer
+except ImportError:  # numpy 1.x
+    from numpy.core.multiarray import _reconstruct, scalar  # type: ignore[no-redef]
+    from numpy.core.numeric import _frombuffer  # type: ignore[no-redef]
 
 logger = logging.getLogger(__name__)
 
@@ -241,8 +250,6 @@ def read_idx(
     promises more, or less, than its bytes is a :class:`DataError` before memory is spent.
     ``what`` names the items along the first dimension in messages (e.g. ``"images"``).
     """
-    from robustlens.runtime import check_memory
-
     path = Path(path)
     stream, compressed, size = _open_data(path)
     with stream:
@@ -351,12 +358,6 @@ def _codecs_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -
 
 
 def _allowed_globals() -> dict[tuple[str, str], Any]:
-    try:  # numpy >= 2
-        from numpy._core.multiarray import _reconstruct, scalar
-        from numpy._core.numeric import _frombuffer
-    except ImportError:  # numpy 1.x
-        from numpy.core.multiarray import _reconstruct, scalar  # type: ignore[no-redef]
-        from numpy.core.numeric import _frombuffer  # type: ignore[no-redef]
     allowed: dict[tuple[str, str], Any] = {
         ("_codecs", "encode"): _codecs_encode,
         ("numpy", "ndarray"): np.ndarray,
@@ -465,6 +466,7 @@ def read_svhn_mat(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
 
     The file stores ``X`` as H×W×C×N and ``y`` in 1..10, where 10 stands for the digit 0.
     """
+    # heavy: scipy.io loads only to read SVHN's .mat files
     import scipy.io
 
     path = Path(path)
@@ -512,8 +514,6 @@ def read_image(path: Path | str, size: tuple[int, int], *, grayscale: bool = Fal
     Resizing uses PIL's bilinear filter, which is antialiased when shrinking (its support
     grows with the scale factor); the aspect ratio is not kept and nothing is cropped.
     """
-    from PIL import Image
-
     path = Path(path)
     h, w = size
     try:

@@ -38,6 +38,7 @@ from robustlens.data import formats
 from robustlens.data.entry import DatasetEntry
 from robustlens.data.info import DatasetInfo
 from robustlens.errors import ConfigError, DataError
+from robustlens.runtime import check_memory
 
 logger = logging.getLogger(__name__)
 
@@ -206,8 +207,6 @@ def check_image_memory(count: int, options: Mapping[str, Any], per_byte: int, wh
     ``per_byte``: bytes held per uint8 pixel value while reading (e.g. the uint8 array plus
     its float32 copy = 5).
     """
-    from robustlens.runtime import check_memory
-
     h, w = options["image_size"]
     channels = 1 if options["grayscale"] else 3
     check_memory(

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import torch
 
 from robustlens.data.info import DatasetInfo
+from robustlens.data.subsets import choose_subset
 from robustlens.errors import ConfigError
 
 
@@ -81,8 +82,6 @@ class ImageSet:
         With ``balanced`` the classes are represented as equally as the data allows; the
         choice depends only on (labels, n, seed), and the result keeps the original order.
         """
-        from robustlens.data.subsets import choose_subset
-
         if n is None or n >= len(self):
             return self
         return self.take(choose_subset(self.labels, n, seed=seed, balanced=balanced))

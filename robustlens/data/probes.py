@@ -106,6 +106,7 @@ def gaussian_blur(x: torch.Tensor, sigma: float, kernel_size: int = 7) -> torch.
         )
     if sigma == 0:
         return x.clone()
+    # heavy: kornia loads only when this probe runs
     import kornia
 
     k = int(kernel_size)
@@ -121,6 +122,7 @@ def median_filter(x: torch.Tensor, times: int, kernel_size: int = 5) -> torch.Te
             f"median filtering needs times ≥ 0 and an odd kernel size, got times={times}, "
             f"kernel_size={kernel_size}"
         )
+    # heavy: kornia loads only when this probe runs
     import kornia
 
     out = x.clone()
@@ -163,6 +165,7 @@ def edge_map(x: torch.Tensor) -> torch.Tensor:
     """Sobel gradient magnitude of the grey image, scaled per image to [0, 1] and repeated on
     every channel: edges and silhouette without texture or colour."""
     _check(x)
+    # heavy: kornia loads only when this probe runs
     import kornia
 
     grey = x.mean(dim=1, keepdim=True)

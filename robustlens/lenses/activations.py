@@ -37,6 +37,7 @@ from robustlens.lenses.common import convolutional_taps
 from robustlens.models.anatomy import capture_activations
 from robustlens.papers import CARLETTI
 from robustlens.params import Interval
+from robustlens.plotting import new_figure
 
 # Names of the arrays the claims read (written and read through these, never spelled out).
 TAPS = "taps"
@@ -314,8 +315,6 @@ def compute(
 
 
 def plot(tables, models: list[StudyModel], params: ActivationParams, arrays=None) -> dict:
-    from robustlens.plotting import new_figure
-
     frame = tables["activations"]
     colors = palette(models)
     figures = {}

@@ -48,6 +48,7 @@ from robustlens.lenses.common import (
 )
 from robustlens.papers import GARAEV
 from robustlens.params import Interval
+from robustlens.plotting import new_figure
 
 # Names of the per-image arrays the claims read.
 CLEAN = "clean"
@@ -189,8 +190,6 @@ def compute(
 
 
 def plot(tables, models: list[StudyModel], params: AttackGridParams, arrays=None) -> dict:
-    from robustlens.plotting import new_figure
-
     frame = tables["attack_grid"]
     colors = palette(models)
     settings = list(dict.fromkeys(frame.setting))

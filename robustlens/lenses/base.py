@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from robustlens.attacks.spec import NORM_NAMES
 from robustlens.data.imageset import ImageSet
 from robustlens.data.info import DatasetInfo
 from robustlens.errors import ConfigError, RobustlensError
@@ -29,6 +30,7 @@ from robustlens.models.base import RobustClassifier
 from robustlens.models.card import ModelCard
 from robustlens.models.mode import eval_mode
 from robustlens.params import AnyOf, Constraint, from_annotation, invalid, make_constraint, validate
+from robustlens.plotting import model_colors
 from robustlens.registry import Registry
 
 
@@ -93,8 +95,6 @@ class StudyModel:
             return f"{self.name} (on the {on.get('set')} set of {on.get('source')})"
         if self.is_natural:
             return f"{self.name} (natural)"
-        from robustlens.attacks.spec import NORM_NAMES
-
         norm = NORM_NAMES.get(self.train_norm or "", (self.train_norm or "").upper())
         return f"{self.name} ({norm} ε={self.train_eps:g})"
 
@@ -144,8 +144,6 @@ def tidy(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 def palette(models: list[StudyModel]) -> dict[str, str]:
     """One colour per model for every figure: natural in greys, robust along ε."""
-    from robustlens.plotting import model_colors
-
     return model_colors(
         [m.name for m in models],
         [m.name for m in models if m.is_natural],

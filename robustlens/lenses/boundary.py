@@ -35,6 +35,7 @@ from robustlens.lenses.base import (
 from robustlens.lenses.common import adversarial, predictions, subset
 from robustlens.papers import GARAEV
 from robustlens.params import Interval, ListOf, Options
+from robustlens.plotting import new_figure
 
 # Names of the arrays the claims read.
 
@@ -154,8 +155,6 @@ def compute(
 
 
 def plot(tables, models: list[StudyModel], params: BoundaryParams, arrays=None) -> dict:
-    from robustlens.plotting import new_figure
-
     if arrays is None:
         return {}
     colors = palette(models)

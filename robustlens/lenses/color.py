@@ -31,6 +31,7 @@ from robustlens.lenses.base import (
 )
 from robustlens.papers import CARLETTI
 from robustlens.params import Interval, ListOf, Options
+from robustlens.plotting import new_figure
 
 # Names of the per-image correctness arrays the claims read.
 CLEAN, PIXEL_AVERAGE, GRID = "clean", "pixel_average", "grid"
@@ -142,8 +143,6 @@ def compute(model: StudyModel, data: ImageSet, params: ColorParams, ctx: LensCon
 
 
 def plot(tables, models: list[StudyModel], params: ColorParams, arrays=None) -> dict:
-    from robustlens.plotting import new_figure
-
     frame = tables["color"]
     colors = palette(models)
     figures = {}

@@ -13,9 +13,11 @@ import torch
 from robustlens.attacks.evaluate import predict
 from robustlens.attacks.result import AttackResult
 from robustlens.attacks.spec import AttackSpec, parse_specs
+from robustlens.constructed.inversion import representations as rep
 from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
 from robustlens.lenses.base import LensContext, LensParams, Refusal, StudyModel
+from robustlens.models.anatomy import read_activations
 from robustlens.params import ListOf, Satisfies
 
 ATTACK_BATCH = 250
@@ -146,8 +148,6 @@ def representations(
     model: StudyModel, images: torch.Tensor, device, batch: int = 500
 ) -> np.ndarray:
     """Penultimate representations f(x) as float64 [N, D]."""
-    from robustlens.constructed.inversion import representations as rep
-
     return rep(model.model, images.to(device), batch).double().cpu().numpy()
 
 
@@ -228,8 +228,6 @@ def source_order(sources: Sequence[StudyModel]) -> list[StudyModel]:
 def tap_shapes(net: torch.nn.Module, taps: Sequence[str] | None = None) -> dict[str, tuple]:
     """The output shape (without the batch) of each tap (default: the model's own) on one
     grey image of the model's input size: one forward in eval mode, training flags restored."""
-    from robustlens.models.anatomy import read_activations
-
     shape = tuple(getattr(net, "input_shape", ()))
     parameter = next(net.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")

@@ -37,6 +37,7 @@ from robustlens.lenses.common import (
 )
 from robustlens.papers import GARAEV
 from robustlens.params import Interval
+from robustlens.plotting import new_figure
 
 FIGURES_5_8 = ("pgd l2 0.25 20", "pgd linf 0.025 20")
 """Fig. 5–8 use PGD with 20 steps; the paper gives no ε there, so Table 7's budgets are used."""
@@ -109,8 +110,6 @@ def compute(
 
 
 def plot(tables, models: list[StudyModel], params: EmbeddingParams, arrays=None) -> dict:
-    from robustlens.plotting import new_figure
-
     if arrays is None:
         return {}
     frame = tables["embedding"]

@@ -20,7 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
 
+from robustlens.data import load_dataset
 from robustlens.data.imageset import ImageSet
 from robustlens.data.probes import resize
 from robustlens.errors import ConfigError, RobustlensError
@@ -37,6 +40,7 @@ from robustlens.lenses.base import (
 from robustlens.lenses.common import representations, subset
 from robustlens.papers import ITAZURI
 from robustlens.params import Interval, ListOf, Satisfies
+from robustlens.plotting import new_figure
 
 # Names of the per-image arrays the claims read.
 
@@ -130,7 +134,6 @@ def target_sets(
             return ImageSet(resize(small, shape[1:]), s.labels, s.info, s.split, s.indices)
 
         return shrink(train), shrink(test)
-    from robustlens.data import load_dataset
 
     try:
         train = load_dataset(target, "train", n=params.train_n, seed=ctx.seed)
@@ -151,9 +154,6 @@ def linear_probe(
     train: np.ndarray, y_train: np.ndarray, test: np.ndarray, y_test: np.ndarray, c: float
 ) -> np.ndarray:
     """Per test image, whether a logistic regression on standardised features is right."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
     scaler = StandardScaler().fit(train)
     # tol 1e-3: on the quickstart's features 3x fewer iterations than the default 1e-4, and
     # test accuracy within 0.01 of the tighter fit
@@ -204,8 +204,6 @@ def compute(
 
 
 def plot(tables, models: list[StudyModel], params: EnsembleParams, arrays=None) -> dict:
-    from robustlens.plotting import new_figure
-
     frame = tables["ensemble"]
     targets = list(dict.fromkeys(frame.setting))
     colors = {"STD": "0.3", "ADV": "tab:red", "STD+STD": "0.6", "ADV+ADV": "tab:orange",

@@ -24,14 +24,17 @@ from robustlens.lenses.base import (
     LensResult,
     LensSpec,
     StudyModel,
+    palette,
     register_lens,
     rule,
     tidy,
 )
 from robustlens.lenses.common import convolutional_taps, tap_shapes
+from robustlens.models.anatomy import _resolve
 from robustlens.models.convs import conv_layers
 from robustlens.papers import ITAZURI
 from robustlens.params import Interval
+from robustlens.plotting import draw_filter_strip, new_figure
 
 
 @dataclass(frozen=True)
@@ -126,15 +129,10 @@ def compute(
 
 
 def _named(net, names: tuple[str, ...]) -> dict:
-    from robustlens.models.anatomy import _resolve
-
     return _resolve(net, names)
 
 
 def plot(tables, models: list[StudyModel], params: FeatvizParams, arrays=None) -> dict:
-    from robustlens.lenses.base import palette
-    from robustlens.plotting import draw_filter_strip, new_figure
-
     frame = tables["featviz"]
     figures = {}
     colors = palette(models)

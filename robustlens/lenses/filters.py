@@ -49,6 +49,7 @@ from robustlens.lenses.base import (
     LensSpec,
     Refusal,
     StudyModel,
+    palette,
     register_lens,
     rule,
     tidy,
@@ -59,9 +60,11 @@ from robustlens.lenses.common import (
     resolve_attacks,
     subset,
 )
+from robustlens.models.anatomy import capture_activations
 from robustlens.models.convs import ConvLayer, conv_layers, following_batchnorm
 from robustlens.papers import GAVRIKOV
 from robustlens.params import Interval, ListOf
+from robustlens.plotting import draw_filter_strip, new_figure
 
 # Names of the quality arrays the claims read (the filters themselves: ``array_name``).
 
@@ -254,8 +257,6 @@ def _first_activation(
     model: StudyModel, images: torch.Tensor, first: ConvLayer, device
 ) -> torch.Tensor:
     """ReLU(BN(conv1(normalised x))) with the BN that directly follows conv1, if any."""
-    from robustlens.models.anatomy import capture_activations
-
     try:
         bn = following_batchnorm(model.model).get(first.name)
     except ConfigError:
@@ -275,8 +276,6 @@ def _first_activation(
 
 
 def plot(tables, models: list[StudyModel], params: FiltersParams, arrays=None) -> dict:
-    from robustlens.plotting import new_figure
-
     frame = tables["filters"]
     colors = {m.name: c for m, c in zip(models, _colors(models), strict=True)}
     figures = {}
@@ -332,8 +331,6 @@ def kernels_of(sets: list[GroupedFilters]) -> list[str]:
 
 def plot_shift(models: list[StudyModel], arrays) -> dict:
     """Fig. 1: weighted KL of coefficient distributions, robust vs natural, by depth group."""
-    from robustlens.plotting import new_figure
-
     natural = [grouped_filters(lambda n, m=m: arrays(m.name, n)) for m in models if m.is_natural]
     robust = {
         m.label(): grouped_filters(lambda n, m=m: arrays(m.name, n)) for m in models if m.is_robust
@@ -379,8 +376,6 @@ def plot_shift(models: list[StudyModel], arrays) -> dict:
 
 def plot_basis(models: list[StudyModel], arrays) -> dict:
     """Fig. 2: the filter basis and explained-variance ratios of all, robust, natural filters."""
-    from robustlens.plotting import new_figure
-
     sets = {m.name: grouped_filters(lambda n, m=m: arrays(m.name, n)) for m in models}
     natural = {m.name for m in models if m.is_natural}
     robust = {m.name for m in models if m.is_robust}
@@ -432,8 +427,6 @@ def plot_basis(models: list[StudyModel], arrays) -> dict:
 def plot_coefficients(models: list[StudyModel], arrays) -> dict:
     """Fig. 3: distributions of the filters' coefficients along each basis vector (fitted on
     all filters of the kernel size), robust against natural, with each axis's KL."""
-    from robustlens.plotting import new_figure
-
     sets = {m.name: grouped_filters(lambda n, m=m: arrays(m.name, n)) for m in models}
     natural = [sets[m.name] for m in models if m.is_natural]
     robust = [sets[m.name] for m in models if m.is_robust]
@@ -468,8 +461,6 @@ def plot_coefficients(models: list[StudyModel], arrays) -> dict:
 def plot_first_layers(models: list[StudyModel], arrays, frame) -> dict:
     """Fig. 4 and 6: first-layer filters of a natural and a robust model, and what a PGD
     perturbation changes in their first activations."""
-    from robustlens.plotting import draw_filter_strip, new_figure
-
     natural = next((m for m in models if m.is_natural), None)
     # the paper's robust models are L∞-trained: prefer the largest L∞ budget
     robust = sorted(
@@ -523,8 +514,6 @@ def plot_first_layers(models: list[StudyModel], arrays, frame) -> dict:
 
 
 def _colors(models: list[StudyModel]) -> list[str]:
-    from robustlens.lenses.base import palette
-
     colors = palette(models)
     return [colors[m.name] for m in models]
 

@@ -32,6 +32,7 @@ from robustlens.lenses.base import (
 )
 from robustlens.papers import CARLETTI
 from robustlens.params import Interval
+from robustlens.plotting import new_figure
 
 # Names of the per-image correctness arrays the claims read.
 NATURAL, ROBUST = "natural", "robust"
@@ -178,8 +179,6 @@ def compute(
 
 
 def plot(tables, models: list[StudyModel], params: LatentParams, arrays=None) -> dict:
-    from robustlens.plotting import new_figure
-
     frame = tables["latent"]
     colors = palette(models)
     fig, axes = new_figure(ncols=2)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.stats import gaussian_kde
 
 from robustlens.analysis import proxy_a_distance
 from robustlens.attacks.spec import CIFAR10_DIM
@@ -41,6 +42,7 @@ from robustlens.lenses.common import (
 )
 from robustlens.papers import GARAEV
 from robustlens.params import Interval
+from robustlens.plotting import new_figure
 
 # Names of the arrays the claims read.
 A_ERRORS = "a_errors"
@@ -104,8 +106,6 @@ def compute(
 
 
 def plot(tables, models: list[StudyModel], params: LossDistParams, arrays=None) -> dict:
-    from robustlens.plotting import new_figure
-
     figures = {}
     if arrays is not None:
         keys = ["clean", *(k for k in dict.fromkeys(tables["loss_dist"].key) if k != "clean")]
@@ -134,10 +134,6 @@ def plot(tables, models: list[StudyModel], params: LossDistParams, arrays=None) 
 
 def plot_distributions(models: list[StudyModel], losses: dict[str, dict[str, np.ndarray]]) -> dict:
     """Histograms with KDE overlays, one panel per model (Fig. 1–3)."""
-    from scipy.stats import gaussian_kde
-
-    from robustlens.plotting import new_figure
-
     fig, axes = new_figure(ncols=len(models), figsize=(3.4 * len(models), 3.0))
     axes = np.atleast_1d(axes)
     shades = ["#444444", "#1f77b4", "#d62728", "#2ca02c", "#9467bd"]

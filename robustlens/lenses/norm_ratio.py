@@ -38,6 +38,7 @@ from robustlens.lenses.common import (
 )
 from robustlens.papers import GARAEV
 from robustlens.params import Interval
+from robustlens.plotting import new_figure
 
 # Names of the arrays the claims read.
 RATIO = "ratio"
@@ -117,8 +118,6 @@ def compute(
 
 
 def plot(tables, models: list[StudyModel], params: NormRatioParams, arrays=None) -> dict:
-    from robustlens.plotting import new_figure
-
     frame = tables["norm_ratio"]
     colors = palette(models)
     settings = list(dict.fromkeys(frame.setting))

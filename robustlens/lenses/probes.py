@@ -20,7 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from robustlens.constructed.inversion import derangement
+from robustlens.data import load_dataset
 from robustlens.data import probes as P
+from robustlens.data.imagefolder import index_folder
 from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
 from robustlens.lenses.base import (
@@ -29,6 +32,7 @@ from robustlens.lenses.base import (
     LensResult,
     LensSpec,
     StudyModel,
+    palette,
     register_lens,
     rule,
     tidy,
@@ -36,6 +40,7 @@ from robustlens.lenses.base import (
 from robustlens.lenses.common import predictions, subset
 from robustlens.papers import ITAZURI
 from robustlens.params import Interval, ListOf, Options, Satisfies
+from robustlens.plotting import new_figure
 
 # Names of the per-image arrays the claims read.
 GAUSSIAN_BLUR, MEDIAN_FILTER = "gaussian_blur", "median_filter"
@@ -100,8 +105,6 @@ class ProbesParams(LensParams):
 
 def donors(n: int, seed: int) -> torch.Tensor:
     """A seeded permutation of 0…n−1 without fixed points: whose amplitude each image gets."""
-    from robustlens.constructed.inversion import derangement
-
     if n < 2:
         raise ConfigError("the amplitude swap needs at least two images")
     return derangement(n, torch.Generator().manual_seed(seed))
@@ -215,9 +218,6 @@ def load_stylized(root: Path, ctx: LensContext) -> tuple[torch.Tensor, np.ndarra
     """Images of a class-per-folder tree at the study's resolution, their shape labels (the
     folder) in the study's class numbering, and texture labels from cue-conflict file names
     (−1 where a name does not give one)."""
-    from robustlens.data import load_dataset
-    from robustlens.data.imagefolder import index_folder
-
     info = ctx.info
     c, h, w = info.shape
     index = index_folder(root)
@@ -259,9 +259,6 @@ def cue_conflict_texture(filename: str, classes: tuple[str, ...]) -> str | None:
 
 
 def plot(tables, models: list[StudyModel], params: ProbesParams, arrays=None) -> dict:
-    from robustlens.lenses.base import palette
-    from robustlens.plotting import new_figure
-
     frame = tables["probes"]
     frame = frame[frame.metric == "accuracy"]
     colors = palette(models)

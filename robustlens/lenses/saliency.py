@@ -32,6 +32,7 @@ from robustlens.lenses.base import (
     LensResult,
     LensSpec,
     StudyModel,
+    palette,
     register_lens,
     rule,
     tidy,
@@ -39,6 +40,7 @@ from robustlens.lenses.base import (
 from robustlens.lenses.common import subset
 from robustlens.papers import ITAZURI
 from robustlens.params import Interval, ListOf, Options
+from robustlens.plotting import new_figure
 
 # Names of the arrays the claims read.
 SANITY_THRESHOLD = "sanity/threshold"
@@ -170,8 +172,6 @@ def compute(
 
 
 def plot(tables, models: list[StudyModel], params: SaliencyParams, arrays=None) -> dict:
-    from robustlens.plotting import new_figure
-
     figures = {}
     if arrays is not None and params.show:
         images = arrays(models[0].name, "images")
@@ -215,9 +215,6 @@ def plot(tables, models: list[StudyModel], params: SaliencyParams, arrays=None) 
 
 
 def _metric_figure(frame, models: list[StudyModel]) -> dict:
-    from robustlens.lenses.base import palette
-    from robustlens.plotting import new_figure
-
     colors = palette(models)
     methods = list(dict.fromkeys(frame.setting))
     fig, axes = new_figure(1, 2, figsize=(11, 3.4))
@@ -243,9 +240,6 @@ def _metric_figure(frame, models: list[StudyModel]) -> dict:
 
 
 def _sanity_figure(frame, models: list[StudyModel], params: SaliencyParams) -> dict:
-    from robustlens.lenses.base import palette
-    from robustlens.plotting import new_figure
-
     colors = palette(models)
     methods = list(dict.fromkeys(frame.setting))
     fig, axes = new_figure(1, len(methods), figsize=(3.0 * len(methods), 3.0))

@@ -42,6 +42,7 @@ from robustlens.lenses.common import (
 )
 from robustlens.papers import GARAEV
 from robustlens.params import Interval
+from robustlens.plotting import new_figure
 
 # Names of the arrays the claims read.
 SVCCA, SVCCA_BOOT = "svcca", "svcca_boot"
@@ -120,8 +121,6 @@ def compute(
 
 
 def plot(tables, models: list[StudyModel], params: SimilarityParams, arrays=None) -> dict:
-    from robustlens.plotting import new_figure
-
     frame = tables["similarity"]
     colors = palette(models)
     figures = {}

@@ -46,6 +46,7 @@ from robustlens.lenses.common import (
 )
 from robustlens.papers import SPRINGER
 from robustlens.params import Interval
+from robustlens.plotting import draw_annotated_grid, new_figure, style_axes
 
 # Names of the per-image arrays the claims read.
 
@@ -193,8 +194,6 @@ def source_label(name: str, by_name: dict[str, StudyModel]) -> str:
 def plot(tables, models: list[StudyModel], params: TransferParams, arrays=None) -> dict:
     """The rates by the source's training ε with each victim's clean baseline (Fig. 5–6), and
     the source × victim matrices of both rates."""
-    from robustlens.plotting import draw_annotated_grid, new_figure, style_axes
-
     frame = tables["transfer"]
     victim_rows = frame[frame.victim.astype(bool)]
     attacked = victim_rows[victim_rows.setting != CLEAN]

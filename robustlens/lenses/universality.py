@@ -43,6 +43,7 @@ from robustlens.lenses.base import (
 from robustlens.lenses.common import chosen_sources, predictions, source_order, subset
 from robustlens.papers import SPRINGER
 from robustlens.params import Interval, Options
+from robustlens.plotting import draw_annotated_grid, new_figure, style_axes
 
 # Name of the per-image correctness arrays the claims read.
 TEST = "test"
@@ -194,8 +195,6 @@ def set_label(name: str, source: StudyModel | None) -> str:
 def plot(tables, models: list[StudyModel], params: UniversalityParams, arrays=None) -> dict:
     """Every model × every set with chance marked (Tables 1/2/5/6), a standard model's accuracy
     on R_ε by the source's ε (Fig. 3), and example robustified images (Fig. 2)."""
-    from robustlens.plotting import draw_annotated_grid, new_figure, style_axes
-
     frame = tables["universality"]
     acc = frame[frame.metric == "accuracy"]
     chance = float(acc["chance"].iloc[0]) if len(acc) else None
@@ -249,14 +248,13 @@ def plot(tables, models: list[StudyModel], params: UniversalityParams, arrays=No
 
 
 def _cell(i: int, j: int):
+    # heavy: matplotlib, only when the figure is drawn
     from matplotlib.patches import Rectangle
 
     return Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", edgecolor="red", lw=0)
 
 
 def _examples(models: list[StudyModel], arrays, params: UniversalityParams) -> dict:
-    from robustlens.plotting import new_figure
-
     original = arrays(models[0].name, "images/original")
     sources = [m for m in models if arrays(m.name, f"images/{m.name}") is not None]
     if original is None or not sources:

@@ -13,6 +13,7 @@ from typing import Any
 
 from robustlens.errors import CheckpointError
 from robustlens.models.base import RobustClassifier, to_json_value
+from robustlens.runtime import versions
 
 CARD_FORMAT = "robustlens-model-card/1"
 REQUIRED = ("format", "arch", "arch_kwargs", "num_classes", "input_shape", "mean", "std")
@@ -24,8 +25,6 @@ def _now() -> str:
 
 
 def _versions() -> dict[str, str]:
-    from robustlens.runtime import versions
-
     return versions()
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.fx
 from torch import nn
 
 from robustlens.errors import ConfigError
@@ -87,7 +88,6 @@ def _batchnorm_scales(model: nn.Module) -> dict[str, np.ndarray]:
 def following_batchnorm(model: nn.Module) -> dict[str, str]:
     """conv name → name of the BatchNorm2d (with running statistics) that alone consumes the
     convolution's output, found by tracing the model with torch.fx."""
-    import torch.fx
 
     class Tracer(torch.fx.Tracer):
         # modules without children (input normalisation with its shape checks, activations)

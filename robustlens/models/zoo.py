@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from robustlens.data import dataset_info
 from robustlens.errors import ConfigError
 from robustlens.models.base import RobustClassifier, positive_int, to_json_value
 from robustlens.models.preact_resnet import PreActResNet
@@ -22,6 +23,7 @@ from robustlens.models.simple import MLP, LeNet, SmallCNN
 from robustlens.models.vgg import VGG
 from robustlens.models.wide_resnet import WideResNet
 from robustlens.registry import Registry
+from robustlens.runtime import check_memory, large_allowed
 
 SHAPE_ARGUMENTS = ("num_classes", "in_channels", "input_size", "mean", "std")
 
@@ -78,8 +80,6 @@ def list_architectures() -> list[str]:
 def _dataset_facts(dataset: Any) -> Any:
     """A :class:`~robustlens.data.DatasetInfo` for a name or an info object."""
     if isinstance(dataset, str):
-        from robustlens.data import dataset_info
-
         return dataset_info(dataset)
     if all(hasattr(dataset, a) for a in ("num_classes", "shape", "mean", "std")):
         return dataset
@@ -202,8 +202,6 @@ def parameter_count(spec: ArchSpec, arguments: Mapping[str, Any]) -> int:
 
 def check_model_size(spec: ArchSpec, arguments: Mapping[str, Any], *, allow: bool = False) -> None:
     """Refuse an architecture whose parameters alone would exhaust the memory available."""
-    from robustlens.runtime import check_memory, large_allowed
-
     if allow or large_allowed():
         return
     count = parameter_count(spec, arguments)

@@ -20,9 +20,9 @@ from robustlens.analysis.saliency import (
     rowwise_spearman,
 )
 from robustlens.errors import ConfigError
-from tests.lenses.helpers import brightness_images, make_info, trained_cnn
+from tests.lenses.helpers import TOY, brightness_images, trained_cnn
 
-INFO = make_info((1, 12, 12), num_classes=3)
+INFO = TOY
 DATA = brightness_images(INFO, 12, seed=2)
 
 

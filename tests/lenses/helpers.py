@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 
 from robustlens.data.imageset import ImageSet
 from robustlens.data.info import DatasetInfo
-from robustlens.lenses.base import LensContext, StudyModel
+from robustlens.lenses import get_lens
+from robustlens.lenses.base import LensContext, LensSpec, StudyModel
 from robustlens.models import ModelCard, RobustClassifier, build_model
 
 
@@ -26,6 +28,16 @@ def make_info(
         std=(1.0,) * c,
         splits=("train", "test"),
     )
+
+
+TOY = make_info()
+"""The toy data set most lens tests use: 12×12 grey images, 3 classes, mean 0, std 1."""
+
+
+def lens_setup(lens: str, n: int, seed: int) -> tuple[DatasetInfo, ImageSet, LensSpec]:
+    """The toy data set, ``n`` of its :func:`brightness_images` (drawn with ``seed``) and the
+    lens registered as ``lens``: what a lens test module starts from."""
+    return TOY, brightness_images(TOY, n, seed=seed), get_lens(lens)
 
 
 def make_images(
@@ -47,6 +59,38 @@ def small_cnn(info: DatasetInfo, seed: int = 0) -> RobustClassifier:
     torch.manual_seed(seed)
     model = build_model("small-cnn", info, widths=(4, 8), kernels=(3, 3), strides=(1, 2))
     return model.eval()
+
+
+def mlp(info: DatasetInfo, hidden: tuple[int, ...], seed: int = 0) -> RobustClassifier:
+    """An untrained MLP, its weights drawn after seeding torch's global generator with ``seed``."""
+    torch.manual_seed(seed)
+    return build_model("mlp", info, hidden=hidden)
+
+
+def fit_full_batch(
+    net: RobustClassifier, data: ImageSet, *, steps: int, lr: float
+) -> RobustClassifier:
+    """``net`` trained in place by ``steps`` full-batch Adam steps on ``data``'s cross-entropy;
+    returned in eval mode."""
+    net.train()
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(data.images), data.labels).backward()
+        opt.step()
+    return net.eval()
+
+
+def correct(net: torch.nn.Module, data: ImageSet) -> np.ndarray:
+    """Whether ``net`` classifies each image of ``data`` correctly (bool per image)."""
+    with torch.no_grad():
+        return (net(data.images).argmax(1) == data.labels).numpy()
+
+
+def features(net: RobustClassifier, images: torch.Tensor) -> np.ndarray:
+    """``net``'s penultimate representation of ``images`` as float64, [N, D]."""
+    with torch.no_grad():
+        return net.features(images).double().numpy()
 
 
 def study_model(
@@ -117,6 +161,21 @@ def trained_cnn(info: DatasetInfo, seed: int = 0, epochs: int = 15) -> RobustCla
                 opt.step()
         _TRAINED[key] = model.eval()
     return _TRAINED[key]
+
+
+_TRAINED_MLP: dict[tuple, RobustClassifier] = {}
+
+
+def trained_mlp(
+    info: DatasetInfo, hidden: tuple[int, ...] = (32,), seed: int = 0
+) -> RobustClassifier:
+    """An MLP fitted to 256 :func:`brightness_images` in 30 full-batch steps: a trained model of
+    another architecture than :func:`trained_cnn` (cached, like it)."""
+    key = (info, hidden, seed)
+    if key not in _TRAINED_MLP:
+        train = brightness_images(info, 256, seed=99, split="train")
+        _TRAINED_MLP[key] = fit_full_batch(mlp(info, hidden, seed), train, steps=30, lr=0.01)
+    return _TRAINED_MLP[key]
 
 
 # ------------------------------------------------------------- every lens, every architecture

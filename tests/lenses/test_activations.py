@@ -27,9 +27,9 @@ from robustlens.lenses.base import TIDY_COLUMNS
 from robustlens.models import read_activations
 from robustlens.params import invalid
 from tests.lenses.helpers import (
+    TOY,
     make_ctx,
     make_images,
-    make_info,
     rows,
     small_cnn,
     study_model,
@@ -37,7 +37,7 @@ from tests.lenses.helpers import (
 )
 from tests.tolerances import float_tol
 
-INFO = make_info((1, 12, 12), num_classes=3)
+INFO = TOY
 N_IMAGES = 40
 
 

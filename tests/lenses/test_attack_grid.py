@@ -5,16 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from robustlens.attacks.spec import CIFAR10_DIM, IMAGENET_DIM, AttackSpec
 from robustlens.errors import ConfigError
-from robustlens.lenses import attack_grid, get_lens
+from robustlens.lenses import attack_grid
 from robustlens.lenses.base import TIDY_COLUMNS
 from robustlens.lenses.common import resolve_attacks
 from robustlens.params import invalid
 from tests.lenses.helpers import (
     brightness_images,
+    correct,
+    lens_setup,
     make_ctx,
     make_info,
     rows,
@@ -23,18 +24,11 @@ from tests.lenses.helpers import (
     value,
 )
 
-INFO = make_info((1, 12, 12), num_classes=3)
-DATA = brightness_images(INFO, 48, seed=3)
-LENS = get_lens("attack_grid")
+INFO, DATA, LENS = lens_setup("attack_grid", 48, seed=3)
 
 
 def params(**overrides):
     return LENS.resolve_params(INFO, {"reference_dim": 0, **overrides}, "test")
-
-
-def clean_correct(model, data) -> np.ndarray:
-    with torch.no_grad():
-        return (model(data.images).argmax(1) == data.labels).numpy()
 
 
 def test_rows_are_accuracy_under_each_attack_run_independently():
@@ -43,7 +37,7 @@ def test_rows_are_accuracy_under_each_attack_run_independently():
     result = attack_grid.compute(study_model(net), DATA, p, make_ctx(INFO))
     frame = result.tables["attack_grid"]
     assert list(frame.columns[: len(TIDY_COLUMNS)]) == list(TIDY_COLUMNS)
-    clean = clean_correct(net, DATA)
+    clean = correct(net, DATA)
     assert value(frame, setting="no attack") == pytest.approx(clean.mean())
     for text in p.attacks:
         spec = AttackSpec.parse(text)
@@ -61,12 +55,12 @@ def test_budget_zero_leaves_clean_accuracy_and_a_huge_budget_counts_every_succes
     net = trained_cnn(INFO, seed=1)
     p = params(attacks=["fgsm linf 0", "deepfool l2 0", "deepfool l2 1000"])
     frame = attack_grid.compute(study_model(net), DATA, p, make_ctx(INFO)).tables["attack_grid"]
-    clean = clean_correct(net, DATA).mean()
+    clean = correct(net, DATA).mean()
     assert value(frame, key="fgsm linf 0") == pytest.approx(clean)
     assert value(frame, key="deepfool l2 0") == pytest.approx(clean)
     found = AttackSpec.parse("deepfool l2 1").build(net).run(DATA.images, DATA.labels).success
     # with a huge budget only the images DeepFool cannot move out of their class stay robust
-    survivors = clean_correct(net, DATA) & ~found.numpy()
+    survivors = correct(net, DATA) & ~found.numpy()
     assert value(frame, key="deepfool l2 1000") == pytest.approx(survivors.mean())
     assert clean > 0.8 and survivors.mean() == 0.0  # DeepFool crosses every boundary here
 
@@ -138,7 +132,7 @@ def test_rows_carry_their_own_reference_and_paper_table():
     frame = result.tables["attack_grid"].set_index("key")
     to_imagenet, to_cifar = (144 / IMAGENET_DIM) ** 0.5, (144 / CIFAR10_DIM) ** 0.5
     expected_eps = [45 * to_imagenet, 0.25 * to_cifar, 0.025, 0.25 * to_cifar, 0.25 * to_imagenet]
-    clean = clean_correct(net, DATA)
+    clean = correct(net, DATA)
     for text, eps in zip(texts, expected_eps, strict=True):
         key = AttackSpec.parse(text).key()
         assert frame.loc[key, "eps"] == pytest.approx(eps)
@@ -193,7 +187,7 @@ def test_models_share_nothing_but_the_rows():
     fb = attack_grid.compute(study_model(b, "b"), DATA, p, ctx).tables["attack_grid"]
     assert set(fa.n) == {30} and list(fa.setting) == list(fb.setting)
     assert value(fa, setting="no attack") == pytest.approx(
-        clean_correct(a, DATA.subset(30, seed=0)).mean()
+        correct(a, DATA.subset(30, seed=0)).mean()
     )
     figures = attack_grid.plot(
         {"attack_grid": pd.concat([fa, fb])},

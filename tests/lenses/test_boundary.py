@@ -17,18 +17,9 @@ from robustlens.lenses.base import StudyModel
 from robustlens.models.card import ModelCard
 from robustlens.params import invalid
 from tests.attacks.tiny_models import LinearClassifier
-from tests.lenses.helpers import (
-    brightness_images,
-    make_ctx,
-    make_info,
-    study_model,
-    trained_cnn,
-    value,
-)
+from tests.lenses.helpers import lens_setup, make_ctx, make_info, study_model, trained_cnn, value
 
-INFO = make_info((1, 12, 12), num_classes=3)
-DATA = brightness_images(INFO, 60, seed=9)
-LENS = get_lens("boundary")
+INFO, DATA, LENS = lens_setup("boundary", 60, seed=9)
 
 
 def linear_model(name: str = "linear") -> StudyModel:

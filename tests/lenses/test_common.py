@@ -10,10 +10,10 @@ import pytest
 from robustlens.attacks.spec import AttackSpec, parse_specs
 from robustlens.lenses.common import adversarial, resolve_attacks, subset
 from robustlens.lenses.norm_ratio import NormRatioParams
-from tests.lenses.helpers import brightness_images, make_ctx, make_info, study_model, trained_cnn
+from tests.lenses.helpers import TOY, brightness_images, make_ctx, study_model, trained_cnn
 from tests.tolerances import float_tol
 
-INFO = make_info((1, 12, 12), num_classes=3)
+INFO = TOY
 DATA = brightness_images(INFO, 40, seed=11)
 
 

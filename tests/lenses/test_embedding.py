@@ -5,30 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from robustlens.analysis import knn_agreement, pca_2d
 from robustlens.attacks.spec import AttackSpec
 from robustlens.errors import ConfigError
-from robustlens.lenses import embedding, get_lens
+from robustlens.lenses import embedding
 from robustlens.params import invalid
 from tests.lenses.helpers import (
-    brightness_images,
+    features,
+    lens_setup,
     make_ctx,
-    make_info,
     study_model,
     trained_cnn,
     value,
 )
 
-INFO = make_info((1, 12, 12), num_classes=3)
-DATA = brightness_images(INFO, 90, seed=8)
-LENS = get_lens("embedding")
-
-
-def reps(net, images) -> np.ndarray:
-    with torch.no_grad():
-        return net.features(images).double().numpy()
+INFO, DATA, LENS = lens_setup("embedding", 90, seed=8)
 
 
 def test_projection_shares_the_clean_axes_and_agreement_is_measured_in_both_spaces():
@@ -37,8 +29,8 @@ def test_projection_shares_the_clean_axes_and_agreement_is_measured_in_both_spac
     result = embedding.compute(study_model(net), DATA, p, make_ctx(INFO))
     frame = result.tables["embedding"]
     adv = AttackSpec.parse("pgd linf 0.15 5").build(net, early_stop=False)
-    attacked = reps(net, adv.run(DATA.images, DATA.labels).adversarial)
-    clean = reps(net, DATA.images)
+    attacked = features(net, adv.run(DATA.images, DATA.labels).adversarial)
+    clean = features(net, DATA.images)
     pca = pca_2d(clean, attacked)
     np.testing.assert_allclose(result.arrays["pca/clean"], pca.reference, atol=1e-9)
     np.testing.assert_allclose(result.arrays["pca/pgd linf 0.15 5"], pca.others[0], atol=1e-9)

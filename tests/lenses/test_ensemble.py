@@ -7,22 +7,20 @@ import pytest
 import torch
 
 from robustlens.errors import ConfigError
-from robustlens.lenses import ensemble, get_lens
+from robustlens.lenses import ensemble
 from robustlens.lenses.common import representations
 from robustlens.params import invalid
 from tests.lenses.helpers import (
     brightness_images,
+    lens_setup,
     make_ctx,
-    make_info,
     study_model,
     trained_cnn,
     value,
 )
 
-INFO = make_info((1, 12, 12), num_classes=3)
-DATA = brightness_images(INFO, 60, seed=9)
+INFO, DATA, LENS = lens_setup("ensemble", 60, seed=9)
 TRAIN = brightness_images(INFO, 120, seed=10, split="train")
-LENS = get_lens("ensemble")
 
 
 def ctx():

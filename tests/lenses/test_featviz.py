@@ -7,13 +7,16 @@ import pytest
 
 from robustlens.analysis.featviz import spectral_centroid
 from robustlens.errors import ConfigError
-from robustlens.lenses import featviz, get_lens
+from robustlens.lenses import featviz
 from robustlens.params import invalid
-from tests.lenses.helpers import brightness_images, make_ctx, make_info, study_model, trained_cnn
+from tests.lenses.helpers import (
+    lens_setup,
+    make_ctx,
+    study_model,
+    trained_cnn,
+)
 
-INFO = make_info((1, 12, 12), num_classes=3)
-DATA = brightness_images(INFO, 20, seed=4)
-LENS = get_lens("featviz")
+INFO, DATA, LENS = lens_setup("featviz", 20, seed=4)
 
 
 def test_one_visualisation_per_tap_and_channel_with_its_centroid():

@@ -8,23 +8,20 @@ import torch
 
 from robustlens.analysis.filters import orthogonality, scaled_filters, sparsity, variance_entropy
 from robustlens.errors import ConfigError
-from robustlens.lenses import filters, get_lens
+from robustlens.lenses import filters
 from robustlens.models import build_model
 from robustlens.models.convs import conv_layers
 from robustlens.params import invalid
 from tests.lenses.helpers import (
-    brightness_images,
+    lens_setup,
     make_ctx,
-    make_info,
     rows,
     study_model,
     trained_cnn,
     value,
 )
 
-INFO = make_info((1, 12, 12), num_classes=3)
-DATA = brightness_images(INFO, 40, seed=3)
-LENS = get_lens("filters")
+INFO, DATA, LENS = lens_setup("filters", 40, seed=3)
 
 
 def params(**overrides):

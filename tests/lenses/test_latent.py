@@ -8,32 +8,32 @@ import types
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from robustlens.attacks import L2, PGD, Linf, robust_accuracy
-from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
 from robustlens.lenses import get_lens, latent
 from robustlens.lenses.base import TIDY_COLUMNS
 from robustlens.lenses.latent import LatentParams, compute, retrain_head
 from robustlens.params import invalid
-from tests.lenses.helpers import make_ctx, make_info, rows, small_cnn, study_model, value
+from tests.lenses.helpers import (
+    TOY,
+    brightness_images,
+    correct,
+    fit_full_batch,
+    make_ctx,
+    rows,
+    small_cnn,
+    study_model,
+    value,
+)
 
-INFO = make_info((1, 12, 12), num_classes=3)
+INFO = TOY
 FAST = LatentParams(epochs=5, batch_size=32, attack_steps=10)
 
 
-def brightness_set(n: int, seed: int, split: str):
-    """Images of varied brightness labelled by brightness tertile (learnable from features)."""
-    gen = torch.Generator().manual_seed(seed)
-    level = torch.rand(n, 1, 1, 1, generator=gen)
-    images = (0.5 * torch.rand(n, 1, 12, 12, generator=gen) + 0.5 * level).clamp(0, 1)
-    labels = (level.flatten() * 3).long().clamp(max=2)
-    return ImageSet(images, labels, INFO, split, torch.arange(n))
-
-
-TRAIN = brightness_set(96, seed=10, split="train")
-TEST = brightness_set(40, seed=11, split="test")
+# images of varied brightness labelled by brightness tertile (learnable from features)
+TRAIN = brightness_images(INFO, 96, seed=10, split="train")
+TEST = brightness_images(INFO, 40, seed=11, split="test")
 
 
 class SplitLoader:
@@ -50,11 +50,6 @@ class SplitLoader:
 
 def snapshot(net) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in net.state_dict().items()}
-
-
-def plain_accuracy(net, data) -> np.ndarray:
-    with torch.no_grad():
-        return (net(data.images).argmax(1) == data.labels).numpy()
 
 
 def retrained_copy(net, train, params: LatentParams, seed: int):
@@ -140,12 +135,12 @@ def test_compute_natural_model(record_copies):
     assert not any(k.startswith("robust/") for k in result.arrays)
     assert len(result.notes) == 1 and "nat" in result.notes[0] and "natural" in result.notes[0]
 
-    original = plain_accuracy(net, TEST)
+    original = correct(net, TEST)
     np.testing.assert_array_equal(result.arrays["natural/original"], original)
     assert value(frame, setting="original", metric="natural_accuracy") == original.mean()
 
     other = retrained_copy(net, TRAIN.take(torch.arange(64)), params, seed=3)
-    retrained = plain_accuracy(other, TEST)
+    retrained = correct(other, TEST)
     np.testing.assert_array_equal(result.arrays["natural/retrained"], retrained)
     assert value(frame, setting="retrained", metric="natural_accuracy") == pytest.approx(
         retrained.mean()
@@ -176,14 +171,7 @@ ROBUST_RECIPE = {"method": "pgd", "norm": "linf", "eps": 0.1, "steps": 10}
 @pytest.fixture(scope="module")
 def trained_net():
     """A small CNN fitted to TRAIN in a few full-batch steps (accurate, and not robust)."""
-    net = small_cnn(INFO, seed=1).train()
-    opt = torch.optim.Adam(net.parameters(), lr=0.05)
-    for _ in range(30):
-        loss = F.cross_entropy(net(TRAIN.images), TRAIN.labels)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return net.eval()
+    return fit_full_batch(small_cnn(INFO, seed=1), TRAIN, steps=30, lr=0.05)
 
 
 def test_compute_robust_model_matches_independent_pgd(record_copies, trained_net):
@@ -210,7 +198,7 @@ def test_compute_robust_model_matches_independent_pgd(record_copies, trained_net
         assert float(row.eps.iloc[0]) == 0.1 and row.norm.iloc[0] == "linf"
         assert int(row.n.iloc[0]) == len(TEST)
         natural = value(frame, setting=setting, metric="natural_accuracy")
-        assert natural == pytest.approx(plain_accuracy(m, TEST).mean())
+        assert natural == pytest.approx(correct(m, TEST).mean())
         assert ref.robust_accuracy <= natural + 1e-6
     assert value(frame, setting="retrained - original", metric="robust_accuracy") == (
         pytest.approx(expected["retrained"] - expected["original"])

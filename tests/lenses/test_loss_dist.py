@@ -10,20 +10,17 @@ import torch.nn.functional as F
 from robustlens.analysis import proxy_a_distance
 from robustlens.attacks.spec import AttackSpec
 from robustlens.errors import ConfigError
-from robustlens.lenses import get_lens, loss_dist
+from robustlens.lenses import loss_dist
 from robustlens.params import invalid
 from tests.lenses.helpers import (
-    brightness_images,
+    lens_setup,
     make_ctx,
-    make_info,
     study_model,
     trained_cnn,
     value,
 )
 
-INFO = make_info((1, 12, 12), num_classes=3)
-DATA = brightness_images(INFO, 80, seed=6)
-LENS = get_lens("loss_dist")
+INFO, DATA, LENS = lens_setup("loss_dist", 80, seed=6)
 
 
 def test_losses_and_a_distance_match_an_independent_computation():

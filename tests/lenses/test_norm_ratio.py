@@ -12,24 +12,15 @@ import torch
 from robustlens.attacks.spec import AttackSpec
 from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
-from robustlens.lenses import get_lens, norm_ratio
+from robustlens.lenses import norm_ratio
 from robustlens.lenses.base import StudyModel
 from robustlens.lenses.norm_ratio import norm_ratios
 from robustlens.models.card import ModelCard
 from robustlens.params import invalid
 from tests.attacks.tiny_models import LinearClassifier
-from tests.lenses.helpers import (
-    brightness_images,
-    make_ctx,
-    make_info,
-    study_model,
-    trained_cnn,
-    value,
-)
+from tests.lenses.helpers import lens_setup, make_ctx, make_info, study_model, trained_cnn, value
 
-INFO = make_info((1, 12, 12), num_classes=3)
-DATA = brightness_images(INFO, 64, seed=5)
-LENS = get_lens("norm_ratio")
+INFO, DATA, LENS = lens_setup("norm_ratio", 64, seed=5)
 
 
 def test_ratio_by_hand():

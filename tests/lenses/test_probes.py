@@ -10,20 +10,17 @@ from PIL import Image
 
 from robustlens.data import probes as P
 from robustlens.errors import ConfigError
-from robustlens.lenses import get_lens, probes
+from robustlens.lenses import probes
 from robustlens.params import invalid
 from tests.lenses.helpers import (
-    brightness_images,
+    lens_setup,
     make_ctx,
-    make_info,
     study_model,
     trained_cnn,
     value,
 )
 
-INFO = make_info((1, 12, 12), num_classes=3)
-DATA = brightness_images(INFO, 60, seed=5)
-LENS = get_lens("probes")
+INFO, DATA, LENS = lens_setup("probes", 60, seed=5)
 
 
 def params(**overrides):

@@ -11,22 +11,19 @@ from torch import nn
 
 from robustlens.analysis.saliency import attribute, high_frequency_fraction
 from robustlens.errors import ConfigError
-from robustlens.lenses import get_lens, saliency
+from robustlens.lenses import saliency
 from robustlens.models.base import RobustClassifier
 from robustlens.params import invalid
 from tests.lenses.helpers import (
-    brightness_images,
+    lens_setup,
     make_ctx,
-    make_info,
     rows,
     study_model,
     trained_cnn,
     value,
 )
 
-INFO = make_info((1, 12, 12), num_classes=3)
-DATA = brightness_images(INFO, 24, seed=6)
-LENS = get_lens("saliency")
+INFO, DATA, LENS = lens_setup("saliency", 24, seed=6)
 
 
 def params(**overrides):

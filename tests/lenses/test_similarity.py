@@ -6,32 +6,24 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from robustlens.analysis import linear_cka, svcca
 from robustlens.analysis.bootstrap import bootstrap_indices
 from robustlens.attacks.spec import AttackSpec
 from robustlens.errors import ConfigError
-from robustlens.lenses import get_lens, similarity
+from robustlens.lenses import similarity
 from robustlens.lenses.common import representations
 from robustlens.params import invalid
 from tests.lenses.helpers import (
-    brightness_images,
+    features,
+    lens_setup,
     make_ctx,
-    make_info,
     study_model,
     trained_cnn,
     value,
 )
 
-INFO = make_info((1, 12, 12), num_classes=3)
-DATA = brightness_images(INFO, 96, seed=7)
-LENS = get_lens("similarity")
-
-
-def reps(net, images) -> np.ndarray:
-    with torch.no_grad():
-        return net.features(images).double().numpy()
+INFO, DATA, LENS = lens_setup("similarity", 96, seed=7)
 
 
 def test_values_are_svcca_and_cka_of_the_representations():
@@ -42,7 +34,7 @@ def test_values_are_svcca_and_cka_of_the_representations():
     result = similarity.compute(study_model(net), DATA, p, make_ctx(INFO))
     frame = result.tables["similarity"]
     adv = AttackSpec.parse("pgd l2 1 5").build(net, early_stop=False).run(DATA.images, DATA.labels)
-    clean, attacked = reps(net, DATA.images), reps(net, adv.adversarial)
+    clean, attacked = features(net, DATA.images), features(net, adv.adversarial)
     expected = svcca(clean, attacked)
     assert value(frame, metric="svcca") == pytest.approx(expected.mean)
     assert value(frame, metric="linear_cka") == pytest.approx(linear_cka(clean, attacked))

@@ -7,9 +7,9 @@ import pytest
 from robustlens.attacks.spec import CIFAR10_DIM, AttackSpec
 from robustlens.errors import ConfigError
 from robustlens.lenses import get_lens, similarity
-from tests.lenses.helpers import brightness_images, make_ctx, make_info, study_model, trained_cnn
+from tests.lenses.helpers import TOY, brightness_images, make_ctx, study_model, trained_cnn
 
-INFO = make_info((1, 12, 12), num_classes=3)
+INFO = TOY
 LENS = get_lens("similarity")
 
 

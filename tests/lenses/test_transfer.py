@@ -7,37 +7,19 @@ import pytest
 import torch
 
 from robustlens.errors import ConfigError
-from robustlens.lenses import get_lens, transfer
+from robustlens.lenses import transfer
 from robustlens.lenses.common import chosen_sources
-from robustlens.models import build_model
 from tests.lenses.helpers import (
-    brightness_images,
+    lens_setup,
     make_ctx,
-    make_info,
     rows,
     study_model,
     trained_cnn,
+    trained_mlp,
     value,
 )
 
-INFO = make_info((1, 12, 12), num_classes=3)
-DATA = brightness_images(INFO, 30, seed=12)
-LENS = get_lens("transfer")
-_MLP = {}
-
-
-def trained_mlp():
-    if "m" not in _MLP:
-        torch.manual_seed(0)
-        net = build_model("mlp", INFO, hidden=(32,)).train()
-        train = brightness_images(INFO, 256, seed=99, split="train")
-        opt = torch.optim.Adam(net.parameters(), lr=0.01)
-        for _ in range(30):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(net(train.images), train.labels).backward()
-            opt.step()
-        _MLP["m"] = net.eval()
-    return _MLP["m"]
+INFO, DATA, LENS = lens_setup("transfer", 30, seed=12)
 
 
 def constructed(name: str = "zero", seed: int = 2):
@@ -53,7 +35,7 @@ def models():
         study_model(trained_cnn(INFO, seed=0), "nat"),
         study_model(trained_cnn(INFO, seed=1), "rob", {"method": "pgd", "norm": "l2", "eps": 0.5}),
         constructed(),
-        study_model(trained_mlp(), "mlp"),
+        study_model(trained_mlp(INFO), "mlp"),
     ]
 
 

@@ -8,23 +8,20 @@ import torch
 
 from robustlens.constructed.inversion import robustify
 from robustlens.errors import ConfigError
-from robustlens.lenses import get_lens, universality
+from robustlens.lenses import universality
 from robustlens.lenses.base import tidy
-from robustlens.models import build_model
 from robustlens.params import invalid
 from tests.lenses.helpers import (
-    brightness_images,
+    lens_setup,
     make_ctx,
-    make_info,
+    mlp,
     rows,
     study_model,
     trained_cnn,
     value,
 )
 
-INFO = make_info((1, 12, 12), num_classes=3)
-DATA = brightness_images(INFO, 30, seed=11)
-LENS = get_lens("universality")
+INFO, DATA, LENS = lens_setup("universality", 30, seed=11)
 
 
 def models():
@@ -40,9 +37,8 @@ def with_non_sources():
     natural model of another architecture: every model is evaluated, neither robustifies."""
     zero = study_model(trained_cnn(INFO, seed=3), "zero")
     zero.card.source = {"train_on": {"set": "zero", "source": "nat"}}
-    torch.manual_seed(0)
-    mlp = study_model(build_model("mlp", INFO, hidden=(16,)), "mlp")
-    return [*models(), zero, mlp]
+    net = study_model(mlp(INFO, (16,)), "mlp")
+    return [*models(), zero, net]
 
 
 _RESULT = {}
