@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from robustlens import __version__
+from robustlens._version import __version__
 from robustlens.errors import ConfigError, NumericalError, RobustlensError
 from robustlens.params import Interval, Options, Satisfies, check, invalid
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from robustlens import __version__
+from robustlens._version import __version__
 from robustlens.claims import evaluate_claims
 from robustlens.constructed.targeted import describe_leakage
 from robustlens.lenses import LENSES, StudyModel
