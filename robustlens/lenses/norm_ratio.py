@@ -46,7 +46,8 @@ does not give PGD's steps; 20 is our default."""
 
 @dataclass(frozen=True)
 class NormRatioParams:
-    """PGD runs every step (no early exit), as in the paper, so L∞ perturbations saturate."""
+    """PGD runs every step (no early exit), as in the paper, so L∞ perturbations saturate;
+    FGSM steps every image, also those misclassified already."""
 
     attacks: tuple[str, ...] = TABLE_4
     reference_dim: int = CIFAR10_DIM
@@ -150,5 +151,6 @@ SPEC = register_lens(
         params=NormRatioParams,
         compute=compute,
         plot=plot,
+        version=2,  # FGSM without early exit steps every image, also misclassified ones
     )
 )
