@@ -441,7 +441,7 @@ def plot_coefficients(models: list[StudyModel], arrays) -> dict:
         bins = np.linspace(low, high, 41)
         ax.hist(b[:, i], bins=bins, density=True, alpha=0.5, color="0.3", label="natural")
         ax.hist(a[:, i], bins=bins, density=True, alpha=0.5, color="tab:red", label="robust")
-        kl = coefficient_divergence(a[:, [i]], b[:, [i]], np.ones(1))[0]
+        kl = coefficient_divergence(a[:, [i]], b[:, [i]], np.ones(1), limits=shift.limits)[0]
         ax.set_title(
             f"v{i} EVR {basis.explained_variance_ratio[i]:.2f}\nKL {kl:.2f}", fontsize="xx-small"
         )
