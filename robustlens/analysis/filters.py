@@ -2,9 +2,13 @@
 
 A layer's weights W [c_out, c_in, k1, k2] are read as n = c_out·c_in flattened filters of
 k1·k2 coefficients (Eq. 2). Where the text leaves details open these follow the authors'
-notebooks (../shared/papers/README.md): a filter is sparse when ‖F‖∞ ≤ 0.01·max|W|; before PCA
-and entropy each remaining filter is divided by its own ‖F‖∞ (Eq. 3); eigenvalues are
-sᵢ²/(n − 1) of the centred matrix (Eq. 4–5); entropies are base 10 (Eq. 8); KL divergences
+notebooks (../shared/papers/README.md): a filter is sparse when ‖F‖∞ ≤ 0.01·max|W| of the
+raw weights (Eq. 7, sparsity.ipynb); for the filter basis and the coefficient shift each
+non-sparse filter is divided by its own ‖F‖∞ (Eq. 3); the variance entropy (Eq. 8) is fitted
+to the layer's non-sparse filters "without normalization of filters" (§3, as the authors'
+torchconvquality computes ``variance_entropy_clean``), with the ‖F‖∞-scaled form of their
+pca.ipynb on request; eigenvalues are sᵢ²/(n − 1) of the centred matrix (Eq. 4–5); entropies
+are base 10 (Eq. 8); KL divergences
 (Eq. 10) are those of the authors' pca.ipynb: every coefficient axis is binned into 70 bins
 over one global range (the minimum and maximum of all coefficients, every axis, of all
 filters in the basis), as a density histogram (count / (n · bin width)); empty bins are then
@@ -83,10 +87,12 @@ def filter_basis(filters: np.ndarray) -> FilterBasis:
     return FilterBasis(basis=vt, explained_variance_ratio=ratio, mean=mean)
 
 
-def variance_entropy(weight: np.ndarray) -> float:
-    """Eq. 8: −Σ âᵢ log₁₀ âᵢ over the layer's basis (0 = one direction; log₁₀(k²) = uniform,
-    0.954 for 3×3). NaN when fewer than two filters are not sparse."""
-    f = scaled_filters(weight)
+def variance_entropy(weight: np.ndarray, *, scaled: bool = False) -> float:
+    """Eq. 8: −Σ âᵢ log₁₀ âᵢ over the basis of the layer's non-sparse filters (0 = one
+    direction; log₁₀(k²) = uniform, 0.954 for 3×3). The filters are taken as they are (§3:
+    "without normalization of filters"), or each divided by its own ‖F‖∞ with ``scaled`` (the
+    authors' pca.ipynb). NaN when fewer than two filters are not sparse."""
+    f = scaled_filters(weight) if scaled else filter_matrix(weight)[~sparse_mask(weight)]
     if f.shape[0] < 2:
         return float("nan")
     ratio = filter_basis(f).explained_variance_ratio

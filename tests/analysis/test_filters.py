@@ -109,6 +109,17 @@ def test_variance_entropy_of_one_hot_filters_is_log10_8():
     assert variance_entropy(w) == pytest.approx(math.log10(8))
 
 
+def test_variance_entropy_uses_the_filters_unnormalised_and_drops_sparse_ones():
+    """§3: the PCA for the entropy is fitted "without normalization of filters". ±2·e₀ and
+    ±e₁ have covariance eigenvalues in the ratio 4 : 1 (EVR 0.8, 0.2); scaled by their own
+    ‖F‖∞ (the pca.ipynb variant) they are ±e₀, ±e₁ with EVR 0.5, 0.5. The sparse filter
+    (0.001·e₂ ≤ 2/100) is dropped in both, so it adds no third direction."""
+    w = layer([one_hot(0, 2.0), one_hot(0, -2.0), one_hot(1), one_hot(1, -1.0), one_hot(2, 1e-3)])
+    raw = -(0.8 * math.log10(0.8) + 0.2 * math.log10(0.2))
+    assert variance_entropy(w) == pytest.approx(raw, rel=1e-12)
+    assert variance_entropy(w, scaled=True) == pytest.approx(math.log10(2), rel=1e-12)
+
+
 def test_variance_entropy_nan_with_fewer_than_two_filters_left():
     w = layer([one_hot(0), np.zeros(9)])
     assert math.isnan(variance_entropy(w))
