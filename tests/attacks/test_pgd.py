@@ -80,6 +80,7 @@ def test_fgsm_without_early_stop_steps_every_input(route):
         attack = FGSM(model, Linf(0.1), early_stop=False)
     else:
         attack = AttackSpec("fgsm", "linf", 0.1).build(model, early_stop=False)
+    assert attack.describe()["early_stop"] is False
     ours = attack.run(x, y)
     delta = (ours.adversarial - x).flatten(1)
     assert (delta.abs().amax(1) > 0).all()
