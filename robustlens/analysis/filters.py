@@ -2,11 +2,18 @@
 
 A layer's weights W [c_out, c_in, k1, k2] are read as n = c_out·c_in flattened filters of
 k1·k2 coefficients (Eq. 2). Where the text leaves details open these follow the authors'
-notebooks (../shared/papers/README.md): a filter is sparse when ‖F‖∞ ≤ 0.01·max|W|; before PCA
-and entropy each remaining filter is divided by its own ‖F‖∞ (Eq. 3); eigenvalues are
-sᵢ²/(n − 1) of the centred matrix (Eq. 4–5); entropies are base 10 (Eq. 8); KL divergences
-use 70-bin histograms over the pooled range with empty bins set to float32 eps and natural
-logarithms (Eq. 10). Everything is float64.
+notebooks (../shared/papers/README.md): a filter is sparse when ‖F‖∞ ≤ 0.01·max|W| of the
+raw weights (Eq. 7, sparsity.ipynb); for the filter basis and the coefficient shift each
+non-sparse filter is divided by its own ‖F‖∞ (Eq. 3); the variance entropy (Eq. 8) is fitted
+to the layer's non-sparse filters "without normalization of filters" (§3, as the authors'
+torchconvquality computes ``variance_entropy_clean``), with the ‖F‖∞-scaled form of their
+pca.ipynb on request; eigenvalues are sᵢ²/(n − 1) of the centred matrix (Eq. 4–5); entropies
+are base 10 (Eq. 8); KL divergences
+(Eq. 10) are those of the authors' pca.ipynb: every coefficient axis is binned into 70 bins
+over one global range (the minimum and maximum of all coefficients, every axis, of all
+filters in the basis), as a density histogram (count / (n · bin width)); empty bins are then
+set to float32 eps and each histogram renormalised to sum 1; natural logarithms; axes weighted
+by the explained-variance ratio of the basis. Everything is float64.
 """
 
 from __future__ import annotations
@@ -80,10 +87,12 @@ def filter_basis(filters: np.ndarray) -> FilterBasis:
     return FilterBasis(basis=vt, explained_variance_ratio=ratio, mean=mean)
 
 
-def variance_entropy(weight: np.ndarray) -> float:
-    """Eq. 8: −Σ âᵢ log₁₀ âᵢ over the layer's basis (0 = one direction; log₁₀(k²) = uniform,
-    0.954 for 3×3). NaN when fewer than two filters are not sparse."""
-    f = scaled_filters(weight)
+def variance_entropy(weight: np.ndarray, *, scaled: bool = False) -> float:
+    """Eq. 8: −Σ âᵢ log₁₀ âᵢ over the basis of the layer's non-sparse filters (0 = one
+    direction; log₁₀(k²) = uniform, 0.954 for 3×3). The filters are taken as they are (§3:
+    "without normalization of filters"), or each divided by its own ‖F‖∞ with ``scaled`` (the
+    authors' pca.ipynb). NaN when fewer than two filters are not sparse."""
+    f = scaled_filters(weight) if scaled else filter_matrix(weight)[~sparse_mask(weight)]
     if f.shape[0] < 2:
         return float("nan")
     ratio = filter_basis(f).explained_variance_ratio
@@ -105,23 +114,49 @@ def orthogonality(weight: np.ndarray) -> float:
     return float(1.0 - np.abs(gram - np.eye(c_out)).sum() / (c_out * (c_out - 1)))
 
 
-def histogram_pair(p: np.ndarray, q: np.ndarray, bins: int = KL_BINS) -> tuple[np.ndarray, ...]:
-    """Normalised histograms of two samples over their pooled range, empty bins set to
-    float32 eps and renormalised (as the authors' code does)."""
-    p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
-    if p.size == 0 or q.size == 0:
+ValueRange = tuple[float, float]
+
+
+def value_range(*samples: np.ndarray) -> ValueRange:
+    """The global (min, max) over every value of ``samples``: the one histogram range of all
+    axes (Eq. 10 as the authors compute it). A single value is widened by ±0.5, as
+    ``np.histogram`` does."""
+    values = [np.asarray(s, dtype=np.float64) for s in samples]
+    if not values or any(v.size == 0 for v in values):
         raise ConfigError("a KL divergence needs values on both sides")
-    low, high = min(p.min(), q.min()), max(p.max(), q.max())
-    if high <= low:
-        high = low + 1.0
+    low = float(min(v.min() for v in values))
+    high = float(max(v.max() for v in values))
+    return (low - 0.5, high + 0.5) if high <= low else (low, high)
+
+
+def _histograms(sample: np.ndarray, limits: ValueRange, bins: int) -> np.ndarray:
+    """Per column of ``sample`` [n, axes], the authors' discrete distribution over ``limits``:
+    the density histogram count / (n · width) (values outside the range left out, as
+    ``np.histogram`` does), empty bins set to float32 eps, renormalised to sum 1."""
+    low, high = limits
     edges = np.linspace(low, high, bins + 1)
-    out = []
-    for sample in (p, q):
-        h = np.histogram(sample, bins=edges)[0].astype(np.float64)
-        h = h / h.sum()
-        h[h == 0] = EMPTY_BIN
-        out.append(h / h.sum())
-    return tuple(out)
+    inside = (sample >= low) & (sample <= high)
+    idx = np.clip(np.searchsorted(edges, sample, side="right") - 1, 0, bins - 1)
+    axes = sample.shape[1]
+    idx = np.where(inside, idx + np.arange(axes) * bins, axes * bins)  # outside: a spare slot
+    counts = np.bincount(idx.ravel(), minlength=axes * bins + 1)[: axes * bins]
+    counts = counts.reshape(axes, bins).astype(np.float64)
+    n = counts.sum(axis=1, keepdims=True)
+    if np.any(n == 0):
+        raise ConfigError(f"no values within the histogram range [{low:g}, {high:g}]")
+    density = counts / (n * ((high - low) / bins))
+    density[density == 0] = EMPTY_BIN
+    return density / density.sum(axis=1, keepdims=True)
+
+
+def histogram_pair(
+    p: np.ndarray, q: np.ndarray, bins: int = KL_BINS, limits: ValueRange | None = None
+) -> tuple[np.ndarray, ...]:
+    """The authors' discrete distributions of two samples over one range (``limits``, by
+    default both samples' global range): see :func:`coefficient_divergence`."""
+    p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
+    limits = value_range(p, q) if limits is None else limits
+    return tuple(_histograms(s.reshape(-1, 1), limits, bins)[0] for s in (p, q))
 
 
 def symmetric_kl(p: np.ndarray, q: np.ndarray) -> float:
@@ -131,27 +166,22 @@ def symmetric_kl(p: np.ndarray, q: np.ndarray) -> float:
 
 
 def coefficient_divergence(
-    coeff_a: np.ndarray, coeff_b: np.ndarray, weights: np.ndarray, bins: int = KL_BINS
+    coeff_a: np.ndarray,
+    coeff_b: np.ndarray,
+    weights: np.ndarray,
+    bins: int = KL_BINS,
+    limits: ValueRange | None = None,
 ) -> tuple[float, np.ndarray]:
-    """Eq. 10: Σᵢ wᵢ·KL_sym(Pᵢ, Qᵢ) over basis axes i, Pᵢ and Qᵢ the histograms of the two sets'
-    coefficients along axis i (as :func:`histogram_pair`, all axes at once). Returns the
-    weighted sum and the per-axis divergences."""
+    """Eq. 10: Σᵢ wᵢ·KL_sym(Pᵢ, Qᵢ) over basis axes i, Pᵢ and Qᵢ the two sets' coefficients
+    along axis i as the authors' discrete distributions: ``bins`` bins over one range for
+    every axis (``limits``; by default the global min and max of both sets' coefficients),
+    density histograms with empty bins set to float32 eps, renormalised. Returns the weighted
+    sum and the per-axis divergences."""
     a, b = np.atleast_2d(coeff_a).astype(np.float64), np.atleast_2d(coeff_b).astype(np.float64)
     if a.shape[0] == 0 or b.shape[0] == 0:
         raise ConfigError("a KL divergence needs values on both sides")
-    low = np.minimum(a.min(axis=0), b.min(axis=0))
-    high = np.maximum(a.max(axis=0), b.max(axis=0))
-    high = np.where(high > low, high, low + 1.0)
-    axes = a.shape[1]
-    hists = []
-    for sample in (a, b):
-        idx = np.floor((sample - low) / (high - low) * bins).astype(np.int64)
-        idx = np.clip(idx, 0, bins - 1) + np.arange(axes) * bins
-        h = np.bincount(idx.ravel(), minlength=axes * bins).reshape(axes, bins).astype(float)
-        h /= h.sum(axis=1, keepdims=True)
-        h[h == 0] = EMPTY_BIN
-        hists.append(h / h.sum(axis=1, keepdims=True))
-    p, q = hists
+    limits = value_range(a, b) if limits is None else limits
+    p, q = _histograms(a, limits, bins), _histograms(b, limits, bins)
     per_axis = np.sum(p * np.log(p / q) + q * np.log(q / p), axis=1)
     return float(np.dot(np.asarray(weights, dtype=np.float64), per_axis)), per_axis
 
@@ -196,6 +226,8 @@ class FilterShift:
     per_axis: dict[str, np.ndarray]
     shuffled: dict[str, np.ndarray]
     """Per group, the divergences of the label-shuffled splits (empty without permutations)."""
+    limits: ValueRange | None = None
+    """The histogram range of every axis: all coefficients of all filters in the basis."""
 
     @property
     def baseline(self) -> dict[str, float]:
@@ -234,6 +266,7 @@ def filter_shift(
         return None
     basis = filter_basis(np.concatenate([a_all, b_all]))
     weights = basis.explained_variance_ratio
+    limits = value_range(basis.coefficients(a_all), basis.coefficients(b_all))
     groups = sorted(
         {g for s in first for g, k in s if k == kernel}
         & {g for s in second for g, k in s if k == kernel},
@@ -246,12 +279,13 @@ def filter_shift(
         if a.shape[0] == 0 or b.shape[0] == 0:
             continue
         ca, cb = basis.coefficients(a), basis.coefficients(b)
-        divergence[g], per_axis[g] = coefficient_divergence(ca, cb, weights)
+        divergence[g], per_axis[g] = coefficient_divergence(ca, cb, weights, KL_BINS, limits)
         if permutations:
             both = np.concatenate([ca, cb])
             null = []
             for _ in range(permutations):
                 mixed = both[rng.permutation(both.shape[0])]
-                null.append(coefficient_divergence(mixed[: len(ca)], mixed[len(ca) :], weights)[0])
+                split = (mixed[: len(ca)], mixed[len(ca) :])
+                null.append(coefficient_divergence(*split, weights, KL_BINS, limits)[0])
             shuffled[g] = np.array(null)
-    return FilterShift(kernel, basis, divergence, per_axis, shuffled)
+    return FilterShift(kernel, basis, divergence, per_axis, shuffled, limits)

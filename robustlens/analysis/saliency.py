@@ -5,8 +5,11 @@ Methods (App. A, Eq. 13–17): ``vanilla`` ∇ₓ f_y(x) (the label's logit); ``
 (cross-entropy); ``guided`` guided backpropagation (Captum hooks every ``nn.ReLU`` module);
 ``smoothgrad`` the vanilla gradient averaged over inputs with Gaussian noise of standard
 deviation ``noise`` × the input range ([0, 1] here, so 0.15 by default); ``integrated``
-integrated gradients from a zero baseline in 50 steps, batched. Maps keep the input's shape and
-sign.
+integrated gradients from a zero baseline x′ in 50 steps, batched: by default Eq. 17's path
+integral of the gradient alone, ∫₀¹ ∇ₓ f_t(x′ + α(x − x′)) dα (App. A.1 omits the element-wise
+product with the input for every method), or, with ``multiply_by_inputs``, the usual form of
+Sundararajan et al. (Captum's default) that multiplies it by (x − x′). Maps keep the input's
+shape and sign.
 """
 
 from __future__ import annotations
@@ -80,10 +83,12 @@ def attribute(
     noise: float = 0.15,
     samples: int = 50,
     steps: int = 50,
+    multiply_by_inputs: bool = False,
     batch: int = 64,
     seed: int = 0,
 ) -> torch.Tensor:
-    """The ``method``'s map for each image toward its label, shape of ``images`` (CPU)."""
+    """The ``method``'s map for each image toward its label, shape of ``images`` (CPU).
+    ``multiply_by_inputs``: integrated gradients times (x − x′) instead of Eq. 17's integral."""
     # heavy: captum loads only when maps are computed
     from captum.attr import (
         GuidedBackprop,
@@ -126,7 +131,8 @@ def attribute(
                         abs=False,
                     )
                 else:
-                    a = IntegratedGradients(model).attribute(
+                    ig = IntegratedGradients(model, multiply_by_inputs=multiply_by_inputs)
+                    a = ig.attribute(
                         x, baselines=torch.zeros_like(x), target=y, n_steps=steps,
                         internal_batch_size=256,
                     )  # fmt: skip

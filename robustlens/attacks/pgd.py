@@ -258,7 +258,10 @@ class FGSM(PGD):
 
     In L2 and L1 the step is the normalised / sparse gradient step of the threat model
     ("fast gradient method"). The stepped input is returned even where it does not fool the
-    model (no best-iterate tracking); inputs misclassified already are returned unchanged.
+    model (no best-iterate tracking). With ``early_stop`` (the default, for accuracy under
+    attack) an input the model misclassifies already is returned unchanged; without it every
+    input is stepped, as when clean and attacked representations are compared for all images
+    (Garaev et al. 2024, §4.1).
     """
 
     name = "fgsm"
@@ -270,6 +273,7 @@ class FGSM(PGD):
         *,
         targeted: bool = False,
         target_mode: str = "random",
+        early_stop: bool = True,
         seed: int = 0,
     ) -> None:
         super().__init__(
@@ -281,7 +285,7 @@ class FGSM(PGD):
             restarts=1,
             targeted=targeted,
             target_mode=target_mode,
-            early_stop=True,
+            early_stop=early_stop,
             track_best=False,
             seed=seed,
         )

@@ -208,7 +208,7 @@ class AttackSpec:
                 seed=seed,
             )
         if self.attack == "fgsm":
-            return FGSM(model, threat_model(self.norm, self.eps), seed=seed)
+            return FGSM(model, threat_model(self.norm, self.eps), early_stop=early_stop, seed=seed)
         if self.attack == "cw":
             return CarliniWagnerL2(
                 model, steps=self.steps or 1000, binary_search_steps=cw_binary_steps, seed=seed

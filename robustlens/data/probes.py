@@ -6,6 +6,8 @@ tiled grid. Each function returns a new tensor and leaves its input unchanged.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -95,29 +97,63 @@ def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 # (reversal) or texture while keeping shape (Fourier amplitude swap, edge map).
 
 
-def gaussian_blur(x: torch.Tensor, sigma: float, kernel_size: int = 7) -> torch.Tensor:
-    """Gaussian blur with a ``kernel_size`` square kernel (7 in §4.1) and standard deviation
-    ``sigma`` (kornia, reflect padding); ``sigma = 0`` returns the images unchanged."""
+PROBE_REFERENCE_SIDE = 224
+"""Itazuri et al. §4.1 give the blur and median sizes for ImageNet images of 224 × 224 px."""
+
+Pair = tuple[float, float]
+
+
+def _pair(value: float | tuple[float, ...]) -> tuple:
+    return tuple(value) if isinstance(value, tuple | list) else (value, value)
+
+
+def relative_sigma(sigma: float, side: int, reference: int = PROBE_REFERENCE_SIDE) -> float:
+    """σ written for images of ``reference`` px, moved to images of ``side`` px: σ·side/reference
+    (``reference`` 0: as written)."""
+    return float(sigma) if reference == 0 else float(sigma) * side / reference
+
+
+def relative_kernel(kernel: int, side: int, reference: int = PROBE_REFERENCE_SIDE) -> int:
+    """A kernel size written for images of ``reference`` px, moved to ``side`` px: the odd size
+    nearest to kernel·side/reference (ties upwards), at least 3, since a 1-px kernel leaves
+    every image as it is (``reference`` 0: as written). Equals ``kernel`` when side = reference."""
+    if reference == 0:
+        return int(kernel)
+    half = math.floor((kernel * side / reference - 1) / 2 + 0.5)
+    return max(3, 2 * half + 1)
+
+
+def gaussian_blur(
+    x: torch.Tensor, sigma: float | Pair, kernel_size: int | tuple[int, int] = 7
+) -> torch.Tensor:
+    """Gaussian blur with a ``kernel_size`` kernel (7 in §4.1) and standard deviation ``sigma``
+    (kornia, reflect padding); a pair gives (rows, columns). ``sigma = 0`` returns the images
+    unchanged."""
     _check(x)
-    if sigma < 0 or kernel_size < 1 or kernel_size % 2 == 0:
+    sigmas, kernels = _pair(sigma), _pair(kernel_size)
+    if any(s < 0 for s in sigmas) or any(k < 1 or k % 2 == 0 for k in kernels):
         raise ConfigError(
             f"blur needs sigma ≥ 0 and an odd kernel size, got sigma={sigma}, "
             f"kernel_size={kernel_size}"
         )
-    if sigma == 0:
+    if all(s == 0 for s in sigmas):
         return x.clone()
     # heavy: kornia loads only when this probe runs
     import kornia
 
-    k = int(kernel_size)
-    return kornia.filters.gaussian_blur2d(x, (k, k), (float(sigma), float(sigma))).clamp(0, 1)
+    k = (int(kernels[0]), int(kernels[1]))
+    return kornia.filters.gaussian_blur2d(x, k, (float(sigmas[0]), float(sigmas[1]))).clamp(0, 1)
 
 
-def median_filter(x: torch.Tensor, times: int, kernel_size: int = 5) -> torch.Tensor:
-    """The median filter of a ``kernel_size`` window (5 in §4.1) applied ``times`` times
-    (kornia; zero padding at the border, as kornia's median_blur does)."""
+def median_filter(
+    x: torch.Tensor, times: int, kernel_size: int | tuple[int, int] = 5
+) -> torch.Tensor:
+    """The median filter of a ``kernel_size`` window (5 in §4.1; a pair gives rows, columns)
+    applied ``times`` times (kornia; zero padding at the border, as kornia's median_blur
+    does)."""
     _check(x)
-    if times < 0 or kernel_size < 1 or kernel_size % 2 == 0:
+    kernels = _pair(kernel_size)
+    if times < 0 or any(k < 1 or k % 2 == 0 for k in kernels):
         raise ConfigError(
             f"median filtering needs times ≥ 0 and an odd kernel size, got times={times}, "
             f"kernel_size={kernel_size}"
@@ -127,7 +163,7 @@ def median_filter(x: torch.Tensor, times: int, kernel_size: int = 5) -> torch.Te
 
     out = x.clone()
     for _ in range(times):
-        out = kornia.filters.median_blur(out, (kernel_size, kernel_size))
+        out = kornia.filters.median_blur(out, (int(kernels[0]), int(kernels[1])))
     return out
 
 

@@ -154,5 +154,6 @@ SPEC = register_lens(
         params=EmbeddingParams,
         compute=compute,
         plot=plot,
+        version=2,  # FGSM without early exit steps every image, also misclassified ones
     )
 )

@@ -13,8 +13,12 @@ ReLU(conv1(x + δ)) with δ from PGD L∞ (Fig. 6) — come with the per-image r
 the first layer's activations.
 
 The paper measures 3×3 kernels only (``kernel_sizes = [3]``); other square sizes can be added
-and are analysed in their own basis. Raw weights by default; ``fold_batchnorm`` folds a
-BatchNorm that directly follows a convolution into its weights, as the authors' ONNX exports did.
+and are analysed in their own basis. Layers of other sizes are left out explicitly: the
+table counts the layers measured and left out per model and a note names them (and says
+when the first convolution, e.g. a 5×5 stem, is among them, so that the first-layer group
+of the shift is empty). Depth groups count every convolution, whatever its kernel, as the
+authors' filter database does. Raw weights by default; ``fold_batchnorm`` folds a BatchNorm
+that directly follows a convolution into its weights, as the authors' ONNX exports did.
 """
 
 from __future__ import annotations
@@ -86,10 +90,23 @@ METRICS = {
     "variance_entropy": variance_entropy,
     "orthogonality": orthogonality,
 }
+LAYERS_MEASURED, LAYERS_LEFT_OUT = "layers_measured", "layers_left_out"
+"""Table rows (layer ``ALL_LAYERS``): how many convolutions the statistics cover and skip."""
+ALL_LAYERS = "all convolutions"
 
 
 @dataclass(frozen=True)
 class FiltersParams(LensParams):
+    """As the paper and the authors' code define them: sparsity counts filters with
+    ‖F‖∞ ≤ max|W|/100 of the raw layer (Eq. 7); variance entropy (Eq. 8) is fitted to the
+    layer's non-sparse filters without normalising them (§3 "without normalization of
+    filters", the authors' torchconvquality ``variance_entropy_clean``;
+    ``entropy_on_scaled_filters`` divides each by its own ‖F‖∞ first, as their pca.ipynb
+    did); the filter basis and the shift use ‖F‖∞-scaled non-sparse filters (Eq. 3); the
+    shift is the EVR-weighted symmetric KL of 70-bin density histograms over one global
+    range, empty bins at float32 eps, renormalised (Eq. 10, pca.ipynb). Statistics cover the
+    convolutions with a kernel in ``kernel_sizes``; the others are counted and named."""
+
     kernel_sizes: tuple[int, ...] = field(
         default=(3,),
         metadata=rule(
@@ -98,6 +115,7 @@ class FiltersParams(LensParams):
         ),
     )
     fold_batchnorm: bool = False
+    entropy_on_scaled_filters: bool = False
     resamples: int = field(default=200, metadata=rule(Interval(int, 0, None)))
     threshold_attack: str = "pgd linf 0.03137 10"
     """Fig. 6: δ for the thresholding picture (8/255 at CIFAR-10 resolution, scaled)."""
@@ -122,7 +140,16 @@ def array_name(layer: ConvLayer) -> str:
     return f"filters/{depth_group(layer.index, layer.relative_depth)}/{k1}x{k2}/{layer.name}"
 
 
-def _bootstrap(weight: np.ndarray, metric: str, resamples: int, rng) -> np.ndarray:
+def metrics(params: FiltersParams) -> dict:
+    """The statistic of each of ``METRICS`` as the parameters ask for it."""
+    scaled = params.entropy_on_scaled_filters
+    return {
+        **METRICS,
+        "variance_entropy": lambda w: variance_entropy(w, scaled=scaled),
+    }
+
+
+def _bootstrap(weight: np.ndarray, metric: str, fn, resamples: int, rng) -> np.ndarray:
     """The metric on layers rebuilt from resampled filters (filterbanks for orthogonality)."""
     out = np.empty(resamples)
     c_out = weight.shape[0]
@@ -133,7 +160,7 @@ def _bootstrap(weight: np.ndarray, metric: str, resamples: int, rng) -> np.ndarr
             flat = filter_matrix(weight)
             rows = flat[rng.integers(0, flat.shape[0], flat.shape[0])]
             sample = rows.reshape(rows.shape[0], 1, *weight.shape[2:])
-        out[b] = METRICS[metric](sample)
+        out[b] = fn(sample)
     return out
 
 
@@ -171,14 +198,25 @@ def compute(
             f"{model.name} has no convolution with kernel size in {list(params.kernel_sizes)}",
             fix=f"its kernels are {', '.join(sizes)}; set the lens's kernel_sizes",
         )
-    skipped = [layer.name for layer in layers if layer not in chosen]
-    if skipped:
-        notes.append(
-            f"{model.name}: {len(skipped)} convolution(s) with other kernel sizes left out "
-            f"({', '.join(skipped[:5])}{' …' if len(skipped) > 5 else ''})"
-        )
+    notes += coverage_notes(model.name, layers, chosen, params)
     rng = np.random.default_rng([ctx.seed, 3_0_0_3])
-    rows, arrays = [], {}
+    rows = [
+        {
+            "model": model.name,
+            "layer": ALL_LAYERS,
+            "setting": weights,
+            "metric": metric,
+            "value": float(count),
+            "kernel": ",".join(f"{k}x{k}" for k in params.kernel_sizes),
+            "weights": weights,
+        }
+        for metric, count in (
+            (LAYERS_MEASURED, len(chosen)),
+            (LAYERS_LEFT_OUT, len(layers) - len(chosen)),
+        )
+    ]
+    arrays = {}
+    measures = metrics(params)
     values = {metric: [] for metric in METRICS}
     boots = {metric: [] for metric in METRICS}
     for layer in chosen:
@@ -192,9 +230,9 @@ def compute(
             "weights": weights,
             "filters": int(layer.weight.shape[0] * layer.weight.shape[1]),
         }
-        for metric, fn in METRICS.items():
+        for metric, fn in measures.items():
             value = fn(layer.weight)
-            boot = _bootstrap(layer.weight, metric, params.resamples, rng)
+            boot = _bootstrap(layer.weight, metric, fn, params.resamples, rng)
             finite = boot[np.isfinite(boot)]
             low, high = np.quantile(finite, [0.025, 0.975]) if finite.size else (np.nan, np.nan)
             rows.append(
@@ -219,6 +257,33 @@ def compute(
     if params.threshold_images:
         rows += _thresholding(model, data, params, ctx, first, arrays)
     return LensResult(tables={"filters": tidy(rows)}, arrays=arrays, notes=notes)
+
+
+def coverage_notes(
+    model: str, layers: list[ConvLayer], chosen: list[ConvLayer], params: FiltersParams
+) -> list[str]:
+    """Which convolutions the statistics cover and which they leave out, by name and kernel."""
+
+    def listing(group: list[ConvLayer]) -> str:
+        names = [f"{c.name} ({c.kernel_size[0]}×{c.kernel_size[1]})" for c in group[:8]]
+        return ", ".join(names) + (f" and {len(group) - 8} more" if len(group) > 8 else "")
+
+    sizes = " and ".join(f"{k}×{k}" for k in params.kernel_sizes)
+    left = [layer for layer in layers if layer not in chosen]
+    if not left:
+        return [f"{model}: {sizes} statistics cover all {len(layers)} convolutions"]
+    notes = [
+        f"{model}: {sizes} statistics cover {len(chosen)} of {len(layers)} convolutions "
+        f"({listing(chosen)}); left out, other kernel sizes: {listing(left)}"
+    ]
+    if layers[0] not in chosen:
+        notes.append(
+            f"{model}: the first convolution {layers[0].name} is "
+            f"{layers[0].kernel_size[0]}×{layers[0].kernel_size[1]}, so its filters are not in "
+            "the statistics and the first-layer group of the coefficient shift (Fig. 1) is "
+            "empty; depth deciles still count it"
+        )
+    return notes
 
 
 def _thresholding(
@@ -446,7 +511,7 @@ def plot_coefficients(models: list[StudyModel], arrays) -> dict:
         bins = np.linspace(low, high, 41)
         ax.hist(b[:, i], bins=bins, density=True, alpha=0.5, color="0.3", label="natural")
         ax.hist(a[:, i], bins=bins, density=True, alpha=0.5, color="tab:red", label="robust")
-        kl = coefficient_divergence(a[:, [i]], b[:, [i]], np.ones(1))[0]
+        kl = coefficient_divergence(a[:, [i]], b[:, [i]], np.ones(1), limits=shift.limits)[0]
         ax.set_title(
             f"v{i} EVR {basis.explained_variance_ratio[i]:.2f}\nKL {kl:.2f}", fontsize="xx-small"
         )
@@ -536,6 +601,7 @@ SPEC = register_lens(
         compute=compute,
         plot=plot,
         applies=applies,
+        version=2,  # entropy on unscaled filters (§3); layer coverage rows and notes
         anatomy=(
             "Reads every square 2-D convolution whose kernel size is in `kernel_sizes`; not "
             "applicable to a model without one (an MLP, or LeNet's 5 × 5 kernels under the "

@@ -165,5 +165,6 @@ SPEC = register_lens(
         params=LossDistParams,
         compute=compute,
         plot=plot,
+        version=2,  # FGSM without early exit steps every image, also misclassified ones
     )
 )

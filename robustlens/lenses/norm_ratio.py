@@ -53,7 +53,8 @@ does not give PGD's steps; 20 is our default."""
 
 @dataclass(frozen=True)
 class NormRatioParams(ParsedAttacks):
-    """PGD runs every step (no early exit), as in the paper, so L∞ perturbations saturate."""
+    """PGD runs every step (no early exit), as in the paper, so L∞ perturbations saturate;
+    FGSM steps every image, also those misclassified already."""
 
     attacks: tuple[str, ...] = field(default=TABLE_4, metadata=rule(ATTACK_LIST))
     reference_dim: int = field(default=CIFAR10_DIM, metadata=rule(Interval(int, 0, None)))
@@ -154,5 +155,6 @@ SPEC = register_lens(
         params=NormRatioParams,
         compute=compute,
         plot=plot,
+        version=2,  # FGSM without early exit steps every image, also misclassified ones
     )
 )

@@ -2,8 +2,11 @@
 Fig. 5–6, Table 2).
 
 Gaussian blur (kernel 7, σ from 0 to 5 by 0.25) blurs every edge alike; the median filter
-(kernel 5, applied 0 to 5 times) removes weak edges and fine texture but keeps strong edges;
-colour reversal reflects pixel values around the data set's mean. Texture is replaced while
+(kernel 5, applied 0 to 5 times) removes weak edges and fine texture but keeps strong edges.
+Those sizes are the paper's for ImageNet at 224 px; by default they are moved to the data's
+resolution (σ × side/224, kernels to the nearest odd size ≥ 3), so that a blur removes the
+same share of the image whatever its size; ``reference_side = 0`` applies them as written.
+Colour reversal reflects pixel values around the data set's mean. Texture is replaced while
 shape stays by images the user provides (e.g. Stylized-ImageNet, or the model-vs-human
 cue-conflict set, whose file names give each image's texture class: the shape bias is then
 shape decisions / (shape + texture decisions)), and offline by two stand-ins: each image's
@@ -86,6 +89,14 @@ FOLDER = Satisfies(
 
 @dataclass(frozen=True)
 class ProbesParams(LensParams):
+    """``blur_sigmas``, ``blur_kernel`` and ``median_kernel`` are §4.1's sizes for images of
+    ``reference_side`` px (the paper's ImageNet 224 px); each is moved to the data's side:
+    σ × side/224 and kernels to the nearest odd size ≥ 3 (a 1-px kernel would leave the
+    images unchanged), e.g. on 28 px σ 0–5 becomes 0–0.625, kernels 7 and 5 become 3, and on
+    224 px everything is as written. ``reference_side = 0`` applies them as written, in pixels
+    (the fixed sizes robustlens used before; on 28 px a σ = 5 blur erases the object). Levels
+    in the tables and arrays are the σ as written; the report's notes give what was applied."""
+
     blur_sigmas: tuple[float, ...] = field(
         default=BLUR_SIGMAS, metadata=rule(ListOf(Interval(float, 0, None)))
     )
@@ -94,6 +105,10 @@ class ProbesParams(LensParams):
         default=MEDIAN_TIMES, metadata=rule(ListOf(Interval(int, 0, None)))
     )
     median_kernel: int = field(default=5, metadata=rule(ODD_KERNEL))
+    reference_side: int = field(
+        default=P.PROBE_REFERENCE_SIDE,
+        metadata=rule(Interval(int, 0, None), hint="0 applies the sizes as written, in pixels"),
+    )
     reversal: bool = True
     texture: tuple[str, ...] = field(
         default=TEXTURE_PROBES, metadata=rule(ListOf(Options(TEXTURE_PROBES)))
@@ -110,17 +125,64 @@ def donors(n: int, seed: int) -> torch.Tensor:
     return derangement(n, torch.Generator().manual_seed(seed))
 
 
+@dataclass(frozen=True)
+class Applied:
+    """The blur and median sizes applied to images of ``sides`` (rows, columns) px."""
+
+    sides: tuple[int, int]
+    scale: tuple[float, float]
+    blur_kernel: tuple[int, int]
+    median_kernel: tuple[int, int]
+
+    def sigma(self, sigma: float) -> tuple[float, float]:
+        return (sigma * self.scale[0], sigma * self.scale[1])
+
+    def note(self, params: ProbesParams) -> str:
+        def size(k: tuple[int, int]) -> str:
+            return f"{k[0]}×{k[1]}"
+
+        scale = "×".join(dict.fromkeys(f"{s:.4g}" for s in self.scale))
+        where = f"from {params.reference_side} px to {'×'.join(map(str, self.sides))} px"
+        if not params.reference_side:
+            where = "as written, in pixels"
+        return (
+            f"blur and median sizes {where}: σ × {scale}, blur kernel "
+            f"{params.blur_kernel} → {size(self.blur_kernel)}, median kernel "
+            f"{params.median_kernel} → {size(self.median_kernel)}"
+        )
+
+
+def applied(params: ProbesParams, images: torch.Tensor) -> Applied:
+    """The sizes of §4.1 moved from ``params.reference_side`` px to the side of ``images``
+    (per axis: rows, columns)."""
+    ref = params.reference_side
+    h, w = int(images.shape[-2]), int(images.shape[-1])
+    return Applied(
+        sides=(h, w),
+        scale=(P.relative_sigma(1.0, h, ref), P.relative_sigma(1.0, w, ref)),
+        blur_kernel=(
+            P.relative_kernel(params.blur_kernel, h, ref),
+            P.relative_kernel(params.blur_kernel, w, ref),
+        ),
+        median_kernel=(
+            P.relative_kernel(params.median_kernel, h, ref),
+            P.relative_kernel(params.median_kernel, w, ref),
+        ),
+    )
+
+
 def settings(params: ProbesParams, data: ImageSet, seed: int) -> list[tuple[str, float, Transform]]:
     """(probe, level, transform) for every probe and level the parameters ask for."""
     out: list[tuple[str, float, Transform]] = []
+    sizes = applied(params, data.images)
     for sigma in params.blur_sigmas:
+        pair = sizes.sigma(sigma)
         out.append(
-            (GAUSSIAN_BLUR, sigma, lambda x, s=sigma: P.gaussian_blur(x, s, params.blur_kernel))
+            (GAUSSIAN_BLUR, sigma, lambda x, s=pair: P.gaussian_blur(x, s, sizes.blur_kernel))
         )
+    median = sizes.median_kernel
     for times in params.median_times:
-        out.append(
-            (MEDIAN_FILTER, times, lambda x, t=times: P.median_filter(x, t, params.median_kernel))
-        )
+        out.append((MEDIAN_FILTER, times, lambda x, t=times: P.median_filter(x, t, median)))
     if params.reversal:
         out.append(("color_reversal", 1, lambda x: P.reverse_colors(x, data.info.mean)))
     if AMPLITUDE_SWAP in params.texture:
@@ -132,10 +194,11 @@ def settings(params: ProbesParams, data: ImageSet, seed: int) -> list[tuple[str,
 
 
 def transformed(
-    ctx: LensContext, data: ImageSet, probe: str, level: float, fn: Transform
+    ctx: LensContext, data: ImageSet, probe: str, level: float, fn: Transform, how: tuple = ()
 ) -> torch.Tensor:
-    """The probe's images, computed once per run and shared by all models."""
-    key = ("probe", data.fingerprint(), probe, float(level), ctx.seed)
+    """The probe's images, computed once per run and shared by all models (``how``: whatever
+    else decides them, e.g. the applied kernel sizes)."""
+    key = ("probe", data.fingerprint(), probe, float(level), ctx.seed, how)
     if key not in ctx.cache:
         ctx.cache[key] = fn(data.images)
     return ctx.cache[key]
@@ -147,8 +210,12 @@ def compute(
     data = subset(data, params.n)
     labels = data.labels
     rows, arrays, notes = [], {}, []
+    sizes = applied(params, data.images)
+    if params.blur_sigmas or params.median_times:
+        notes.append(sizes.note(params))
+    how = (sizes.scale, sizes.blur_kernel, sizes.median_kernel)
     for probe, level, fn in settings(params, data, ctx.seed):
-        images = transformed(ctx, data, probe, level, fn)
+        images = transformed(ctx, data, probe, level, fn, how)
         correct = (predictions(model, images, ctx.device) == labels).numpy()
         arrays[correct_name(probe, level)] = correct
         rows.append(
@@ -265,12 +332,13 @@ def plot(tables, models: list[StudyModel], params: ProbesParams, arrays=None) ->
     natural = next((m for m in models if m.is_natural), None)
     robust = sorted((m for m in models if m.is_robust), key=lambda m: -m.train_eps)
     fig, axes = new_figure(1, 3, figsize=(14, 3.6))
+    at = f" at {params.reference_side} px" if params.reference_side else ""
     for ax, probe, xlabel in (
-        (axes[0], "gaussian_blur", f"Gaussian blur σ (kernel {params.blur_kernel})"),
+        (axes[0], "gaussian_blur", f"Gaussian blur σ (kernel {params.blur_kernel}){at}"),
         (
             axes[1],
             "median_filter",
-            f"median filter ({params.median_kernel}×{params.median_kernel}) applications",
+            f"median filter ({params.median_kernel}×{params.median_kernel}{at}) applications",
         ),
     ):
         part = frame[frame.setting == probe]
@@ -323,7 +391,8 @@ SPEC = register_lens(
         section="§4.1, Fig. 5–6, Table 2",
         description=(
             "Accuracy of every model under Gaussian blur (kernel 7, σ 0–5 by 0.25), a 5×5 "
-            "median filter applied 0–5 times, colour reversal around the data set mean, and "
+            "median filter applied 0–5 times (sizes for 224 px images, moved to the data's "
+            "resolution), colour reversal around the data set mean, and "
             "texture replaced while shape stays: the Fourier amplitude of another image with "
             "the image's own phase, its Sobel edge map, and stylised images from a folder when "
             "given (with the cue-conflict shape bias)."
@@ -331,5 +400,6 @@ SPEC = register_lens(
         params=ProbesParams,
         compute=compute,
         plot=plot,
+        version=2,  # blur and median sizes relative to the image side (§4.1 gives 224 px ones)
     )
 )

@@ -64,7 +64,10 @@ DEFAULT_ATTACKS = PAPER.rows()
 class SimilarityParams(ParsedAttacks):
     """The attacks of Tables 7 and A3 (CIFAR-10 units, for inputs of ``reference_dim``
     values unless a row ends in ``@imagenet``/``@cifar10``/``@N``); ``keep``: variance
-    fraction SVCCA keeps; ``bootstrap``: resamples over images for the claims' intervals."""
+    fraction SVCCA keeps; ``bootstrap``: resamples over images for the claims' intervals.
+    Every attack runs without early exit, so every image is attacked (FGSM too, also the
+    images misclassified already): §4.1 compares clean and attacked representations of all
+    images."""
 
     attacks: tuple[str, ...] = field(default=DEFAULT_ATTACKS, metadata=rule(ATTACK_LIST))
     reference_dim: int = field(default=CIFAR10_DIM, metadata=rule(Interval(int, 0, None)))
@@ -152,7 +155,7 @@ SPEC = register_lens(
             "penultimate representations of clean and attacked evaluation images, in float64."
         ),
         params=SimilarityParams,
-        version=2,  # rows carry their reference and paper table
+        version=3,  # FGSM steps every image, also the misclassified ones (§4.1)
         compute=compute,
         plot=plot,
     )

@@ -73,24 +73,26 @@ def test_sparse_mask_of_a_zero_layer_is_all_sparse_and_entropy_is_nan():
 
 
 def test_histograms_of_one_repeated_value_are_equal():
-    """All values 3: the range is widened to [3, 4], everything lands in the first bin."""
+    """All values 3: the range is widened to [2.5, 3.5] (as np.histogram does), everything
+    lands in bin 35 with density 1 / (1/70) = 70."""
     p, q = histogram_pair(np.full(5, 3.0), np.full(4, 3.0))
     assert p.shape == q.shape == (KL_BINS,)
     np.testing.assert_array_equal(p, q)
-    assert p[0] == pytest.approx(1 / (1 + (KL_BINS - 1) * EMPTY_BIN), rel=1e-15)
+    assert p[35] == pytest.approx(KL_BINS / (KL_BINS + (KL_BINS - 1) * EMPTY_BIN), rel=1e-15)
     assert symmetric_kl(p, q) == 0.0
     total, per_axis = coefficient_divergence(np.full((5, 2), 3.0), np.full((4, 2), 3.0), [1, 1])
     assert total == 0.0 and per_axis.tolist() == [0.0, 0.0]
 
 
 def test_coefficient_divergence_of_a_single_axis_by_hand():
-    """a = {0, 0, 1}, b = {1, 1, 1}: 70 bins over [0, 1]; a puts ⅔ in the first bin and ⅓ in
-    the last, b everything in the last; empty bins hold float32 eps before renormalising."""
+    """a = {0, 0, 1}, b = {1, 1, 1}: 70 bins of width 1/70 over [0, 1]; as densities
+    (count / (n · width)) a has 140/3 in the first bin and 70/3 in the last, b 70 in the last;
+    empty bins hold float32 eps before renormalising (the authors' pca.ipynb)."""
     a, b = np.array([[0.0], [0.0], [1.0]]), np.array([[1.0], [1.0], [1.0]])
     pa = np.full(KL_BINS, EMPTY_BIN)
-    pa[0], pa[-1] = 2 / 3, 1 / 3
+    pa[0], pa[-1] = 140 / 3, 70 / 3
     pb = np.full(KL_BINS, EMPTY_BIN)
-    pb[-1] = 1.0
+    pb[-1] = 70.0
     pa, pb = pa / pa.sum(), pb / pb.sum()
     expected = float(np.sum((pa - pb) * np.log(pa / pb)))
     total, per_axis = coefficient_divergence(a, b, np.array([0.5]))
@@ -145,10 +147,16 @@ def test_filter_shift_reports_the_groups_both_sides_have_in_depth_order():
     tol = float_tol(np.float64, both.size, ulps=64)  # float64 eigenvectors of the pooled set
     np.testing.assert_allclose(np.abs(shift.basis.basis), np.abs(reference.basis), atol=tol)
     np.testing.assert_allclose(shift.basis.mean, both.mean(axis=0), rtol=tol)
+    # one histogram range for every group and axis: all coefficients of the pooled filters
+    coefficients = reference.coefficients(both)
+    limits = (coefficients.min(), coefficients.max())
+    np.testing.assert_allclose(shift.limits, limits, rtol=tol, atol=tol)
     for g in shift.divergence:
         ca = reference.coefficients(pooled(first, "2x2", g))
         cb = reference.coefficients(pooled(second, "2x2", g))
-        total, per_axis = coefficient_divergence(ca, cb, reference.explained_variance_ratio)
+        total, per_axis = coefficient_divergence(
+            ca, cb, reference.explained_variance_ratio, limits=limits
+        )
         assert shift.divergence[g] == pytest.approx(total, rel=tol)
         np.testing.assert_allclose(shift.per_axis[g], per_axis, rtol=tol, atol=tol)
 

@@ -26,6 +26,7 @@ from robustlens.analysis.filters import (
     variance_entropy,
 )
 from robustlens.errors import ConfigError
+from tests.tolerances import float_tol
 
 
 def layer(filters: list[np.ndarray], c_in: int = 1) -> np.ndarray:
@@ -108,6 +109,17 @@ def test_variance_entropy_of_one_hot_filters_is_log10_8():
     assert variance_entropy(w) == pytest.approx(math.log10(8))
 
 
+def test_variance_entropy_uses_the_filters_unnormalised_and_drops_sparse_ones():
+    """§3: the PCA for the entropy is fitted "without normalization of filters". ±2·e₀ and
+    ±e₁ have covariance eigenvalues in the ratio 4 : 1 (EVR 0.8, 0.2); scaled by their own
+    ‖F‖∞ (the pca.ipynb variant) they are ±e₀, ±e₁ with EVR 0.5, 0.5. The sparse filter
+    (0.001·e₂ ≤ 2/100) is dropped in both, so it adds no third direction."""
+    w = layer([one_hot(0, 2.0), one_hot(0, -2.0), one_hot(1), one_hot(1, -1.0), one_hot(2, 1e-3)])
+    raw = -(0.8 * math.log10(0.8) + 0.2 * math.log10(0.2))
+    assert variance_entropy(w) == pytest.approx(raw, rel=1e-12)
+    assert variance_entropy(w, scaled=True) == pytest.approx(math.log10(2), rel=1e-12)
+
+
 def test_variance_entropy_nan_with_fewer_than_two_filters_left():
     w = layer([one_hot(0), np.zeros(9)])
     assert math.isnan(variance_entropy(w))
@@ -163,11 +175,12 @@ def test_symmetric_kl_matches_scipy_both_ways():
 
 
 def test_histograms_share_range_and_fill_empty_bins_with_eps():
+    # densities over [0, 1]: 10 / (10 · 1/70) = 70 in one bin, eps in the 69 others
     p, q = histogram_pair(np.zeros(10), np.ones(10))
     assert p.shape == q.shape == (KL_BINS,)
     assert p.sum() == pytest.approx(1.0) and q.sum() == pytest.approx(1.0)
     assert p[0] > 0.99 and q[-1] > 0.99
-    assert p[1] == pytest.approx(EMPTY_BIN / (1 + (KL_BINS - 1) * EMPTY_BIN))
+    assert p[1] == pytest.approx(EMPTY_BIN / (KL_BINS + (KL_BINS - 1) * EMPTY_BIN))
 
 
 def test_coefficient_divergence_weights_axes():
@@ -181,12 +194,59 @@ def test_coefficient_divergence_weights_axes():
     assert total == pytest.approx(0.1 * per_axis[1])
 
 
-def test_all_axes_at_once_match_one_histogram_pair_per_axis():
+def test_all_axes_at_once_match_one_histogram_pair_per_axis_over_the_global_range():
     rng = np.random.default_rng(4)
     a, b = rng.normal(size=(300, 3)), rng.normal(0.5, 2.0, size=(200, 3))
     _, per_axis = coefficient_divergence(a, b, np.ones(3))
-    expected = [symmetric_kl(*histogram_pair(a[:, i], b[:, i])) for i in range(3)]
+    limits = (min(a.min(), b.min()), max(a.max(), b.max()))  # one range for every axis
+    expected = [symmetric_kl(*histogram_pair(a[:, i], b[:, i], limits=limits)) for i in range(3)]
     np.testing.assert_allclose(per_axis, expected, rtol=1e-12)
+
+
+def authors_distribution(x: np.ndarray, limits: tuple[float, float]) -> np.ndarray:
+    """pca.ipynb's steps with numpy's own binning: density histogram, eps, renormalise."""
+    v, _ = np.histogram(x, range=limits, bins=KL_BINS, density=True)
+    v = v.astype(np.float64)
+    v[v == 0] = EMPTY_BIN
+    return v / v.sum()
+
+
+def test_histograms_are_numpys_density_histograms_with_eps_filled_in():
+    rng = np.random.default_rng(7)
+    a = rng.normal(size=(400, 2)) * [1.0, 0.05]  # axis 1 spans a sliver of the global range
+    b = rng.normal(0.3, 1.5, size=(250, 2)) * [1.0, 0.05]
+    limits = (min(a.min(), b.min()), max(a.max(), b.max()))
+    _, per_axis = coefficient_divergence(a, b, np.ones(2))
+    for i in range(2):
+        p, q = authors_distribution(a[:, i], limits), authors_distribution(b[:, i], limits)
+        assert per_axis[i] == pytest.approx(entropy(p, q) + entropy(q, p), rel=1e-12)
+    # values outside a given range are left out, as np.histogram does
+    inner = (-1.0, 1.0)
+    p, _ = histogram_pair(a[:, 0], b[:, 0], limits=inner)
+    np.testing.assert_allclose(p, authors_distribution(a[:, 0], inner), rtol=1e-12)
+
+
+def test_coefficient_divergence_by_hand_on_two_axes_with_empty_bins():
+    """Two axes binned over the one global range [−1, 1] with 70 bins (width 2/70): the
+    density of k of n values in a bin is k / (n · 2/70); empty bins get float32 eps."""
+    a = np.array([[-1.0, 0.0], [-1.0, 0.0], [1.0, 0.0]])
+    b = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.5]])
+    width = 2 / KL_BINS
+
+    def dist(bins_counts: dict[int, int], n: int) -> np.ndarray:
+        d = np.full(KL_BINS, EMPTY_BIN)
+        for j, k in bins_counts.items():
+            d[j] = k / (n * width)
+        return d / d.sum()
+
+    # axis 0: a has 2 at −1 (bin 0) and 1 at 1 (bin 69); b has 3 at 1
+    # axis 1: 0 falls in bin 35 (edge 0 starts it), 0.5 in bin 52 (edge 0.4857 … 0.5143)
+    p0, q0 = dist({0: 2, 69: 1}, 3), dist({69: 3}, 3)
+    p1, q1 = dist({35: 3}, 3), dist({35: 2, 52: 1}, 3)
+    kl = [float(np.sum((p - q) * np.log(p / q))) for p, q in ((p0, q0), (p1, q1))]
+    total, per_axis = coefficient_divergence(a, b, np.array([0.8, 0.2]))
+    np.testing.assert_allclose(per_axis, kl, rtol=float_tol(np.float64, 4 * KL_BINS))
+    assert total == pytest.approx(0.8 * kl[0] + 0.2 * kl[1], rel=float_tol(np.float64, 8 * KL_BINS))
 
 
 def test_filter_shift_is_zero_between_identical_sets_and_positive_otherwise():

@@ -59,7 +59,7 @@ def test_guided_backprop_clips_negative_gradients_at_every_relu():
 def test_integrated_gradients_complete_the_logit_difference():
     net = trained_cnn(INFO)
     x, y = DATA.images[:4], DATA.labels[:4]
-    ig = attribute(net, x, y, "integrated", steps=200)
+    ig = attribute(net, x, y, "integrated", steps=200, multiply_by_inputs=True)
     with torch.no_grad():
         gap = net(x).gather(1, y[:, None]).squeeze(1) - net(torch.zeros_like(x))[:, y].diag()
     torch.testing.assert_close(ig.flatten(1).sum(1), gap, rtol=0.02, atol=0.02)

@@ -33,19 +33,59 @@ GAUSS = {
 }
 
 
+@pytest.mark.parametrize("multiply", [False, True])
 @pytest.mark.parametrize("steps", [1, 2])
-def test_integrated_gradients_use_the_requested_number_of_steps(steps):
-    """IG(x) = x · Σ_k w_k ∇f(α_k x) from a zero baseline; with 1 or 2 nodes it differs from
-    the 50-step default by far more than rounding."""
+def test_integrated_gradients_use_the_requested_number_of_steps(steps, multiply):
+    """Eq. 17: IG(x) = Σ_k w_k ∇f(α_k x) from a zero baseline (times x in the multiplied
+    form); with 1 or 2 nodes it differs from the 50-step default by far more than rounding."""
     net = smooth_net()
     x = torch.rand(5, 1, 2, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     y = torch.tensor([0, 1, 2, 0, 1])
     nodes, weights = GAUSS[steps]
-    expected = x * sum(w * gradient_at(net, a * x, y) for a, w in zip(nodes, weights, strict=True))
-    got = attribute(net, x, y, "integrated", steps=steps)
+    expected = sum(w * gradient_at(net, a * x, y) for a, w in zip(nodes, weights, strict=True))
+    expected = x * expected if multiply else expected
+    got = attribute(net, x, y, "integrated", steps=steps, multiply_by_inputs=multiply)
     torch.testing.assert_close(got, expected, **close(torch.float64, 6 * steps, ulps=64))
-    default = attribute(net, x, y, "integrated")
+    default = attribute(net, x, y, "integrated", multiply_by_inputs=multiply)
     assert (default - got).abs().max() > 1e-6
+
+
+class Quadratic(nn.Module):
+    """Logit t is w_t·x + Σ a_t x² (float64): ∇f_t(αx) = w_t + 2α a_t x, so Eq. 17's integral
+    from the zero baseline is w_t + a_t x exactly, and the multiplied form x (w_t + a_t x)."""
+
+    def __init__(self, w: torch.Tensor, a: torch.Tensor) -> None:
+        super().__init__()
+        self.w, self.a = nn.Parameter(w), nn.Parameter(a)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.flatten(1)
+        return flat @ self.w.T + (flat**2) @ self.a.T
+
+
+def test_integrated_gradients_follow_eq_17_without_the_input_factor():
+    gen = torch.Generator().manual_seed(4)
+    w = torch.randn(3, 8, dtype=torch.float64, generator=gen)
+    x = torch.rand(6, 2, 2, 2, dtype=torch.float64, generator=gen)
+    y = torch.tensor([0, 1, 2, 2, 1, 0])
+    # a linear model: the map is the label's weight row, whatever the image
+    linear = Quadratic(w, torch.zeros_like(w))
+    got = attribute(linear, x, y, "integrated", steps=5)
+    torch.testing.assert_close(got.flatten(1), w[y], **close(torch.float64, 5))
+    # quadratic: w_t + a_t·x (the Gauss–Legendre rule integrates the linear-in-α gradient
+    # exactly); the multiplied form is that times x and sums to f_t(x) − f_t(0)
+    a = torch.randn(3, 8, dtype=torch.float64, generator=gen)
+    quadratic = Quadratic(w, a)
+    expected = w[y] + a[y] * x.flatten(1)
+    got = attribute(quadratic, x, y, "integrated", steps=5)
+    torch.testing.assert_close(got.flatten(1), expected, **close(torch.float64, 10, scale=4))
+    usual = attribute(quadratic, x, y, "integrated", steps=5, multiply_by_inputs=True)
+    torch.testing.assert_close(
+        usual.flatten(1), x.flatten(1) * expected, **close(torch.float64, 10, scale=4)
+    )
+    with torch.no_grad():
+        gap = quadratic(x).gather(1, y[:, None]).squeeze(1)  # f_t(0) = 0
+    torch.testing.assert_close(usual.flatten(1).sum(1), gap, **close(torch.float64, 80, scale=8))
 
 
 class Cubic(nn.Module):

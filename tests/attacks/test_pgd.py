@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from robustlens.attacks import FGSM, L1, L2, PGD, Linf
+from robustlens.attacks.spec import AttackSpec
 from robustlens.errors import ConfigError, NumericalError
 from tests.attacks.tiny_models import LinearClassifier, NaNModel, TinyCNN
 from tests.tolerances import float_tol
@@ -60,6 +61,35 @@ def test_fgsm_is_one_signed_step_of_eps():
     expected = torch.where(clean_wrong.view(-1, 1, 1, 1), x, manual)
     # x + 0.1·sign(g), projected on the ball and box: a few roundings of values in [0, 1]
     torch.testing.assert_close(ours.adversarial, expected, rtol=0, atol=float_tol(torch.float32))
+
+
+@pytest.mark.parametrize("route", ["class", "spec"])
+def test_fgsm_without_early_stop_steps_every_input(route):
+    # Garaev et al. §4.1 compare clean and attacked representations for every image, so with
+    # early_stop=False an input the model misclassifies already is stepped too. "spec" is the
+    # route the lenses take (AttackSpec.build passes early_stop on).
+    model = TinyCNN().eval()
+    x = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    y = torch.randint(0, 10, (16,), generator=torch.Generator().manual_seed(4))
+    xr = x.clone().requires_grad_(True)
+    grad = torch.autograd.grad(F.cross_entropy(model(xr), y, reduction="sum"), xr)[0]
+    with torch.no_grad():
+        clean_wrong = model(x).argmax(1) != y
+    assert clean_wrong.sum() >= 4 and (grad.flatten(1).abs().amax(1) > 0).all()
+    if route == "class":
+        attack = FGSM(model, Linf(0.1), early_stop=False)
+    else:
+        attack = AttackSpec("fgsm", "linf", 0.1).build(model, early_stop=False)
+    assert attack.describe()["early_stop"] is False
+    ours = attack.run(x, y)
+    delta = (ours.adversarial - x).flatten(1)
+    assert (delta.abs().amax(1) > 0).all()
+    manual = (x + 0.1 * grad.sign()).clamp(0, 1)
+    torch.testing.assert_close(ours.adversarial, manual, rtol=0, atol=float_tol(torch.float32))
+    # With early exit (the default) the misclassified inputs stay where they are.
+    stopped = AttackSpec("fgsm", "linf", 0.1).build(model).run(x, y).adversarial
+    assert torch.equal(stopped[clean_wrong], x[clean_wrong])
+    assert (stopped[~clean_wrong] - x[~clean_wrong]).flatten(1).abs().amax(1).gt(0).all()
 
 
 @settings(max_examples=40, deadline=None)

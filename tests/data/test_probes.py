@@ -129,3 +129,29 @@ def test_edge_map_marks_edges_only():
     assert float(e[0, 0, :, 1].abs().max()) == 0.0  # flat region
     assert float(e[0, 0, 5, 4]) > 0.5  # next to the edge
     torch.testing.assert_close(e[:, 0], e[:, 2])
+
+
+def test_sizes_written_for_224_px_move_with_the_side():
+    from robustlens.data.probes import relative_kernel, relative_sigma
+
+    assert relative_sigma(5.0, 28) == 0.625 and relative_sigma(5.0, 224) == 5.0
+    assert relative_sigma(5.0, 28, reference=0) == 5.0  # 0: as written
+    # the odd size nearest to k·side/224, at least 3 (a 1-px kernel changes nothing)
+    assert [relative_kernel(7, side) for side in (28, 32, 64, 96, 224, 448)] == [3, 3, 3, 3, 7, 15]
+    assert [relative_kernel(5, side) for side in (28, 224, 320)] == [3, 5, 7]
+    assert relative_kernel(5, 28, reference=0) == 5
+
+
+def test_blur_and_median_take_a_size_per_axis():
+    from robustlens.data.probes import gaussian_blur, median_filter
+
+    x = torch.rand(2, 1, 9, 11, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    torch.testing.assert_close(gaussian_blur(x, (1.5, 1.5), (5, 5)), gaussian_blur(x, 1.5, 5))
+    torch.testing.assert_close(median_filter(x, 2, (3, 3)), median_filter(x, 2, 3))
+    # along the rows only: every column blurred by a 1-D Gaussian, rows left alone
+    t = torch.arange(5, dtype=torch.float64) - 2
+    g = torch.exp(-(t**2) / (2 * 0.8**2))
+    g = g / g.sum()
+    padded = torch.nn.functional.pad(x, (0, 0, 2, 2), mode="reflect")
+    expected = torch.nn.functional.conv2d(padded, g.view(1, 1, 5, 1))
+    torch.testing.assert_close(gaussian_blur(x, (0.8, 1e-3), (5, 1)), expected.clamp(0, 1))

@@ -51,6 +51,8 @@ def test_statistics_are_the_analysis_functions_on_each_layer():
         "filters/d10/3x3/block2.0",
     ]
     assert result.arrays["quality_boot/orthogonality"].shape == (2, 20)
+    assert "m: 3×3 statistics cover all 2 convolutions" in result.notes
+    assert value(frame, metric=filters.LAYERS_LEFT_OUT) == 0.0
     change = result.arrays["threshold/relative_change"]
     assert change.shape == (len(DATA),) and np.all(change >= 0)
     assert value(frame, metric="first_layer_relative_change") == pytest.approx(change.mean())
@@ -64,14 +66,35 @@ def test_folded_weights_are_measured_on_request_and_labelled():
     )
     r, f = raw.tables["filters"], folded.tables["filters"]
     assert (f.weights == "BatchNorm-folded").all()
-    # folding scales each output channel: sparsity (relative to the layer's max) sees it;
-    # orthogonality (unit banks) and entropy (Eq. 3-scaled filters) are invariant to it
+    # folding scales each output channel: sparsity (relative to the layer's max) and the
+    # entropy of the unnormalised filters (§3) see it; orthogonality (unit banks) and the
+    # entropy of ‖F‖∞-scaled filters (pca.ipynb's variant) are invariant to it
     w = conv_layers(net, fold_batchnorm=True)[1].weight
     assert value(f, layer="block2.0", metric="sparsity") == sparsity(w)
-    for metric in ("variance_entropy", "orthogonality"):
-        assert value(f, layer="block2.0", metric=metric) == pytest.approx(
-            value(r, layer="block2.0", metric=metric)
-        )
+    assert value(f, layer="block2.0", metric="variance_entropy") == pytest.approx(
+        variance_entropy(w)
+    )
+    assert value(f, layer="block2.0", metric="variance_entropy") != pytest.approx(
+        value(r, layer="block2.0", metric="variance_entropy")
+    )
+    assert value(f, layer="block2.0", metric="orthogonality") == pytest.approx(
+        value(r, layer="block2.0", metric="orthogonality")
+    )
+    scaled = {
+        fold: filters.compute(
+            study_model(net),
+            DATA,
+            params(threshold_images=0, fold_batchnorm=fold, entropy_on_scaled_filters=True),
+            make_ctx(INFO),
+        ).tables["filters"]
+        for fold in (False, True)
+    }
+    assert value(scaled[True], layer="block2.0", metric="variance_entropy") == pytest.approx(
+        value(scaled[False], layer="block2.0", metric="variance_entropy")
+    )
+    assert value(scaled[True], layer="block2.0", metric="variance_entropy") == pytest.approx(
+        variance_entropy(w, scaled=True)
+    )
     assert not np.allclose(folded.arrays["first_layer"], raw.arrays["first_layer"]), (
         "the first-layer picture shows folded weights too"
     )
@@ -81,8 +104,16 @@ def test_other_kernel_sizes_are_left_out_with_a_note_or_refused():
     torch.manual_seed(0)
     net = build_model("small-cnn", INFO, widths=(4, 8), kernels=(5, 3), strides=(1, 2)).eval()
     result = filters.compute(study_model(net), DATA, params(threshold_images=0), make_ctx(INFO))
-    assert set(result.tables["filters"].layer) == {"block2.0"}
-    assert any("block1.0" in note for note in result.notes)
+    frame = result.tables["filters"]
+    assert set(frame.layer) == {"block2.0", filters.ALL_LAYERS}
+    assert value(frame, metric=filters.LAYERS_MEASURED) == 1.0
+    assert value(frame, metric=filters.LAYERS_LEFT_OUT) == 1.0
+    assert result.notes[0] == (
+        "m: 3×3 statistics cover 1 of 2 convolutions (block2.0 (3×3)); "
+        "left out, other kernel sizes: block1.0 (5×5)"
+    )
+    assert "first convolution block1.0 is 5×5" in result.notes[1]
+    assert list(result.arrays["filters/index"]) == ["filters/d10/3x3/block2.0"]
     assert result.arrays["first_layer"].shape == (4, 1, 5, 5)  # Fig. 4 shows it anyway
     both = filters.compute(
         study_model(net), DATA, params(threshold_images=0, kernel_sizes=[3, 5]), make_ctx(INFO)

@@ -9,12 +9,14 @@ import torch
 from PIL import Image
 
 from robustlens.data import probes as P
+from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
 from robustlens.lenses import probes
 from robustlens.params import invalid
 from tests.lenses.helpers import (
     lens_setup,
     make_ctx,
+    make_info,
     study_model,
     trained_cnn,
     value,
@@ -40,7 +42,8 @@ def test_accuracy_per_probe_is_the_models_accuracy_on_the_transformed_images():
     result = probes.compute(study_model(net), DATA, params(), make_ctx(INFO))
     frame = result.tables["probes"]
     with torch.no_grad():
-        blurred = P.gaussian_blur(DATA.images, 2.5, 7)
+        # §4.1's σ = 2.5 and kernel 7 are for 224 px: on 12 px, σ 2.5·12/224 and kernel 3
+        blurred = P.gaussian_blur(DATA.images, 2.5 * 12 / 224, 3)
         expected = (net(blurred).argmax(1) == DATA.labels).float().mean().item()
         edges = (net(P.edge_map(DATA.images)).argmax(1) == DATA.labels).numpy()
         clean = (net(DATA.images).argmax(1) == DATA.labels).float().mean().item()
@@ -56,6 +59,41 @@ def test_accuracy_per_probe_is_the_models_accuracy_on_the_transformed_images():
         "edge_map",
     }
     assert any("clips" in note for note in result.notes)
+    assert "blur kernel 7 → 3×3, median kernel 5 → 3×3" in result.notes[0]
+
+
+def transforms(info, images, **overrides) -> dict[tuple[str, float], torch.Tensor]:
+    p = LENS.resolve_params(info, {"texture": [], "reversal": False, **overrides}, "test")
+    data = ImageSet(images, torch.zeros(len(images), dtype=torch.long), info, "test",
+                    torch.arange(len(images)))  # fmt: skip
+    return {(probe, level): fn(images) for probe, level, fn in probes.settings(p, data, 0)}
+
+
+def test_on_224_px_the_relative_sizes_are_the_papers_exactly():
+    info = make_info((1, 224, 224))
+    images = torch.rand(2, 1, 224, 224, generator=torch.Generator().manual_seed(1))
+    relative, absolute = transforms(info, images), transforms(info, images, reference_side=0)
+    assert len(relative) == 21 + 6 and relative.keys() == absolute.keys()
+    for key, out in relative.items():
+        assert torch.equal(out, absolute[key]), key
+    torch.testing.assert_close(
+        relative[(probes.GAUSSIAN_BLUR, 5.0)], P.gaussian_blur(images, 5.0, 7), rtol=0, atol=0
+    )
+
+
+def test_on_28_px_sigma_and_kernels_shrink_with_the_side():
+    info = make_info((1, 28, 28))
+    images = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    sizes = probes.applied(LENS.resolve_params(info, {}, "test"), images)
+    assert sizes.sigma(5.0) == (0.625, 0.625)  # σ_max = 5·28/224
+    assert (sizes.blur_kernel, sizes.median_kernel) == ((3, 3), (3, 3))
+    out = transforms(info, images)
+    torch.testing.assert_close(out[(probes.GAUSSIAN_BLUR, 5.0)], P.gaussian_blur(images, 0.625, 3))
+    torch.testing.assert_close(out[(probes.MEDIAN_FILTER, 2)], P.median_filter(images, 2, 3))
+    # the absolute form, as robustlens had it: σ = 5 with the 7×7 kernel
+    fixed = transforms(info, images, reference_side=0)
+    torch.testing.assert_close(fixed[(probes.GAUSSIAN_BLUR, 5.0)], P.gaussian_blur(images, 5, 7))
+    assert not torch.allclose(fixed[(probes.GAUSSIAN_BLUR, 5.0)], out[(probes.GAUSSIAN_BLUR, 5.0)])
 
 
 def test_donors_are_a_seeded_permutation_without_fixed_points():

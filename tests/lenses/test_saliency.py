@@ -22,6 +22,7 @@ from tests.lenses.helpers import (
     trained_cnn,
     value,
 )
+from tests.tolerances import close
 
 INFO, DATA, LENS = lens_setup("saliency", 24, seed=6)
 
@@ -56,6 +57,18 @@ def test_numbers_are_the_analysis_functions_on_the_maps():
     assert list(spear.layers_randomized) == [1, 2, 3]
     assert result.arrays["sanity/vanilla/spearman"].shape == (3, 4)
     assert set(rows(sanity, metric="unchanged_flag").setting) == set(p.methods)
+
+
+def test_integrated_gradients_are_eq_17_unless_multiplied_by_the_inputs():
+    # App. A Eq. 17: the path integral of the gradient, without Captum's (x − x′) factor
+    net = trained_cnn(INFO)
+    data = DATA.subset(12, seed=0)
+    eq17 = attribute(net, data.images, data.labels, "integrated", steps=8)
+    for multiply, expected in ((False, eq17), (True, data.images * eq17)):
+        p = params(methods=["integrated"], sanity_images=0, ig_multiply_by_inputs=multiply)
+        result = saliency.compute(study_model(net), DATA, p, make_ctx(INFO))
+        got = torch.from_numpy(result.arrays["maps/integrated"])
+        torch.testing.assert_close(got, expected[:2], **close(torch.float32, 8 * 144))
 
 
 def test_a_model_with_functional_relus_is_refused_for_guided_backprop():

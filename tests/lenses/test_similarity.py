@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from robustlens.analysis import linear_cka, svcca
 from robustlens.analysis.bootstrap import bootstrap_indices
@@ -57,6 +58,24 @@ def test_an_attack_that_changes_nothing_gives_similarity_one():
     assert value(frame, metric="svcca") == pytest.approx(1.0)
     assert value(frame, metric="linear_cka") == pytest.approx(1.0)
     assert not any(name.startswith("svcca_boot/") for name in result.arrays)
+
+
+def test_fgsm_attacks_every_image_including_the_misclassified_ones():
+    # §4.1 compares clean and attacked representations of all images: FGSM steps each one,
+    # also those the model gets wrong already (the early exit is for accuracy under attack).
+    net = trained_cnn(INFO)
+    p = LENS.resolve_params(
+        INFO, {"attacks": ["fgsm linf 0.1"], "reference_dim": 0, "bootstrap": 0}, "test"
+    )
+    result = similarity.compute(study_model(net), DATA, p, make_ctx(INFO))
+    x = DATA.images.clone().requires_grad_(True)
+    loss = torch.nn.functional.cross_entropy(net(x), DATA.labels, reduction="sum")
+    (grad,) = torch.autograd.grad(loss, x)
+    stepped = (DATA.images + 0.1 * grad.sign()).clamp(0, 1)
+    with torch.no_grad():
+        assert (net(DATA.images).argmax(1) != DATA.labels).sum() >= 3
+    expected = svcca(features(net, DATA.images), features(net, stepped))
+    assert value(result.tables["similarity"], metric="svcca") == pytest.approx(expected.mean)
 
 
 def recover_rows(subset: np.ndarray, full: np.ndarray) -> list[int]:
