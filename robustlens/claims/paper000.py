@@ -14,7 +14,7 @@ from robustlens.claims.base import (
     verdict_from,
     versus_natural,
 )
-from robustlens.claims.verdict import INCONCLUSIVE, Verdict, both
+from robustlens.claims.verdict import INCONCLUSIVE, NOT_APPLICABLE, Verdict, both
 from robustlens.lenses import activations, color, latent
 from robustlens.papers import CARLETTI
 
@@ -172,15 +172,35 @@ def check_pixel_average(view: ResultsView) -> Verdict:
     return verdict_from(signs, parts, numbers)
 
 
+COLOR_CHANNELS = 3
+"""Input channels a model needs for a claim about colour (§3.4: red, green, blue contours)."""
+
+
+def grey_models(view: ResultsView) -> list[str]:
+    """The models of ``view`` that see fewer than three channels: on them the contour colours
+    of §3.4 collapse to grey levels (luma 1, 0.299, 0.587, 0.114), so no colour is tested."""
+    return [m.name for m in view.models if m.card.input_shape[0] < COLOR_CHANNELS]
+
+
 def check_contours(view: ResultsView) -> Verdict:
+    """Robust models lose more accuracy than the natural one under coloured contours, with a
+    larger spread across colours (§4.4, Fig. 4, 8). A claim about colour: on one-channel data
+    it is *not applicable* (the drops are still given, for information)."""
     s1, p1, n1 = versus_natural(view, contour_drop, "contour drop")
     s2, p2, n2 = versus_natural(view, contour_spread, "std of drop over colours")
-    return Verdict(
-        both(s1, s2),
-        "; ".join(p1 + p2),
-        "95 % paired bootstrap CI over images",
-        {"drop": n1, "spread": n2},
-    )
+    numbers = {"drop": n1, "spread": n2}
+    grey = grey_models(view)
+    if grey:
+        return Verdict(
+            NOT_APPLICABLE,
+            f"{', '.join(grey)}: one-channel input, where the contour colours (white, red, green, "
+            "blue) are four grey levels: a colour bias cannot be tested (for information: "
+            + "; ".join(p1 + p2)
+            + ")",
+            "95 % paired bootstrap CI over images",
+            numbers,
+        )
+    return Verdict(both(s1, s2), "; ".join(p1 + p2), "95 % paired bootstrap CI over images", numbers)
 
 
 def check_grid(view: ResultsView) -> Verdict:
