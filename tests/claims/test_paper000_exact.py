@@ -59,7 +59,8 @@ def test_dense_more_reports_the_natural_count_and_each_delta():
     assert run(check_dense_more, v) == Verdict(
         FAILS,
         f"natural: Σ_k N_k = 1; linf-0.1: Δ Σ_k N_k = {point(2)}; "
-        f"linf-0.2: Δ Σ_k N_k = {point(-1)}",
+        f"linf-0.2: Δ Σ_k N_k = {point(-1)}; N_k counts maps dense on ≥ 99 % of the images; "
+        "on every image (Fig. 1, no interval): natural 1, natural-b 8, linf-0.1 3, linf-0.2 0",
         CI,
         {
             "linf-0.1": delta(2.0),
@@ -90,7 +91,9 @@ def test_dense_grows_reads_each_norm_and_skips_one_with_too_few_eps():
     v = view([NAT, NAT_B, L2, R1, R2], arrays, N)
     assert run(check_dense_grows, v) == Verdict(
         HOLDS,
-        f"l2: 2 distinct ε (needs 3); linf: ρ(ε, Σ_k N_k) = {point(1)} over ε = 0, 0.1, 0.2",
+        f"l2: 2 distinct ε (needs 3); linf: ρ(ε, Σ_k N_k) = {point(1)} over ε = 0, 0.1, 0.2; "
+        "N_k counts maps dense on ≥ 99 % of the images; on every image (Fig. 1, no interval): "
+        "natural 1, natural-b 4, l2-1 3, linf-0.1 2, linf-0.2 3",
         CI,
         {"linf": {"rho": 1.0, "low": 1.0, "high": 1.0}},
     )
