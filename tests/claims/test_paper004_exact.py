@@ -324,14 +324,45 @@ def test_boundary_exact_evidence_with_an_l2_and_an_linf_model():
         ("boundary", "l2-1.5", "distance/l2"): np.full(n, 2.0),
     }
     v = view([NAT, LINF, L2], arrays, n)
-    inc = {"estimate": 1.5, "low": 1.5, "high": 1.5}
     assert run(check_boundary, v) == Verdict(
         HOLDS,
-        f"natural: mean L2 distance 0.500; l2-1.5: increase {point(1.5)}; "
-        f"linf-0.1: increase {point(0.5)}",
+        f"natural: mean L2 distance 0.500; l2-1.5: increase {point(1.5)} on 3 images; "
+        f"linf-0.1: increase {point(0.5)} on 2 images; l2-1.5 − linf-0.1: {point(1)} on 3 "
+        "images; DeepFool did not cross for: natural 1, l2-1.5 0, linf-0.1 1 of 4 images",
         CI,
-        {"l2-1.5": inc, "linf-0.1": {"estimate": 0.5, "low": 0.5, "high": 0.5}},
+        {
+            "l2-1.5": {"estimate": 1.5, "low": 1.5, "high": 1.5, "images": 3},
+            "linf-0.1": {"estimate": 0.5, "low": 0.5, "high": 0.5, "images": 2},
+            "l2-1.5 − linf-0.1": {"estimate": 1.0, "low": 1.0, "high": 1.0, "images": 3},
+            "failed": {"natural": 1, "l2-1.5": 0, "linf-0.1": 1},
+        },
     )
+
+
+def test_boundary_compares_models_on_the_images_where_both_crossed():
+    """DeepFool fails on the natural model's two far images and on the same images for the L2
+    model: per model, the natural mean (1.75) would exceed the L2 model's (1.0) and the claim
+    would fail; on the two images where both crossed the L2 model is 0.5 further away."""
+    arrays = {
+        ("boundary", "natural", "distance/l2"): np.array([0.5, 0.5, 3.0, 3.0]),
+        ("boundary", "l2-1.5", "distance/l2"): np.array([1.0, 1.0, np.nan, np.inf]),
+        ("boundary", "linf-0.1", "distance/l2"): np.array([0.6, 0.6, 3.0, 3.0]),
+    }
+    verdict = run(check_boundary, view([NAT, LINF, L2], arrays, 4))
+    assert verdict.numbers["l2-1.5"] == {"estimate": 0.5, "low": 0.5, "high": 0.5, "images": 2}
+    assert verdict.numbers["l2-1.5 − linf-0.1"]["estimate"] == pytest.approx(0.4)
+    assert verdict.numbers["failed"] == {"natural": 0, "l2-1.5": 2, "linf-0.1": 0}
+    assert verdict.status == HOLDS
+
+
+def test_boundary_without_common_images_is_inconclusive():
+    arrays = {
+        ("boundary", "natural", "distance/l2"): np.array([0.5, 0.5, np.nan, np.nan]),
+        ("boundary", "l2-1.5", "distance/l2"): np.array([np.nan, np.nan, 1.0, 1.0]),
+    }
+    verdict = run(check_boundary, view([NAT, L2], arrays, 4))
+    assert verdict.status == INCONCLUSIVE
+    assert "l2-1.5: increase nan [nan, nan] on 0 images" in verdict.evidence
 
 
 def test_boundary_without_linf_models_can_only_fail():
@@ -343,10 +374,14 @@ def test_boundary_without_linf_models_can_only_fail():
     v = view([NAT, L2], up, n)
     assert run(check_boundary, v) == Verdict(
         INCONCLUSIVE,
-        f"natural: mean L2 distance 0.500; l2-1.5: increase {point(0.5)}; "
-        "no L∞-trained model to compare",
+        f"natural: mean L2 distance 0.500; l2-1.5: increase {point(0.5)} on 4 images; "
+        "no L∞-trained model to compare; DeepFool did not cross for: natural 0, l2-1.5 0 of 4 "
+        "images",
         CI,
-        {"l2-1.5": {"estimate": 0.5, "low": 0.5, "high": 0.5}},
+        {
+            "l2-1.5": {"estimate": 0.5, "low": 0.5, "high": 0.5, "images": 4},
+            "failed": {"natural": 0, "l2-1.5": 0},
+        },
     )
     down = {**up, ("boundary", "l2-1.5", "distance/l2"): np.full(n, 0.25)}
     assert run(check_boundary, view([NAT, L2], down, n)).status == FAILS
