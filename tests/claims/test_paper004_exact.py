@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from robustlens.analysis.adistance import proxy_a_distance, resampled_errors
 from robustlens.analysis.bootstrap import interval, weighted_mean
 from robustlens.claims import FAILS, HOLDS, INCONCLUSIVE, Verdict
 from robustlens.claims.paper004 import (
@@ -147,26 +148,44 @@ def test_ratio_claim_of_a_study_without_models_says_nothing():
 # ----------------------------------------------------------------------------- §3.3 A-distance
 
 
-def a_errors(name: str, l2: np.ndarray, linf: np.ndarray) -> dict:
-    """Per-image error of the clean-vs-attacked classifier [N] (both copies of an image wrong
-    with that probability; 0.5: exactly one copy wrong)."""
+SEPARABLE, SAME = "separable", "same"
 
-    def copies(e: np.ndarray) -> np.ndarray:
-        return np.stack([e >= 0.5, e >= 1.0]) if e.dtype != bool else np.stack([e, e])
 
-    return {
-        ("loss_dist", name, "a_errors/pgd l2 0.5 10"): copies(np.asarray(l2, dtype=np.float64)),
-        ("loss_dist", name, "a_errors/pgd linf 0.05 5"): copies(np.asarray(linf, np.float64)),
-    }
+def a_losses(name: str, l2: str | float, linf: str | float, n: int, seed: int = 0) -> dict:
+    """Clean losses and, per attack, attacked ones: far above every clean loss (SEPARABLE: the
+    classifier is always right, A = 2), equal to the clean ones (SAME: exactly one copy of
+    each image is wrong, A = 0), or clean · exp(N(shift, 0.5)) for a number ``shift``."""
+    rng = np.random.default_rng(seed)
+    clean = rng.uniform(0.1, 1.0, n)
+    arrays = {("loss_dist", name, "loss/clean"): clean}
+    for key, how in (("pgd l2 0.5 10", l2), ("pgd linf 0.05 5", linf)):
+        if how == SEPARABLE:
+            attacked = clean + 10.0
+        elif how == SAME:
+            attacked = clean.copy()
+        else:
+            attacked = clean * np.exp(rng.normal(float(how), 0.5, n))
+        arrays[("loss_dist", name, f"loss/{key}")] = attacked
+    return arrays
+
+
+A_CI = f"{CI}, domain classifier refitted on each resample (5-fold, paired)"
+
+
+def a_ref(arrays: dict, name: str, key: str, v) -> object:
+    """A-distance of one model and attack with the interval of the refitted classifier."""
+    clean, attacked = arrays[("loss_dist", name, "loss/clean")], arrays[("loss_dist", name, key)]
+    full = resampled_errors(clean, attacked, np.ones((1, clean.size)), seed=v.seed)[0]
+    boot = resampled_errors(clean, attacked, v.weights(clean.size), seed=v.seed)
+    return interval(2 * (1 - 2 * full), 2 * (1 - 2 * boot))
 
 
 def test_a_distance_exact_evidence_for_a_model_at_chance():
-    """Natural: both copies always right, A = 2. Robust: exactly one copy wrong (A = 0) in L2,
-    both right in L∞: closer in L2 only, all the way in L2 → fails, and the evidence and numbers
-    follow A = 2(1 − 2·err) by hand."""
-    n = 4
-    arrays = a_errors("natural", np.zeros(n), np.zeros(n))
-    arrays |= a_errors("l2-1.5", np.full(n, 0.5), np.zeros(n))
+    """Natural: separable, A = 2. Robust: L2 losses unchanged by the attack (A = 0), L∞
+    separable: closer in L2 only, all the way in L2 → fails; every resample gives the same."""
+    n = 20
+    arrays = a_losses("natural", SEPARABLE, SEPARABLE, n)
+    arrays |= a_losses("l2-1.5", SAME, SEPARABLE, n, seed=1)
     v = view([NAT, L2], arrays, n)
     assert run(check_a_distance, v) == Verdict(
         FAILS,
@@ -174,35 +193,67 @@ def test_a_distance_exact_evidence_for_a_model_at_chance():
         f"l2-1.5: A(l2) = {point(0)}, natural − robust = {point(2)}; "
         f"l2-1.5: A(linf) = {point(2)}, natural − robust = {point(0)}; "
         f"l2-1.5: A(L∞) − A(L2) = {point(2)}",
-        CI,
+        A_CI,
         {"l2-1.5": {"l2": 0.0, "linf": 2.0}},
     )
 
 
 def test_a_distance_interval_across_zero_leaves_the_claim_open():
-    """L2: A ≈ 0 with an interval across 0 (neither all the way nor not); L∞: A ≈ 1, well
-    above 0 and below the natural model's: no verdict, not a failure."""
-    n = 40
-    arrays = a_errors("natural", np.zeros(n), np.zeros(n))
-    arrays |= a_errors("l2-1.5", np.tile([0.0, 1.0], n // 2), np.tile([0.0, 0.5], n // 2))
+    """L2: a faint shift, A near 0 with an interval across 0 (neither all the way nor not);
+    L∞: A well above 0 and below the natural model's: no verdict, not a failure."""
+    n = 60
+    arrays = a_losses("natural", SEPARABLE, SEPARABLE, n)
+    arrays |= a_losses("l2-1.5", 0.05, 1.5, n, seed=3)
     v = view([NAT, L2], arrays, n)
     verdict = run(check_a_distance, v)
-    per_image_l2 = np.tile([0.0, 1.0], n // 2)
-    gap = ref(2 * (1 - 2 * per_image_l2), v)
+    gap = a_ref(arrays, "l2-1.5", "loss/pgd l2 0.5 10", v)
     assert gap.low < 0 < gap.high
+    assert gap.low <= gap.estimate <= gap.high
     assert verdict.status == INCONCLUSIVE, verdict.evidence
     assert f"l2-1.5: A(l2) = {gap.text()}, natural − robust = " in verdict.evidence
-    assert verdict.numbers == {"l2-1.5": {"l2": 0.0, "linf": 1.0}}
 
 
 def test_a_distance_holds_when_robust_is_closer_but_not_at_chance_and_least_for_linf():
-    n = 40
-    arrays = a_errors("natural", np.zeros(n), np.zeros(n))
-    arrays |= a_errors("l2-1.5", np.tile([0.0, 0.5, 0.5, 0.5], n // 4), np.tile([0.0, 0.5], n // 2))
+    n = 200
+    arrays = a_losses("natural", SEPARABLE, SEPARABLE, n)
+    arrays |= a_losses("l2-1.5", 0.6, 1.5, n, seed=4)
     v = view([NAT, L2], arrays, n)
     verdict = run(check_a_distance, v)
     assert verdict.status == HOLDS, verdict.evidence
-    assert verdict.numbers == {"l2-1.5": {"l2": 0.5, "linf": 1.0}}
+    for norm, key in (("l2", "loss/pgd l2 0.5 10"), ("linf", "loss/pgd linf 0.05 5")):
+        ref_iv = a_ref(arrays, "l2-1.5", key, v)
+        assert verdict.numbers["l2-1.5"][norm] == ref_iv.estimate
+        assert f"A({norm}) = {ref_iv.text()}" in verdict.evidence
+
+
+def test_a_distance_fails_when_robust_models_are_further_from_clean():
+    n = 100
+    arrays = a_losses("natural", 0.6, 0.6, n)
+    arrays |= a_losses("l2-1.5", SEPARABLE, SEPARABLE, n, seed=5)
+    verdict = run(check_a_distance, view([NAT, L2], arrays, n))
+    assert verdict.status == FAILS, verdict.evidence
+
+
+def test_a_distance_interval_is_wider_than_with_the_classifier_held_fixed():
+    """The lens's out-of-fold errors resampled with the classifiers held fixed leave out how
+    the classifier would change with the data; refitted on each resample, the interval is
+    wider (here on a weakly separable sample of 60 images)."""
+    n = 60
+    arrays = a_losses("natural", SEPARABLE, SEPARABLE, n)
+    arrays |= a_losses("l2-1.5", 0.3, 1.5, n, seed=6)
+    v = view([NAT, L2], arrays, n)
+    clean = arrays[("loss_dist", "l2-1.5", "loss/clean")]
+    attacked = arrays[("loss_dist", "l2-1.5", "loss/pgd l2 0.5 10")]
+    fixed = proxy_a_distance(clean, attacked, folds=5, seed=v.seed, paired=True)
+    per_image = 0.5 * (fixed.errors_a.astype(float) + fixed.errors_b)
+    held = interval(
+        2 * (1 - 2 * per_image.mean()), 2 * (1 - 2 * weighted_mean(per_image, v.weights(n)))
+    )
+    refit = a_ref(arrays, "l2-1.5", "loss/pgd l2 0.5 10", v)
+    assert refit.estimate == pytest.approx(held.estimate, abs=1e-12)  # the same classifier
+    assert refit.high - refit.low > held.high - held.low
+    verdict = run(check_a_distance, v)
+    assert f"l2-1.5: A(l2) = {refit.text()}" in verdict.evidence
 
 
 @pytest.mark.parametrize(
@@ -218,9 +269,9 @@ def test_a_distance_without_the_models_or_settings_it_needs(models, arrays, evid
 
 
 def test_a_distance_names_a_robust_model_without_results_and_gives_no_verdict():
-    n = 4
-    arrays = a_errors("natural", np.zeros(n), np.zeros(n))
-    arrays |= a_errors("l2-1.5", np.full(n, 0.5), np.zeros(n))
+    n = 10
+    arrays = a_losses("natural", SEPARABLE, SEPARABLE, n)
+    arrays |= a_losses("l2-1.5", SAME, SEPARABLE, n)
     v = view([NAT, LINF, L2], arrays, n)
     verdict = run(check_a_distance, v)
     assert verdict.status == FAILS  # l2-1.5 is at chance in L2
@@ -556,14 +607,19 @@ def test_robust_data_interval_ending_exactly_at_half_is_open(kept, end, bound):
     assert verdict.status == INCONCLUSIVE
 
 
-def test_a_distance_interval_starting_exactly_at_zero_is_not_above_it():
-    """L2: one image of twelve separable (A = 2), the others at chance (A = 0): a resample
-    without that image (a third of them) has A = 0, so the interval starts at 0 itself."""
-    n = 12
-    arrays = a_errors("natural", np.zeros(n), np.zeros(n))
-    l2 = np.full(n, 0.5)
-    l2[0] = 0.0
-    arrays |= a_errors("l2-1.5", l2, np.tile([0.0, 0.5], n // 2))
-    verdict = run(check_a_distance, view([NAT, L2], arrays, n))
+def test_a_distance_interval_starting_exactly_at_zero_is_not_above_it(monkeypatch):
+    """L2: A = 1/6 whose resamples reach 0 in a third of the draws: the interval starts at 0
+    itself, which is not above 0 ("not all the way" open), and the claim is inconclusive."""
+    import robustlens.claims.paper004 as p004
+
+    boot = np.tile([0.0, 1 / 6, 1 / 3], 100)
+    given = {
+        ("natural", "l2"): (2.0, np.full(300, 2.0)),
+        ("natural", "linf"): (2.0, np.full(300, 2.0)),
+        ("l2-1.5", "l2"): (1 / 6, boot),
+        ("l2-1.5", "linf"): (1.0, np.full(300, 1.0)),
+    }
+    monkeypatch.setattr(p004, "_a_distance", lambda v, m, norm: given[(m, norm)])
+    verdict = run(check_a_distance, view([NAT, L2], {}, 12))
     assert "l2-1.5: A(l2) = 0.167 [0, " in verdict.evidence
     assert verdict.status == INCONCLUSIVE, verdict.evidence
