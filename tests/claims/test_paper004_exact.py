@@ -86,12 +86,15 @@ def test_linf_claim_without_rows_has_no_verdict():
 # ----------------------------------------------------------------------------- §3.2 ratios
 
 SQRT_D = 4.0
-RATIO_CI = "95 % bootstrap CI of the median"
-THRESHOLDS = " (near √d: ≥ 0.75; far below: ≤ 0.5)"
+RATIO_CI = (
+    "95 % paired bootstrap CI over images of C1(L∞) − C2(L2) (an extreme of the sample: a "
+    "resample's value is never below the data's, so the interval starts at its estimate)"
+)
 
 
 def ratio_arrays(name: str, linf: list[float], l2: list[float]) -> dict:
-    """‖δ‖₂/‖δ‖∞ / √d per perturbation (√d = 4), NaN for perturbations that were not kept."""
+    """‖δ‖₂/‖δ‖∞ / √d per image (√d = 4), NaN for perturbations that were not kept (one
+    more image, kept by neither)."""
     return {
         ("norm_ratio", name, "ratio/pgd linf 0.03 20"): SQRT_D * np.array([*linf, np.nan]),
         ("norm_ratio", name, "ratio/pgd l2 0.25 20"): SQRT_D * np.array([*l2, np.nan]),
@@ -99,46 +102,73 @@ def ratio_arrays(name: str, linf: list[float], l2: list[float]) -> dict:
     }
 
 
-def test_ratios_exactly_at_both_thresholds_hold_and_are_reported_exactly():
-    arrays = ratio_arrays("natural", [0.75] * 5, [0.5] * 5)
-    arrays |= ratio_arrays("linf-0.1", [0.75] * 4, [0.5] * 5)  # 4 kept: too few
-    v = view([NAT, LINF], arrays, 6)
-    assert run(check_norm_ratio, v) == Verdict(
+def test_ratio_ranges_apart_hold_and_are_reported_exactly():
+    """natural: L∞ in [0.5, 1], L2 in [0.125, 0.25] (every resample too): C1(L∞) − C2(L2) =
+    0.25 on the data and on every resample that draws both extremes."""
+    arrays = ratio_arrays("natural", [0.5, 1.0, 0.75, 0.75], [0.125, 0.25, 0.25, 0.125])
+    arrays |= ratio_arrays("linf-0.1", [np.nan] * 4, [0.25] * 4)
+    v = view([NAT, LINF], arrays, 5)
+    verdict = run(check_norm_ratio, v)
+    gap = verdict.numbers["natural"]["gap"]
+    assert gap["estimate"] == gap["low"] == 0.25 and gap["high"] >= 0.25
+    assert verdict == Verdict(
         HOLDS,
-        "natural: median ratio/√d L∞ = 0.75 [0.75, 0.75], L2 = 0.50 [0.50, 0.50]; "
-        "linf-0.1: too few successful PGD perturbations in L∞ or L2" + THRESHOLDS,
+        "natural: C1/√d, C2/√d L∞ = 0.50, 1.00 (4 kept), L2 = 0.12, 0.25 (4 kept); "
+        f"C1(L∞) − C2(L2) = 0.25 [0.25, {gap['high']:.2g}]; "
+        "linf-0.1: no kept PGD perturbation in L∞ or in L2",
         RATIO_CI,
-        {"natural": {"linf": (0.75, 0.75, 0.75), "l2": (0.5, 0.5, 0.5)}},
+        {
+            "natural": {
+                "C1/√d": 0.5,
+                "C2/√d": 1.0,
+                "l2 C1/√d": 0.125,
+                "l2 C2/√d": 0.25,
+                "gap": gap,
+                "kept": {"linf": 4, "l2": 4},
+            }
+        },
     )
 
 
 @pytest.mark.parametrize(
     ("linf", "l2", "status"),
     [
-        ([0.74] * 5, [0.5] * 5, FAILS),  # L∞ just below "near √d"
-        ([0.75] * 5, [0.51] * 5, FAILS),  # L2 just above "far below"
-        ([0.7] * 3 + [0.75] * 4, [0.5] * 5, INCONCLUSIVE),  # L∞ interval [0.7, 0.75]
-        ([0.75] * 5, [0.5] * 4 + [0.55] * 3, INCONCLUSIVE),  # L2 interval [0.5, 0.55]
-        ([0.7] * 3 + [0.75] * 4, [0.6] * 5, FAILS),  # one part open, the other fails
-        ([0.6] * 5, [0.5] * 4 + [0.55] * 3, FAILS),
+        ([0.6] * 6, [0.59] * 6, HOLDS),  # apart by a hair
+        ([0.6] * 6, [0.6] * 6, INCONCLUSIVE),  # touching: not above
+        ([0.6] * 6, [0.61] * 6, FAILS),  # every resample overlaps
+        ([0.6] * 5 + [0.1], [0.3] * 6, INCONCLUSIVE),  # one L∞ outlier makes the overlap
+        ([0.2] * 6, [0.5] * 6, FAILS),  # L2 above L∞ throughout
     ],
 )
-def test_ratios_on_either_side_of_the_thresholds(linf, l2, status):
-    v = view([NAT], ratio_arrays("natural", linf, l2), len(linf) + 1)
+def test_ratio_ranges_on_either_side(linf, l2, status):
+    v = view([NAT], ratio_arrays("natural", linf, l2), len(linf) + 1, resamples=400)
     verdict = run(check_norm_ratio, v)
     assert verdict.status == status, verdict.evidence
-    low, high = verdict.numbers["natural"]["linf"][1:]
-    assert (low, high) == (min(linf), max(linf))  # the intervals the cases are built on
-    assert verdict.numbers["natural"]["l2"][1:] == (min(l2), max(l2))
+    gap = verdict.numbers["natural"]["gap"]
+    assert gap["estimate"] == pytest.approx(min(linf) - max(l2), abs=1e-12)
+    assert gap["low"] <= gap["estimate"] <= gap["high"]
 
 
-def test_ratio_intervals_are_reproducible():
+def test_ratio_resamples_are_the_extremes_of_the_drawn_images():
+    """Each resample's C1(L∞) − C2(L2) is the min over the drawn kept L∞ ratios minus the max
+    over the drawn kept L2 ratios (paired: the same images for both)."""
+    from robustlens.claims.paper004 import _extreme
+
     rng = np.random.default_rng(3)
-    linf, l2 = list(0.6 + 0.3 * rng.random(40)), list(0.2 + 0.4 * rng.random(40))
-    first = run(check_norm_ratio, view([NAT], ratio_arrays("natural", linf, l2), 41))
-    again = run(check_norm_ratio, view([NAT], ratio_arrays("natural", linf, l2), 41))
-    assert first.numbers == again.numbers
-    assert first.numbers["natural"]["linf"][1] < first.numbers["natural"]["linf"][2]
+    linf, l2 = 0.5 + 0.4 * rng.random(40), 0.2 + 0.4 * rng.random(40)
+    linf[::7] = np.nan
+    v = view([NAT], ratio_arrays("natural", list(linf), list(l2)), 41)
+    w = v.weights(41)
+    r_inf, r_2 = np.r_[linf, np.nan], np.r_[l2, np.nan]
+    for b in range(0, 200, 37):
+        drawn = w[b] > 0
+        want = np.nanmin(r_inf[drawn]) - np.nanmax(r_2[drawn])
+        got = _extreme(r_inf, w[b : b + 1], True)[0] - _extreme(r_2, w[b : b + 1], False)[0]
+        assert got == pytest.approx(want, abs=1e-12)
+    verdict = run(check_norm_ratio, v)
+    gap = verdict.numbers["natural"]["gap"]
+    assert gap["estimate"] == pytest.approx(np.nanmin(linf) - np.nanmax(l2), abs=1e-12)
+    assert gap["low"] <= gap["estimate"] <= gap["high"]
 
 
 def test_ratio_claim_of_a_study_without_models_says_nothing():
