@@ -318,7 +318,7 @@ def check_boundary(view: ResultsView) -> Verdict:
         parts.append("no L∞-trained model to compare")
     parts.append(
         f"DeepFool did not cross for: {', '.join(f'{k} {v}' for k, v in failed.items())} "
-        f"of {view.n} images"
+        f"of {base.size} images"
     )
     numbers["failed"] = failed
     status = (
