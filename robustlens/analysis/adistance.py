@@ -150,3 +150,90 @@ def _splits(
         return list(splitter.split(np.zeros((na + nb, 1)), y))
     items = KFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros((na, 1)))
     return [(np.concatenate([tr, tr + na]), np.concatenate([te, te + na])) for tr, te in items]
+
+
+def item_folds(n: int, folds: int, seed: int) -> np.ndarray:
+    """[n] the fold (0 … folds − 1) in which each item is held out: the shuffled K-fold split
+    over items that ``proxy_a_distance(..., paired=True)`` uses."""
+    fold = np.zeros(n, dtype=np.int64)
+    for k, (_, test) in enumerate(_splits(n, n, folds, seed, True)[:folds]):
+        fold[test[test < n]] = k
+    return fold
+
+
+NEWTON_STEPS = 25
+"""Newton iterations of :func:`resampled_errors` (the 3-parameter problems converge in < 10)."""
+
+
+def resampled_errors(
+    a: ArrayLike, b: ArrayLike, weights: np.ndarray, *, folds: int = 5, seed: int = 0
+) -> np.ndarray:
+    """The paired proxy A-distance's classifier error refitted on each bootstrap resample.
+
+    ``a`` [N] and ``b`` [N] are the two copies of N items (clean and attacked loss of one
+    image); ``weights`` [B, N] how often each item is drawn in each resample. Every resample
+    reruns the cross-validation of :func:`proxy_a_distance` (``paired=True``): the items keep
+    the folds of :func:`item_folds`, so an item's duplicates are held out together; on each
+    fold the features are standardised with the training rows' (weighted) mean and std and the
+    same L2-penalised logistic regression (sklearn's default C = 1, intercept unpenalised,
+    both copies of an item weighted by its multiplicity, so the classes stay balanced) is
+    fitted by Newton's method, all resamples at once. Returns [B] the out-of-fold error
+    ½(error on a + error on b), each a weighted mean over the drawn items; a row of ones gives
+    the error of the data itself."""
+    fa, fb = _features(a, "a"), _features(b, "b")
+    if len(fa) != len(fb) or fa.shape[1] != fb.shape[1]:
+        raise ConfigError(f"a and b must be paired, got {len(fa)} and {len(fb)} samples")
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 2 or w.shape[1] != len(fa):
+        raise ConfigError(f"weights must have shape [B, {len(fa)}], got {w.shape}")
+    if len(fa) < folds:
+        raise ConfigError(f"{folds}-fold cross-validation needs at least {folds} items")
+    x = np.concatenate([fa, fb])  # [2N, F]
+    y = np.concatenate([np.zeros(len(fa)), np.ones(len(fb))])
+    fold = np.tile(item_folds(len(fa), folds, seed), 2)
+    mult = np.concatenate([w, w], axis=1)  # [B, 2N]
+    wrong = np.zeros_like(mult)
+    for k in range(folds):
+        train, test = fold != k, fold == k
+        # start every resample from the fit on the data itself: a few Newton steps then do
+        start = _fit_weighted(x[train], y[train], np.ones((1, int(train.sum()))))
+        theta = _fit_weighted(x[train], y[train], mult[:, train], start)
+        z = _standardise(x, x[train], mult[:, train])  # [B, 2N, F]
+        logit = np.matmul(z[:, test], theta[:, :-1, None])[..., 0] + theta[:, -1:]
+        wrong[:, test] = (logit > 0) != (y[test] > 0.5)
+    n_items = w.sum(axis=1)
+    err_a = (mult[:, : len(fa)] * wrong[:, : len(fa)]).sum(axis=1) / n_items
+    err_b = (mult[:, len(fa) :] * wrong[:, len(fa) :]).sum(axis=1) / n_items
+    return 0.5 * (err_a + err_b)
+
+
+def _standardise(x: np.ndarray, train: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """[B, rows, F] ``x`` standardised with the ``w``-weighted mean and std of ``train``."""
+    total = w.sum(axis=1, keepdims=True)
+    mean = (w @ train) / total  # [B, F]
+    var = (w @ train**2) / total - mean**2
+    std = np.sqrt(np.maximum(var, 0.0))
+    std[std == 0.0] = 1.0
+    return (x[None] - mean[:, None]) / std[:, None]
+
+
+def _fit_weighted(
+    x: np.ndarray, y: np.ndarray, w: np.ndarray, start: np.ndarray | None = None
+) -> np.ndarray:
+    """[B, F + 1] (coefficients, intercept) minimising Σ w·logloss + ½‖coef‖² per row of w,
+    by Newton's method from ``start`` [1, F + 1] (zeros when None)."""
+    z = _standardise(x, x, w)
+    z = np.concatenate([z, np.ones((*z.shape[:2], 1))], axis=2)  # [B, n, F + 1]
+    ridge = np.eye(z.shape[2])
+    ridge[-1, -1] = 0.0
+    theta = np.zeros((w.shape[0], z.shape[2])) if start is None else np.repeat(start, len(w), 0)
+    zt = z.transpose(0, 2, 1)  # [B, F + 1, n]
+    for _ in range(NEWTON_STEPS):
+        p = 1.0 / (1.0 + np.exp(-np.matmul(z, theta[..., None])[..., 0]))
+        grad = np.matmul(zt, (w * (p - y))[..., None])[..., 0] + theta @ ridge
+        hess = np.matmul(zt * (w * p * (1 - p))[:, None, :], z) + ridge
+        step = np.linalg.solve(hess, grad[..., None])[..., 0]
+        theta -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return theta

@@ -56,6 +56,16 @@ def always_true_count(indicator: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return (misses == 0).sum(axis=1).astype(np.float64)
 
 
+def frequent_count(indicator: np.ndarray, weights: np.ndarray, at_least: float) -> np.ndarray:
+    """Columns of ``indicator`` [N, C] true for at least the share ``at_least`` of the drawn
+    images, per resample: a threshold on each column's frequency, a mean over images, so that
+    a resample's duplicates do not make a column look true more often than it is."""
+    freq = (weights @ indicator.astype(bool).astype(np.float64)) / weights.sum(axis=1)[:, None]
+    # a frequency equal to the threshold counts, whatever the rounding of the division
+    slack = 4 * np.finfo(np.float64).eps
+    return (freq >= at_least - slack).sum(axis=1).astype(np.float64)
+
+
 @dataclass
 class Interval:
     estimate: float

@@ -49,6 +49,12 @@ A_ERRORS = "a_errors"
 """Per attack setting, ``attack_array(A_ERRORS, key)``: [2, N] out-of-fold errors of the
 domain classifier on the clean and the attacked copy of each image."""
 
+LOSS = "loss"
+"""Per-image cross-entropy [N]: ``attack_array(LOSS, "clean")`` on the clean images and
+``attack_array(LOSS, key)`` under each attack setting (the claims refit the A-distance's
+classifier on them)."""
+CLEAN_LOSS = "clean"
+
 PAPER_ATTACKS = ("pgd l2 0.5 10", "pgd linf 0.05 5")
 
 
@@ -69,7 +75,7 @@ def compute(
 ) -> LensResult:
     data = subset(data, params.n)
     clean = per_sample_loss(model, data.images, data.labels, ctx.device)
-    arrays = {"loss/clean": clean}
+    arrays = {attack_array(LOSS, CLEAN_LOSS): clean}
     rows = [
         {
             "model": model.name,
@@ -84,7 +90,7 @@ def compute(
     for written, run in resolve_attacks(params.attack_specs, data, params.reference_dim):
         result = adversarial(ctx, model, data, run, early_stop=False)
         loss = per_sample_loss(model, result.adversarial, data.labels, ctx.device)
-        arrays[f"loss/{written.key()}"] = loss
+        arrays[attack_array(LOSS, written.key())] = loss
         # clean[i] and loss[i] are the same image: paired folds keep its two copies together
         a = proxy_a_distance(clean, loss, folds=params.folds, seed=ctx.seed, paired=True)
         # Per-image out-of-fold errors on the clean and the attacked copy: claims bootstrap

@@ -8,6 +8,7 @@ import pytest
 from robustlens.analysis.bootstrap import (
     always_true_count,
     bootstrap_indices,
+    frequent_count,
     interval,
     resample_weights,
     spearman_rows,
@@ -41,6 +42,9 @@ def test_weighted_statistics_match_explicit_resamples():
         drawn = values[idx[b]]
         assert weighted_mean(values, w)[b] == pytest.approx(np.nanmean(drawn))
         assert always_true_count(indicator, w)[b] == indicator[idx[b]].all(axis=0).sum()
+        share = indicator[idx[b]].mean(axis=0)
+        for at_least in (0.5, 0.9, 1.0):
+            assert frequent_count(indicator, w, at_least)[b] == (share >= at_least).sum()
 
 
 def test_interval_is_the_central_95_percent_of_the_resamples():

@@ -26,14 +26,16 @@ def model(
     eps: float = 0.0,
     arch: str = "small-cnn",
     train_on: dict | None = None,
+    channels: int = 1,
 ) -> StudyModel:
+    """A model card of ``channels``-channel 28 × 28 inputs (grey-scale by default)."""
     card = ModelCard(
         arch=arch,
         arch_kwargs={},
         num_classes=10,
-        input_shape=(1, 28, 28),
-        mean=(0.5,),
-        std=(0.5,),
+        input_shape=(channels, 28, 28),
+        mean=(0.5,) * channels,
+        std=(0.5,) * channels,
         recipe={"method": method, "norm": norm, "eps": eps},
     )
     if train_on is not None:

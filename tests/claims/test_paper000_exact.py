@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robustlens.claims import FAILS, HOLDS, INCONCLUSIVE, Verdict
+from robustlens.claims import FAILS, HOLDS, INCONCLUSIVE, NOT_APPLICABLE, Verdict
 from robustlens.claims.paper000 import (
     check_contours,
     check_dense_grows,
@@ -59,7 +59,8 @@ def test_dense_more_reports_the_natural_count_and_each_delta():
     assert run(check_dense_more, v) == Verdict(
         FAILS,
         f"natural: Σ_k N_k = 1; linf-0.1: Δ Σ_k N_k = {point(2)}; "
-        f"linf-0.2: Δ Σ_k N_k = {point(-1)}",
+        f"linf-0.2: Δ Σ_k N_k = {point(-1)}; N_k counts maps dense on ≥ 99 % of the images; "
+        "on every image (Fig. 1, no interval): natural 1, natural-b 8, linf-0.1 3, linf-0.2 0",
         CI,
         {
             "linf-0.1": delta(2.0),
@@ -90,7 +91,9 @@ def test_dense_grows_reads_each_norm_and_skips_one_with_too_few_eps():
     v = view([NAT, NAT_B, L2, R1, R2], arrays, N)
     assert run(check_dense_grows, v) == Verdict(
         HOLDS,
-        f"l2: 2 distinct ε (needs 3); linf: ρ(ε, Σ_k N_k) = {point(1)} over ε = 0, 0.1, 0.2",
+        f"l2: 2 distinct ε (needs 3); linf: ρ(ε, Σ_k N_k) = {point(1)} over ε = 0, 0.1, 0.2; "
+        "N_k counts maps dense on ≥ 99 % of the images; on every image (Fig. 1, no interval): "
+        "natural 1, natural-b 4, l2-1 3, linf-0.1 2, linf-0.2 3",
         CI,
         {"linf": {"rho": 1.0, "low": 1.0, "high": 1.0}},
     )
@@ -264,9 +267,14 @@ def test_pixel_average_exact_evidence_with_chance():
     assert verdict.evidence.endswith(f"linf-0.1: accuracy − chance (1) = {point(0)}")
 
 
+RGB = {m.name: model(m.name, *m.card.recipe.values(), channels=3) for m in (NAT, NAT_B, R1)}
+"""The same models on three-channel (colour) inputs."""
+
+
 def test_contours_exact_drop_and_spread_over_colours():
     """[colours, thicknesses] accuracies. Natural: (1, 1), (1, 0): drop 0.25, per-colour means
     1 and 0.5, std 0.25. Robust: (1, 1), (0, 0): drop 0.5, std 0.5."""
+    nat, nat_b, r1 = RGB["natural"], RGB["natural-b"], RGB["linf-0.1"]
     arrays = color(
         {
             "natural": {"clean": 1, "contour": [[1, 1], [1, 0]]},
@@ -274,7 +282,7 @@ def test_contours_exact_drop_and_spread_over_colours():
             "linf-0.1": {"clean": 1, "contour": [[1, 1], [0, 0]]},
         }
     )
-    v = view([NAT, NAT_B, R1], arrays, N)
+    v = view([nat, nat_b, r1], arrays, N)
     assert run(check_contours, v) == Verdict(
         HOLDS,
         f"natural: contour drop = 0.25; linf-0.1: Δ contour drop = {point(0.25)}; "
@@ -293,10 +301,49 @@ def test_contours_exact_drop_and_spread_over_colours():
             "linf-0.1": {"clean": 1, "contour": [[1, 0], [1, 0]]},
         }
     )
-    verdict = run(check_contours, view([NAT, R1], flat, N))
+    verdict = run(check_contours, view([nat, r1], flat, N))
     assert verdict.numbers["drop"]["linf-0.1"] == delta(0.5)
     assert verdict.numbers["spread"]["linf-0.1"] == delta(0.0)
     assert verdict.status == INCONCLUSIVE
+
+
+CONTOUR_HOLDS = {
+    "natural": {"clean": 1, "contour": [[1, 1], [1, 0]]},
+    "linf-0.1": {"clean": 1, "contour": [[1, 1], [0, 0]]},
+}
+CONTOUR_FAILS = {
+    "natural": {"clean": 1, "contour": [[1, 1], [0, 0]]},
+    "linf-0.1": {"clean": 1, "contour": [[1, 1], [1, 1]]},
+}
+
+
+def test_contours_fail_on_colour_data_when_robust_models_lose_less():
+    v = view([RGB["natural"], RGB["linf-0.1"]], color(CONTOUR_FAILS), N)
+    verdict = run(check_contours, v)
+    assert verdict.status == FAILS
+    assert verdict.numbers["drop"]["linf-0.1"] == delta(-0.5)
+
+
+@pytest.mark.parametrize("results", [CONTOUR_HOLDS, CONTOUR_FAILS], ids=["holds", "fails"])
+def test_contours_are_not_applicable_on_one_channel_data(results):
+    """The results that hold (or fail) on colour inputs say nothing about colour on grey-scale
+    inputs, where the four contour colours are grey levels: not applicable, never fails."""
+    rgb = run(check_contours, view([RGB["natural"], RGB["linf-0.1"]], color(results), N))
+    grey = run(check_contours, view([NAT, R1], color(results), N))
+    assert rgb.status in (HOLDS, FAILS)
+    assert grey.status == NOT_APPLICABLE
+    assert grey.evidence == (
+        "natural, linf-0.1: one-channel input, where the contour colours (white, red, green, "
+        f"blue) are four grey levels: a colour bias cannot be tested (for information: "
+        f"{rgb.evidence})"
+    )
+    assert grey.numbers == rgb.numbers
+
+
+def test_contours_not_applicable_when_any_model_is_grey():
+    mixed = run(check_contours, view([RGB["natural"], R1], color(CONTOUR_HOLDS), N))
+    assert mixed.status == NOT_APPLICABLE
+    assert mixed.evidence.startswith("linf-0.1: one-channel input")
 
 
 def test_grid_exact_evidence():

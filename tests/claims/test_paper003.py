@@ -59,11 +59,18 @@ def test_quality_fails_when_one_metric_goes_the_other_way():
     assert "orthogonality" in verdict.evidence
 
 
-def test_quality_is_inconclusive_when_nobody_has_sparse_filters():
+def test_quality_without_sparse_filters_rests_on_entropy_and_orthogonality():
+    """No model has sparse filters: "fewer" cannot be shown, the sparsity part is left out
+    (it used to make the claim inconclusive for ever) and the other two decide."""
     nat = {**POOR, "sparsity": 0.0}
     rob = {**GOOD, "sparsity": 0.0}
     v = view(quality({"natural": nat, "linf-0.1": rob, "l2-1.5": rob}, spread=0.0))
-    assert check_filter_quality(v).status == INCONCLUSIVE
+    verdict = check_filter_quality(v)
+    assert verdict.status == HOLDS, verdict.evidence
+    assert "left out: neither model has sparse filters" in verdict.evidence
+    flat = {**GOOD, "sparsity": 0.0, "orthogonality": 0.3}  # less orthogonal than natural
+    v = view(quality({"natural": nat, "linf-0.1": rob, "l2-1.5": flat}, spread=0.0))
+    assert check_filter_quality(v).status == FAILS
 
 
 def filters(shifts: dict[str, float], seed: int, groups=("first", "d3", "d5", "d10")) -> dict:

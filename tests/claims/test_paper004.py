@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from robustlens.analysis.adistance import resampled_errors
 from robustlens.claims import FAILS, HOLDS, INCONCLUSIVE, ResultsView, evaluate_claims
 from robustlens.claims.paper004 import (
     check_a_distance,
@@ -114,64 +115,71 @@ def test_norm_ratio():
     holds = view(ratios(0.9, 0.2, 0), {"norm_ratio"})
     verdict = check_norm_ratio(holds)
     assert verdict.status == HOLDS, verdict.evidence
-    assert verdict.numbers["natural"]["linf"][0] == pytest.approx(0.9, abs=0.01)
-    assert check_norm_ratio(view(ratios(0.9, 0.8, 0), {"norm_ratio"})).status == FAILS
-    assert check_norm_ratio(view(ratios(0.5, 0.2, 0), {"norm_ratio"})).status == FAILS
-    # at the threshold itself (0.75·√d) the interval spans it: no verdict either way
-    assert check_norm_ratio(view(ratios(0.75, 0.2, 0), {"norm_ratio"})).status == INCONCLUSIVE
+    kept = ~np.isnan(ratios(0.9, 0.2, 0)[("norm_ratio", "natural", "ratio/pgd linf 0.03 20")])
+    assert verdict.numbers["natural"]["kept"] == {"linf": int(kept.sum()), "l2": N}
+    # L∞ far from √d but still above every L2 ratio: the ranges are apart (the old "near √d"
+    # cut-off said fails here; Tables 4–6 compare C1(L∞) with C2(L2))
+    assert check_norm_ratio(view(ratios(0.5, 0.2, 0), {"norm_ratio"})).status == HOLDS
+    # L2 ratios up to L∞'s: the ranges overlap throughout
+    assert check_norm_ratio(view(ratios(0.9, 0.9, 0), {"norm_ratio"})).status == FAILS
 
 
-def errors(error_rate: float, seed: int) -> np.ndarray:
-    """Out-of-fold errors [2, N] of the clean-vs-attacked classifier at a given rate."""
-    return np.stack([bernoulli(error_rate, seed), bernoulli(error_rate, seed + 100)])
+def losses(name: str, l2: float | None, linf: float | None, seed: int) -> dict:
+    """Per model, clean losses and attacked ones = clean · exp(N(shift, 0.5)) for PGD L2 and
+    L∞ (None: the attacked loss equals the clean one, the two cannot be told apart)."""
+    rng = np.random.default_rng(seed)
+    clean = rng.gamma(2.0, 0.3, N)
+    arrays = {("loss_dist", name, "loss/clean"): clean}
+    for key, shift in (("pgd l2 0.5 10", l2), ("pgd linf 0.05 5", linf)):
+        attacked = clean if shift is None else clean * np.exp(rng.normal(shift, 0.5, N))
+        arrays[("loss_dist", name, f"loss/{key}")] = attacked
+    return arrays
 
 
-def a_view(rates: dict[str, tuple[float, float]]) -> ResultsView:
-    """Per model: (classifier error for PGD L2, for PGD L∞); A = 2(1 − 2·err)."""
+def a_view(shifts: dict[str, tuple[float | None, float | None]]) -> ResultsView:
+    """Per model: (log-shift of the PGD L2 losses, of the PGD L∞ losses)."""
     arrays = {}
-    for i, (name, (l2, linf)) in enumerate(rates.items()):
-        arrays[("loss_dist", name, "a_errors/pgd l2 0.5 10")] = errors(l2, 10 * i)
-        arrays[("loss_dist", name, "a_errors/pgd linf 0.05 5")] = errors(linf, 10 * i + 5)
+    for i, (name, (l2, linf)) in enumerate(shifts.items()):
+        arrays |= losses(name, l2, linf, 10 * i)
     return view(arrays, {"loss_dist"})
 
 
 def test_a_distance():
-    # natural: near-perfectly separable (A ≈ 1.8); robust: closer (A ≈ 0.6 for L2, 1.0 for L∞)
-    holds = a_view({"natural": (0.05, 0.05), "linf-0.1": (0.35, 0.25), "l2-1.5": (0.35, 0.25)})
+    # natural: separable (A ≈ 2); robust: closer (A ≈ 0.3 for L2, 1 for L∞)
+    holds = a_view({"natural": (6.0, 6.0), "linf-0.1": (0.4, 1.0), "l2-1.5": (0.4, 1.0)})
     verdict = check_a_distance(holds)
     assert verdict.status == HOLDS, verdict.evidence
-    assert verdict.numbers["l2-1.5"]["l2"] == pytest.approx(
-        2 * (1 - 2 * errors(0.35, 20).mean()), abs=1e-12
-    )
+    sample = losses("l2-1.5", 0.4, 1.0, 20)
+    clean, attacked = (sample[("loss_dist", "l2-1.5", f"loss/{k}")] for k in ("clean", L2_KEY))
+    ref = resampled_errors(clean, attacked, np.ones((1, N)), folds=5, seed=0)[0]
+    assert verdict.numbers["l2-1.5"]["l2"] == pytest.approx(2 * (1 - 2 * ref), abs=1e-12)
     # robust models further from clean than the natural one
-    worse = a_view({"natural": (0.4, 0.4), "linf-0.1": (0.05, 0.05), "l2-1.5": (0.4, 0.3)})
+    worse = a_view({"natural": (0.3, 0.3), "linf-0.1": (6.0, 6.0), "l2-1.5": (0.3, 0.6)})
     assert check_a_distance(worse).status == FAILS
-    # all the way: the classifier is at chance for the robust models (A ≈ 0)
-    gone = a_view({"natural": (0.05, 0.05), "linf-0.1": (0.5, 0.5), "l2-1.5": (0.5, 0.5)})
+    # all the way: the classifier is at chance for the robust models (A = 0)
+    gone = a_view({"natural": (6.0, 6.0), "linf-0.1": (None, None), "l2-1.5": (None, None)})
     assert check_a_distance(gone).status != HOLDS
     # L∞ closer than L2: "least for L∞" fails
-    flipped = a_view({"natural": (0.05, 0.05), "linf-0.1": (0.3, 0.42), "l2-1.5": (0.3, 0.42)})
+    flipped = a_view({"natural": (6.0, 6.0), "linf-0.1": (1.2, 0.2), "l2-1.5": (1.2, 0.2)})
     assert check_a_distance(flipped).status == FAILS
 
 
+L2_KEY = "pgd l2 0.5 10"
+
+
 def test_a_distance_of_indistinguishable_paired_copies_is_all_the_way():
-    """The lens's paired folds: when the classifier cannot tell an image's clean and attacked
-    loss apart, exactly one of the two copies is wrong, A = 0 for every resample, and "not all
-    the way" fails for that model."""
-    arrays = {}
-    rates = {"natural": (0.05, 0.05), "linf-0.1": (0.35, 0.25), "l2-1.5": (0.35, 0.25)}
-    for i, (name, (l2, linf)) in enumerate(rates.items()):
-        arrays[("loss_dist", name, "a_errors/pgd l2 0.5 10")] = errors(l2, 10 * i)
-        arrays[("loss_dist", name, "a_errors/pgd linf 0.05 5")] = errors(linf, 10 * i + 5)
-    one_wrong = bernoulli(0.5, 77)
-    arrays[("loss_dist", "l2-1.5", "a_errors/pgd l2 0.5 10")] = np.stack([one_wrong, ~one_wrong])
+    """Paired folds: when the classifier cannot tell an image's clean and attacked loss apart,
+    exactly one of the two copies is wrong, A = 0 for every resample, and "not all the way"
+    fails for that model."""
+    arrays = losses("natural", 6.0, 6.0, 0) | losses("linf-0.1", 0.4, 1.0, 10)
+    arrays |= losses("l2-1.5", None, 1.0, 20)
     v = view(arrays, {"loss_dist"})
     verdict = check_a_distance(v)
     assert verdict.numbers["l2-1.5"]["l2"] == 0.0
     assert verdict.status == FAILS, verdict.evidence
     # a robust model without loss_dist results gives no verdict rather than an error
-    del arrays[("loss_dist", "linf-0.1", "a_errors/pgd l2 0.5 10")]
-    del arrays[("loss_dist", "l2-1.5", "a_errors/pgd l2 0.5 10")]
+    del arrays[("loss_dist", "linf-0.1", f"loss/{L2_KEY}")]
+    del arrays[("loss_dist", "l2-1.5", f"loss/{L2_KEY}")]
     v = view(arrays, {"loss_dist"})
     assert check_a_distance(v).status == INCONCLUSIVE
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from robustlens.analysis.adistance import proxy_a_distance, resampled_errors
 from robustlens.analysis.bootstrap import interval, weighted_mean
 from robustlens.claims import FAILS, HOLDS, INCONCLUSIVE, Verdict
 from robustlens.claims.paper004 import (
@@ -85,12 +86,15 @@ def test_linf_claim_without_rows_has_no_verdict():
 # ----------------------------------------------------------------------------- §3.2 ratios
 
 SQRT_D = 4.0
-RATIO_CI = "95 % bootstrap CI of the median"
-THRESHOLDS = " (near √d: ≥ 0.75; far below: ≤ 0.5)"
+RATIO_CI = (
+    "95 % paired bootstrap CI over images of C1(L∞) − C2(L2) (an extreme of the sample: a "
+    "resample's value is never below the data's, so the interval starts at its estimate)"
+)
 
 
 def ratio_arrays(name: str, linf: list[float], l2: list[float]) -> dict:
-    """‖δ‖₂/‖δ‖∞ / √d per perturbation (√d = 4), NaN for perturbations that were not kept."""
+    """‖δ‖₂/‖δ‖∞ / √d per image (√d = 4), NaN for perturbations that were not kept (one
+    more image, kept by neither)."""
     return {
         ("norm_ratio", name, "ratio/pgd linf 0.03 20"): SQRT_D * np.array([*linf, np.nan]),
         ("norm_ratio", name, "ratio/pgd l2 0.25 20"): SQRT_D * np.array([*l2, np.nan]),
@@ -98,46 +102,73 @@ def ratio_arrays(name: str, linf: list[float], l2: list[float]) -> dict:
     }
 
 
-def test_ratios_exactly_at_both_thresholds_hold_and_are_reported_exactly():
-    arrays = ratio_arrays("natural", [0.75] * 5, [0.5] * 5)
-    arrays |= ratio_arrays("linf-0.1", [0.75] * 4, [0.5] * 5)  # 4 kept: too few
-    v = view([NAT, LINF], arrays, 6)
-    assert run(check_norm_ratio, v) == Verdict(
+def test_ratio_ranges_apart_hold_and_are_reported_exactly():
+    """natural: L∞ in [0.5, 1], L2 in [0.125, 0.25] (every resample too): C1(L∞) − C2(L2) =
+    0.25 on the data and on every resample that draws both extremes."""
+    arrays = ratio_arrays("natural", [0.5, 1.0, 0.75, 0.75], [0.125, 0.25, 0.25, 0.125])
+    arrays |= ratio_arrays("linf-0.1", [np.nan] * 4, [0.25] * 4)
+    v = view([NAT, LINF], arrays, 5)
+    verdict = run(check_norm_ratio, v)
+    gap = verdict.numbers["natural"]["gap"]
+    assert gap["estimate"] == gap["low"] == 0.25 and gap["high"] >= 0.25
+    assert verdict == Verdict(
         HOLDS,
-        "natural: median ratio/√d L∞ = 0.75 [0.75, 0.75], L2 = 0.50 [0.50, 0.50]; "
-        "linf-0.1: too few successful PGD perturbations in L∞ or L2" + THRESHOLDS,
+        "natural: C1/√d, C2/√d L∞ = 0.50, 1.00 (4 kept), L2 = 0.12, 0.25 (4 kept); "
+        f"C1(L∞) − C2(L2) = 0.25 [0.25, {gap['high']:.2g}]; "
+        "linf-0.1: no kept PGD perturbation in L∞ or in L2",
         RATIO_CI,
-        {"natural": {"linf": (0.75, 0.75, 0.75), "l2": (0.5, 0.5, 0.5)}},
+        {
+            "natural": {
+                "C1/√d": 0.5,
+                "C2/√d": 1.0,
+                "l2 C1/√d": 0.125,
+                "l2 C2/√d": 0.25,
+                "gap": gap,
+                "kept": {"linf": 4, "l2": 4},
+            }
+        },
     )
 
 
 @pytest.mark.parametrize(
     ("linf", "l2", "status"),
     [
-        ([0.74] * 5, [0.5] * 5, FAILS),  # L∞ just below "near √d"
-        ([0.75] * 5, [0.51] * 5, FAILS),  # L2 just above "far below"
-        ([0.7] * 3 + [0.75] * 4, [0.5] * 5, INCONCLUSIVE),  # L∞ interval [0.7, 0.75]
-        ([0.75] * 5, [0.5] * 4 + [0.55] * 3, INCONCLUSIVE),  # L2 interval [0.5, 0.55]
-        ([0.7] * 3 + [0.75] * 4, [0.6] * 5, FAILS),  # one part open, the other fails
-        ([0.6] * 5, [0.5] * 4 + [0.55] * 3, FAILS),
+        ([0.6] * 6, [0.59] * 6, HOLDS),  # apart by a hair
+        ([0.6] * 6, [0.6] * 6, INCONCLUSIVE),  # touching: not above
+        ([0.6] * 6, [0.61] * 6, FAILS),  # every resample overlaps
+        ([0.6] * 5 + [0.1], [0.3] * 6, INCONCLUSIVE),  # one L∞ outlier makes the overlap
+        ([0.2] * 6, [0.5] * 6, FAILS),  # L2 above L∞ throughout
     ],
 )
-def test_ratios_on_either_side_of_the_thresholds(linf, l2, status):
-    v = view([NAT], ratio_arrays("natural", linf, l2), len(linf) + 1)
+def test_ratio_ranges_on_either_side(linf, l2, status):
+    v = view([NAT], ratio_arrays("natural", linf, l2), len(linf) + 1, resamples=400)
     verdict = run(check_norm_ratio, v)
     assert verdict.status == status, verdict.evidence
-    low, high = verdict.numbers["natural"]["linf"][1:]
-    assert (low, high) == (min(linf), max(linf))  # the intervals the cases are built on
-    assert verdict.numbers["natural"]["l2"][1:] == (min(l2), max(l2))
+    gap = verdict.numbers["natural"]["gap"]
+    assert gap["estimate"] == pytest.approx(min(linf) - max(l2), abs=1e-12)
+    assert gap["low"] <= gap["estimate"] <= gap["high"]
 
 
-def test_ratio_intervals_are_reproducible():
+def test_ratio_resamples_are_the_extremes_of_the_drawn_images():
+    """Each resample's C1(L∞) − C2(L2) is the min over the drawn kept L∞ ratios minus the max
+    over the drawn kept L2 ratios (paired: the same images for both)."""
+    from robustlens.claims.paper004 import _extreme
+
     rng = np.random.default_rng(3)
-    linf, l2 = list(0.6 + 0.3 * rng.random(40)), list(0.2 + 0.4 * rng.random(40))
-    first = run(check_norm_ratio, view([NAT], ratio_arrays("natural", linf, l2), 41))
-    again = run(check_norm_ratio, view([NAT], ratio_arrays("natural", linf, l2), 41))
-    assert first.numbers == again.numbers
-    assert first.numbers["natural"]["linf"][1] < first.numbers["natural"]["linf"][2]
+    linf, l2 = 0.5 + 0.4 * rng.random(40), 0.2 + 0.4 * rng.random(40)
+    linf[::7] = np.nan
+    v = view([NAT], ratio_arrays("natural", list(linf), list(l2)), 41)
+    w = v.weights(41)
+    r_inf, r_2 = np.r_[linf, np.nan], np.r_[l2, np.nan]
+    for b in range(0, 200, 37):
+        drawn = w[b] > 0
+        want = np.nanmin(r_inf[drawn]) - np.nanmax(r_2[drawn])
+        got = _extreme(r_inf, w[b : b + 1], True)[0] - _extreme(r_2, w[b : b + 1], False)[0]
+        assert got == pytest.approx(want, abs=1e-12)
+    verdict = run(check_norm_ratio, v)
+    gap = verdict.numbers["natural"]["gap"]
+    assert gap["estimate"] == pytest.approx(np.nanmin(linf) - np.nanmax(l2), abs=1e-12)
+    assert gap["low"] <= gap["estimate"] <= gap["high"]
 
 
 def test_ratio_claim_of_a_study_without_models_says_nothing():
@@ -147,26 +178,44 @@ def test_ratio_claim_of_a_study_without_models_says_nothing():
 # ----------------------------------------------------------------------------- §3.3 A-distance
 
 
-def a_errors(name: str, l2: np.ndarray, linf: np.ndarray) -> dict:
-    """Per-image error of the clean-vs-attacked classifier [N] (both copies of an image wrong
-    with that probability; 0.5: exactly one copy wrong)."""
+SEPARABLE, SAME = "separable", "same"
 
-    def copies(e: np.ndarray) -> np.ndarray:
-        return np.stack([e >= 0.5, e >= 1.0]) if e.dtype != bool else np.stack([e, e])
 
-    return {
-        ("loss_dist", name, "a_errors/pgd l2 0.5 10"): copies(np.asarray(l2, dtype=np.float64)),
-        ("loss_dist", name, "a_errors/pgd linf 0.05 5"): copies(np.asarray(linf, np.float64)),
-    }
+def a_losses(name: str, l2: str | float, linf: str | float, n: int, seed: int = 0) -> dict:
+    """Clean losses and, per attack, attacked ones: far above every clean loss (SEPARABLE: the
+    classifier is always right, A = 2), equal to the clean ones (SAME: exactly one copy of
+    each image is wrong, A = 0), or clean · exp(N(shift, 0.5)) for a number ``shift``."""
+    rng = np.random.default_rng(seed)
+    clean = rng.uniform(0.1, 1.0, n)
+    arrays = {("loss_dist", name, "loss/clean"): clean}
+    for key, how in (("pgd l2 0.5 10", l2), ("pgd linf 0.05 5", linf)):
+        if how == SEPARABLE:
+            attacked = clean + 10.0
+        elif how == SAME:
+            attacked = clean.copy()
+        else:
+            attacked = clean * np.exp(rng.normal(float(how), 0.5, n))
+        arrays[("loss_dist", name, f"loss/{key}")] = attacked
+    return arrays
+
+
+A_CI = f"{CI}, domain classifier refitted on each resample (5-fold, paired)"
+
+
+def a_ref(arrays: dict, name: str, key: str, v) -> object:
+    """A-distance of one model and attack with the interval of the refitted classifier."""
+    clean, attacked = arrays[("loss_dist", name, "loss/clean")], arrays[("loss_dist", name, key)]
+    full = resampled_errors(clean, attacked, np.ones((1, clean.size)), seed=v.seed)[0]
+    boot = resampled_errors(clean, attacked, v.weights(clean.size), seed=v.seed)
+    return interval(2 * (1 - 2 * full), 2 * (1 - 2 * boot))
 
 
 def test_a_distance_exact_evidence_for_a_model_at_chance():
-    """Natural: both copies always right, A = 2. Robust: exactly one copy wrong (A = 0) in L2,
-    both right in L∞: closer in L2 only, all the way in L2 → fails, and the evidence and numbers
-    follow A = 2(1 − 2·err) by hand."""
-    n = 4
-    arrays = a_errors("natural", np.zeros(n), np.zeros(n))
-    arrays |= a_errors("l2-1.5", np.full(n, 0.5), np.zeros(n))
+    """Natural: separable, A = 2. Robust: L2 losses unchanged by the attack (A = 0), L∞
+    separable: closer in L2 only, all the way in L2 → fails; every resample gives the same."""
+    n = 20
+    arrays = a_losses("natural", SEPARABLE, SEPARABLE, n)
+    arrays |= a_losses("l2-1.5", SAME, SEPARABLE, n, seed=1)
     v = view([NAT, L2], arrays, n)
     assert run(check_a_distance, v) == Verdict(
         FAILS,
@@ -174,35 +223,67 @@ def test_a_distance_exact_evidence_for_a_model_at_chance():
         f"l2-1.5: A(l2) = {point(0)}, natural − robust = {point(2)}; "
         f"l2-1.5: A(linf) = {point(2)}, natural − robust = {point(0)}; "
         f"l2-1.5: A(L∞) − A(L2) = {point(2)}",
-        CI,
+        A_CI,
         {"l2-1.5": {"l2": 0.0, "linf": 2.0}},
     )
 
 
 def test_a_distance_interval_across_zero_leaves_the_claim_open():
-    """L2: A ≈ 0 with an interval across 0 (neither all the way nor not); L∞: A ≈ 1, well
-    above 0 and below the natural model's: no verdict, not a failure."""
-    n = 40
-    arrays = a_errors("natural", np.zeros(n), np.zeros(n))
-    arrays |= a_errors("l2-1.5", np.tile([0.0, 1.0], n // 2), np.tile([0.0, 0.5], n // 2))
+    """L2: a faint shift, A near 0 with an interval across 0 (neither all the way nor not);
+    L∞: A well above 0 and below the natural model's: no verdict, not a failure."""
+    n = 60
+    arrays = a_losses("natural", SEPARABLE, SEPARABLE, n)
+    arrays |= a_losses("l2-1.5", 0.05, 1.5, n, seed=3)
     v = view([NAT, L2], arrays, n)
     verdict = run(check_a_distance, v)
-    per_image_l2 = np.tile([0.0, 1.0], n // 2)
-    gap = ref(2 * (1 - 2 * per_image_l2), v)
+    gap = a_ref(arrays, "l2-1.5", "loss/pgd l2 0.5 10", v)
     assert gap.low < 0 < gap.high
+    assert gap.low <= gap.estimate <= gap.high
     assert verdict.status == INCONCLUSIVE, verdict.evidence
     assert f"l2-1.5: A(l2) = {gap.text()}, natural − robust = " in verdict.evidence
-    assert verdict.numbers == {"l2-1.5": {"l2": 0.0, "linf": 1.0}}
 
 
 def test_a_distance_holds_when_robust_is_closer_but_not_at_chance_and_least_for_linf():
-    n = 40
-    arrays = a_errors("natural", np.zeros(n), np.zeros(n))
-    arrays |= a_errors("l2-1.5", np.tile([0.0, 0.5, 0.5, 0.5], n // 4), np.tile([0.0, 0.5], n // 2))
+    n = 200
+    arrays = a_losses("natural", SEPARABLE, SEPARABLE, n)
+    arrays |= a_losses("l2-1.5", 0.6, 1.5, n, seed=4)
     v = view([NAT, L2], arrays, n)
     verdict = run(check_a_distance, v)
     assert verdict.status == HOLDS, verdict.evidence
-    assert verdict.numbers == {"l2-1.5": {"l2": 0.5, "linf": 1.0}}
+    for norm, key in (("l2", "loss/pgd l2 0.5 10"), ("linf", "loss/pgd linf 0.05 5")):
+        ref_iv = a_ref(arrays, "l2-1.5", key, v)
+        assert verdict.numbers["l2-1.5"][norm] == ref_iv.estimate
+        assert f"A({norm}) = {ref_iv.text()}" in verdict.evidence
+
+
+def test_a_distance_fails_when_robust_models_are_further_from_clean():
+    n = 100
+    arrays = a_losses("natural", 0.6, 0.6, n)
+    arrays |= a_losses("l2-1.5", SEPARABLE, SEPARABLE, n, seed=5)
+    verdict = run(check_a_distance, view([NAT, L2], arrays, n))
+    assert verdict.status == FAILS, verdict.evidence
+
+
+def test_a_distance_interval_is_wider_than_with_the_classifier_held_fixed():
+    """The lens's out-of-fold errors resampled with the classifiers held fixed leave out how
+    the classifier would change with the data; refitted on each resample, the interval is
+    wider (here on a weakly separable sample of 60 images)."""
+    n = 60
+    arrays = a_losses("natural", SEPARABLE, SEPARABLE, n)
+    arrays |= a_losses("l2-1.5", 0.3, 1.5, n, seed=6)
+    v = view([NAT, L2], arrays, n)
+    clean = arrays[("loss_dist", "l2-1.5", "loss/clean")]
+    attacked = arrays[("loss_dist", "l2-1.5", "loss/pgd l2 0.5 10")]
+    fixed = proxy_a_distance(clean, attacked, folds=5, seed=v.seed, paired=True)
+    per_image = 0.5 * (fixed.errors_a.astype(float) + fixed.errors_b)
+    held = interval(
+        2 * (1 - 2 * per_image.mean()), 2 * (1 - 2 * weighted_mean(per_image, v.weights(n)))
+    )
+    refit = a_ref(arrays, "l2-1.5", "loss/pgd l2 0.5 10", v)
+    assert refit.estimate == pytest.approx(held.estimate, abs=1e-12)  # the same classifier
+    assert refit.high - refit.low > held.high - held.low
+    verdict = run(check_a_distance, v)
+    assert f"l2-1.5: A(l2) = {refit.text()}" in verdict.evidence
 
 
 @pytest.mark.parametrize(
@@ -218,9 +299,9 @@ def test_a_distance_without_the_models_or_settings_it_needs(models, arrays, evid
 
 
 def test_a_distance_names_a_robust_model_without_results_and_gives_no_verdict():
-    n = 4
-    arrays = a_errors("natural", np.zeros(n), np.zeros(n))
-    arrays |= a_errors("l2-1.5", np.full(n, 0.5), np.zeros(n))
+    n = 10
+    arrays = a_losses("natural", SEPARABLE, SEPARABLE, n)
+    arrays |= a_losses("l2-1.5", SAME, SEPARABLE, n)
     v = view([NAT, LINF, L2], arrays, n)
     verdict = run(check_a_distance, v)
     assert verdict.status == FAILS  # l2-1.5 is at chance in L2
@@ -324,14 +405,45 @@ def test_boundary_exact_evidence_with_an_l2_and_an_linf_model():
         ("boundary", "l2-1.5", "distance/l2"): np.full(n, 2.0),
     }
     v = view([NAT, LINF, L2], arrays, n)
-    inc = {"estimate": 1.5, "low": 1.5, "high": 1.5}
     assert run(check_boundary, v) == Verdict(
         HOLDS,
-        f"natural: mean L2 distance 0.500; l2-1.5: increase {point(1.5)}; "
-        f"linf-0.1: increase {point(0.5)}",
+        f"natural: mean L2 distance 0.500; l2-1.5: increase {point(1.5)} on 3 images; "
+        f"linf-0.1: increase {point(0.5)} on 2 images; l2-1.5 − linf-0.1: {point(1)} on 3 "
+        "images; DeepFool did not cross for: natural 1, l2-1.5 0, linf-0.1 1 of 4 images",
         CI,
-        {"l2-1.5": inc, "linf-0.1": {"estimate": 0.5, "low": 0.5, "high": 0.5}},
+        {
+            "l2-1.5": {"estimate": 1.5, "low": 1.5, "high": 1.5, "images": 3},
+            "linf-0.1": {"estimate": 0.5, "low": 0.5, "high": 0.5, "images": 2},
+            "l2-1.5 − linf-0.1": {"estimate": 1.0, "low": 1.0, "high": 1.0, "images": 3},
+            "failed": {"natural": 1, "l2-1.5": 0, "linf-0.1": 1},
+        },
     )
+
+
+def test_boundary_compares_models_on_the_images_where_both_crossed():
+    """DeepFool fails on the natural model's two far images and on the same images for the L2
+    model: per model, the natural mean (1.75) would exceed the L2 model's (1.0) and the claim
+    would fail; on the two images where both crossed the L2 model is 0.5 further away."""
+    arrays = {
+        ("boundary", "natural", "distance/l2"): np.array([0.5, 0.5, 3.0, 3.0]),
+        ("boundary", "l2-1.5", "distance/l2"): np.array([1.0, 1.0, np.nan, np.inf]),
+        ("boundary", "linf-0.1", "distance/l2"): np.array([0.6, 0.6, 3.0, 3.0]),
+    }
+    verdict = run(check_boundary, view([NAT, LINF, L2], arrays, 4))
+    assert verdict.numbers["l2-1.5"] == {"estimate": 0.5, "low": 0.5, "high": 0.5, "images": 2}
+    assert verdict.numbers["l2-1.5 − linf-0.1"]["estimate"] == pytest.approx(0.4)
+    assert verdict.numbers["failed"] == {"natural": 0, "l2-1.5": 2, "linf-0.1": 0}
+    assert verdict.status == HOLDS
+
+
+def test_boundary_without_common_images_is_inconclusive():
+    arrays = {
+        ("boundary", "natural", "distance/l2"): np.array([0.5, 0.5, np.nan, np.nan]),
+        ("boundary", "l2-1.5", "distance/l2"): np.array([np.nan, np.nan, 1.0, 1.0]),
+    }
+    verdict = run(check_boundary, view([NAT, L2], arrays, 4))
+    assert verdict.status == INCONCLUSIVE
+    assert "l2-1.5: increase nan [nan, nan] on 0 images" in verdict.evidence
 
 
 def test_boundary_without_linf_models_can_only_fail():
@@ -343,10 +455,14 @@ def test_boundary_without_linf_models_can_only_fail():
     v = view([NAT, L2], up, n)
     assert run(check_boundary, v) == Verdict(
         INCONCLUSIVE,
-        f"natural: mean L2 distance 0.500; l2-1.5: increase {point(0.5)}; "
-        "no L∞-trained model to compare",
+        f"natural: mean L2 distance 0.500; l2-1.5: increase {point(0.5)} on 4 images; "
+        "no L∞-trained model to compare; DeepFool did not cross for: natural 0, l2-1.5 0 of 4 "
+        "images",
         CI,
-        {"l2-1.5": {"estimate": 0.5, "low": 0.5, "high": 0.5}},
+        {
+            "l2-1.5": {"estimate": 0.5, "low": 0.5, "high": 0.5, "images": 4},
+            "failed": {"natural": 0, "l2-1.5": 0},
+        },
     )
     down = {**up, ("boundary", "l2-1.5", "distance/l2"): np.full(n, 0.25)}
     assert run(check_boundary, view([NAT, L2], down, n)).status == FAILS
@@ -521,14 +637,19 @@ def test_robust_data_interval_ending_exactly_at_half_is_open(kept, end, bound):
     assert verdict.status == INCONCLUSIVE
 
 
-def test_a_distance_interval_starting_exactly_at_zero_is_not_above_it():
-    """L2: one image of twelve separable (A = 2), the others at chance (A = 0): a resample
-    without that image (a third of them) has A = 0, so the interval starts at 0 itself."""
-    n = 12
-    arrays = a_errors("natural", np.zeros(n), np.zeros(n))
-    l2 = np.full(n, 0.5)
-    l2[0] = 0.0
-    arrays |= a_errors("l2-1.5", l2, np.tile([0.0, 0.5], n // 2))
-    verdict = run(check_a_distance, view([NAT, L2], arrays, n))
+def test_a_distance_interval_starting_exactly_at_zero_is_not_above_it(monkeypatch):
+    """L2: A = 1/6 whose resamples reach 0 in a third of the draws: the interval starts at 0
+    itself, which is not above 0 ("not all the way" open), and the claim is inconclusive."""
+    import robustlens.claims.paper004 as p004
+
+    boot = np.tile([0.0, 1 / 6, 1 / 3], 100)
+    given = {
+        ("natural", "l2"): (2.0, np.full(300, 2.0)),
+        ("natural", "linf"): (2.0, np.full(300, 2.0)),
+        ("l2-1.5", "l2"): (1 / 6, boot),
+        ("l2-1.5", "linf"): (1.0, np.full(300, 1.0)),
+    }
+    monkeypatch.setattr(p004, "_a_distance", lambda v, m, norm: given[(m, norm)])
+    verdict = run(check_a_distance, view([NAT, L2], {}, 12))
     assert "l2-1.5: A(l2) = 0.167 [0, " in verdict.evidence
     assert verdict.status == INCONCLUSIVE, verdict.evidence
