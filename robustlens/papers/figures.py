@@ -78,16 +78,20 @@ class PaperFigure:
         """ "paper 004 Table 7"."""
         return f"paper {self.paper} {self.reference}"
 
-    def summary(self) -> str:
-        """One line: "paper 004 Table 7 (CIFAR-10, ResNet50): regular 0.686, … — direction"."""
-        head = f"{self.cite} ({self.setting})"
+    def figure_text(self) -> str:
+        """ "paper 004 Table 7 (CIFAR-10, ResNet50, …): regular, PGD L2 ε = 0.25 0.686; …", or
+        "…: figure only" when the paper shows a plot only."""
         if self.figure_only:
             body = "figure only"
         else:
             body = "; ".join(
                 f"{v} ({v.reference})" if v.reference else str(v) for v in self.values
             )
-        return f"{head}: {body} — {self.direction}"
+        return f"{self.cite} ({self.setting}): {body}"
+
+    def summary(self) -> str:
+        """One line: the figure and the direction of the effect the paper reports."""
+        return f"{self.figure_text()} — {self.direction}"
 
 
 def _entry(paper: str, claim: str, raw: dict[str, Any], source: str) -> PaperFigure:
