@@ -97,6 +97,7 @@ def get_paper(key: str) -> Paper:
     known = ", ".join(f"{p.number} ({p.short_authors})" for p in PAPERS.values())
     raise ConfigError(f"unknown paper {key!r}", fix=f"known papers: {known}")
 
+
 __all__ = [
     "CARLETTI",
     "GARAEV",

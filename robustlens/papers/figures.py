@@ -84,9 +84,7 @@ class PaperFigure:
         if self.figure_only:
             body = "figure only"
         else:
-            body = "; ".join(
-                f"{v} ({v.reference})" if v.reference else str(v) for v in self.values
-            )
+            body = "; ".join(f"{v} ({v.reference})" if v.reference else str(v) for v in self.values)
         return f"{self.cite} ({self.setting}): {body}"
 
     def summary(self) -> str:
@@ -155,8 +153,10 @@ def load_figures(number: str, text: str | None = None) -> dict[str, PaperFigure]
     """The entries of paper ``number``'s data file (or of the TOML ``text``), by claim id."""
     source = f"robustlens/papers/data/{number}.toml"
     if text is None:
-        text = resources.files("robustlens.papers").joinpath("data", f"{number}.toml").read_text(
-            encoding="utf-8"
+        text = (
+            resources.files("robustlens.papers")
+            .joinpath("data", f"{number}.toml")
+            .read_text(encoding="utf-8")
         )
     try:
         data = tomllib.loads(text)
@@ -180,7 +180,9 @@ def all_figures() -> dict[str, PaperFigure]:
 def data_files() -> list[str]:
     """The papers with a data file, by number ("000" …)."""
     folder = resources.files("robustlens.papers").joinpath("data")
-    return sorted(f.name.removesuffix(".toml") for f in folder.iterdir() if f.name.endswith(".toml"))
+    return sorted(
+        f.name.removesuffix(".toml") for f in folder.iterdir() if f.name.endswith(".toml")
+    )
 
 
 def paper_figure(claim_id: str) -> PaperFigure | None:

@@ -356,7 +356,7 @@ def test_the_papers_figure_stands_beside_ours_with_its_direction(html: str) -> N
     other = html[html.index('id="claim-ilyas-2"') :]
     other = other[: other.index("</tr>")]
     assert "paper:" not in other and "→ ours" not in other and "Accuracy 12 %" in other
-    assert "<th scope=\"col\">Paper → ours</th>" in html
+    assert '<th scope="col">Paper → ours</th>' in html
 
 
 def test_summary_counts_many() -> None:
