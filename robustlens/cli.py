@@ -519,11 +519,20 @@ def study_check(file: Annotated[Path, typer.Argument(help="Study file (TOML).")]
 
 
 @study_app.command("status")
-def study_status(directory: Annotated[Path, typer.Argument(help="Study output folder.")]) -> None:
-    """What a study has done and what is left."""
+def study_status(
+    directory: Annotated[Path, typer.Argument(help="Study output folder.")],
+    claims: Annotated[
+        bool,
+        typer.Option(
+            "--claims", help="Also each claim's status, with the paper's own figure beside ours."
+        ),
+    ] = False,
+) -> None:
+    """What a study has done and what is left (and, with --claims, where each claim stands)."""
     from robustlens.runner import Study
 
-    status = Study.open(directory).status()
+    study = Study.open(directory)
+    status = study.status()
     table = Table(title=safe(f"study {status['study']} ({status['dir']})"))
     for col in ("item", "state"):
         table.add_column(col)
@@ -543,6 +552,38 @@ def study_status(directory: Annotated[Path, typer.Argument(help="Study output fo
         )
     table.add_row("report", safe(status["report"]) if status["report"] else "[yellow]not written")
     out.print(table)
+    if claims:
+        _print_claims(study)
+
+
+STATUS_STYLE = {"holds": "green", "fails": "red", "inconclusive": "yellow"}
+
+
+def _print_claims(study: Any) -> None:
+    """Each claim's status, then "paper: <the paper's figure, cited> → ours: <our evidence>"
+    and the direction the paper reports, read from the study's results as the report is."""
+    from robustlens.report.builder import claim_rows
+
+    with study.read() as results:
+        rows = claim_rows(results)
+    if not rows:
+        out.print("claims: none of the study's lenses is needed by a claim", highlight=False)
+        return
+    for row in rows:
+        style = STATUS_STYLE.get(row.status, "dim")
+        out.print(
+            f"\n[bold]{safe(row.claim_id)}[/]  [{style}]{safe(row.status)}[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if row.paper_figure:
+            out.print(f"  paper: {safe(row.paper_figure)}", highlight=False, soft_wrap=True)
+            out.print(f"  → ours: {safe(row.evidence)}", highlight=False, soft_wrap=True)
+            out.print(
+                f"  paper's direction: {safe(row.direction)}", highlight=False, soft_wrap=True
+            )
+        else:
+            out.print(f"  ours: {safe(row.evidence)}", highlight=False, soft_wrap=True)
 
 
 @app.command("report")

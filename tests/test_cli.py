@@ -196,3 +196,52 @@ def test_eval_of_an_adapter_id_uses_the_data_set_given(monkeypatch, capsys):
     message = capsys.readouterr().err
     assert "fake:mlp names no data set" in message and "give --data" in message
     assert "Traceback" not in message
+
+
+STATUS_STUDY = """
+[study]
+name = "status"
+
+[data]
+dataset = "digits"
+eval_n = 60
+
+[[models]]
+name = "natural"
+arch = "small-cnn"
+arch_kwargs = { widths = [4, 8], kernels = [3, 3], strides = [1, 2] }
+recipe = { method = "natural", epochs = 1, eval_n = 30 }
+
+[[models]]
+name = "l2"
+arch = "small-cnn"
+arch_kwargs = { widths = [4, 8], kernels = [3, 3], strides = [1, 2] }
+recipe = { method = "pgd", norm = "l2", eps = 0.5, steps = 2, epochs = 1, eval_n = 30 }
+
+[lenses.activations]
+"""
+
+
+def test_study_status_claims_prints_the_papers_figure_beside_ours(tmp_path):
+    spec = tmp_path / "status.toml"
+    spec.write_text(STATUS_STUDY)
+    out = tmp_path / "run"
+    run = robustlens("study", "run", str(spec), "--out", str(out), "--device", "cpu")
+    assert run.returncode == 0, run.stderr
+    plain = robustlens("study", "status", str(out))
+    assert plain.returncode == 0, plain.stderr
+    assert "paper:" not in plain.stdout and "lens activations" in plain.stdout
+    result = robustlens("study", "status", str(out), "--claims")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert text.startswith(plain.stdout)  # the status table, then the claims
+    blocks = text[len(plain.stdout) :].split("\n\n")
+    by_id = {block.split()[0]: block.strip("\n") for block in blocks if block.strip()}
+    assert set(by_id) == {"000-4.1-dense", "000-4.1-dense-eps", "000-4.2-redundancy"}
+    dense = by_id["000-4.1-dense"].splitlines()
+    assert dense[0].split()[1] in ("holds", "fails", "inconclusive")
+    assert dense[1].startswith("  paper: paper 000 Fig. 1 (") and "figure only" in dense[1]
+    assert dense[2].startswith("  → ours: ") and "[" in dense[2]  # our numbers, with interval
+    assert dense[3].startswith("  paper's direction: robust > natural")
+    report = (out / "report.html").read_text()
+    assert "paper:</span> paper 000 Fig. 1 (" in report  # the same figure in the report

@@ -19,6 +19,7 @@ from robustlens.claims.verdict import (
     Status,
     Verdict,
 )
+from robustlens.papers import paper_figure
 
 CLAIMS: tuple[Claim, ...] = (
     CLAIMS_000
@@ -35,7 +36,8 @@ CLAIMS: tuple[Claim, ...] = (
 def evaluate_claims(
     view: ResultsView, *, resamples: int = 1000, seed: int = 0
 ) -> list[tuple[Claim, Verdict]]:
-    """Every claim whose lenses the study ran, with its verdict."""
+    """Every claim whose lenses the study ran, with its verdict (and the paper's own figure
+    for the claim attached to it, to read beside ours)."""
     view.resamples, view.seed = resamples, seed
     out = []
     for claim in CLAIMS:
@@ -48,6 +50,7 @@ def evaluate_claims(
             except KeyError as exc:
                 verdict = Verdict(INCONCLUSIVE, f"results missing: {exc}")
             verdict = _with_exclusions(view, claim, verdict)
+        verdict.paper_figure = paper_figure(claim.id)
         out.append((claim, verdict))
     return out
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from robustlens.papers import PaperFigure
+
 
 class Status(StrEnum):
     """A claim's status. The first three are verdicts; *not computed* (a lens the claim needs
@@ -28,12 +30,15 @@ NOT_COMPUTED, NOT_APPLICABLE = Status.NOT_COMPUTED, Status.NOT_APPLICABLE
 @dataclass
 class Verdict:
     """A claim's status with its evidence (the numbers in words), how the intervals were found
-    and the numbers themselves."""
+    and the numbers themselves; and, to read beside them, what the paper itself reports
+    (attached by :func:`robustlens.claims.evaluate_claims`; it takes no part in the status,
+    nor in comparing verdicts)."""
 
     status: Status
     evidence: str
     interval: str = ""
     numbers: dict[str, Any] = field(default_factory=dict)
+    paper_figure: PaperFigure | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self.status = Status(self.status)  # one of the five, or a ValueError naming it

@@ -121,6 +121,28 @@ def model_rows(models: list[StudyModel], stored: dict[str, dict[str, Any]]) -> l
     return rows
 
 
+def claim_rows(results: Results) -> list[ClaimRow]:
+    """Every claim the study can check, with its verdict on the study's models and the
+    paper's own figure beside it (the report's claims table, and ``study status --claims``)."""
+    rows = []
+    for c, v in evaluate_claims(results.view(), seed=results.spec.seed):
+        figure = v.paper_figure
+        rows.append(
+            ClaimRow(
+                c.id,
+                c.paper.label,
+                c.section,
+                c.statement,
+                v.status.value,
+                v.evidence,
+                v.interval,
+                figure.figure_text() if figure else "",
+                figure.direction if figure else "",
+            )
+        )
+    return rows
+
+
 FigureKeeper = Callable[[str, list[tuple[str, bytes]], str], None]
 """Stores a lens's freshly drawn figures (lens, [(title, png)], figure source) for reuse."""
 
@@ -132,13 +154,7 @@ def build_document(results: Results, keep_figures: FigureKeeper | None = None) -
     study_spec = results.spec
     models = results.models
     stored = results.model_rows
-    view = results.view()
-    claims = [
-        ClaimRow(
-            c.id, c.paper.label, c.section, c.statement, v.status.value, v.evidence, v.interval
-        )
-        for c, v in evaluate_claims(view, seed=study_spec.seed)
-    ]
+    claims = claim_rows(results)
     sections = []
     warnings = []
     for plan in study_spec.lenses:

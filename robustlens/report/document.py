@@ -34,6 +34,8 @@ class ClaimRow:
     status: str  # "holds" | "fails" | "inconclusive" | "not computed" | "not applicable"
     evidence: str  # the numbers behind the verdict, one short paragraph
     interval: str = ""  # e.g. "Δ = 3.1 [1.2, 5.0] (95 % bootstrap CI over images)"
+    paper_figure: str = ""  # the paper's own figure, cited: "paper 004 Table 7 (…): … 0.686"
+    direction: str = ""  # the direction of the effect the paper reports
 
 
 @dataclass

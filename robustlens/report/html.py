@@ -224,6 +224,8 @@ def _claim(c: ClaimRow) -> dict[str, str]:
         "badge_class": f"badge-{status}" if known else "badge-other",
         "evidence": c.evidence,
         "interval": c.interval,
+        "paper_figure": c.paper_figure,
+        "direction": c.direction,
     }
 
 

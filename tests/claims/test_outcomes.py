@@ -9,6 +9,7 @@ from robustlens.claims import (
     ResultsView,
     evaluate_claims,
 )
+from robustlens.papers import paper_figure
 from tests.claims.test_paper000 import model
 
 MODELS = [model("natural"), model("linf-0.1", "pgd", "linf", 0.1)]
@@ -55,3 +56,16 @@ def test_models_a_lens_skips_are_named_in_the_evidence():
     verdicts = [vd for c, vd in evaluate_claims(v, resamples=20) if "color" in c.needs]
     assert verdicts and all("mlp left out (no colour channels)" in vd.evidence for vd in verdicts)
     assert all(vd.status not in (NOT_APPLICABLE, NOT_COMPUTED) for vd in verdicts)
+
+
+def test_every_verdict_carries_the_papers_own_figure_for_its_claim():
+    """Attached by claim id whatever the status; the status itself does not depend on it."""
+    v = view({"color"}, {"color", "filters"})
+    v.not_applicable = {"filters": {"natural": "no 3×3", "linf-0.1": "no 3×3"}}
+    verdicts = evaluate_claims(v, resamples=20)
+    assert {vd.status for _, vd in verdicts} >= {NOT_APPLICABLE}
+    for claim, vd in verdicts:
+        assert vd.paper_figure is paper_figure(claim.id) and vd.paper_figure is not None
+    by_id = {c.id: vd for c, vd in verdicts}
+    assert by_id["000-4.4-average"].paper_figure.reference == "Table 3"
+    assert by_id["003-4.3-quality"].paper_figure.figure_only

@@ -105,6 +105,8 @@ def sample_document() -> ReportDocument:
             status="holds",
             evidence="91.2 % vs 85.3 % clean accuracy on 1 000 images.",
             interval="Δ = 5.9 [4.1, 7.6] (95 % bootstrap CI over images)",
+            paper_figure="paper 004 Table 2 (CIFAR-10): clean accuracy 41.2 %",
+            direction="natural > robust <b>always</b>",
         ),
         ClaimRow(
             claim_id="ilyas-2",
@@ -342,6 +344,21 @@ def test_claim_badges_and_summary(html: str) -> None:
     assert 'id="claim-tsipras-1"' in html
 
 
+def test_the_papers_figure_stands_beside_ours_with_its_direction(html: str) -> None:
+    """ "paper: <figure with reference> → ours: <our numbers>", then the paper's direction; a
+    claim without a paper figure shows ours alone."""
+    row = html[html.index('id="claim-tsipras-1"') :]
+    row = row[: row.index("</tr>")]
+    paper = row.index("paper:</span> paper 004 Table 2 (CIFAR-10): clean accuracy 41.2 %")
+    ours = row.index("→ ours:</span> 91.2 % vs 85.3 % clean accuracy")
+    direction = row.index("paper's direction:</span> natural &gt; robust &lt;b&gt;always")
+    assert paper < ours < direction
+    other = html[html.index('id="claim-ilyas-2"') :]
+    other = other[: other.index("</tr>")]
+    assert "paper:" not in other and "→ ours" not in other and "Accuracy 12 %" in other
+    assert '<th scope="col">Paper → ours</th>' in html
+
+
 def test_summary_counts_many() -> None:
     doc = sample_document()
     base = doc.claims[0]
@@ -545,7 +562,8 @@ def test_template_is_package_data() -> None:
 
     assert files("robustlens.report").joinpath("templates/report.html.j2").is_file()
     pyproject = (Path(__file__).parents[2] / "pyproject.toml").read_text()
-    assert 'robustlens = ["report/templates/*.j2"]' in pyproject
+    assert 'robustlens = ["report/templates/*.j2", "papers/data/*.toml"]' in pyproject
+    assert files("robustlens.papers").joinpath("data/004.toml").is_file()
 
 
 # --------------------------------------------------------------------------------------------

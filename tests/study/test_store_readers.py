@@ -1,5 +1,6 @@
-"""`study status` and `report` read a study's store without changing it, even while a run
-holds the study folder (issue 14 §2). `report` writes report.html, nothing else."""
+"""`study status` (with its claims) and `report` read a study's store without changing it,
+even while a run holds the study folder (issue 14 §2). `report` writes report.html, nothing
+else."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from robustlens import runner as runner_module
+from robustlens.report.builder import claim_rows
 from robustlens.runner import REPORT_NAME, Study
 from robustlens.study.lock import study_lock
 from robustlens.study.store import DB_NAME
@@ -40,10 +42,13 @@ def test_status_and_report_never_change_the_store(tmp_path, monkeypatch):
     with study_lock(out):  # readers do not need the lock: a run may be going on
         status = Study.open(out).status()
         report = Study.open(out).write_report()
+        with Study.open(out).read() as results:  # what `study status --claims` reads
+            claims = claim_rows(results)
     assert status["lenses"] == [
         {"lens": "activations", "done": 1, "total": 1, "failed": 0, "not_applicable": 0}
     ]
     assert report == out / REPORT_NAME and "activations" in report.read_text()
+    assert claims and all(row.paper_figure.startswith("paper 000 ") for row in claims)
     after = store_files(out)
     assert {k: after.get(k) for k in before} == before
     assert set(after) == set(before)  # the report's figures were drawn, not stored

@@ -1,5 +1,6 @@
 """The five papers robustlens implements: who wrote them, what they are called, where they
-appeared, and how the report names them.
+appeared, and how the report names them; and (``figures``, with one data file per paper in
+``data/``) the paper's own numbers for each claim, with the table or figure they stand in.
 
 Pure data, read from each paper's text (``../shared/papers/<id>.txt`` beside the checkout):
 title and authors from its head, year, venue and DOI where the text states them. A field the
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from robustlens.errors import ConfigError
+from robustlens.papers.figures import PaperFigure, PaperValue, paper_figure
 
 
 @dataclass(frozen=True)
@@ -94,3 +96,18 @@ def get_paper(key: str) -> Paper:
             return paper
     known = ", ".join(f"{p.number} ({p.short_authors})" for p in PAPERS.values())
     raise ConfigError(f"unknown paper {key!r}", fix=f"known papers: {known}")
+
+
+__all__ = [
+    "CARLETTI",
+    "GARAEV",
+    "GAVRIKOV",
+    "ITAZURI",
+    "PAPERS",
+    "SPRINGER",
+    "Paper",
+    "PaperFigure",
+    "PaperValue",
+    "get_paper",
+    "paper_figure",
+]
