@@ -43,11 +43,13 @@ def evaluate_claims(
             continue  # the study does not ask for a lens the claim needs
         verdict = _without_results(view, claim)
         if verdict is None:
+            covered = view.covering(claim.needs)
             try:
-                verdict = claim.check(view.covering(claim.needs))
+                verdict = claim.check(covered)
             except KeyError as exc:
                 verdict = Verdict(INCONCLUSIVE, f"results missing: {exc}")
             verdict = _with_exclusions(view, claim, verdict)
+            verdict.seeds = covered.seeds
         out.append((claim, verdict))
     return out
 
