@@ -8,11 +8,14 @@ import textwrap
 
 import pytest
 
+from robustlens.claims import evaluate_claims
 from robustlens.errors import ConfigError
 from robustlens.lenses import StudyModel
 from robustlens.models import ModelCard
+from robustlens.runner import Study
 from robustlens.study.plan import StudyPlan
 from robustlens.study.spec import load_spec
+from robustlens.study.store import Store
 from robustlens.train import loop as loop_module
 from tests.train.helpers import FAST, small_model, stripes
 
@@ -150,3 +153,51 @@ def test_the_plan_has_one_unit_and_key_per_replicate(tmp_path):
     assert [u.scope_model for u in units] == [m.name for m in spec.models]
     assert len({u.key for u in units}) == len(units)
     assert [u.models[0].setting for u in units] == [m.setting for m in spec.models]
+
+
+TINY = """
+[study]
+name = "tiny-seeds"
+
+[data]
+dataset = "digits"
+eval_n = 40
+
+[[models]]
+name = "natural"
+arch = "small-cnn"
+arch_kwargs = { widths = [4, 8], kernels = [3, 3], strides = [1, 2] }
+recipe = { method = "natural", epochs = 1, eval_n = 20 }
+seeds = [0, 1]
+
+[[models]]
+name = "linf"
+arch = "small-cnn"
+arch_kwargs = { widths = [4, 8], kernels = [3, 3], strides = [1, 2] }
+recipe = { method = "fgsm-rs", norm = "linf", eps = [0.1], epochs = 1, eval_n = 20, eval_steps = 2 }
+seeds = [0, 1]
+
+[lenses.activations]
+"""
+
+
+@pytest.mark.slow
+def test_a_seeded_study_trains_each_replicate_and_its_claims_say_two_seeds(tmp_path):
+    (tmp_path / "tiny.toml").write_text(TINY)
+    summary = Study.from_file(tmp_path / "tiny.toml", tmp_path / "out", device="cpu").run()
+    names = ["natural@s0", "natural@s1", "linf-0.1@s0", "linf-0.1@s1"]
+    assert summary.computed == [f"activations:{n}" for n in names] and not summary.failed
+    assert all((tmp_path / "out" / "models" / n / "model.safetensors").is_file() for n in names)
+    store = Store.open_existing(tmp_path / "out")
+    try:
+        results = Study.open(tmp_path / "out", device="cpu").results(store)
+        assert [(m.name, m.group) for m in results.models] == [(n, n.split("@")[0]) for n in names]
+        assert len({m.digest for m in results.models}) == 4  # each seed its own weights
+        assert [m.card.recipe["seed"] for m in results.models] == [0, 1, 0, 1]
+        verdicts = {c.id: v for c, v in evaluate_claims(results.view(), resamples=100)}
+    finally:
+        store.close()
+    dense = verdicts["000-4.1-dense"]
+    assert dense.seeds == 2 and dense.seeds_text == "2 seeds"
+    assert "linf-0.1 (2 seeds): Δ Σ_k N_k" in dense.evidence, dense.evidence
+    assert "hierarchical" in dense.interval
