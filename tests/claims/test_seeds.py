@@ -7,7 +7,7 @@ import dataclasses
 
 import numpy as np
 
-from robustlens.claims import FAILS, HOLDS, INCONCLUSIVE, evaluate_claims
+from robustlens.claims import FAILS, HOLDS, INCONCLUSIVE, NOT_COMPUTED, evaluate_claims
 from robustlens.claims.paper000 import check_dense_grows, check_grid
 from robustlens.lenses import activations, color
 from tests.claims.exact import CI, model, view
@@ -122,3 +122,11 @@ def test_growth_with_eps_ranks_settings_by_their_mean_over_seeds():
     assert verdict.status == HOLDS, verdict.evidence
     assert verdict.numbers["linf"]["rho"] == 1.0
     assert "over ε = 0, 0.1, 0.2" in verdict.evidence
+
+
+def test_a_claim_without_results_also_says_its_seeds():
+    v = seeded({})
+    v.lenses, v.planned = set(), {"color"}
+    verdicts = {c.id: verdict for c, verdict in evaluate_claims(v, resamples=50)}
+    grid = verdicts["000-B-grid"]
+    assert grid.status == NOT_COMPUTED and grid.seeds_text == "2 seeds"
