@@ -23,7 +23,10 @@ images are crossed (every model sees every image), and resampling both factors c
 replicate × image noise twice, which errs on the wide side. With few seeds the between-seed
 variance is underestimated (the plug-in factor (R − 1)/R, and only R^R distinct draws: with 2
 seeds the interval is narrower than a t interval would be); the report states the seed count
-beside every verdict.
+beside every verdict. In the simulation of tests/analysis/test_hierarchical_bootstrap.py (seed
+effect sd 0.5, image effect and noise sd 1, 100 images) a 95 % interval for a difference
+between two settings covered the true value in 78 % of 200 runs with 2 seeds per setting,
+88 % with 3 and 92.5 % with 10; over images only, 49 %, 60 % and 72 %.
 """
 
 from __future__ import annotations
