@@ -29,6 +29,7 @@ import numpy as np
 from robustlens.analysis.bootstrap import (
     Interval,
     full_weights,
+    hierarchical_mean_interval,
     hierarchical_samples,
     interval,
     mean_interval,
@@ -118,6 +119,16 @@ class ResultsView:
         per_replicate = np.stack([stat(self, m.name, w) for m in group])
         counts = self.seed_weights(group[0].group, len(group))
         return full, hierarchical_samples(per_replicate, counts)
+
+    def setting_mean_interval(self, values: list[np.ndarray], setting: str) -> Interval:
+        """The mean of per-image ``values`` of one setting (one array per replicate, in the
+        setting's order) with its 95 % interval: :meth:`mean_interval` for one replicate, else
+        the hierarchical bootstrap over its seeds × the shared image weights."""
+        if len(values) == 1:
+            return self.mean_interval(values[0])
+        stacked = np.stack([np.asarray(v, dtype=np.float64) for v in values])
+        counts = self.seed_weights(setting, len(values))
+        return hierarchical_mean_interval(stacked, self.weights(stacked.shape[1]), counts)
 
     def mean_samples(self, values: np.ndarray) -> tuple[float, np.ndarray]:
         """The mean of per-image ``values`` and its value under each of this view's

@@ -9,6 +9,7 @@ import numpy as np
 
 from robustlens.claims import FAILS, HOLDS, INCONCLUSIVE, NOT_COMPUTED, evaluate_claims
 from robustlens.claims.paper000 import check_dense_grows, check_grid
+from robustlens.claims.paper004 import check_linf_hurts_more
 from robustlens.lenses import activations, color
 from tests.claims.exact import CI, model, view
 from tests.tolerances import float_tol
@@ -130,3 +131,38 @@ def test_a_claim_without_results_also_says_its_seeds():
     verdicts = {c.id: verdict for c, verdict in evaluate_claims(v, resamples=50)}
     grid = verdicts["000-B-grid"]
     assert grid.status == NOT_COMPUTED and grid.seeds_text == "2 seeds"
+
+
+def test_a_settings_mean_interval_pools_its_seeds():
+    v = seeded({})
+    one = np.linspace(0, 1, N)
+    single = v.setting_mean_interval([one], "natural")
+    assert single == v.mean_interval(one)
+    pooled = v.setting_mean_interval([np.zeros(N), np.ones(N)], "natural")
+    # replicate draws {s0, s0}, {s1, s1} or one of each: means 0, 1 or ½
+    assert (pooled.estimate, pooled.low, pooled.high) == (0.5, 0.0, 1.0)
+
+
+def test_the_linf_claim_judges_each_setting_over_its_seeds():
+    """004-3.1-linf per setting: seed 0 of linf-0.1 has L2 hurt more, seed 1 L∞ by more, so
+    the setting's interval spans 0 where the natural setting's lies above it."""
+    every, none = np.ones(N, dtype=bool), np.zeros(N, dtype=bool)
+    half = np.arange(N) % 2 == 0
+    rows = {
+        "natural@s0": (none, every),
+        "natural@s1": (half, every),
+        "linf-0.1@s0": (every, half),
+        "linf-0.1@s1": (none, every),
+    }
+    arrays = {}
+    for name, (linf, l2) in rows.items():
+        arrays[("attack_grid", name, "robust/pgd linf 0.025 5")] = linf
+        arrays[("attack_grid", name, "robust/pgd l2 0.25 100")] = l2
+    models = [replicate(NAT, 0), replicate(NAT, 1), replicate(LINF, 0), replicate(LINF, 1)]
+    verdict = check_linf_hurts_more(view(models, arrays, N, resamples=300))
+    assert verdict.status == INCONCLUSIVE, verdict.evidence
+    nat, rob = verdict.numbers["natural"], verdict.numbers["linf-0.1"]
+    assert abs(nat["estimate"] - 0.75) <= TOL and nat["low"] > 0
+    assert abs(rob["estimate"] - 0.25) <= TOL and rob["low"] < 0 < rob["high"]
+    assert "linf-0.1 (2 seeds): acc L2 − acc L∞ = 0.25" in verdict.evidence
+    assert "hierarchical" in verdict.interval
