@@ -1,13 +1,37 @@
-"""Paired bootstrap over evaluation images.
+"""Paired bootstrap over evaluation images, and over training seeds × images.
 
 Every model of a study sees the same images, so a comparison between two models resamples the
 images once and evaluates both statistics on the same resample. A resample is represented by
 its multiplicity weights W[b, i] (how often image i was drawn in resample b); statistics that
 are means or "for every image" counts are then matrix products with W.
+
+When a study trains a setting (e.g. L∞ ε = 0.1) with several seeds, its replicates are a
+sample of the models that setting produces, and a difference between settings is a finding only
+if it survives retraining. The hierarchical (two-stage) bootstrap resamples both sources:
+
+1. per setting, its R replicates are drawn with replacement (multiplicities C[b, j], one
+   stream per setting from :func:`seed_weights`: replicates of different settings are separate
+   training runs, so their draws are independent);
+2. the images are drawn once per resample with the study's shared weights W[b] (paired: the
+   same for every model of every setting);
+3. the setting's statistic in resample b is the C-weighted mean over its replicates of each
+   replicate's statistic under W[b] (:func:`hierarchical_samples`); its estimate is the plain
+   mean over replicates on all images.
+
+A setting with one replicate reduces to the paired image bootstrap, number for number. Seeds and
+images are crossed (every model sees every image), and resampling both factors counts the
+replicate × image noise twice, which errs on the wide side. With few seeds the between-seed
+variance is underestimated (the plug-in factor (R − 1)/R, and only R^R distinct draws: with 2
+seeds the interval is narrower than a t interval would be); the report states the seed count
+beside every verdict. In the simulation of tests/analysis/test_hierarchical_bootstrap.py (seed
+effect sd 0.5, image effect and noise sd 1, 100 images) a 95 % interval for a difference
+between two settings covered the true value in 78 % of 200 runs with 2 seeds per setting,
+88 % with 3 and 92.5 % with 10; over images only, 49 %, 60 % and 72 %.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -126,3 +150,36 @@ Statistic = Callable[[np.ndarray], np.ndarray]
 def full_weights(n: int) -> np.ndarray:
     """The weights of the data itself (every image once), as a one-row W."""
     return np.ones((1, n))
+
+
+def seed_weights(replicates: int, resamples: int, seed: int, setting: str) -> np.ndarray:
+    """C[b, j]: how often replicate j of ``setting`` is drawn in resample b (rows sum to
+    ``replicates``); a stream of its own per setting name, apart from the images' weights.
+    One replicate is always drawn once (C = 1)."""
+    if replicates == 1:
+        return np.ones((resamples, 1))
+    key = int.from_bytes(hashlib.sha256(setting.encode()).digest()[:4], "little")
+    rng = np.random.default_rng([seed, key, 5_1_5_5])
+    idx = rng.integers(0, replicates, size=(resamples, replicates))
+    counts = np.zeros((resamples, replicates), dtype=np.float64)
+    np.add.at(counts, (np.arange(resamples)[:, None], idx), 1.0)
+    return counts
+
+
+def hierarchical_samples(per_replicate: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """A setting's statistic under each resample: the replicates' statistics [R, B] (each under
+    the shared image weights) averaged with the replicate draws ``counts`` C [B, R]."""
+    per_replicate = np.asarray(per_replicate, dtype=np.float64)
+    return (counts * per_replicate.T).sum(axis=1) / counts.shape[1]
+
+
+def hierarchical_mean_interval(
+    values: np.ndarray, weights: np.ndarray, counts: np.ndarray
+) -> Interval:
+    """The mean of per-image ``values`` [R, N] (one row per replicate) over replicates and
+    images, with its percentile interval under image ``weights`` [B, N] and replicate
+    ``counts`` [B, R] (the two-stage scheme of this module's docstring)."""
+    values = np.asarray(values, dtype=np.float64)
+    estimate = float(np.mean([np.nanmean(v) for v in values]))
+    per_replicate = np.stack([weighted_mean(v, weights) for v in values])
+    return interval(estimate, hierarchical_samples(per_replicate, counts))

@@ -43,14 +43,16 @@ def evaluate_claims(
     for claim in CLAIMS:
         if any(lens not in view.lenses | view.planned for lens in claim.needs):
             continue  # the study does not ask for a lens the claim needs
+        covered = view.covering(claim.needs)
         verdict = _without_results(view, claim)
         if verdict is None:
             try:
-                verdict = claim.check(view.covering(claim.needs))
+                verdict = claim.check(covered)
             except KeyError as exc:
                 verdict = Verdict(INCONCLUSIVE, f"results missing: {exc}")
             verdict = _with_exclusions(view, claim, verdict)
         verdict.paper_figure = paper_figure(claim.id)
+        verdict.seeds = covered.seeds  # for the claims table: "single seed" or "N seeds"
         out.append((claim, verdict))
     return out
 

@@ -8,6 +8,14 @@ verdict and a 95 % paired bootstrap interval over the evaluation images. A claim
 otherwise — or when the study lacks the models the claim needs. A claim whose lens failed
 reads *not computed*; one whose lens applies to none of the study's models, *not applicable*.
 Claims are registered by id (:data:`CLAIM_REGISTRY`), as lenses are.
+
+A study may train a setting with several seeds (``seeds = [0, 1]``: models ``natural@s0``,
+``natural@s1``, each remembering its setting). The helpers :func:`versus_natural` and
+:func:`grows_with_eps` then compare settings, not models: a setting's statistic is the mean
+over its replicates, with the hierarchical bootstrap over seeds × images of
+:mod:`robustlens.analysis.bootstrap`; with one model per setting they are the paired image
+bootstrap, number for number. Checks that compare single models judge each replicate as a
+model of its own. Every verdict carries the number of seeds per setting (``Verdict.seeds``).
 """
 
 from __future__ import annotations
@@ -21,10 +29,13 @@ import numpy as np
 from robustlens.analysis.bootstrap import (
     Interval,
     full_weights,
+    hierarchical_mean_interval,
+    hierarchical_samples,
     interval,
     mean_interval,
     mean_samples,
     resample_weights,
+    seed_weights,
     spearman_rows,
 )
 from robustlens.claims.verdict import Verdict, combine
@@ -34,6 +45,7 @@ from robustlens.registry import Registry
 
 MONOTONE = 0.8
 """Spearman ρ a "grows with ε" claim needs (besides an interval above 0) to hold."""
+CI_IMAGES = "95 % paired bootstrap CI over images"
 
 
 class ResultsView:
@@ -66,12 +78,57 @@ class ResultsView:
         self.resamples = 1000
         self.seed = 0
         self._weights: dict[int, np.ndarray] = {}
+        self._seed_weights: dict[tuple[str, int], np.ndarray] = {}
 
     def weights(self, n: int) -> np.ndarray:
         """Bootstrap weights over ``n`` images, the same for every model (paired)."""
         if n not in self._weights:
             self._weights[n] = resample_weights(n, self.resamples, self.seed)
         return self._weights[n]
+
+    def settings(self, models: list[StudyModel]) -> list[list[StudyModel]]:
+        """``models`` grouped by setting (the replicates of one setting, trained with different
+        seeds; see :attr:`StudyModel.group`), in study order."""
+        groups: dict[str, list[StudyModel]] = {}
+        for m in models:
+            groups.setdefault(m.group, []).append(m)
+        return list(groups.values())
+
+    @property
+    def seeds(self) -> int:
+        """The most training seeds any setting of the view has (1: one model per setting)."""
+        return max((len(g) for g in self.settings(self.models)), default=1)
+
+    def seed_weights(self, setting: str, replicates: int) -> np.ndarray:
+        """Bootstrap draws C [B, R] of a setting's replicates, the same in every claim."""
+        key = (setting, replicates)
+        if key not in self._seed_weights:
+            self._seed_weights[key] = seed_weights(replicates, self.resamples, self.seed, setting)
+        return self._seed_weights[key]
+
+    def setting_samples(
+        self, stat: ModelStat, group: list[StudyModel], w: np.ndarray
+    ) -> tuple[float, np.ndarray]:
+        """A setting's statistic on all images and under each resample: one model's own
+        (paired image bootstrap), or the mean over its replicates (hierarchical bootstrap over
+        seeds × images, the same image weights ``w`` for every replicate)."""
+        one = full_weights(self.n)
+        if len(group) == 1:
+            return stat(self, group[0].name, one)[0], stat(self, group[0].name, w)
+        full = float(np.mean([stat(self, m.name, one)[0] for m in group]))
+        per_replicate = np.stack([stat(self, m.name, w) for m in group])
+        counts = self.seed_weights(group[0].group, len(group))
+        return full, hierarchical_samples(per_replicate, counts)
+
+    def setting_mean_interval(self, values: list[np.ndarray], setting: str) -> Interval:
+        """The mean of per-image ``values`` of one setting (one array per replicate, in the
+        setting's order) with its 95 % interval: :meth:`mean_interval` for one replicate, else
+        the hierarchical bootstrap over its seeds × the shared image weights."""
+        if len(values) == 1:
+            return self.mean_interval(values[0])
+        stacked = np.stack([np.asarray(v, dtype=np.float64) for v in values])
+        counts = self.seed_weights(setting, len(values))
+        return hierarchical_mean_interval(stacked, self.weights(stacked.shape[1]), counts)
 
     def mean_samples(self, values: np.ndarray) -> tuple[float, np.ndarray]:
         """The mean of per-image ``values`` and its value under each of this view's
@@ -150,43 +207,60 @@ def get_claim(claim_id: str) -> Claim:
     return CLAIM_REGISTRY.get(claim_id)
 
 
+def label(group: list[StudyModel]) -> str:
+    """A setting in the evidence: its model's name, or ``linf-0.1 (2 seeds)``."""
+    return group[0].name if len(group) == 1 else f"{group[0].group} ({len(group)} seeds)"
+
+
+def ci_text(view: ResultsView, single: str = CI_IMAGES) -> str:
+    """How the helpers' intervals were found: ``single`` with one model per setting, else
+    the hierarchical bootstrap over the seeds."""
+    seeds = view.seeds
+    if seeds == 1:
+        return single
+    return f"95 % hierarchical bootstrap CI over seeds (up to {seeds} per setting) × images"
+
+
 def versus_natural(
     view: ResultsView, stat: ModelStat, what: str, direction: int = 1
 ) -> tuple[list[int], list[str], dict]:
-    """Δ = stat(robust) − stat(natural) per robust model with paired bootstrap intervals."""
+    """Δ = stat(robust) − stat(natural) per robust setting with paired bootstrap intervals
+    (over seeds × images when a setting has several seeds)."""
     if not view.natural or not view.robust:
         return [], [f"needs a natural and at least one robust model ({what})"], {}
     w = view.weights(view.n)
-    nat = view.natural[0]
-    one = full_weights(view.n)
-    base_full, base_boot = stat(view, nat.name, one)[0], stat(view, nat.name, w)
-    signs, parts, numbers = [], [f"{nat.name}: {what} = {base_full:.3g}"], {}
-    for m in view.robust:
-        iv = interval(stat(view, m.name, one)[0] - base_full, stat(view, m.name, w) - base_boot)
+    nat = view.settings(view.natural)[0]
+    base_full, base_boot = view.setting_samples(stat, nat, w)
+    signs, parts, numbers = [], [f"{label(nat)}: {what} = {base_full:.3g}"], {}
+    for group in view.settings(view.robust):
+        full, boot = view.setting_samples(stat, group, w)
+        iv = interval(full - base_full, boot - base_boot)
         signs.append(iv.sign() * direction)
-        parts.append(f"{m.name}: Δ {what} = {iv.text()}")
-        numbers[m.name] = {"delta": iv.estimate, "low": iv.low, "high": iv.high}
-    numbers["natural"] = {"model": nat.name, "value": float(base_full)}
+        parts.append(f"{label(group)}: Δ {what} = {iv.text()}")
+        numbers[group[0].group] = {"delta": iv.estimate, "low": iv.low, "high": iv.high}
+    numbers["natural"] = {"model": nat[0].group, "value": float(base_full)}
     return signs, parts, numbers
 
 
 def grows_with_eps(
     view: ResultsView, stat: ModelStat, what: str, include_natural: bool = True
 ) -> tuple[list[int], list[str], dict]:
-    """Spearman ρ between training ε and a statistic, per training norm with ≥ 3 models."""
+    """Spearman ρ between training ε and a statistic, per training norm with ≥ 3 settings (a
+    setting's statistic is the mean over its seeds, resampled hierarchically)."""
     w = view.weights(view.n)
     signs, parts, numbers = [], [], {}
-    one = full_weights(view.n)
-    for norm in sorted({m.train_norm for m in view.robust if m.train_norm}):
-        family = [m for m in view.robust if m.train_norm == norm]
+    robust = view.settings(view.robust)
+    for norm in sorted({g[0].train_norm for g in robust if g[0].train_norm}):
+        family = [g for g in robust if g[0].train_norm == norm]
         if include_natural:
-            family = view.natural[:1] + family
-        eps = np.array([m.train_eps for m in family])
+            family = view.settings(view.natural)[:1] + family
+        eps = np.array([g[0].train_eps for g in family])
         if len(set(eps)) < 3:
             parts.append(f"{norm}: {len(set(eps))} distinct ε (needs 3)")
             continue
-        full = np.array([stat(view, m.name, one)[0] for m in family])
-        boot = np.stack([stat(view, m.name, w) for m in family], axis=1)
+        samples = [view.setting_samples(stat, g, w) for g in family]
+        full = np.array([f for f, _ in samples])
+        boot = np.stack([b for _, b in samples], axis=1)
         rho_full = spearman_rows(eps, full[None, :])[0]
         iv = interval(rho_full, spearman_rows(eps, boot))
         # "Grows with ε" asks for a (nearly) monotone trend, not just a positive correlation.
@@ -198,6 +272,6 @@ def grows_with_eps(
     return signs, parts, numbers
 
 
-def verdict_from(signs: list[int], parts: list[str], numbers: dict) -> Verdict:
+def verdict_from(signs: list[int], parts: list[str], numbers: dict, ci: str = CI_IMAGES) -> Verdict:
     status = combine(signs)
-    return Verdict(status, "; ".join(parts), "95 % paired bootstrap CI over images", numbers)
+    return Verdict(status, "; ".join(parts), ci, numbers)

@@ -15,7 +15,9 @@ from robustlens.claims.base import (
     Claim,
     ModelStat,
     ResultsView,
+    ci_text,
     grows_with_eps,
+    label,
     register_claims,
     verdict_from,
     versus_natural,
@@ -143,7 +145,7 @@ def check_dense_more(view: ResultsView) -> Verdict:
     signs, parts, numbers = versus_natural(view, dense_total, DENSE_WHAT)
     if signs:
         parts.append(_strict_counts(view))
-    return verdict_from(signs, parts, numbers)
+    return verdict_from(signs, parts, numbers, ci=ci_text(view))
 
 
 def check_dense_grows(view: ResultsView) -> Verdict:
@@ -154,7 +156,7 @@ def check_dense_grows(view: ResultsView) -> Verdict:
         return Verdict(
             INCONCLUSIVE, "; ".join(parts) or "needs ≥ 3 training ε of one norm", "", numbers
         )
-    return verdict_from(signs, parts, numbers)
+    return verdict_from(signs, parts, numbers, ci=ci_text(view))
 
 
 def check_redundancy(view: ResultsView) -> Verdict:
@@ -167,7 +169,7 @@ def check_redundancy(view: ResultsView) -> Verdict:
     return Verdict(
         both(s1, s2),
         "; ".join(p1 + p2),
-        "95 % paired bootstrap CI over images",
+        ci_text(view),
         {"redundant_maps": n1, "mean_similarity": n2},
     )
 
@@ -175,22 +177,17 @@ def check_redundancy(view: ResultsView) -> Verdict:
 def check_latent_tradeoff(view: ResultsView) -> Verdict:
     if not view.robust:
         return Verdict(INCONCLUSIVE, "needs at least one robust model")
-    one, w = full_weights(view.n), view.weights(view.n)
+    w = view.weights(view.n)
     s_nat, s_rob, parts, numbers = [], [], [], {}
-    for m in view.robust:
-        nat = interval(
-            _latent_delta(latent.NATURAL)(view, m.name, one)[0],
-            _latent_delta(latent.NATURAL)(view, m.name, w),
-        )
-        rob = interval(
-            _latent_delta(latent.ROBUST)(view, m.name, one)[0],
-            _latent_delta(latent.ROBUST)(view, m.name, w),
-        )
+    for group in view.settings(view.robust):
+        nat = interval(*view.setting_samples(_latent_delta(latent.NATURAL), group, w))
+        rob = interval(*view.setting_samples(_latent_delta(latent.ROBUST), group, w))
         s_nat.append(nat.sign())
         s_rob.append(-rob.sign())
-        parts.append(f"{m.name}: Δ natural acc = {nat.text()}, Δ robust acc = {rob.text()}")
-        numbers[m.name] = {"natural": nat.__dict__, "robust": rob.__dict__}
-    return Verdict(both(s_nat, s_rob), "; ".join(parts), "95 % bootstrap CI over images", numbers)
+        parts.append(f"{label(group)}: Δ natural acc = {nat.text()}, Δ robust acc = {rob.text()}")
+        numbers[group[0].group] = {"natural": nat.__dict__, "robust": rob.__dict__}
+    ci = ci_text(view, "95 % bootstrap CI over images")
+    return Verdict(both(s_nat, s_rob), "; ".join(parts), ci, numbers)
 
 
 def check_latent_grows(view: ResultsView) -> Verdict:
@@ -206,7 +203,7 @@ def check_latent_grows(view: ResultsView) -> Verdict:
     return Verdict(
         both(s1, s2),
         "; ".join(p1 + p2),
-        "95 % paired bootstrap CI over images",
+        ci_text(view),
         {"natural": n1, "robust": n2},
     )
 
@@ -215,12 +212,13 @@ def check_pixel_average(view: ResultsView) -> Verdict:
     stat = _accuracy("color", color.PIXEL_AVERAGE)
     signs, parts, numbers = versus_natural(view, stat, "pixel-average accuracy")
     chance = 1.0 / view.num_classes
-    one, w = full_weights(view.n), view.weights(view.n)
-    for m in view.robust:
-        iv = interval(stat(view, m.name, one)[0] - chance, stat(view, m.name, w) - chance)
+    w = view.weights(view.n)
+    for group in view.settings(view.robust):
+        full, boot = view.setting_samples(stat, group, w)
+        iv = interval(full - chance, boot - chance)
         signs.append(iv.sign())
-        parts.append(f"{m.name}: accuracy − chance ({chance:.3g}) = {iv.text()}")
-    return verdict_from(signs, parts, numbers)
+        parts.append(f"{label(group)}: accuracy − chance ({chance:.3g}) = {iv.text()}")
+    return verdict_from(signs, parts, numbers, ci=ci_text(view))
 
 
 COLOR_CHANNELS = 3
@@ -248,16 +246,15 @@ def check_contours(view: ResultsView) -> Verdict:
             "blue) are four grey levels: a colour bias cannot be tested (for information: "
             + "; ".join(p1 + p2)
             + ")",
-            "95 % paired bootstrap CI over images",
+            ci_text(view),
             numbers,
         )
-    return Verdict(
-        both(s1, s2), "; ".join(p1 + p2), "95 % paired bootstrap CI over images", numbers
-    )
+    return Verdict(both(s1, s2), "; ".join(p1 + p2), ci_text(view), numbers)
 
 
 def check_grid(view: ResultsView) -> Verdict:
-    return verdict_from(*versus_natural(view, _drop(color.GRID), "grid accuracy drop"))
+    signs, parts, numbers = versus_natural(view, _drop(color.GRID), "grid accuracy drop")
+    return verdict_from(signs, parts, numbers, ci=ci_text(view))
 
 
 CLAIMS_000: tuple[Claim, ...] = register_claims(

@@ -12,7 +12,7 @@ from robustlens.analysis.bootstrap import (
     interval,
     weighted_mean,
 )
-from robustlens.claims.base import Claim, ResultsView, register_claims
+from robustlens.claims.base import Claim, ResultsView, ci_text, label, register_claims
 from robustlens.claims.verdict import (
     FAILS,
     HOLDS,
@@ -54,22 +54,31 @@ def _keys(view: ResultsView, lens: str, model: str, stem: str) -> list[str]:
 
 
 def check_linf_hurts_more(view: ResultsView) -> Verdict:
-    """For every model, accuracy under PGD L∞ (ε 0.025) < under PGD L2 (ε 0.25)."""
+    """For every model (every setting, pooled over its seeds), accuracy under PGD L∞
+    (ε 0.025) < under PGD L2 (ε 0.25)."""
     signs, parts, numbers = [], [], {}
-    for m in view.models:
-        linf = _find(view, "attack_grid", m.name, LINF_ROW, attack_grid.ROBUST)
-        l2 = _find(view, "attack_grid", m.name, L2_ROW, attack_grid.ROBUST)
-        if linf is None or l2 is None:
-            parts.append(f"{m.name}: the grid lacks the rows '{LINF_ROW} …' and '{L2_ROW} …'")
+    for group in view.settings(view.models):
+        rows = [
+            (
+                _find(view, "attack_grid", m.name, LINF_ROW, attack_grid.ROBUST),
+                _find(view, "attack_grid", m.name, L2_ROW, attack_grid.ROBUST),
+            )
+            for m in group
+        ]
+        if any(linf is None or l2 is None for linf, l2 in rows):
+            parts.append(f"{label(group)}: the grid lacks the rows '{LINF_ROW} …' and '{L2_ROW} …'")
             continue
-        diff = l2.astype(np.float64) - linf.astype(np.float64)
-        iv = view.mean_interval(diff)
+        diffs = [l2.astype(np.float64) - linf.astype(np.float64) for linf, l2 in rows]
+        iv = view.setting_mean_interval(diffs, group[0].group)
+        linf_acc = float(np.mean([linf.mean() for linf, _ in rows]))
+        l2_acc = float(np.mean([l2.mean() for _, l2 in rows]))
         signs.append(iv.sign())
         parts.append(
-            f"{m.name}: acc L2 − acc L∞ = {iv.text()} (L∞ {linf.mean():.3f}, L2 {l2.mean():.3f})"
+            f"{label(group)}: acc L2 − acc L∞ = {iv.text()} (L∞ {linf_acc:.3f}, L2 {l2_acc:.3f})"
         )
-        numbers[m.name] = {"linf": float(linf.mean()), "l2": float(l2.mean()), **iv.__dict__}
-    return Verdict(combine(signs) if signs else INCONCLUSIVE, "; ".join(parts), CI, numbers)
+        numbers[group[0].group] = {"linf": linf_acc, "l2": l2_acc, **iv.__dict__}
+    status = combine(signs) if signs else INCONCLUSIVE
+    return Verdict(status, "; ".join(parts), ci_text(view, CI), numbers)
 
 
 # ----------------------------------------------------------------------------- §3.2

@@ -38,10 +38,18 @@ class Verdict:
     evidence: str
     interval: str = ""
     numbers: dict[str, Any] = field(default_factory=dict)
+    seeds: int = 1
+    """Training seeds per setting among the models checked (the most any setting has): 1 when
+    every setting is a single model, so the intervals are over test images only."""
     paper_figure: PaperFigure | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self.status = Status(self.status)  # one of the five, or a ValueError naming it
+
+    @property
+    def seeds_text(self) -> str:
+        """For the claims table: "single seed" or "N seeds"."""
+        return "single seed" if self.seeds == 1 else f"{self.seeds} seeds"
 
 
 def combine(signs: list[int]) -> Status:

@@ -52,6 +52,14 @@ class StudyModel:
     model: RobustClassifier
     card: ModelCard
     digest: str
+    setting: str = ""
+    """The setting this model replicates with another training seed (``linf-0.1`` for
+    ``linf-0.1@s1``, see a study entry's ``seeds``); empty for a model of its own."""
+
+    @property
+    def group(self) -> str:
+        """The replicate group claims pool over: its setting, or its own name."""
+        return self.setting or self.name
 
     @property
     def recipe(self) -> dict[str, Any]:

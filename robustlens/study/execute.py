@@ -136,7 +136,7 @@ def obtain_model(
         how = "loaded"
     digest = card.weights_sha256 or model_digest(model)
     model = model.to(inputs.device).eval()
-    return StudyModel(plan.name, model, card, digest), how
+    return StudyModel(plan.name, model, card, digest, plan.setting), how
 
 
 def _constructed(

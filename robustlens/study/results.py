@@ -30,7 +30,8 @@ def stored_models(store: Store, spec: StudySpec) -> list[StudyModel]:
     for plan in spec.models:
         if plan.name in rows:
             card = ModelCard.from_dict(rows[plan.name]["card"])
-            out.append(StudyModel(plan.name, None, card, rows[plan.name]["digest"]))  # type: ignore[arg-type]
+            digest = rows[plan.name]["digest"]
+            out.append(StudyModel(plan.name, None, card, digest, plan.setting))  # type: ignore[arg-type]
     return out
 
 

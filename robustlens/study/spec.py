@@ -19,6 +19,7 @@ A study names a data set, its models (trained by a recipe, or loaded) and the le
     name = "linf"                       # one model per ε: linf-0.05, linf-0.1, ...
     arch = "small-cnn"
     recipe = { method = "fgsm-rs", norm = "linf", eps = [0.05, 0.1], epochs = 3 }
+    seeds = [0, 1]                      # optional: trained once per seed: linf-0.05@s0, ...
 
     [[models]]
     name = "downloaded"
@@ -41,6 +42,7 @@ value) raises one ConfigError naming the file, the key and what is allowed.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -91,8 +93,12 @@ MODEL = {
     "adapter": str,
     "train_n": Interval("integer", 1, None),
     "train_on": dict,
+    "seeds": ListOf(Interval("integer", 0, None), min_len=1),
 }
 """A [[models]] entry's keys and what each may be."""
+SEED_MARK = "@s"
+"""Between a setting's name and its training seed in a replicate's name (``natural@s1``); a
+study file's own names cannot contain "@", so a replicate's name never clashes with one."""
 HINTS = {
     "models": "one [[models]] table per model",
     "lenses": "one [lenses.NAME] table per lens",
@@ -117,6 +123,9 @@ class ModelPlan:
     entry: str = ""
     """The name of the [[models]] entry it comes from ("linf" for linf-0.05); its own name
     when empty."""
+    setting: str = ""
+    """The setting it replicates when its entry lists ``seeds`` ("linf-0.05" for
+    linf-0.05@s1: same entry and ε, another training seed); its own name when empty."""
 
 
 @dataclass(frozen=True)
@@ -311,21 +320,28 @@ def _parse_models(where: _Where, entries: Any, path: Path) -> tuple[ModelPlan, .
         if source == "recipe":
             if arch is None:
                 raise where.error(f"{key}.arch", "missing: a trained model needs an architecture")
+            seeds = _seeds(where, key, entry)
             for eps, recipe in _expand_recipe(where, f"{key}.recipe", entry["recipe"]):
-                model_name = name if eps is None else f"{name}-{eps:g}"
-                plans.append(
-                    ModelPlan(
-                        model_name,
-                        "train",
-                        arch,
-                        arch_kwargs,
-                        recipe,
-                        train_n=train_n,
-                        train_on=train_on,
-                        entry=name,
+                setting = name if eps is None else f"{name}-{eps:g}"
+                for seed in seeds or (None,):
+                    plans.append(
+                        ModelPlan(
+                            setting if seed is None else f"{setting}{SEED_MARK}{seed}",
+                            "train",
+                            arch,
+                            arch_kwargs,
+                            recipe if seed is None else dataclasses.replace(recipe, seed=seed),
+                            train_n=train_n,
+                            train_on=train_on,
+                            entry=name,
+                            setting=setting if seed is not None else "",
+                        )
                     )
-                )
             continue
+        if "seeds" in entry:
+            raise where.error(
+                f"{key}.seeds", f"only a model trained by a recipe has training seeds, not {source}"
+            )
         if source == "adapter":
             plans.append(ModelPlan(name, "adapter", adapter=entry["adapter"]))
             continue
@@ -340,6 +356,22 @@ def _parse_models(where: _Where, entries: Any, path: Path) -> tuple[ModelPlan, .
     if duplicates:
         raise where.error("models", f"model names must be unique, {duplicates} repeat")
     return tuple(plans)
+
+
+def _seeds(where: _Where, key: str, entry: dict[str, Any]) -> tuple[int, ...]:
+    """The training seeds of a recipe entry (empty when it lists none): distinct, and never
+    beside the recipe's own ``seed``."""
+    seeds = entry.get("seeds", ())
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise where.error(f"{key}.seeds", f"seeds must be distinct, {repeated} repeat")
+    if seeds and isinstance(entry["recipe"], dict) and "seed" in entry["recipe"]:
+        raise where.error(
+            f"{key}.recipe.seed",
+            "give the training seed once: either recipe.seed or the entry's seeds list",
+            "seeds = [0, 1, 2] to train the entry once per seed",
+        )
+    return tuple(seeds)
 
 
 class _TableCheck:
@@ -416,8 +448,9 @@ def _parse_lenses(
 def _lens_models(
     where: _Where, key: str, value: Any, models: tuple[ModelPlan, ...]
 ) -> tuple[str, ...]:
-    """The models a lens looks at: names of models or of [[models]] entries (an entry covers
-    every ε it trains), in the study's order."""
+    """The models a lens looks at: names of models, of settings (a setting covers every seed
+    it trains) or of [[models]] entries (an entry covers every ε and seed it trains), in the
+    study's order."""
     check(
         value,
         ListOf(str, min_len=1),
@@ -426,9 +459,10 @@ def _lens_models(
         hint="names of the study's models",
     )
     names = [m.name for m in models]
-    allowed = names + sorted({m.entry for m in models if m.entry} - set(names))
+    groups = {m.setting for m in models if m.setting} | {m.entry for m in models if m.entry}
+    allowed = names + sorted(groups - set(names))
     unknown = [v for v in value if v not in allowed]
     if unknown:
         raise where.error(key, f"{unknown[0]!r} is not a model of the study", ", ".join(allowed))
     wanted = set(value)
-    return tuple(m.name for m in models if m.name in wanted or m.entry in wanted)
+    return tuple(m.name for m in models if wanted & {m.name, m.entry, m.setting})
