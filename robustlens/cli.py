@@ -572,7 +572,8 @@ def _print_claims(study: Any) -> None:
     for row in rows:
         style = STATUS_STYLE.get(row.status, "dim")
         out.print(
-            f"\n[bold]{safe(row.claim_id)}[/]  [{style}]{safe(row.status)}[/]",
+            f"\n[bold]{safe(row.claim_id)}[/]  [{style}]{safe(row.status)}[/]"
+            + (f"  ({safe(row.seeds)})" if row.seeds else ""),
             highlight=False,
             soft_wrap=True,
         )

@@ -30,8 +30,8 @@ from robustlens.lenses.base import (
     get_lens,
     list_lenses,
     register_lens,
-    tidy,
 )
+from robustlens.lenses.output import tidy
 
 __all__ = [
     "LENSES",

@@ -22,18 +22,10 @@ import torch
 
 from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
-from robustlens.lenses.base import (
-    LensContext,
-    LensParams,
-    LensResult,
-    LensSpec,
-    StudyModel,
-    palette,
-    register_lens,
-    rule,
-    tidy,
-)
+from robustlens.lenses.base import LensContext, LensResult, LensSpec, StudyModel, register_lens
 from robustlens.lenses.common import convolutional_taps
+from robustlens.lenses.output import palette, tidy
+from robustlens.lenses.parameters import LensParams, rule
 from robustlens.models.anatomy import capture_activations
 from robustlens.papers import CARLETTI
 from robustlens.params import Interval

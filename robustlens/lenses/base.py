@@ -10,10 +10,7 @@ shows robust and natural models side by side.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,12 +22,13 @@ import torch
 from robustlens.attacks.spec import NORM_NAMES
 from robustlens.data.imageset import ImageSet
 from robustlens.data.info import DatasetInfo
-from robustlens.errors import ConfigError, RobustlensError
+from robustlens.errors import RobustlensError
+from robustlens.lenses.output import TIDY_COLUMNS
+from robustlens.lenses.parameters import ParamsRefused, param_constraints, param_hints
 from robustlens.models.base import RobustClassifier
 from robustlens.models.card import ModelCard
 from robustlens.models.mode import eval_mode
-from robustlens.params import AnyOf, Constraint, from_annotation, invalid, make_constraint, validate
-from robustlens.plotting import model_colors
+from robustlens.params import validate
 from robustlens.registry import Registry
 
 
@@ -38,10 +36,6 @@ class LensNotApplicable(RobustlensError):
     """A lens that does not apply to a model, e.g. the filter lens on a network without 3×3
     convolutions. Not a failure: the runner records it per model with ``problem`` as the
     reason, the report shows it, and the claims that need the lens say so."""
-
-
-TIDY_COLUMNS = ("model", "layer", "setting", "metric", "value")
-"""Columns every lens table has; lenses may add more (n, ci_low, ci_high, ...)."""
 
 
 @dataclass
@@ -140,25 +134,6 @@ class LensResult:
                 raise ValueError(f"lens table {name!r} lacks tidy columns {missing}")
 
 
-def tidy(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """A tidy table from row dicts, with the standard columns first."""
-    frame = pd.DataFrame(rows)
-    for col in TIDY_COLUMNS:
-        if col not in frame.columns:
-            frame[col] = "" if col != "value" else np.nan
-    rest = [c for c in frame.columns if c not in TIDY_COLUMNS]
-    return frame[list(TIDY_COLUMNS) + rest]
-
-
-def palette(models: list[StudyModel]) -> dict[str, str]:
-    """One colour per model for every figure: natural in greys, robust along ε."""
-    return model_colors(
-        [m.name for m in models],
-        [m.name for m in models if m.is_natural],
-        eps={m.name: m.train_eps for m in models},
-    )
-
-
 Compute = Callable[..., LensResult]
 Plot = Callable[..., dict[str, Any]]
 
@@ -225,100 +200,6 @@ class LensSpec:
             return self.params(**values)
         except ParamsRefused as exc:
             raise exc.refusal.error(where) from None
-
-
-# ------------------------------------------------------------------------ lens parameters
-
-RULE = "robustlens.rule"
-HINT = "robustlens.hint"
-
-
-def rule(constraint: Any, hint: str | None = None) -> dict[str, Any]:
-    """Field metadata stating what a lens parameter may be beyond its annotation's type, in
-    :mod:`robustlens.params`' terms, with an optional hint on how to fix a bad value::
-
-        batch_size: int = field(default=250, metadata=rule(Interval(int, 1, None)))
-
-    None stays allowed where the annotation is optional (``int | None``)."""
-    return {RULE: make_constraint(constraint), HINT: hint}
-
-
-@functools.cache
-def param_constraints(params: type) -> dict[str, Constraint]:
-    """Each field of a lens's parameter dataclass → its constraint: the field's :func:`rule`,
-    or else the one its annotation states (int, float, bool, str, tuples of them, optional:
-    see :func:`robustlens.params.from_annotation`)."""
-    hints = typing.get_type_hints(params)
-    out: dict[str, Constraint] = {}
-    for f in dataclasses.fields(params):
-        typed = from_annotation(hints[f.name])
-        ruled = f.metadata.get(RULE)
-        if ruled is None:
-            out[f.name] = typed
-        else:
-            out[f.name] = AnyOf([ruled, None]) if typed.accepts(None) else ruled
-    return out
-
-
-def param_hints(params: type) -> dict[str, str]:
-    """Each field of a lens's parameter dataclass → its :func:`rule`'s hint, where it has one."""
-    return {f.name: f.metadata[HINT] for f in dataclasses.fields(params) if f.metadata.get(HINT)}
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """A parameter value that is not allowed: ``key`` (``key[i]`` for an item), the value,
-    what is allowed and how to fix it (see :func:`robustlens.params.invalid`)."""
-
-    key: str
-    value: Any
-    allowed: str
-    hint: str | None = None
-
-    def error(self, prefix: str | None = None, where: str = "") -> ConfigError:
-        """The one ConfigError: at ``prefix.key`` (a study's ``<file>: lenses.<name>``) when
-        ``prefix`` is given, else at ``where: key``."""
-        key = f"{prefix}.{self.key}" if prefix else self.key
-        return invalid("" if prefix else where, key, self.value, self.allowed, self.hint)
-
-
-class ParamsRefused(ConfigError):
-    """A lens parameter object refused by :func:`check_params`; ``refusal`` says which value,
-    so that :meth:`LensSpec.resolve_params` names it where the study file set it."""
-
-    def __init__(self, params: object, refusal: Refusal) -> None:
-        error = refusal.error(where=type(params).__name__)
-        super().__init__(error.problem, fix=error.fix)
-        self.refusal = refusal
-
-
-class LensParams:
-    """Base of every lens's parameter dataclass: each field's constraint is its annotation
-    narrowed by a :func:`rule` in its metadata, and :meth:`refusals` states the rules over
-    several fields; creating the object checks both (:func:`check_params`)."""
-
-    def __post_init__(self) -> None:
-        check_params(self)
-
-    def refusals(self) -> Iterator[Refusal]:
-        """Values refused by a rule over several fields (e.g. ``n > k``), after every field
-        met its own constraint; none by default."""
-        return iter(())
-
-
-def check_params(params: LensParams) -> None:
-    """Raise :class:`ParamsRefused` (a ConfigError in the one format of
-    :mod:`robustlens.params`, at ``<class>: <key>``) for the first field of ``params`` that
-    breaks its constraint (:func:`param_constraints`), else for the first value its
-    :meth:`LensParams.refusals` refuses."""
-    for key, constraint in param_constraints(type(params)).items():
-        found = constraint.failure(getattr(params, key), key)
-        if found is not None:
-            hint = param_hints(type(params)).get(key)
-            raise ParamsRefused(params, Refusal(found.key, found.value, found.allowed, hint))
-    refusal = next(iter(params.refusals()), None)
-    if refusal is not None:
-        raise ParamsRefused(params, refusal)
 
 
 LENSES: Registry[LensSpec] = Registry("lens")

@@ -21,18 +21,10 @@ import torch
 from robustlens.attacks.result import AttackResult
 from robustlens.attacks.spec import NORM_NAMES, AttackSpec
 from robustlens.data.imageset import ImageSet
-from robustlens.lenses.base import (
-    LensContext,
-    LensParams,
-    LensResult,
-    LensSpec,
-    StudyModel,
-    palette,
-    register_lens,
-    rule,
-    tidy,
-)
+from robustlens.lenses.base import LensContext, LensResult, LensSpec, StudyModel, register_lens
 from robustlens.lenses.common import adversarial, predictions, subset
+from robustlens.lenses.output import palette, tidy
+from robustlens.lenses.parameters import LensParams, rule
 from robustlens.papers import GARAEV
 from robustlens.params import Interval, ListOf, Options
 from robustlens.plotting import new_figure

@@ -18,17 +18,9 @@ from robustlens.data.imageset import ImageSet
 from robustlens.data.info import DatasetInfo
 from robustlens.data.probes import CONTOUR_COLORS, colored_contour, pixel_average, resize, tile_grid
 from robustlens.errors import ConfigError
-from robustlens.lenses.base import (
-    LensContext,
-    LensParams,
-    LensResult,
-    LensSpec,
-    StudyModel,
-    palette,
-    register_lens,
-    rule,
-    tidy,
-)
+from robustlens.lenses.base import LensContext, LensResult, LensSpec, StudyModel, register_lens
+from robustlens.lenses.output import palette, tidy
+from robustlens.lenses.parameters import LensParams, rule
 from robustlens.papers import CARLETTI
 from robustlens.params import Interval, ListOf, Options
 from robustlens.plotting import new_figure

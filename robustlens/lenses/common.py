@@ -16,7 +16,8 @@ from robustlens.attacks.spec import AttackSpec, parse_specs
 from robustlens.constructed.inversion import representations as rep
 from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
-from robustlens.lenses.base import LensContext, LensParams, Refusal, StudyModel
+from robustlens.lenses.base import LensContext, StudyModel
+from robustlens.lenses.parameters import LensParams, Refusal
 from robustlens.models.anatomy import read_activations
 from robustlens.params import ListOf, Satisfies
 

@@ -27,17 +27,10 @@ from robustlens.data import load_dataset
 from robustlens.data.imageset import ImageSet
 from robustlens.data.probes import resize
 from robustlens.errors import ConfigError, RobustlensError
-from robustlens.lenses.base import (
-    LensContext,
-    LensParams,
-    LensResult,
-    LensSpec,
-    StudyModel,
-    register_lens,
-    rule,
-    tidy,
-)
+from robustlens.lenses.base import LensContext, LensResult, LensSpec, StudyModel, register_lens
 from robustlens.lenses.common import representations, subset
+from robustlens.lenses.output import tidy
+from robustlens.lenses.parameters import LensParams, rule
 from robustlens.papers import ITAZURI
 from robustlens.params import Interval, ListOf, Satisfies
 from robustlens.plotting import new_figure

@@ -18,18 +18,10 @@ import torch
 
 from robustlens.analysis.featviz import color_sqrt, spectral_centroid, visualize_channels
 from robustlens.data.imageset import ImageSet
-from robustlens.lenses.base import (
-    LensContext,
-    LensParams,
-    LensResult,
-    LensSpec,
-    StudyModel,
-    palette,
-    register_lens,
-    rule,
-    tidy,
-)
+from robustlens.lenses.base import LensContext, LensResult, LensSpec, StudyModel, register_lens
 from robustlens.lenses.common import convolutional_taps, tap_shapes
+from robustlens.lenses.output import palette, tidy
+from robustlens.lenses.parameters import LensParams, rule
 from robustlens.models.anatomy import _resolve
 from robustlens.models.convs import conv_layers
 from robustlens.papers import ITAZURI

@@ -46,24 +46,15 @@ from robustlens.analysis.filters import (
 from robustlens.attacks.spec import CIFAR10_DIM, AttackSpec
 from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
-from robustlens.lenses.base import (
-    LensContext,
-    LensParams,
-    LensResult,
-    LensSpec,
-    Refusal,
-    StudyModel,
-    palette,
-    register_lens,
-    rule,
-    tidy,
-)
+from robustlens.lenses.base import LensContext, LensResult, LensSpec, StudyModel, register_lens
 from robustlens.lenses.common import (
     adversarial,
     attack_refusals,
     resolve_attacks,
     subset,
 )
+from robustlens.lenses.output import palette, tidy
+from robustlens.lenses.parameters import LensParams, Refusal, rule
 from robustlens.models.anatomy import capture_activations
 from robustlens.models.convs import ConvLayer, conv_layers, following_batchnorm
 from robustlens.papers import GAVRIKOV

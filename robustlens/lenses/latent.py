@@ -19,17 +19,9 @@ from torch import nn
 
 from robustlens.attacks import PGD, robust_accuracy, threat_model
 from robustlens.data.imageset import ImageSet
-from robustlens.lenses.base import (
-    LensContext,
-    LensParams,
-    LensResult,
-    LensSpec,
-    StudyModel,
-    palette,
-    register_lens,
-    rule,
-    tidy,
-)
+from robustlens.lenses.base import LensContext, LensResult, LensSpec, StudyModel, register_lens
+from robustlens.lenses.output import palette, tidy
+from robustlens.lenses.parameters import LensParams, rule
 from robustlens.papers import CARLETTI
 from robustlens.params import Interval
 from robustlens.plotting import new_figure

@@ -19,17 +19,7 @@ from scipy.stats import gaussian_kde
 from robustlens.analysis import proxy_a_distance
 from robustlens.attacks.spec import CIFAR10_DIM
 from robustlens.data.imageset import ImageSet
-from robustlens.lenses.base import (
-    LensContext,
-    LensResult,
-    LensSpec,
-    Refusal,
-    StudyModel,
-    palette,
-    register_lens,
-    rule,
-    tidy,
-)
+from robustlens.lenses.base import LensContext, LensResult, LensSpec, StudyModel, register_lens
 from robustlens.lenses.common import (
     ATTACK_LIST,
     ParsedAttacks,
@@ -40,6 +30,8 @@ from robustlens.lenses.common import (
     resolve_attacks,
     subset,
 )
+from robustlens.lenses.output import palette, tidy
+from robustlens.lenses.parameters import Refusal, rule
 from robustlens.papers import GARAEV
 from robustlens.params import Interval
 from robustlens.plotting import new_figure

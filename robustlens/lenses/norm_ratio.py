@@ -15,17 +15,7 @@ import numpy as np
 
 from robustlens.attacks.spec import CIFAR10_DIM
 from robustlens.data.imageset import ImageSet
-from robustlens.lenses.base import (
-    LensContext,
-    LensResult,
-    LensSpec,
-    Refusal,
-    StudyModel,
-    palette,
-    register_lens,
-    rule,
-    tidy,
-)
+from robustlens.lenses.base import LensContext, LensResult, LensSpec, StudyModel, register_lens
 from robustlens.lenses.common import (
     ATTACK_LIST,
     ParsedAttacks,
@@ -36,6 +26,8 @@ from robustlens.lenses.common import (
     resolve_attacks,
     subset,
 )
+from robustlens.lenses.output import palette, tidy
+from robustlens.lenses.parameters import Refusal, rule
 from robustlens.papers import GARAEV
 from robustlens.params import Interval
 from robustlens.plotting import new_figure

@@ -29,18 +29,10 @@ from robustlens.data import probes as P
 from robustlens.data.imagefolder import index_folder
 from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
-from robustlens.lenses.base import (
-    LensContext,
-    LensParams,
-    LensResult,
-    LensSpec,
-    StudyModel,
-    palette,
-    register_lens,
-    rule,
-    tidy,
-)
+from robustlens.lenses.base import LensContext, LensResult, LensSpec, StudyModel, register_lens
 from robustlens.lenses.common import predictions, subset
+from robustlens.lenses.output import palette, tidy
+from robustlens.lenses.parameters import LensParams, rule
 from robustlens.papers import ITAZURI
 from robustlens.params import Interval, ListOf, Options, Satisfies
 from robustlens.plotting import new_figure

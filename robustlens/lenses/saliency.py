@@ -26,18 +26,10 @@ from robustlens.analysis.saliency import (
     high_frequency_fraction,
 )
 from robustlens.data.imageset import ImageSet
-from robustlens.lenses.base import (
-    LensContext,
-    LensParams,
-    LensResult,
-    LensSpec,
-    StudyModel,
-    palette,
-    register_lens,
-    rule,
-    tidy,
-)
+from robustlens.lenses.base import LensContext, LensResult, LensSpec, StudyModel, register_lens
 from robustlens.lenses.common import subset
+from robustlens.lenses.output import palette, tidy
+from robustlens.lenses.parameters import LensParams, rule
 from robustlens.papers import ITAZURI
 from robustlens.params import Interval, ListOf, Options
 from robustlens.plotting import new_figure

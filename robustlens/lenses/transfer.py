@@ -25,17 +25,7 @@ from robustlens.attacks.spec import CIFAR10_DIM, NORM_NAMES, scale_eps
 from robustlens.attacks.threat import L2
 from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
-from robustlens.lenses.base import (
-    LensContext,
-    LensParams,
-    LensResult,
-    LensSpec,
-    StudyModel,
-    palette,
-    register_lens,
-    rule,
-    tidy,
-)
+from robustlens.lenses.base import LensContext, LensResult, LensSpec, StudyModel, register_lens
 from robustlens.lenses.common import (
     ATTACK_BATCH,
     chosen_sources,
@@ -44,6 +34,8 @@ from robustlens.lenses.common import (
     source_order,
     subset,
 )
+from robustlens.lenses.output import palette, tidy
+from robustlens.lenses.parameters import LensParams, rule
 from robustlens.papers import SPRINGER
 from robustlens.params import Interval
 from robustlens.plotting import draw_annotated_grid, new_figure, style_axes

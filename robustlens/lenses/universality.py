@@ -30,17 +30,10 @@ from robustlens.constructed.build import build_robustified
 from robustlens.constructed.inversion import SEED_MODES, robustify
 from robustlens.constructed.sets import CARD, load_set
 from robustlens.data.imageset import ImageSet
-from robustlens.lenses.base import (
-    LensContext,
-    LensParams,
-    LensResult,
-    LensSpec,
-    StudyModel,
-    register_lens,
-    rule,
-    tidy,
-)
+from robustlens.lenses.base import LensContext, LensResult, LensSpec, StudyModel, register_lens
 from robustlens.lenses.common import chosen_sources, predictions, source_order, subset
+from robustlens.lenses.output import tidy
+from robustlens.lenses.parameters import LensParams, rule
 from robustlens.papers import SPRINGER
 from robustlens.params import Interval, Options
 from robustlens.plotting import draw_annotated_grid, new_figure, style_axes

@@ -138,6 +138,7 @@ def claim_rows(results: Results) -> list[ClaimRow]:
                 v.interval,
                 figure.figure_text() if figure else "",
                 figure.direction if figure else "",
+                v.seeds_text,
             )
         )
     return rows

@@ -36,6 +36,7 @@ class ClaimRow:
     interval: str = ""  # e.g. "Δ = 3.1 [1.2, 5.0] (95 % bootstrap CI over images)"
     paper_figure: str = ""  # the paper's own figure, cited: "paper 004 Table 7 (…): … 0.686"
     direction: str = ""  # the direction of the effect the paper reports
+    seeds: str = ""  # "single seed" or "N seeds": what the interval is over besides images
 
 
 @dataclass

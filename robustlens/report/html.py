@@ -226,6 +226,7 @@ def _claim(c: ClaimRow) -> dict[str, str]:
         "interval": c.interval,
         "paper_figure": c.paper_figure,
         "direction": c.direction,
+        "seeds": c.seeds,
     }
 
 

@@ -42,9 +42,9 @@ def arrays_of(name: str, layers: list[np.ndarray], seed: int) -> dict:
     """The quality arrays the filter lens writes for these layers (values and bootstrap)."""
     rng = np.random.default_rng(seed)
     out = {}
-    for metric, fn in filters.METRICS.items():
+    for metric, fn in filters.metrics(filters.FiltersParams()).items():
         values = np.array([fn(w) for w in layers], dtype=np.float64)
-        boots = np.stack([filters._bootstrap(w, metric, RESAMPLES, rng) for w in layers])
+        boots = np.stack([filters._bootstrap(w, metric, fn, RESAMPLES, rng) for w in layers])
         out[("filters", name, filters.quality_name(metric))] = values
         out[("filters", name, filters.quality_boot_name(metric))] = boots
     return out

@@ -23,7 +23,7 @@ from robustlens.lenses.activations import (
     map_states,
     redundancy,
 )
-from robustlens.lenses.base import TIDY_COLUMNS
+from robustlens.lenses.output import TIDY_COLUMNS
 from robustlens.models import read_activations
 from robustlens.params import invalid
 from tests.lenses.helpers import (

@@ -9,8 +9,8 @@ import pytest
 from robustlens.attacks.spec import CIFAR10_DIM, IMAGENET_DIM, AttackSpec
 from robustlens.errors import ConfigError
 from robustlens.lenses import attack_grid
-from robustlens.lenses.base import TIDY_COLUMNS
 from robustlens.lenses.common import resolve_attacks
+from robustlens.lenses.output import TIDY_COLUMNS
 from robustlens.params import invalid
 from tests.lenses.helpers import (
     brightness_images,

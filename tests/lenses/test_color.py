@@ -11,8 +11,8 @@ from torch import nn
 from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
 from robustlens.lenses import get_lens
-from robustlens.lenses.base import TIDY_COLUMNS
 from robustlens.lenses.color import ColorParams, compute, default_thicknesses
+from robustlens.lenses.output import TIDY_COLUMNS
 from robustlens.models import RobustClassifier, build_model
 from robustlens.params import invalid
 from tests.lenses.helpers import correct, make_ctx, make_info, mlp, rows, study_model, value

@@ -12,8 +12,8 @@ import torch
 from robustlens.attacks import L2, PGD, Linf, robust_accuracy
 from robustlens.errors import ConfigError
 from robustlens.lenses import get_lens, latent
-from robustlens.lenses.base import TIDY_COLUMNS
 from robustlens.lenses.latent import LatentParams, compute, retrain_head
+from robustlens.lenses.output import TIDY_COLUMNS
 from robustlens.params import invalid
 from tests.lenses.helpers import (
     TOY,

@@ -15,7 +15,7 @@ import pytest
 from robustlens.data import dataset_info
 from robustlens.errors import ConfigError
 from robustlens.lenses import get_lens, list_lenses
-from robustlens.lenses.base import RULE, LensParams
+from robustlens.lenses.parameters import RULE, LensParams
 from robustlens.params import invalid
 
 INFO = dataset_info("digits")

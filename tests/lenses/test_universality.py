@@ -9,7 +9,7 @@ import torch
 from robustlens.constructed.inversion import robustify
 from robustlens.errors import ConfigError
 from robustlens.lenses import universality
-from robustlens.lenses.base import tidy
+from robustlens.lenses.output import tidy
 from robustlens.params import invalid
 from tests.lenses.helpers import (
     lens_setup,

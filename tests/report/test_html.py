@@ -107,6 +107,7 @@ def sample_document() -> ReportDocument:
             interval="Δ = 5.9 [4.1, 7.6] (95 % bootstrap CI over images)",
             paper_figure="paper 004 Table 2 (CIFAR-10): clean accuracy 41.2 %",
             direction="natural > robust <b>always</b>",
+            seeds="3 seeds",
         ),
         ClaimRow(
             claim_id="ilyas-2",
@@ -357,6 +358,18 @@ def test_the_papers_figure_stands_beside_ours_with_its_direction(html: str) -> N
     other = other[: other.index("</tr>")]
     assert "paper:" not in other and "→ ours" not in other and "Accuracy 12 %" in other
     assert '<th scope="col">Paper → ours</th>' in html
+
+
+def test_the_seed_count_stands_under_the_interval(html: str) -> None:
+    """ "N seeds" (or "single seed") under a claim's interval; nothing when it is not known."""
+    row = html[html.index('id="claim-tsipras-1"') :]
+    row = row[: row.index("</tr>")]
+    assert (
+        '<td class="interval">Δ = 5.9 [4.1, 7.6] (95 % bootstrap CI over images)'
+        '<div class="seeds">3 seeds</div></td>'
+    ) in row
+    other = html[html.index('id="claim-engstrom-3"') :]
+    assert '<td class="interval">[−0.05, 0.31]</td>' in other[: other.index("</tr>")]
 
 
 def test_summary_counts_many() -> None:
