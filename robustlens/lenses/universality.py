@@ -138,9 +138,10 @@ def compute(
                 "model": s.name,
                 "setting": "construction",
                 "metric": "relative_distance",
-                "value": float(np.mean(result.distance)),
-                "median": float(np.median(result.distance)),
-                "start": float(np.mean(result.start_distance)),
+                # float64: the same summary whether the set was just made or read back
+                "value": float(np.mean(result.distance, dtype=np.float64)),
+                "median": float(np.median(np.asarray(result.distance, dtype=np.float64))),
+                "start": float(np.mean(result.start_distance, dtype=np.float64)),
                 "n": len(data),
                 "set": result.folder or "",
             }
@@ -287,6 +288,6 @@ SPEC = register_lens(
         compute=compute,
         plot=plot,
         scope="study",
-        version=2,
+        version=3,
     )
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -104,6 +105,10 @@ def test_in_a_study_the_sets_are_kept_as_constructed_sets_and_reused(tmp_path):
     again = universality.compute(ms, DATA, params(sources=["nat2", "rob"]), fresh)
     for name, values in first.arrays.items():
         np.testing.assert_array_equal(again.arrays[name], values, err_msg=name)
+    # the construction's summary is the same whether the set was just made or loaded
+    pd.testing.assert_frame_equal(
+        again.tables["universality"], first.tables["universality"], check_exact=True
+    )
     # and the in-memory path (outside a study) gives the same sets
     plain = universality.compute(ms, DATA, params(sources=["nat2", "rob"]), make_ctx(INFO))
     np.testing.assert_allclose(plain.arrays["images/rob"], first.arrays["images/rob"], atol=1e-6)
