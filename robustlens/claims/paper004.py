@@ -122,13 +122,13 @@ def check_norm_ratio(view: ResultsView) -> Verdict:
     they compare across image sizes (the paper's: L∞ C1/√d 0.72–0.83, C2/√d 1; L2 C1/√d
     0.02–0.08, C2/√d 0.13–0.27)."""
     signs, parts, numbers = [], [], {}
-    w = view.weights(view.n)
-    one = full_weights(view.n)
     for m in view.models:
         linf, l2 = _ratios(view, m.name, "linf"), _ratios(view, m.name, "l2")
         if linf is None or l2 is None or np.isnan(linf).all() or np.isnan(l2).all():
             parts.append(f"{m.name}: no kept PGD perturbation in L∞ or in L2")
             continue
+        # the lens's own images (its ``n``, often fewer than the study's), paired across norms
+        w, one = view.weights(linf.size), full_weights(linf.size)
         c = {
             "linf": (_extreme(linf, one, True)[0], _extreme(linf, one, False)[0]),
             "l2": (_extreme(l2, one, True)[0], _extreme(l2, one, False)[0]),

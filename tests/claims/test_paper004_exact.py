@@ -149,6 +149,16 @@ def test_ratio_ranges_on_either_side(linf, l2, status):
     assert gap["low"] <= gap["estimate"] <= gap["high"]
 
 
+def test_ratio_claim_reads_the_lens_own_images_when_the_study_has_more():
+    """The norm-ratio lens looks at its own ``n`` images (300 in the quickstart), fewer than
+    the study's evaluation set (1 000): the verdict is the one on those images alone."""
+    arrays = ratio_arrays("natural", [0.6] * 6, [0.2] * 6)
+    alone = run(check_norm_ratio, view([NAT], arrays, 7, resamples=300))
+    in_a_bigger_study = run(check_norm_ratio, view([NAT], arrays, 1000, resamples=300))
+    assert in_a_bigger_study.status == alone.status == HOLDS
+    assert in_a_bigger_study.numbers == alone.numbers
+
+
 def test_ratio_resamples_are_the_extremes_of_the_drawn_images():
     """Each resample's C1(L∞) − C2(L2) is the min over the drawn kept L∞ ratios minus the max
     over the drawn kept L2 ratios (paired: the same images for both)."""
