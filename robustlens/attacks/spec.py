@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -230,18 +230,24 @@ def parse_specs(texts: tuple[str, ...] | list[str]) -> list[AttackSpec]:
     return [AttackSpec.parse(t) for t in texts]
 
 
+def repeats(specs: Sequence[AttackSpec], reference_dim: int) -> Iterator[tuple[int, int]]:
+    """(first, i) for each setting ``i`` that is the same attack as an earlier one, ``first``,
+    at every resolution (see :meth:`AttackSpec.identity`): the two would give identical rows."""
+    seen: dict[tuple, int] = {}
+    for i, spec in enumerate(specs):
+        first = seen.setdefault(spec.identity(reference_dim), i)
+        if first != i:
+            yield first, i
+
+
 def refuse_repeats(specs: Sequence[AttackSpec], reference_dim: int, lens: str) -> None:
-    """ConfigError when two settings are the same attack at every resolution (see
-    :meth:`AttackSpec.identity`): they would give two identical rows."""
-    seen: dict[tuple, AttackSpec] = {}
-    for spec in specs:
-        first = seen.setdefault(spec.identity(reference_dim), spec)
-        if first is not spec:
-            raise ConfigError(
-                f"{lens}: attack rows {first.key()!r} and {spec.key()!r} are the same attack "
-                "(L∞ budgets are never rescaled; FGSM takes no steps)",
-                fix="keep one of them",
-            )
+    """ConfigError naming the first two settings that are the same attack (:func:`repeats`)."""
+    for first, i in repeats(specs, reference_dim):
+        raise ConfigError(
+            f"{lens}: attack rows {specs[first].key()!r} and {specs[i].key()!r} are the same "
+            "attack (L∞ budgets are never rescaled; FGSM takes no steps)",
+            fix="keep one of them",
+        )
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import torch
 
 from robustlens.attacks.evaluate import predict
 from robustlens.attacks.result import AttackResult
-from robustlens.attacks.spec import AttackSpec, parse_specs
+from robustlens.attacks.spec import AttackSpec, parse_specs, repeats
 from robustlens.constructed.inversion import representations as rep
 from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
@@ -70,17 +70,14 @@ def repeated_attacks(
 ) -> Iterator[Refusal]:
     """Settings (``texts``, parsed as ``specs``) that are the same attack as an earlier one at
     every resolution (see :meth:`AttackSpec.identity`): they would give two identical rows."""
-    seen: dict[tuple, int] = {}
-    for i, spec in enumerate(specs):
-        first = seen.setdefault(spec.identity(reference_dim), i)
-        if first != i:
-            yield Refusal(
-                f"{key}[{i}]",
-                texts[i],
-                f"an attack other than {key}[{first}] ({texts[first]!r})",
-                hint="both are the same attack (L∞ budgets are never rescaled; FGSM takes no "
-                "steps): keep one of them",
-            )
+    for first, i in repeats(specs, reference_dim):
+        yield Refusal(
+            f"{key}[{i}]",
+            texts[i],
+            f"an attack other than {key}[{first}] ({texts[first]!r})",
+            hint="both are the same attack (L∞ budgets are never rescaled; FGSM takes no "
+            "steps): keep one of them",
+        )
 
 
 class ParsedAttacks(LensParams):
