@@ -29,6 +29,7 @@ import copy
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -52,6 +53,16 @@ from robustlens.registry import Registry
 MONOTONE = 0.8
 """Spearman ρ a "grows with ε" claim needs (besides an interval above 0) to hold."""
 CI_IMAGES = "95 % paired bootstrap CI over images"
+
+
+class Replicate(Protocol):
+    """What pooling needs of a model: its name (to find its arrays) and its setting."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def group(self) -> str: ...
 
 
 class ResultsView:
@@ -141,7 +152,7 @@ class ResultsView:
         return hierarchical_mean_interval(stacked, self.weights(stacked.shape[1]), counts)
 
     def pooled_samples(
-        self, roles: Sequence[list[StudyModel]], values: Callable[..., np.ndarray]
+        self, roles: Sequence[Sequence[Replicate]], values: Callable[..., np.ndarray]
     ) -> tuple[float, np.ndarray]:
         """The mean of per-image ``values(m_1, …, m_k)`` (one model per role, e.g. a natural
         and a robust replicate for a paired difference) over every combination of the roles'
@@ -161,7 +172,7 @@ class ResultsView:
         return full / len(combos), boot / len(combos)
 
     def pooled_interval(
-        self, roles: Sequence[list[StudyModel]], values: Callable[..., np.ndarray]
+        self, roles: Sequence[Sequence[Replicate]], values: Callable[..., np.ndarray]
     ) -> Interval:
         """:meth:`pooled_samples` as a 95 % percentile interval."""
         return interval(*self.pooled_samples(roles, values))
@@ -270,7 +281,7 @@ def get_claim(claim_id: str) -> Claim:
     return CLAIM_REGISTRY.get(claim_id)
 
 
-def label(group: list[StudyModel]) -> str:
+def label(group: Sequence[Replicate]) -> str:
     """A setting in the evidence: its model's name, or ``linf-0.1 (2 seeds)``."""
     return group[0].name if len(group) == 1 else f"{group[0].group} ({len(group)} seeds)"
 
