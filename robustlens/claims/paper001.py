@@ -129,6 +129,9 @@ def check_universality(view: ResultsView) -> Verdict:
         "by_eps": {e: a for e, (a, _) in by_eps.items()},
         "smallest_minus_r0": iv.__dict__,
     }
+    seeded = [g for g in [zeros, *settings] if len(g) > 1]
+    if seeded:
+        evidence += f"; pooled over seeds: {', '.join(label(g) for g in seeded)}"
     if len(by_eps) >= 3:
         status, text, numbers["peak"] = _peak_part(view, by_eps)
         parts.append(status)
