@@ -354,3 +354,23 @@ def test_the_verdict_says_how_many_seeds_stand_behind_it(case, given_a_distances
         verdict = verdicts[case.claim]
         assert verdict.seeds_text == text and verdict.seeds == (1 if text == "single seed" else 2)
         assert verdict.status == case.check(study(case, roles)).status
+
+
+def test_victims_trained_with_seeds_are_one_victim_setting():
+    """Two seeds of the victim ``cnn`` (a model of the study, not a source): one transfer
+    comparison for the setting, whose seeds disagree, where each victim seed alone decides."""
+    cnn = model("cnn", arch="cnn-b")
+    victims = [replicate(cnn, 0), replicate(cnn, 1)]
+    hits = {
+        "cnn@s0": {"natural": 0.2, "linf-0.1": 0.8},
+        "cnn@s1": {"natural": 0.5, "linf-0.1": 0.3},
+    }
+    arrays = {
+        ("transfer", "natural", f"hit/{v}/{s}"): const(h)
+        for v, per in hits.items()
+        for s, h in per.items()
+    }
+    verdict = check_targeted_transfer(view([NAT, ROB, *victims], arrays, N, resamples=RESAMPLES))
+    assert verdict.status == INCONCLUSIVE, verdict.evidence
+    assert "cnn (2 seeds): 0.550 vs 0.350, Δ 0.2 [-0.2, 0.6]" in verdict.evidence
+    assert set(verdict.numbers) == {"natural", "robust", "norm", "cnn"}
