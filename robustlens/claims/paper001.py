@@ -101,7 +101,8 @@ def check_universality(view: ResultsView) -> Verdict:
             "model to the lens's sources",
         )
     evaluator, zero = pairs[0][0].name, pairs[0][1]
-    acc = {m.name: a for m in view.models if (a := correct(evaluator, m.name)) is not None}
+    sources = [*natural, *view.robust]  # R_0 or R_ε of each that has one
+    acc = {m.name: a for m in sources if (a := correct(evaluator, m.name)) is not None}
     zeros = [m for m in natural if m.group == zero.group]
     zeros = [m for m in zeros if m.name != evaluator and m.name in acc]
     family, robust = _family([m for m in view.robust if m.name in acc])
