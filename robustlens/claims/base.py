@@ -184,8 +184,8 @@ class ResultsView:
         values: Mapping[str, np.ndarray],
     ) -> Interval:
         """The mean of per-image ``values[a] − values[b]`` (a replicate of ``minuend``, one of
-        ``subtrahend``) over images and replicates, paired over images (and over seeds when the
-        two are one setting), with its 95 % interval (:meth:`pooled_samples`)."""
+        ``subtrahend``) over images and every pair of replicates, paired over images, each
+        setting's seeds drawn on their own, with its 95 % interval (:meth:`pooled_samples`)."""
         return self.pooled_interval(
             [minuend, subtrahend], lambda a, b: values[a.name] - values[b.name]
         )
