@@ -31,7 +31,7 @@ from robustlens.claims.paper001 import check_targeted_transfer, check_type_b, ch
 from robustlens.claims.paper002_ensemble import check_fusion
 from robustlens.claims.paper002_probes import check_blur_gap, check_median, check_texture
 from robustlens.claims.paper002_saliency import check_guided_sanity, check_high_frequency
-from robustlens.claims.paper003 import check_filter_quality
+from robustlens.claims.paper003 import check_filter_quality, check_shift_by_depth
 from robustlens.claims.paper004 import (
     check_a_distance,
     check_boundary,
@@ -40,6 +40,7 @@ from robustlens.claims.paper004 import (
 )
 from robustlens.lenses.base import StudyModel
 from tests.claims.exact import model, view
+from tests.claims.test_paper003_exact import stored_filters
 
 N = 12
 RESAMPLES = 200
@@ -374,3 +375,17 @@ def test_victims_trained_with_seeds_are_one_victim_setting():
     assert verdict.status == INCONCLUSIVE, verdict.evidence
     assert "cnn (2 seeds): 0.550 vs 0.350, Δ 0.2 [-0.2, 0.6]" in verdict.evidence
     assert set(verdict.numbers) == {"natural", "robust", "norm", "cnn"}
+
+
+def test_the_filter_shift_names_each_robust_settings_peak_once():
+    """003-4.2 pools every robust model's filters into its permutation test (as before);
+    the peak it lists beside the verdict is per setting, from the filters of all its seeds."""
+    arrays = {}
+    robust = [replicate(ROB, 0), replicate(ROB, 1)]
+    for i, (m, shift) in enumerate(((NAT, 0.0), (robust[0], 2.0), (robust[1], 2.0))):
+        for key, a in stored_filters(shift, i, small_kernel=False).items():
+            arrays[("filters", m.name, key)] = a
+    verdict = check_shift_by_depth(view([NAT, *robust], arrays, 4))
+    assert verdict.evidence.endswith(
+        "largest excess per model: linf-0.1 (2 seeds) peaks at first (3x3)"
+    )
