@@ -126,9 +126,11 @@ class MaskingParams(LensParams):
     def refusals(self) -> Iterator[Refusal]:
         if self.more_steps == 1 and self.restarts == 1:
             yield Refusal(
-                "more_steps", self.more_steps, "more than 1 when restarts = 1",
+                "more_steps",
+                self.more_steps,
+                "more than 1 when restarts = 1",
                 hint="the convergence check needs more steps or more restarts than PGD's own",
-            )  # fmt: skip
+            )
 
 
 @dataclass
@@ -218,8 +220,9 @@ class Audit:
         return self.clean & ~result.success.cpu().numpy()
 
     def pgd(self, eps: float | None = None) -> np.ndarray:
-        return self.robust(AttackSpec("pgd", self.norm, self.eps if eps is None else eps,
-                                      self.params.steps))  # fmt: skip
+        return self.robust(
+            AttackSpec("pgd", self.norm, self.eps if eps is None else eps, self.params.steps)
+        )
 
 
 def audit_budget(model: StudyModel, params: MaskingParams, dim: int) -> tuple[str, float]:
@@ -236,56 +239,74 @@ def audit_budget(model: StudyModel, params: MaskingParams, dim: int) -> tuple[st
 def single_step(a: Audit, pgd: np.ndarray, fgsm: np.ndarray) -> Flag:
     numbers = paired(fgsm, pgd, "fgsm", "pgd")
     up = numbers["p_value"] < a.params.alpha
-    why = (f"FGSM {numbers['fgsm_accuracy']:.3f} vs PGD-{a.params.steps} "
-           f"{numbers['pgd_accuracy']:.3f}; FGSM alone breaks {numbers['broken_by_fgsm_only']}, "
-           f"PGD alone {numbers['broken_by_pgd_only']} (one-sided McNemar p = "
-           f"{numbers['p_value']:.3g}, α = {a.params.alpha:g})")  # fmt: skip
+    why = (
+        f"FGSM {numbers['fgsm_accuracy']:.3f} vs PGD-{a.params.steps} "
+        f"{numbers['pgd_accuracy']:.3f}; FGSM alone breaks {numbers['broken_by_fgsm_only']}, "
+        f"PGD alone {numbers['broken_by_pgd_only']} (one-sided McNemar p = "
+        f"{numbers['p_value']:.3g}, α = {a.params.alpha:g})"
+    )
     return Flag("single-step", RAISED if up else CLEAR, why, numbers)
 
 
 def eps_trend(a: Audit) -> Flag:
     dim = a.data.info.dimension
     top = large_eps(a.norm, dim)
-    grid = sorted({a.eps * f for f in a.params.eps_grid if 0 < a.eps * f < top} | {top})
+    # metrics named by the multiple of the budget, so that rows line up across models
+    named = {a.eps * f: f"accuracy@{f:g}×ε" for f in a.params.eps_grid if 0 < a.eps * f < top}
+    named[top] = "accuracy@large ε"
+    grid = sorted(named)
     robust = [a.pgd(e) for e in grid]
-    numbers: dict[str, float] = {f"accuracy@{e:.4g}": float(r.mean()) for e, r in zip(grid, robust)}
+    numbers = {named[e]: float(r.mean()) for e, r in zip(grid, robust, strict=True)}
     pairs = [(i, j) for i in range(len(grid)) for j in range(i + 1, len(grid))]
     level = a.params.alpha / max(len(pairs), 1)
     rises = []
     for i, j in pairs:
         p = stronger_p(int((robust[j] & ~robust[i]).sum()), int((robust[i] & ~robust[j]).sum()))
         if p < level:
-            rises.append(f"ε {grid[i]:.3g} → {grid[j]:.3g} ({robust[i].mean():.3f} → "
-                         f"{robust[j].mean():.3f}, p = {p:.3g})")  # fmt: skip
+            rises.append(
+                f"ε {grid[i]:.3g} → {grid[j]:.3g} ({robust[i].mean():.3f} → "
+                f"{robust[j].mean():.3f}, p = {p:.3g})"
+            )
     labels = a.data.labels.numpy()
     chance = float(np.bincount(labels).max() / len(labels))
     hits = int(robust[-1].sum())
     p_chance = float(binom.sf(hits - 1, len(labels), chance)) if hits else 1.0
-    numbers.update({"chance": chance, "large_eps": top, "p_above_chance": p_chance,
-                    "pairs_rising": len(rises)})  # fmt: skip
+    numbers.update(
+        {"chance": chance, "large_eps": top, "p_above_chance": p_chance, "pairs_rising": len(rises)}
+    )
     above = p_chance < a.params.alpha
     parts = []
     if rises:
-        parts.append("accuracy rises with ε: " + "; ".join(rises) +
-                     f" (McNemar, Bonferroni over {len(pairs)} pairs)")  # fmt: skip
-    parts.append(f"at the large ε {top:.3g}: accuracy {robust[-1].mean():.3f} vs chance "
-                 f"{chance:.3f} (one-sided binomial p = {p_chance:.3g})")  # fmt: skip
+        parts.append(
+            "accuracy rises with ε: "
+            + "; ".join(rises)
+            + f" (McNemar, Bonferroni over {len(pairs)} pairs)"
+        )
+    parts.append(
+        f"at the large ε {top:.3g}: accuracy {robust[-1].mean():.3f} vs chance "
+        f"{chance:.3f} (one-sided binomial p = {p_chance:.3g})"
+    )
     return Flag("eps-trend", RAISED if rises or above else CLEAR, "; ".join(parts), numbers)
 
 
 def black_box(a: Audit, white: np.ndarray) -> Flag:
     make, norms = BLACK_BOX[a.params.black_box]
     if a.norm not in norms:
-        return Flag("black-box", NOT_COMPUTED,
-                    f"{a.params.black_box} covers {', '.join(norms)}, not {a.norm}; the Square "
-                    "attack (attacks/square.py) is not in this version")  # fmt: skip
+        return Flag(
+            "black-box",
+            NOT_COMPUTED,
+            f"{a.params.black_box} covers {', '.join(norms)}, not {a.norm}; the Square "
+            "attack (attacks/square.py) is not in this version",
+        )
     attack = make(a.model.model, threat_model(a.norm, a.eps), a.params.queries, a.ctx.seed)
     numbers = paired(a.run(attack), white, "black_box", "white_box")
     up = numbers["p_value"] < a.params.alpha
-    why = (f"{a.params.black_box} ({a.params.queries} queries) "
-           f"{numbers['black_box_accuracy']:.3f} vs white-box worst case "
-           f"{numbers['white_box_accuracy']:.3f}; black-box alone breaks "
-           f"{numbers['broken_by_black_box_only']} (McNemar p = {numbers['p_value']:.3g})")  # fmt: skip
+    why = (
+        f"{a.params.black_box} ({a.params.queries} queries) "
+        f"{numbers['black_box_accuracy']:.3f} vs white-box worst case "
+        f"{numbers['white_box_accuracy']:.3f}; black-box alone breaks "
+        f"{numbers['broken_by_black_box_only']} (McNemar p = {numbers['p_value']:.3g})"
+    )
     return Flag("black-box", RAISED if up else CLEAR, why, numbers)
 
 
@@ -293,12 +314,18 @@ def unconverged(a: Audit, pgd: np.ndarray, strong: np.ndarray) -> Flag:
     worst = pgd & strong
     extra = int((pgd & ~strong).sum())  # images only the stronger attack breaks
     drop = 100 * extra / len(pgd)
-    numbers = {"pgd_accuracy": float(pgd.mean()), "strong_accuracy": float(strong.mean()),
-               "worst_case_accuracy": float(worst.mean()), "drop_points": drop}  # fmt: skip
+    numbers = {
+        "pgd_accuracy": float(pgd.mean()),
+        "strong_accuracy": float(strong.mean()),
+        "worst_case_accuracy": float(worst.mean()),
+        "drop_points": drop,
+    }
     p = a.params
-    why = (f"PGD-{p.steps} {pgd.mean():.3f}; PGD-{p.steps * p.more_steps} × {p.restarts} "
-           f"restarts {strong.mean():.3f}; worst case of both {worst.mean():.3f} "
-           f"({drop:.1f} points lower; threshold {p.unconverged_points:g})")  # fmt: skip
+    why = (
+        f"PGD-{p.steps} {pgd.mean():.3f}; PGD-{p.steps * p.more_steps} × {p.restarts} "
+        f"restarts {strong.mean():.3f}; worst case of both {worst.mean():.3f} "
+        f"({drop:.1f} points lower; threshold {p.unconverged_points:g})"
+    )
     up = 100 * extra > p.unconverged_points * len(pgd)  # in whole images: no rounding
     return Flag("unconverged", RAISED if up else CLEAR, why, numbers)
 
@@ -311,9 +338,11 @@ def transfer(a: Audit, white: np.ndarray, surrogate: StudyModel | None) -> Flag:
     spec = AttackSpec("pgd", a.norm, a.eps, a.params.steps)
     numbers = paired(a.robust(spec, source=surrogate), white, "transfer", "white_box")
     up = numbers["p_value"] < a.params.alpha
-    why = (f"PGD-{a.params.steps} from {surrogate.name}: {numbers['transfer_accuracy']:.3f} vs "
-           f"white-box worst case {numbers['white_box_accuracy']:.3f}; transfer alone breaks "
-           f"{numbers['broken_by_transfer_only']} (McNemar p = {numbers['p_value']:.3g})")  # fmt: skip
+    why = (
+        f"PGD-{a.params.steps} from {surrogate.name}: {numbers['transfer_accuracy']:.3f} vs "
+        f"white-box worst case {numbers['white_box_accuracy']:.3f}; transfer alone breaks "
+        f"{numbers['broken_by_transfer_only']} (McNemar p = {numbers['p_value']:.3g})"
+    )
     return Flag("transfer", RAISED if up else CLEAR, why, numbers)
 
 
@@ -335,36 +364,57 @@ def output_checks(a: Audit) -> list[Flag]:
             second.append(net(x.detach()).cpu())
     n, p = len(a.data), a.params
     fraction = zero / n
-    flags = [Flag("gradients", RAISED if fraction > p.gradient_fraction else CLEAR,
-                  f"margin gradient zero or not finite on {zero} of {n} images "
-                  f"({100 * fraction:.1f} %; threshold {100 * p.gradient_fraction:g} %)",
-                  {"zero_or_nonfinite_fraction": fraction})]  # fmt: skip
+    flags = [
+        Flag(
+            "gradients",
+            RAISED if fraction > p.gradient_fraction else CLEAR,
+            f"margin gradient zero or not finite on {zero} of {n} images "
+            f"({100 * fraction:.1f} %; threshold {100 * p.gradient_fraction:g} %)",
+            {"zero_or_nonfinite_fraction": fraction},
+        )
+    ]
     out, again = torch.cat(first), torch.cat(second)
     k, eps = out.shape[1], float(torch.finfo(out.dtype).eps)
     sums = out.double().sum(dim=1)
     tol = 4 * eps * k  # K rounded terms summed
     prob = bool((out >= 0).all()) and bool(((sums - 1).abs() <= tol).all())
-    flags.append(Flag("probabilities", RAISED if prob else CLEAR,
-                      f"outputs {'are' if prob else 'are not'} all non-negative rows summing to 1 "
-                      f"(row sums {float(sums.min()):.4g} … {float(sums.max()):.4g})",
-                      {"min_output": float(out.min()), "min_row_sum": float(sums.min()),
-                       "max_row_sum": float(sums.max())}))  # fmt: skip
+    flags.append(
+        Flag(
+            "probabilities",
+            RAISED if prob else CLEAR,
+            f"outputs {'are' if prob else 'are not'} all non-negative rows summing to 1 "
+            f"(row sums {float(sums.min()):.4g} … {float(sums.max()):.4g})",
+            {
+                "min_output": float(out.min()),
+                "min_row_sum": float(sums.min()),
+                "max_row_sum": float(sums.max()),
+            },
+        )
+    )
     scale = float(out.abs().max()) + 1.0
     diff = float((out - again).abs().max()) if torch.isfinite(out).all() else math.inf
     limit = 16 * eps * math.sqrt(a.data.info.dimension) * scale
     changed = float((out.argmax(1) != again.argmax(1)).float().mean())
     noisy = diff > limit
-    flags.append(Flag("randomness", RAISED if noisy else CLEAR,
-                      f"two eval-mode passes differ by up to {diff:.3g} (tolerance {limit:.2g}); "
-                      f"{100 * changed:.1f} % of predictions change",
-                      {"max_output_change": diff, "prediction_change": changed}))  # fmt: skip
+    flags.append(
+        Flag(
+            "randomness",
+            RAISED if noisy else CLEAR,
+            f"two eval-mode passes differ by up to {diff:.3g} (tolerance {limit:.2g}); "
+            f"{100 * changed:.1f} % of predictions change",
+            {"max_output_change": diff, "prediction_change": changed},
+        )
+    )
     return flags
 
 
 def audit_model(
-    model: StudyModel, surrogate: StudyModel | None, data: ImageSet, params: MaskingParams,
+    model: StudyModel,
+    surrogate: StudyModel | None,
+    data: ImageSet,
+    params: MaskingParams,
     ctx: LensContext,
-) -> tuple[Audit, list[Flag], dict[str, np.ndarray]]:  # fmt: skip
+) -> tuple[Audit, list[Flag], dict[str, np.ndarray]]:
     """Every flag of one model, and the per-image robustness under each attack."""
     norm, eps = audit_budget(model, params, data.info.dimension)
     a = Audit(model, data, params, ctx, norm, eps)
@@ -374,8 +424,14 @@ def audit_model(
     steps = params.steps * params.more_steps
     strong = a.run(PGD(model.model, threat, steps, restarts=params.restarts, seed=ctx.seed))
     white = pgd & strong & fgsm
-    flags = [single_step(a, pgd, fgsm), eps_trend(a), black_box(a, white),
-             unconverged(a, pgd, strong), transfer(a, white, surrogate), *output_checks(a)]  # fmt: skip
+    flags = [
+        single_step(a, pgd, fgsm),
+        eps_trend(a),
+        black_box(a, white),
+        unconverged(a, pgd, strong),
+        transfer(a, white, surrogate),
+        *output_checks(a),
+    ]
     arrays = {"clean": a.clean, "pgd": pgd, "fgsm": fgsm, "strong": strong}
     return a, flags, arrays
 
@@ -414,8 +470,10 @@ def compute(
             value = {RAISED: 1.0, CLEAR: 0.0}.get(f.status, np.nan)
             extra = {"status": f.status, "reason": f.reason}
             rows.append({**base, "setting": f.name, "metric": "raised", "value": value, **extra})
-            rows += [{**base, "setting": f.name, "metric": k, "value": float(v), **extra}
-                     for k, v in f.numbers.items()]  # fmt: skip
+            rows += [
+                {**base, "setting": f.name, "metric": k, "value": float(v), **extra}
+                for k, v in f.numbers.items()
+            ]
             if f.status == RAISED:
                 notes.append(f"{m.name}: {FLAGS[f.name]} — {f.reason}; {RECOMMEND[f.name]}")
     if surrogate is not None:

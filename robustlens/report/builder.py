@@ -97,7 +97,12 @@ def attack_label(attack: dict[str, Any] | None) -> str:
     return f"{attack.get('attack', '').upper()}{steps} {norm} ε={attack.get('eps', 0):g}"
 
 
-def model_rows(models: list[StudyModel], stored: dict[str, dict[str, Any]]) -> list[ModelRow]:
+def model_rows(
+    models: list[StudyModel],
+    stored: dict[str, dict[str, Any]],
+    masking: dict[str, list[str]] | None = None,
+) -> list[ModelRow]:
+    """One row per model; ``masking``: each model's raised gradient-masking flags."""
     rows = []
     for m in models:
         clean = m.card.metric("clean_accuracy")
@@ -116,6 +121,7 @@ def model_rows(models: list[StudyModel], stored: dict[str, dict[str, Any]]) -> l
                 parameters=params,
                 weights_sha256=m.digest,
                 source=sources.get(m.name, "trained"),
+                masking=list((masking or {}).get(m.name, [])),
             )
         )
     return rows
@@ -139,6 +145,7 @@ def claim_rows(results: Results) -> list[ClaimRow]:
                 figure.figure_text() if figure else "",
                 figure.direction if figure else "",
                 v.seeds_text,
+                v.masking_text,
             )
         )
     return rows
@@ -156,6 +163,8 @@ def build_document(results: Results, keep_figures: FigureKeeper | None = None) -
     models = results.models
     stored = results.model_rows
     claims = claim_rows(results)
+    masking = results.masking_flags()
+    badges = {name: ", ".join(flags) for name, flags in masking.items()}
     sections = []
     warnings = []
     for plan in study_spec.lenses:
@@ -206,7 +215,7 @@ def build_document(results: Results, keep_figures: FigureKeeper | None = None) -
                 description=spec.description,
                 figures=figures,
                 tables=[
-                    TableBlock(name, summary_table(frame))
+                    TableBlock(name, summary_table(frame), flags=badges)
                     for name, frame in tables.items()
                     if not name.endswith("_frequency")
                 ],
@@ -225,7 +234,7 @@ def build_document(results: Results, keep_figures: FigureKeeper | None = None) -
         seed=study_spec.seed,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         versions=versions(),
-        models=model_rows(models, stored),
+        models=model_rows(models, stored, masking),
         claims=claims,
         sections=sections,
         warnings=warnings,

@@ -21,6 +21,8 @@ class ModelRow:
     parameters: int
     weights_sha256: str
     source: str = "trained"
+    masking: list[str] = field(default_factory=list)
+    """The gradient-masking flags raised on the model (the ``masking`` lens), if any."""
 
 
 @dataclass
@@ -37,6 +39,7 @@ class ClaimRow:
     paper_figure: str = ""  # the paper's own figure, cited: "paper 004 Table 7 (…): … 0.686"
     direction: str = ""  # the direction of the effect the paper reports
     seeds: str = ""  # "single seed" or "N seeds": what the interval is over besides images
+    masking: str = ""  # "evaluated on a model flagged for gradient masking — …", or ""
 
 
 @dataclass
@@ -51,6 +54,8 @@ class TableBlock:
     title: str
     frame: pd.DataFrame
     caption: str = ""
+    flags: dict[str, str] = field(default_factory=dict)
+    """Column (a model's name) → its gradient-masking flags, shown as a badge in the header."""
 
 
 @dataclass

@@ -209,6 +209,7 @@ def _model(m: ModelRow) -> dict[str, str]:
         "sha_short": (m.weights_sha256 or "")[:12] or MISSING,
         "sha": m.weights_sha256 or "",
         "source": m.source,
+        "masking": ", ".join(m.masking),
     }
 
 
@@ -227,6 +228,7 @@ def _claim(c: ClaimRow) -> dict[str, str]:
         "paper_figure": c.paper_figure,
         "direction": c.direction,
         "seeds": c.seeds,
+        "masking": c.masking,
     }
 
 
@@ -308,6 +310,7 @@ def _table(t: TableBlock) -> dict[str, Any]:
     total = len(frame)
     shown = frame.iloc[:MAX_TABLE_ROWS]
     columns = [_column_name(c) for c in shown.columns]
+    flags = [t.flags.get(name, "") for name in columns]
     numeric = [pd.api.types.is_numeric_dtype(shown[c]) for c in shown.columns]
     rows = []
     for values in shown.itertuples(index=False, name=None):
@@ -321,6 +324,7 @@ def _table(t: TableBlock) -> dict[str, Any]:
         "title": t.title,
         "caption": t.caption,
         "columns": columns,
+        "flags": flags,
         "numeric": numeric,
         "rows": rows,
         "n_rows": total,

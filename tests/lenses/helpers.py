@@ -212,6 +212,7 @@ TINY_LENS_PARAMS: dict[str, dict[str, Any]] = {
     },
     "latent": {"epochs": 1, "batch_size": 8, "train_n": 10, "attack_steps": 1},
     "loss-dist": {"attacks": ["fgsm linf 0.03"], "reference_dim": 0, "folds": 2, "n": 4},
+    "masking": {"n": 10, "steps": 1, "more_steps": 2, "eps_grid": [1.0], "queries": 2},
     "norm-ratio": {"attacks": ["fgsm linf 0.03"], "reference_dim": 0, "n": 4},
     "probes": {"blur_sigmas": [0, 1.0], "median_times": [0, 1], "n": 4},
     # the sanity check re-initialises every layer in turn: tests/lenses/test_matrix.py runs
