@@ -507,14 +507,28 @@ SPEC = register_lens(
         paper="Athalye, Carlini & Wagner 2018; Carlini et al. 2019",
         section="§5; §4–5",
         description=(
-            "Per model, at its audit budget, the checks for masked gradients: single-step "
-            "stronger than iterative, accuracy not falling to chance as ε grows, black-box or "
-            "transfer attacks stronger than white-box, unconverged PGD, zero or non-finite "
-            "input gradients, probability outputs, randomised outputs. Each flag is raised, "
-            "clear or not computed, with its numbers; the report marks the robustness numbers "
-            "of a flagged model and the claims evaluated on it. Budgets: "
+            "Per model, at its audit budget (a robust model's training norm and ε; the other "
+            "models L∞ at RobustBench's budget, "
             + ", ".join(f"{NORM_NAMES[k]} {v:.3g}" for k, v in BUDGETS.items())
-            + " at CIFAR-10 resolution for models not adversarially trained in the audit norm."
+            + " at CIFAR-10 resolution, moved to the data's), eight flags, each raised, clear "
+            "or not computed with its reason and numbers. (1) single-step: FGSM breaks more "
+            "images than PGD (exact one-sided McNemar test on the images only one of them "
+            "breaks, at alpha). (2) eps-trend: accuracy rises between two ε of the grid "
+            "(McNemar, Bonferroni over the pairs), or stays above chance (the largest class "
+            "share; exact binomial test) at the large ε, L∞ 0.5, L2 0.5·√d, L1 0.5·d, from "
+            "where every image reaches the grey image. (3) black-box: a gradient-free attack "
+            "(a score-based random search; the Square attack plugs into masking.BLACK_BOX) "
+            "breaks more images than the white-box worst case (McNemar). (4) unconverged: PGD "
+            "with more_steps × the steps and restarts breaks more than unconverged_points % "
+            "of the images PGD left. (5) transfer: PGD examples made on the study's first "
+            "natural model break more than the white-box worst case (McNemar). (6) gradients: "
+            "the input gradient of the logit margin is zero or not finite on more than "
+            "gradient_fraction of the images; probabilities: every output row is non-negative "
+            "and sums to 1; randomness: two eval-mode passes differ (evaluate with expectation "
+            "over the randomness, AutoAttack's rand). The report marks every robustness number "
+            "of a flagged model and every claim evaluated on one. Cost per model, on the images "
+            "still robust: PGD steps × (grid size + 1) + steps × more_steps × restarts "
+            "gradient steps, queries forward passes, and one PGD on the surrogate shared by all."
         ),
         params=MaskingParams,
         compute=compute,

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from robustlens.claims import NOT_COMPUTED, ResultsView, evaluate_claims
+from robustlens.errors import ConfigError
 from robustlens.lenses import masking
 from robustlens.report.builder import build_document
 from robustlens.report.document import TableBlock
@@ -17,6 +18,7 @@ from robustlens.report.html import render_report
 from robustlens.runner import Study
 from tests.claims.test_paper000 import model
 from tests.report.test_html import parse_html, sample_document
+from tests.study.test_validate import STUDY, check
 
 MODELS = [model("natural"), model("linf-0.1", "pgd", "linf", 0.1)]
 NOTE = "evaluated on a model flagged for gradient masking"
@@ -106,3 +108,10 @@ eps_grid = [1.0]
     assert set(frame[frame.metric == "raised"].setting) == set(masking.FLAGS)
     assert [m.masking for m in doc.models] == [flags.get("a", [])]
     assert any(s.lens == "masking" for s in doc.sections)
+
+
+def test_a_surrogate_that_is_not_a_model_is_refused_before_anything_runs(tmp_path: Path):
+    text = STUDY.replace("NORM", "linf").replace("[EPS]", "[0.1]")
+    check(tmp_path, text + '\n[lenses.masking]\nsurrogate = "robust"\n')  # any model will do
+    with pytest.raises(ConfigError, match=r"lenses\.masking\.surrogate.*'nobody'"):
+        check(tmp_path, text + '\n[lenses.masking]\nsurrogate = "nobody"\n')
