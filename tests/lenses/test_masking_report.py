@@ -112,6 +112,6 @@ eps_grid = [1.0]
 
 def test_a_surrogate_that_is_not_a_model_is_refused_before_anything_runs(tmp_path: Path):
     text = STUDY.replace("NORM", "linf").replace("[EPS]", "[0.1]")
-    check(tmp_path, text + '\n[lenses.masking]\nsurrogate = "robust"\n')  # any model will do
+    check(tmp_path, text + '\n[lenses.masking]\nsurrogate = "robust-0.1"\n')  # any model will do
     with pytest.raises(ConfigError, match=r"lenses\.masking\.surrogate.*'nobody'"):
         check(tmp_path, text + '\n[lenses.masking]\nsurrogate = "nobody"\n')
