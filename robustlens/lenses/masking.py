@@ -356,7 +356,7 @@ def output_checks(a: Audit) -> list[Flag]:
         with torch.enable_grad():
             out = net(x)
             (grad,) = torch.autograd.grad(margin(out, y).sum(), x, allow_unused=True)
-        grad = torch.zeros_like(x) if grad is None else grad.flatten(1)
+        grad = (torch.zeros_like(x) if grad is None else grad).flatten(1)  # None: no path
         bad = (grad == 0).all(dim=1) | ~torch.isfinite(grad).all(dim=1)
         zero += int(bad.sum())
         first.append(out.detach().cpu())
