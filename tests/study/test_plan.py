@@ -100,8 +100,8 @@ def test_each_key_is_the_stores_run_key_of_its_lens_models_and_data(spec):
             FINGERPRINT,
             spec.seed,
         )
-        assert unit.key == expected == unit_key(
-            unit.lens, lens, unit.models, FINGERPRINT, spec.seed
+        assert (
+            unit.key == expected == unit_key(unit.lens, lens, unit.models, FINGERPRINT, spec.seed)
         )
     assert len({u.key for u in plan.units}) == len(plan.units)
 

@@ -124,9 +124,7 @@ def stored(folder) -> dict[str, object]:
     every array of every lens run (timings and dates left out)."""
     store = Store.open_existing(folder)
     try:
-        out: dict[str, object] = {
-            f"model:{row['name']}": row["digest"] for row in store.models()
-        }
+        out: dict[str, object] = {f"model:{row['name']}": row["digest"] for row in store.models()}
         for run in store.runs():
             label = f"{run.lens}:{run.scope_model}"
             for name in store.table_names(run):
