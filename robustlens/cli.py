@@ -527,8 +527,16 @@ def study_status(
             "--claims", help="Also each claim's status, with the paper's own figure beside ours."
         ),
     ] = False,
+    provenance: Annotated[
+        bool,
+        typer.Option(
+            "--provenance",
+            help="Also how to reproduce the last run: code, libraries, machine, data, seeds.",
+        ),
+    ] = False,
 ) -> None:
-    """What a study has done and what is left (and, with --claims, where each claim stands)."""
+    """What a study has done and what is left (and, with --claims, where each claim stands;
+    with --provenance, how to reproduce the last run)."""
     from robustlens.runner import Study
 
     study = Study.open(directory)
@@ -554,6 +562,22 @@ def study_status(
     out.print(table)
     if claims:
         _print_claims(study)
+    if provenance:
+        _print_provenance(study)
+
+
+def _print_provenance(study: Any) -> None:
+    """The provenance the last run recorded, one "label: text" line each."""
+    from robustlens.study.provenance import provenance_rows
+
+    with study.read() as results:
+        record = results.provenance
+    if record is None:
+        out.print("[yellow]no provenance recorded[/]: run the study again with this robustlens")
+        return
+    out.print("\n[bold]provenance[/]")
+    for label, text in provenance_rows(record):
+        out.print(f"{safe(label)}: {safe(text)}", highlight=False, soft_wrap=True)
 
 
 STATUS_STYLE = {"holds": "green", "fails": "red", "inconclusive": "yellow"}

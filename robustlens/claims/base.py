@@ -14,15 +14,22 @@ A study may train a setting with several seeds (``seeds = [0, 1]``: models ``nat
 :func:`grows_with_eps` then compare settings, not models: a setting's statistic is the mean
 over its replicates, with the hierarchical bootstrap over seeds × images of
 :mod:`robustlens.analysis.bootstrap`; with one model per setting they are the paired image
-bootstrap, number for number. Checks that compare single models judge each replicate as a
-model of its own. Every verdict carries the number of seeds per setting (``Verdict.seeds``).
+bootstrap, number for number. Every other check compares settings the same way, through
+:meth:`ResultsView.pooled_samples` (a per-image quantity of one or more settings, e.g. robust −
+natural accuracy, averaged over every combination of their replicates, each setting's seeds
+resampled on their own and the images once for all: paired) or :meth:`ResultsView.pooled_draws`
+(a statistic whose bootstrap draws a lens made, e.g. SVCCA or filter quality). Every verdict
+carries the number of seeds per setting (``Verdict.seeds``) and says how its intervals were
+found (:func:`ci_text`).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -46,6 +53,16 @@ from robustlens.registry import Registry
 MONOTONE = 0.8
 """Spearman ρ a "grows with ε" claim needs (besides an interval above 0) to hold."""
 CI_IMAGES = "95 % paired bootstrap CI over images"
+
+
+class Replicate(Protocol):
+    """What pooling needs of a model: its name (to find its arrays) and its setting."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def group(self) -> str: ...
 
 
 class ResultsView:
@@ -101,11 +118,15 @@ class ResultsView:
         """The most training seeds any setting of the view has (1: one model per setting)."""
         return max((len(g) for g in self.settings(self.models)), default=1)
 
-    def seed_weights(self, setting: str, replicates: int) -> np.ndarray:
-        """Bootstrap draws C [B, R] of a setting's replicates, the same in every claim."""
-        key = (setting, replicates)
+    def seed_weights(
+        self, setting: str, replicates: int, resamples: int | None = None
+    ) -> np.ndarray:
+        """Bootstrap draws C [B, R] of a setting's replicates, the same in every claim
+        (B: the view's resamples, or ``resamples`` to match draws a lens made)."""
+        b = self.resamples if resamples is None else resamples
+        key = (setting, replicates, b)
         if key not in self._seed_weights:
-            self._seed_weights[key] = seed_weights(replicates, self.resamples, self.seed, setting)
+            self._seed_weights[key] = seed_weights(replicates, b, self.seed, setting)
         return self._seed_weights[key]
 
     def setting_samples(
@@ -114,7 +135,7 @@ class ResultsView:
         """A setting's statistic on all images and under each resample: one model's own
         (paired image bootstrap), or the mean over its replicates (hierarchical bootstrap over
         seeds × images, the same image weights ``w`` for every replicate)."""
-        one = full_weights(self.n)
+        one = full_weights(w.shape[1])
         if len(group) == 1:
             return stat(self, group[0].name, one)[0], stat(self, group[0].name, w)
         full = float(np.mean([stat(self, m.name, one)[0] for m in group]))
@@ -131,6 +152,59 @@ class ResultsView:
         stacked = np.stack([np.asarray(v, dtype=np.float64) for v in values])
         counts = self.seed_weights(setting, len(values))
         return hierarchical_mean_interval(stacked, self.weights(stacked.shape[1]), counts)
+
+    def pooled_samples(
+        self, roles: Sequence[Sequence[Replicate]], values: Callable[..., np.ndarray]
+    ) -> tuple[float, np.ndarray]:
+        """The mean of per-image ``values(m_1, …, m_k)`` (one model per role, e.g. a natural
+        and a robust replicate for a paired difference) over every combination of the roles'
+        replicates, and its value under each resample: each role's replicates drawn with its
+        setting's seed weights, the images with the view's weights (the same for every
+        combination: paired; NaN images ignored). One model per role: the paired image
+        bootstrap of :meth:`mean_samples`, number for number."""
+        counts = [self.seed_weights(g[0].group, len(g)) for g in roles]
+        combos = list(itertools.product(*(range(len(g)) for g in roles)))
+        full, boot = 0.0, np.zeros(self.resamples)
+        for idx in combos:
+            v = np.asarray(values(*(g[i] for g, i in zip(roles, idx, strict=True))), np.float64)
+            f, b = mean_samples(v, self.weights(v.size))
+            c = np.prod([cnt[:, i] for cnt, i in zip(counts, idx, strict=True)], axis=0)
+            full += f
+            boot += np.where(c > 0, c * b, 0.0)  # an undrawn combination adds nothing
+        return full / len(combos), boot / len(combos)
+
+    def pooled_interval(
+        self, roles: Sequence[Sequence[Replicate]], values: Callable[..., np.ndarray]
+    ) -> Interval:
+        """:meth:`pooled_samples` as a 95 % percentile interval."""
+        return interval(*self.pooled_samples(roles, values))
+
+    def difference_interval(
+        self,
+        minuend: list[StudyModel],
+        subtrahend: list[StudyModel],
+        values: Mapping[str, np.ndarray],
+    ) -> Interval:
+        """The mean of per-image ``values[a] − values[b]`` (a replicate of ``minuend``, one of
+        ``subtrahend``) over images and every pair of replicates, paired over images, each
+        setting's seeds drawn on their own, with its 95 % interval (:meth:`pooled_samples`)."""
+        return self.pooled_interval(
+            [minuend, subtrahend], lambda a, b: values[a.name] - values[b.name]
+        )
+
+    def pooled_draws(
+        self, group: list[StudyModel], estimates: Sequence[float], draws: Sequence[np.ndarray]
+    ) -> tuple[float, np.ndarray]:
+        """A setting's statistic from its replicates' estimates and the bootstrap draws [B] a
+        lens made for each (paired across models when the lens pairs them): the mean of the
+        estimates, and the draws averaged with B draws of the setting's seeds. One replicate:
+        its own estimate and draws."""
+        if len(group) == 1:
+            return float(estimates[0]), np.asarray(draws[0], dtype=np.float64)
+        b = min(len(d) for d in draws)
+        stacked = np.stack([np.asarray(d, dtype=np.float64)[:b] for d in draws])
+        counts = self.seed_weights(group[0].group, len(group), b)
+        return float(np.mean(estimates)), hierarchical_samples(stacked, counts)
 
     def mean_samples(self, values: np.ndarray) -> tuple[float, np.ndarray]:
         """The mean of per-image ``values`` and its value under each of this view's
@@ -209,18 +283,18 @@ def get_claim(claim_id: str) -> Claim:
     return CLAIM_REGISTRY.get(claim_id)
 
 
-def label(group: list[StudyModel]) -> str:
+def label(group: Sequence[Replicate]) -> str:
     """A setting in the evidence: its model's name, or ``linf-0.1 (2 seeds)``."""
     return group[0].name if len(group) == 1 else f"{group[0].group} ({len(group)} seeds)"
 
 
-def ci_text(view: ResultsView, single: str = CI_IMAGES) -> str:
+def ci_text(view: ResultsView, single: str = CI_IMAGES, over: str = "images") -> str:
     """How the helpers' intervals were found: ``single`` with one model per setting, else
-    the hierarchical bootstrap over the seeds."""
+    the hierarchical bootstrap over the seeds × ``over`` (what the lens resampled)."""
     seeds = view.seeds
     if seeds == 1:
         return single
-    return f"95 % hierarchical bootstrap CI over seeds (up to {seeds} per setting) × images"
+    return f"95 % hierarchical bootstrap CI over seeds (up to {seeds} per setting) × {over}"
 
 
 def versus_natural(

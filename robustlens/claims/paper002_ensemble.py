@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from robustlens.claims.base import Claim, ResultsView, register_claims
+from robustlens.claims.base import Claim, ResultsView, ci_text, label, register_claims
 from robustlens.claims.verdict import FAILS, HOLDS, INCONCLUSIVE, Verdict
 from robustlens.lenses import ensemble
+from robustlens.lenses.base import StudyModel
 from robustlens.papers import ITAZURI
 
+CI = "95 % paired bootstrap CI over each target's test images"
 MARGIN = 0.01
 """"At least as accurate": STD+ADV may trail its best single member by at most 1 point."""
 
@@ -19,11 +21,13 @@ def _targets(view: ResultsView) -> list[str]:
 
 
 def check_fusion(view: ResultsView) -> Verdict:
-    """Per target and STD+ADV pair: Δ = acc(pair) − acc(its better member), paired over the
-    target's test images. A target counts for the claim when every pair's Δ interval lies
-    above −1 point, against it when one lies below; the claim holds on a majority of targets
-    for, fails on a majority against."""
-    natural, robust = view.natural, view.robust
+    """Per target and STD+ADV pair of settings: Δ = acc(pair) − acc(its better member), paired
+    over the target's test images; a setting trained with several seeds is pooled over every
+    pair of replicates (its better member chosen on the mean over seeds), with the seeds
+    resampled too. A target counts for the claim when every pair's Δ interval lies above −1
+    point, against it when one lies below; the claim holds on a majority of targets for, fails
+    on a majority against."""
+    natural, robust = view.settings(view.natural), view.settings(view.robust)
     if not natural or not robust:
         return Verdict(INCONCLUSIVE, "needs a natural and a robust model")
     targets = _targets(view)
@@ -33,27 +37,33 @@ def check_fusion(view: ResultsView) -> Verdict:
     anchor = view.models[0].name
     for target in targets:
 
-        def correct(name: str, target: str = target) -> np.ndarray | None:
-            key = ensemble.correct_name(target, name)
-            if not view.has_array("ensemble", anchor, key):
-                return None
-            return view.array("ensemble", anchor, key).astype(np.float64)
+        def correct(*names: str, target: str = target) -> np.ndarray | None:
+            for key in (
+                ensemble.correct_name(target, ensemble.members_name(list(names))),
+                ensemble.correct_name(target, ensemble.members_name(list(names[::-1]))),
+            ):
+                if view.has_array("ensemble", anchor, key):
+                    return view.array("ensemble", anchor, key).astype(np.float64)
+            return None  # fmt: skip
 
         signs, texts = [], []
         for nat in natural:
             for rob in robust:
-                pair = correct(ensemble.members_name([nat.name, rob.name]))
-                if pair is None:
-                    pair = correct(ensemble.members_name([rob.name, nat.name]))
-                singles = [correct(nat.name), correct(rob.name)]
-                if pair is None or any(s is None for s in singles):
+                acc = {m.name: correct(m.name) for m in nat + rob}
+                pairs = {(n.name, r.name): correct(n.name, r.name) for n in nat for r in rob}
+                if any(a is None for a in [*acc.values(), *pairs.values()]):
                     continue
-                best = max(singles, key=lambda s: s.mean())
-                diff = pair - best
-                iv = view.mean_interval(diff)
+                means = [np.mean([acc[m.name].mean() for m in g]) for g in (nat, rob)]
+                best = 0 if means[0] >= means[1] else 1
+
+                def diff(n: StudyModel, r: StudyModel, best: int = best, acc=acc, pairs=pairs):
+                    return pairs[n.name, r.name] - acc[(n, r)[best].name]
+
+                iv = view.pooled_interval([nat, rob], diff)
                 signs.append(1 if iv.low > -MARGIN else (-1 if iv.high < -MARGIN else 0))
-                texts.append(f"{nat.name}+{rob.name} − best single {iv.text()}")
-                numbers.setdefault(target, {})[f"{nat.name}+{rob.name}"] = iv.__dict__
+                texts.append(f"{label(nat)}+{label(rob)} − best single {iv.text()}")
+                key = f"{nat[0].group}+{rob[0].group}"
+                numbers.setdefault(target, {})[key] = iv.__dict__
         if not signs:
             continue
         vote = 1 if all(s > 0 for s in signs) else (-1 if any(s < 0 for s in signs) else 0)
@@ -68,8 +78,8 @@ def check_fusion(view: ResultsView) -> Verdict:
     else:
         status = INCONCLUSIVE
     evidence = f"non-inferiority margin {MARGIN:g}; " + "; ".join(parts)
-    return Verdict(status, evidence, "95 % paired bootstrap CI over each target's test images",
-                   numbers)  # fmt: skip
+    ci = ci_text(view, CI, "each target's test images")
+    return Verdict(status, evidence, ci, numbers)
 
 
 CLAIMS_002_ENSEMBLE: tuple[Claim, ...] = register_claims(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from robustlens.claims.base import Claim, ResultsView, register_claims
+from robustlens.claims.base import Claim, ResultsView, ci_text, label, register_claims
 from robustlens.claims.verdict import INCONCLUSIVE, Verdict, combine, every_part
 from robustlens.lenses import saliency
 from robustlens.papers import ITAZURI
@@ -13,52 +13,51 @@ CI = "95 % paired bootstrap CI over images"
 
 
 def check_high_frequency(view: ResultsView) -> Verdict:
-    """For every method and robust model, the share of map energy above ½ Nyquist is lower
-    than the natural model's on the same images (paired)."""
+    """For every method and robust setting, the share of map energy above ½ Nyquist is lower
+    than the natural setting's on the same images (paired; a setting pooled over its seeds)."""
     if not view.natural or not view.robust:
         return Verdict(INCONCLUSIVE, "needs a natural and at least one robust model")
-    nat = view.natural[0].name
+    nat = view.settings(view.natural)[0]
     statuses, parts, numbers = [], [], {}
-    for method in saliency.high_frequency_methods(view.array_names("saliency", nat)):
-        base = view.array("saliency", nat, saliency.high_frequency_name(method))
+    for method in saliency.high_frequency_methods(view.array_names("saliency", nat[0].name)):
+        key = saliency.high_frequency_name(method)
         signs, texts = [], []
-        for m in view.robust:
-            other = view.array("saliency", m.name, saliency.high_frequency_name(method))
-            diff = other - base
-            keep = ~np.isnan(diff)
-            diff = diff[keep]
-            iv = view.mean_interval(diff)
+        for group in view.settings(view.robust):
+            share = {m.name: view.array("saliency", m.name, key) for m in nat + group}
+            iv = view.difference_interval(group, nat, share)
             signs.append(-iv.sign())
-            texts.append(f"{m.name} Δ {iv.text()}")
-            numbers.setdefault(method, {})[m.name] = iv.__dict__
+            texts.append(f"{label(group)} Δ {iv.text()}")
+            numbers.setdefault(method, {})[group[0].group] = iv.__dict__
         status = combine(signs)
         statuses.append(status)
-        parts.append(f"{method} (natural {np.nanmean(base):.3f}): {', '.join(texts)} → {status}")
+        base = np.mean([np.nanmean(view.array("saliency", m.name, key)) for m in nat])
+        parts.append(f"{method} (natural {base:.3f}): {', '.join(texts)} → {status}")
     if not statuses:
         return Verdict(INCONCLUSIVE, "the saliency lens stored no maps")
     status = every_part(statuses)
-    return Verdict(status, "; ".join(parts), CI, numbers)
+    return Verdict(status, "; ".join(parts), ci_text(view, CI), numbers)
 
 
 def check_guided_sanity(view: ResultsView) -> Verdict:
     """With every layer randomised, guided backprop's maps keep a mean Spearman correlation
-    below the lens's threshold with the trained model's maps, for every model."""
+    below the lens's threshold with the trained model's maps, for every model (every setting,
+    pooled over its seeds)."""
     signs, parts, numbers = [], [], {}
-    for m in view.models:
-        name = saliency.sanity_name("guided")
-        if not view.has_array("saliency", m.name, name):
+    name = saliency.sanity_name("guided")
+    for group in view.settings(view.models):
+        group = [m for m in group if view.has_array("saliency", m.name, name)]
+        if not group:
             continue
-        last = view.array("saliency", m.name, name)[-1]
-        threshold = float(view.array("saliency", m.name, saliency.SANITY_THRESHOLD)[0])
-        last = last[~np.isnan(last)]
-        iv = view.mean_interval(last)
+        threshold = float(view.array("saliency", group[0].name, saliency.SANITY_THRESHOLD)[0])
+        iv = view.pooled_interval([group], lambda m: view.array("saliency", m.name, name)[-1])
         signs.append(1 if iv.high < threshold else (-1 if iv.low >= threshold else 0))
-        parts.append(f"{m.name}: Spearman after full randomisation {iv.text()}")
-        numbers[m.name] = iv.__dict__
+        parts.append(f"{label(group)}: Spearman after full randomisation {iv.text()}")
+        numbers[group[0].group] = iv.__dict__
     if not signs:
         return Verdict(INCONCLUSIVE, "the saliency lens ran no sanity check of guided backprop")
     text = f"threshold {threshold:g}; " + "; ".join(parts)
-    return Verdict(combine(signs), text, "95 % bootstrap CI over the check's images", numbers)
+    ci = ci_text(view, "95 % bootstrap CI over the check's images", "the check's images")
+    return Verdict(combine(signs), text, ci, numbers)
 
 
 CLAIMS_002_SALIENCY: tuple[Claim, ...] = register_claims(

@@ -9,7 +9,7 @@ import numpy as np
 
 from robustlens.analysis.bootstrap import interval
 from robustlens.analysis.filters import GroupedFilters, filter_shift, group_order
-from robustlens.claims.base import Claim, ResultsView, register_claims
+from robustlens.claims.base import Claim, ResultsView, ci_text, label, register_claims
 from robustlens.claims.verdict import (
     FAILS,
     INCONCLUSIVE,
@@ -19,6 +19,7 @@ from robustlens.claims.verdict import (
     combine,
     every_part,
 )
+from robustlens.lenses.base import StudyModel
 from robustlens.lenses.filters import grouped_filters, quality_boot_name, quality_name
 from robustlens.papers import GAVRIKOV
 
@@ -55,7 +56,9 @@ def check_filter_quality(view: ResultsView) -> Verdict:
     """§4.3, Fig. 7: robust models "form more diverse, less sparse, and more orthogonal
     convolution filters" — per robust model, Δ (robust − natural) of the layer-averaged
     sparsity (< 0), variance entropy (> 0) and orthogonality (> 0), each with a bootstrap
-    interval over filters. Holds when every part holds, fails when one fails.
+    interval over filters. A setting trained with several seeds is the mean over its
+    replicates, its draws averaged over resampled seeds (:meth:`ResultsView.pooled_draws`).
+    Holds when every part holds, fails when one fails.
 
     Sparsity is a share of near-zero filters, bounded below by 0: a natural model without
     sparse filters leaves nothing to have fewer of ("robust training further minimizes
@@ -64,22 +67,22 @@ def check_filter_quality(view: ResultsView) -> Verdict:
     inconclusive otherwise; the verdict rests on entropy and orthogonality."""
     if not view.natural or not view.robust:
         return Verdict(INCONCLUSIVE, "needs a natural and at least one robust model")
-    nat = view.natural[0]
+    nat = view.settings(view.natural)[0]
     parts, numbers, statuses = [], {}, []
     for metric, direction in DIRECTIONS.items():
-        base, base_boot = _layer_mean(view, nat.name, metric)
+        base, base_boot = _setting_mean(view, nat, metric)
         signs, texts, ivs = [], [], []
-        for m in view.robust:
-            value, boot = _layer_mean(view, m.name, metric)
+        for group in view.settings(view.robust):
+            value, boot = _setting_mean(view, group, metric)
             draws = boot - base_boot if boot.shape == base_boot.shape else np.array([np.nan])
             iv = interval(value - base, draws)
             ivs.append(iv)
             signs.append(iv.sign() * direction)
-            texts.append(f"{m.name} Δ {iv.text()}")
-            numbers.setdefault(metric, {})[m.name] = iv.__dict__
+            texts.append(f"{label(group)} Δ {iv.text()}")
+            numbers.setdefault(metric, {})[group[0].group] = iv.__dict__
         numbers.setdefault(metric, {})["natural"] = base
         want = "lower" if direction < 0 else "higher"
-        head = f"{metric.replace('_', ' ')} ({want} claimed; {nat.name} {base:.3g})"
+        head = f"{metric.replace('_', ' ')} ({want} claimed; {label(nat)} {base:.3g})"
         if metric == "sparsity" and _none_sparse(base, base_boot):
             status = _sparsity_at_floor(ivs)
             parts.append(
@@ -97,7 +100,16 @@ def check_filter_quality(view: ResultsView) -> Verdict:
         statuses.append(status)
         parts.append(f"{head}: {', '.join(texts)} → {status}")
     status = every_part(statuses)
-    return Verdict(status, "; ".join(parts), CI_FILTERS, numbers)
+    ci = ci_text(view, CI_FILTERS, "filters (filterbanks for orthogonality)")
+    return Verdict(status, "; ".join(parts), ci, numbers)
+
+
+def _setting_mean(view: ResultsView, group: list[StudyModel], metric: str) -> tuple:
+    """:func:`_layer_mean` of a setting: its one model's, or pooled over its seeds."""
+    means = [_layer_mean(view, m.name, metric) for m in group]
+    if len({d.shape for _, d in means}) > 1:  # draws of different lengths cannot be pooled
+        return float(np.mean([v for v, _ in means])), np.array([np.nan])
+    return view.pooled_draws(group, [v for v, _ in means], [d for _, d in means])
 
 
 def _none_sparse(base: float, base_boot: np.ndarray) -> bool:
@@ -182,10 +194,11 @@ def check_shift_by_depth(view: ResultsView) -> Verdict:
             parts.append(0)
     status = both([parts[0]], [parts[1]])
     per_model = []
-    for m, sets in zip(view.robust, robust, strict=True):
-        own = _shifts([sets], natural, view.seed)
+    banks = dict(zip((m.name for m in view.robust), robust, strict=True))
+    for group in view.settings(view.robust):
+        own = _shifts([banks[m.name] for m in group], natural, view.seed)
         if own:
-            per_model.append(f"{m.name} peaks at {max(own, key=lambda k: own[k][1])}")
+            per_model.append(f"{label(group)} peaks at {max(own, key=lambda k: own[k][1])}")
     evidence = f"robust (pooled) vs natural, by depth group: {listing}"
     if per_model:
         evidence += f"; largest excess per model: {', '.join(per_model)}"

@@ -23,6 +23,7 @@ from robustlens.claims.verdict import (
     every_part,
 )
 from robustlens.lenses import attack_grid, boundary, loss_dist, norm_ratio, similarity
+from robustlens.lenses.base import StudyModel
 from robustlens.lenses.common import attack_array, attack_keys
 from robustlens.papers import GARAEV
 
@@ -120,34 +121,49 @@ def check_norm_ratio(view: ResultsView) -> Verdict:
     (C1(L∞) < C2(L2) on ≥ 97.5 % of the paired resamples of images), and is inconclusive when
     it rests on a few extreme perturbations. Coefficients are reported divided by √d, so that
     they compare across image sizes (the paper's: L∞ C1/√d 0.72–0.83, C2/√d 1; L2 C1/√d
-    0.02–0.08, C2/√d 0.13–0.27)."""
+    0.02–0.08, C2/√d 0.13–0.27). A setting trained with several seeds is judged on the mean
+    of its replicates' C1(L∞) − C2(L2), resampled over seeds × images."""
     signs, parts, numbers = [], [], {}
-    for m in view.models:
-        linf, l2 = _ratios(view, m.name, "linf"), _ratios(view, m.name, "l2")
-        if linf is None or l2 is None or np.isnan(linf).all() or np.isnan(l2).all():
-            parts.append(f"{m.name}: no kept PGD perturbation in L∞ or in L2")
+    for group in view.settings(view.models):
+        found = [_coefficients(view, m.name) for m in group]
+        if any(f is None for f in found):
+            parts.append(f"{label(group)}: no kept PGD perturbation in L∞ or in L2")
             continue
-        # the lens's own images (its ``n``, often fewer than the study's), paired across norms
-        w, one = view.weights(linf.size), full_weights(linf.size)
-        c = {
-            "linf": (_extreme(linf, one, True)[0], _extreme(linf, one, False)[0]),
-            "l2": (_extreme(l2, one, True)[0], _extreme(l2, one, False)[0]),
-        }
-        gap = interval(c["linf"][0] - c["l2"][1], _extreme(linf, w, True) - _extreme(l2, w, False))
+        gap = interval(*view.pooled_draws(group, [f[0] for f in found], [f[1] for f in found]))
         signs.append(gap.sign())
-        kept = {k: int((~np.isnan(r)).sum()) for k, r in (("linf", linf), ("l2", l2))}
+        c = {k: np.mean([f[2][k] for f in found], axis=0) for k in ("linf", "l2")}
+        kept = {k: int(sum(f[3][k] for f in found)) for k in ("linf", "l2")}
         parts.append(
-            f"{m.name}: C1/√d, C2/√d L∞ = {c['linf'][0]:.2f}, {c['linf'][1]:.2f} "
+            f"{label(group)}: C1/√d, C2/√d L∞ = {c['linf'][0]:.2f}, {c['linf'][1]:.2f} "
             f"({kept['linf']} kept), L2 = {c['l2'][0]:.2f}, {c['l2'][1]:.2f} "
             f"({kept['l2']} kept); C1(L∞) − C2(L2) = {gap.text(2)}"
         )
-        numbers[m.name] = {"C1/√d": c["linf"][0], "C2/√d": c["linf"][1]} | {
+        numbers[group[0].group] = {"C1/√d": c["linf"][0], "C2/√d": c["linf"][1]} | {
             "l2 C1/√d": c["l2"][0],
             "l2 C2/√d": c["l2"][1],
             "gap": gap.__dict__,
             "kept": kept,
         }
-    return Verdict(combine(signs) if signs else INCONCLUSIVE, "; ".join(parts), RATIO_CI, numbers)
+    status = combine(signs) if signs else INCONCLUSIVE
+    ci = ci_text(view, RATIO_CI, "images, of each seed's C1(L∞) − C2(L2)")
+    return Verdict(status, "; ".join(parts), ci, numbers)
+
+
+def _coefficients(view: ResultsView, model: str) -> tuple | None:
+    """A model's C1(L∞) − C2(L2) on its images and under each paired resample of them (the
+    lens's own images: its ``n``, often fewer than the study's), its (C1, C2) per norm and the
+    perturbations kept per norm; None without kept perturbations of either norm."""
+    linf, l2 = _ratios(view, model, "linf"), _ratios(view, model, "l2")
+    if linf is None or l2 is None or np.isnan(linf).all() or np.isnan(l2).all():
+        return None
+    w, one = view.weights(linf.size), full_weights(linf.size)
+    c = {
+        "linf": (_extreme(linf, one, True)[0], _extreme(linf, one, False)[0]),
+        "l2": (_extreme(l2, one, True)[0], _extreme(l2, one, False)[0]),
+    }
+    draws = _extreme(linf, w, True) - _extreme(l2, w, False)
+    kept = {k: int((~np.isnan(r)).sum()) for k, r in (("linf", linf), ("l2", l2))}
+    return c["linf"][0] - c["l2"][1], draws, c, kept
 
 
 # ----------------------------------------------------------------------------- §3.3
@@ -182,19 +198,31 @@ def _a_distance(view: ResultsView, model: str, norm: str) -> tuple[float, np.nda
     return 2 * (1 - 2 * estimate), 2 * (1 - 2 * boot)
 
 
+def _setting_a(view: ResultsView, group: list[StudyModel], norm: str) -> tuple | None:
+    """:func:`_a_distance` of a setting: its one model's, or the mean over its seeds with the
+    replicates' (paired) draws averaged over resampled seeds."""
+    found = [_a_distance(view, m.name, norm) for m in group]
+    if any(f is None for f in found):
+        return None
+    return view.pooled_draws(group, [f[0] for f in found], [f[1] for f in found])
+
+
 def check_a_distance(view: ResultsView) -> Verdict:
+    """Per robust setting (pooled over its seeds): A-distance below the natural setting's for
+    both norms, above 0 (not all the way), and larger for L∞ than for L2."""
     if not view.natural or not view.robust:
         return Verdict(INCONCLUSIVE, "needs a natural and at least one robust model")
-    nat = view.natural[0]
+    nat = view.settings(view.natural)[0]
     closer, not_all_the_way, least_linf, parts, numbers = [], [], [], [], {}
-    base = {norm: _a_distance(view, nat.name, norm) for norm in ("l2", "linf")}
+    base = {norm: _setting_a(view, nat, norm) for norm in ("l2", "linf")}
     if None in base.values():
         return Verdict(INCONCLUSIVE, "loss_dist lacks a PGD L2 or PGD L∞ setting")
-    parts.append(", ".join(f"{nat.name}: A({n}) = {base[n][0]:.2f}" for n in base))
-    for m in view.robust:
-        a = {norm: _a_distance(view, m.name, norm) for norm in ("l2", "linf")}
+    parts.append(", ".join(f"{label(nat)}: A({n}) = {base[n][0]:.2f}" for n in base))
+    for group in view.settings(view.robust):
+        name = label(group)
+        a = {norm: _setting_a(view, group, norm) for norm in ("l2", "linf")}
         if None in a.values():
-            parts.append(f"{m.name}: loss_dist lacks a PGD L2 or PGD L∞ setting")
+            parts.append(f"{name}: loss_dist lacks a PGD L2 or PGD L∞ setting")
             closer.append(0)  # no verdict for this model: the claim cannot hold
             continue
         for norm in ("l2", "linf"):
@@ -205,14 +233,15 @@ def check_a_distance(view: ResultsView) -> Verdict:
             # wrong), so an interval at or below 0 says the classifier is at chance.
             gap = interval(a[norm][0], a[norm][1])
             not_all_the_way.append(1 if gap.low > 0 else (-1 if gap.high <= 0 else 0))
-            parts.append(f"{m.name}: A({norm}) = {gap.text()}, natural − robust = {iv.text()}")
+            parts.append(f"{name}: A({norm}) = {gap.text()}, natural − robust = {iv.text()}")
         order = interval(a["linf"][0] - a["l2"][0], a["linf"][1] - a["l2"][1])
         least_linf.append(order.sign())
-        parts.append(f"{m.name}: A(L∞) − A(L2) = {order.text()}")
-        numbers[m.name] = {norm: a[norm][0] for norm in a}
+        parts.append(f"{name}: A(L∞) − A(L2) = {order.text()}")
+        numbers[group[0].group] = {norm: a[norm][0] for norm in a}
     status = both(closer, not_all_the_way)
     status = both([1 if status == HOLDS else (-1 if status == FAILS else 0)], least_linf)
-    return Verdict(status, "; ".join(parts), A_CI, numbers)
+    ci = ci_text(view, A_CI, f"images, {A_CI.removeprefix(CI + ', ')}")
+    return Verdict(status, "; ".join(parts), ci, numbers)
 
 
 # ----------------------------------------------------------------------------- §4.1
@@ -232,16 +261,34 @@ def _svcca(view: ResultsView, model: str) -> dict[str, tuple[float, np.ndarray |
     return out
 
 
+def _setting_svcca(view: ResultsView, group: list[StudyModel]) -> dict:
+    """:func:`_svcca` of a setting: per attack the mean over its seeds, the lens's (paired)
+    draws averaged over resampled seeds (no draws when a replicate has none)."""
+    found = [_svcca(view, m.name) for m in group]
+    out = {}
+    for key in [k for k in found[0] if all(k in f for f in found[1:])]:
+        values, draws = [f[key][0] for f in found], [f[key][1] for f in found]
+        if any(d is None for d in draws) or len({len(d) for d in draws}) > 1:
+            out[key] = (float(np.mean(values)), None)
+        else:
+            out[key] = view.pooled_draws(group, values, draws)
+    return out
+
+
 def check_svcca(view: ResultsView) -> Verdict:
+    """Per robust setting (pooled over its seeds), SVCCA between clean and attacked
+    representations above the natural setting's for every attack, and per setting the lowest
+    SVCCA under an L∞ attack (paired draws of the lens)."""
     if not view.natural or not view.robust:
         return Verdict(INCONCLUSIVE, "needs a natural and at least one robust model")
-    nat = _svcca(view, view.natural[0].name)
+    nat = _setting_svcca(view, view.settings(view.natural)[0])
     higher, lowest_linf, parts, numbers = [], [], [], {}
-    for m in view.models:
-        s = _svcca(view, m.name)
+    for group in view.settings(view.models):
+        s = _setting_svcca(view, group)
         if not s:
             continue
-        numbers[m.name] = {k: v[0] for k, v in s.items()}
+        name = label(group)
+        numbers[group[0].group] = {k: v[0] for k, v in s.items()}
         linf = [k for k in s if k.split()[1] == "linf"]
         l2 = [k for k in s if k.split()[1] == "l2"]
         if linf and l2:  # the lowest SVCCA of the model comes from an L∞ attack
@@ -249,18 +296,20 @@ def check_svcca(view: ResultsView) -> Verdict:
             worst_l2 = min(l2, key=lambda k: s[k][0])
             lowest_linf.append(_diff_sign(s[worst_l2], s[worst_linf]))
             parts.append(
-                f"{m.name}: lowest L∞ {s[worst_linf][0]:.3f} vs lowest L2 {s[worst_l2][0]:.3f}"
+                f"{name}: lowest L∞ {s[worst_linf][0]:.3f} vs lowest L2 {s[worst_l2][0]:.3f}"
             )
-        if m.is_robust:
+        if group[0].is_robust:
             for key, value in s.items():
                 if key in nat:
                     sign = _diff_sign(value, nat[key])
                     higher.append(sign)
-                    parts.append(f"{m.name} − natural ({key}): {value[0] - nat[key][0]:+.3f}")
+                    parts.append(f"{name} − natural ({key}): {value[0] - nat[key][0]:+.3f}")
     status = both(higher, lowest_linf) if higher and lowest_linf else INCONCLUSIVE
-    return Verdict(
-        status, "; ".join(parts), "95 % paired bootstrap CI over images (100 resamples)", numbers
-    )
+    ci = ci_text(view, SVCCA_CI, "images (the lens's resamples)")
+    return Verdict(status, "; ".join(parts), ci, numbers)
+
+
+SVCCA_CI = "95 % paired bootstrap CI over images (100 resamples)"
 
 
 def _diff_sign(a: tuple[float, np.ndarray | None], b: tuple[float, np.ndarray | None]) -> int:
@@ -273,15 +322,18 @@ def _diff_sign(a: tuple[float, np.ndarray | None], b: tuple[float, np.ndarray | 
 # ------------------------------------------------------------------------------- §5
 
 
-def _paired_increase(view: ResultsView, d_a: np.ndarray, d_b: np.ndarray) -> tuple[Interval, int]:
-    """Mean of d_a − d_b over the images where DeepFool crossed the boundary for both models
-    (finite distances), with its paired bootstrap interval under the view's resamples (each
-    resample averages over its drawn images of that common set); and the size of the set."""
-    both_ok = np.isfinite(d_a) & np.isfinite(d_b)
-    diff = np.where(both_ok, d_a - d_b, np.nan)
+def _paired_increase(
+    view: ResultsView, a: list[StudyModel], b: list[StudyModel], d: dict[str, np.ndarray]
+) -> tuple[Interval, int]:
+    """Mean of d_a − d_b (setting a's DeepFool distance − setting b's) over the images where
+    DeepFool crossed the boundary for every replicate of both (finite distances), with its
+    paired bootstrap interval (each resample averages over its drawn images of that common
+    set; seeds resampled per setting when there are several); and the size of the set."""
+    both_ok = np.logical_and.reduce([np.isfinite(d[m.name]) for m in a + b])
     if not both_ok.any():
         return Interval(np.nan, np.nan, np.nan), 0
-    return view.mean_interval(diff), int(both_ok.sum())
+    common = {m.name: np.where(both_ok, d[m.name], np.nan) for m in a + b}
+    return view.difference_interval(a, b, common), int(both_ok.sum())
 
 
 def check_boundary(view: ResultsView) -> Verdict:
@@ -289,51 +341,51 @@ def check_boundary(view: ResultsView) -> Verdict:
     natural one, and L∞-trained ones a smaller increase (§5, Table 8). The distances are
     measured from each image's clean prediction (the boundary lens's ``distance/l2``); an
     image where DeepFool did not cross (NaN or ∞) is left out of every comparison with that
-    model, so each comparison is on the images where both of its models succeeded, paired
-    image by image, and the evidence says how many images each model lost."""
+    model, so each comparison is on the images where both of its models (every replicate of
+    both settings) succeeded, paired image by image, and the evidence says how many images
+    each model lost. A setting trained with several seeds is pooled over its replicates."""
     if not view.natural:
         return Verdict(INCONCLUSIVE, "needs a natural model")
-    l2_models = [m for m in view.robust if m.train_norm == "l2"]
-    linf_models = [m for m in view.robust if m.train_norm == "linf"]
+    l2_models = view.settings([m for m in view.robust if m.train_norm == "l2"])
+    linf_models = view.settings([m for m in view.robust if m.train_norm == "linf"])
     if not l2_models:
         return Verdict(INCONCLUSIVE, "needs at least one L2-trained model")
-    nat = view.natural[0]
+    nat = view.settings(view.natural)[0]
 
     def distances(name: str) -> np.ndarray:
         return view.array("boundary", name, boundary.distance_name("l2")).astype(np.float64)
 
-    d = {m.name: distances(m.name) for m in [nat, *l2_models, *linf_models]}
+    d = {m.name: distances(m.name) for g in [nat, *l2_models, *linf_models] for m in g}
     failed = {name: int((~np.isfinite(v)).sum()) for name, v in d.items()}
-    base = d[nat.name]
-    parts = [
-        f"{nat.name}: mean L2 distance {np.nanmean(np.where(np.isfinite(base), base, np.nan)):.3f}"
-    ]
+    base = np.mean([np.nanmean(np.where(np.isfinite(d[m.name]), d[m.name], np.nan)) for m in nat])
+    parts = [f"{label(nat)}: mean L2 distance {base:.3f}"]
     increase, numbers = {}, {}
-    for m in [*l2_models, *linf_models]:
-        iv, n_both = _paired_increase(view, d[m.name], base)
-        increase[m.name] = iv
-        parts.append(f"{m.name}: increase {iv.text()} on {n_both} images")
-        numbers[m.name] = {**iv.__dict__, "images": n_both}
-    grows = [increase[m.name].sign() for m in l2_models]
+    for g in [*l2_models, *linf_models]:
+        iv, n_both = _paired_increase(view, g, nat, d)
+        increase[g[0].group] = iv
+        parts.append(f"{label(g)}: increase {iv.text()} on {n_both} images")
+        numbers[g[0].group] = {**iv.__dict__, "images": n_both}
+    grows = [increase[g[0].group].sign() for g in l2_models]
     less = []
     for a in linf_models:
         for b in l2_models:
             # increase(b) − increase(a) = mean d_b − mean d_a on their common images
-            iv, n_both = _paired_increase(view, d[b.name], d[a.name])
+            iv, n_both = _paired_increase(view, b, a, d)
             less.append(iv.sign())
-            parts.append(f"{b.name} − {a.name}: {iv.text()} on {n_both} images")
-            numbers[f"{b.name} − {a.name}"] = {**iv.__dict__, "images": n_both}
+            parts.append(f"{label(b)} − {label(a)}: {iv.text()} on {n_both} images")
+            numbers[f"{b[0].group} − {a[0].group}"] = {**iv.__dict__, "images": n_both}
     if not linf_models:
         parts.append("no L∞-trained model to compare")
+    size = d[nat[0].name].size
     parts.append(
         f"DeepFool did not cross for: {', '.join(f'{k} {v}' for k, v in failed.items())} "
-        f"of {base.size} images"
+        f"of {size} images"
     )
     numbers["failed"] = failed
     status = (
         both(grows, less) if less else (combine(grows) if combine(grows) == FAILS else INCONCLUSIVE)
     )
-    return Verdict(status, "; ".join(parts), CI, numbers)
+    return Verdict(status, "; ".join(parts), ci_text(view, CI), numbers)
 
 
 ROBUST_DATA_ROWS = ("pgd linf 0.025", "pgd linf 0.25", "fgsm linf 0.025", "fgsm linf 0.25")

@@ -33,6 +33,7 @@ from robustlens.report.document import (
 )
 from robustlens.runtime import versions
 from robustlens.study.plan import params_dict
+from robustlens.study.provenance import provenance_rows
 from robustlens.study.results import Results
 
 log = logging.getLogger(__name__)
@@ -238,6 +239,7 @@ def build_document(results: Results, keep_figures: FigureKeeper | None = None) -
         claims=claims,
         sections=sections,
         warnings=warnings,
+        provenance=provenance_rows(results.provenance) if results.provenance else [],
     )
 
 

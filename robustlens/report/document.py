@@ -89,3 +89,5 @@ class ReportDocument:
     claims: list[ClaimRow]
     sections: list[LensSection]
     warnings: list[str] = field(default_factory=list)
+    provenance: list[tuple[str, str]] = field(default_factory=list)
+    """How to reproduce the run (label, text), first in the report; empty for old stores."""

@@ -172,6 +172,7 @@ def _context(doc: ReportDocument) -> dict[str, Any]:
         "description": _paragraphs(doc.description),
         "facts": _facts(doc),
         "versions": [(k, str(v)) for k, v in doc.versions.items()],
+        "provenance": doc.provenance,
         "warnings": warnings,
         "models": [_model(m) for m in doc.models],
         "claims": claims,

@@ -7,6 +7,7 @@ reads tables and arrays of those runs. It has no method that writes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ from robustlens.lenses.masking import TABLE as MASKING_TABLE
 from robustlens.lenses.masking import raised_flags
 from robustlens.models import ModelCard
 from robustlens.study.plan import StudyPlan
+from robustlens.study.provenance import PROVENANCE_KEY
 from robustlens.study.spec import StudySpec
 from robustlens.study.store import LensOutcome, LensRun, Store
 
@@ -74,6 +76,13 @@ class Results:
             if outcome is not None and store.find_run(outcome.key) is None:
                 self.outcomes.setdefault(unit.lens.name, []).append(outcome)
         self._arrays: dict[tuple[int, str], np.ndarray] = {}
+
+    @property
+    def provenance(self) -> dict[str, Any] | None:
+        """What the last run recorded to reproduce it (:mod:`robustlens.study.provenance`);
+        None for stores written before it was recorded."""
+        text = self._store.get_meta(PROVENANCE_KEY)
+        return json.loads(text) if text else None
 
     # ------------------------------------------------------------------------ per lens
 
