@@ -92,6 +92,25 @@ BAD_RECIPES = [
     ({"nesterov": 1}, _refused("nesterov", 1), "use true or false"),
     ({"attack_in_eval_mode": "yes"}, _refused("attack_in_eval_mode", "yes"), "use true or false"),
     ({"method": 3}, _refused("method", 3), METHODS),
+    # fields of other methods, and their own ranges
+    ({**ADV, "beta": 3.0}, _refused("beta", 3.0), "use beta only with method 'trades' or 'mart'"),
+    ({**ADV, "noise": 1.0}, _refused("noise", 1.0), "use noise only with method 'n-fgsm'"),
+    (
+        {"method": "trades", "eps": 0.1, "overfit_checks": 2},
+        _refused("overfit_checks", 2),
+        "use overfit_checks only with method 'fgsm-rs' or 'n-fgsm'",
+    ),
+    (
+        {"overfit_drop": 0.5},
+        _refused("overfit_drop", 0.5),
+        "use overfit_drop only with method 'fgsm-rs' or 'n-fgsm'",
+    ),
+    ({"beta": 0.0}, _refused("beta", 0.0), "use a finite number > 0"),
+    ({"noise": -1.0}, _refused("noise", -1.0), "use a finite number ≥ 0"),
+    ({"overfit_checks": -1}, _refused("overfit_checks", -1), "use a whole number ≥ 0"),
+    ({"overfit_checks": 2.0}, _refused("overfit_checks", 2.0), "use a whole number ≥ 0"),
+    ({"overfit_drop": 0.0}, _refused("overfit_drop", 0.0), "use a number in (0, 1]"),
+    ({"overfit_drop": 1.5}, _refused("overfit_drop", 1.5), "use a number in (0, 1]"),
     ({"norm": None}, _refused("norm", None), NORMS),
 ]
 
@@ -140,6 +159,12 @@ GOOD_RECIPES = [
     {**ADV, "step_size": None},
     {"nesterov": False, "attack_in_eval_mode": False},
     {"seed": -5},
+    {"method": "trades", "eps": 0.1, "beta": 1e-3},
+    {"method": "mart", "eps": 0.1, "beta": 0.5, "steps": 3},
+    {"method": "n-fgsm", "eps": 0.1, "noise": 0.0},
+    {"method": "fgsm-rs", "eps": 0.1, "overfit_checks": 0, "overfit_drop": 1.0},
+    {"method": "n-fgsm", "eps": 0.1, "overfit_checks": 100, "overfit_drop": 1e-6},
+    {**ADV, "beta": 6.0, "noise": 2.0},  # other methods' fields at their defaults
 ]
 
 
