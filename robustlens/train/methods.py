@@ -2,9 +2,9 @@
 
 Every inner maximisation runs on the attack engine (``PGD.perturb``), never special-casing a
 norm: PGD and FGSM-RS as Madry et al. and Wong et al.; MART's x' by PGD on the cross-entropy;
-N-FGSM (de Jorge et al. 2022) as one step of ε from noise drawn in the ball of radius k·ε and
-no projection back to the ε-ball (the engine's ball is (k + 1)·ε, which the start and one step
-never leave); TRADES's x' by PGD on KL(f(x) ‖ f(x')) from x + 0.001·N(0, I).
+N-FGSM (de Jorge et al. 2022) as one step of α (ε by default) from noise drawn in the ball of
+radius k·ε and no projection back to the ε-ball (the engine's ball has radius k·ε + α, which
+the start and one step never leave); TRADES's x' by PGD on KL(f(x) ‖ f(x')) from x + 0.001·N(0, I).
 """
 
 from __future__ import annotations
@@ -34,12 +34,13 @@ class TrainingAttack:
 
     def engine(self, **kwargs) -> PGD:
         recipe, eps = self.recipe, self.eps
-        ball = eps * (1 + recipe.noise) if recipe.method == "n-fgsm" else eps
+        step = recipe.attack_step_size(eps)
+        ball = recipe.noise * eps + step if recipe.method == "n-fgsm" else eps
         return PGD(
             self.model,
             threat_model(recipe.norm, ball),
             steps=recipe.attack_steps,
-            step_size=recipe.attack_step_size(eps),
+            step_size=step,
             early_stop=False,
             track_best=False,
             **kwargs,

@@ -55,8 +55,10 @@ def test_n_fgsm_steps_eps_from_noise_of_2_eps_and_does_not_project():
 def test_n_fgsm_noise_and_step_follow_the_recipe():
     recipe = Recipe(method="n-fgsm", eps=0.2, noise=0.5, step_size=0.1)
     engine = TrainingAttack(small_model(), recipe, 0.1).engine()
-    # the engine's ball holds the noise (0.5·0.1) and the step (0.1·0.1/0.2): (k + 1)·ε
-    assert (engine.threat.eps, engine.steps, engine.step_size) == (pytest.approx(0.15), 1, 0.05)
+    # the engine's ball holds the noise (0.5·0.1) and the step (0.1·0.1/0.2): k·ε + α
+    assert (engine.threat.eps, engine.steps, engine.step_size) == (pytest.approx(0.1), 1, 0.05)
+    default = TrainingAttack(small_model(), Recipe(method="n-fgsm", eps=0.1), 0.1).engine()
+    assert (default.threat.eps, default.step_size) == (pytest.approx(0.3), 0.1)  # (k + 1)·ε, ε
 
 
 def test_trades_ascends_the_kl_from_a_small_gaussian_start():
