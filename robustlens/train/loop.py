@@ -133,7 +133,7 @@ class _Trainer:
                 log.warning("%d training images: too few to hold out a check batch", len(train_set))
             else:
                 self.guard = CollapseGuard(recipe.overfit_drop)
-        self.batches_per_epoch = -(-len(train_set) // recipe.batch_size)
+        self.batches_per_epoch = -(-len(self.train_set) // recipe.batch_size)
         self.total_steps = self.batches_per_epoch * recipe.epochs
         self.check_every = max(1, math.ceil(self.batches_per_epoch / max(recipe.overfit_checks, 1)))
         self.optimizer = torch.optim.SGD(

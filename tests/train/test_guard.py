@@ -162,6 +162,15 @@ def test_a_run_interrupted_after_its_best_check_resumes_to_the_same_kept_model(
     ]
 
 
+def test_the_schedule_counts_the_batches_of_the_images_trained_on(tmp_path):
+    """130 stripes, 13 held out: 117 trained on are 4 batches of 32 (130 would be 5), so the
+    learning rate reaches its end and the last check comes after the epoch's last batch."""
+    trainer = loop_module._Trainer(
+        small_model(), stripes(130, 0), SINGLE, tmp_path, None, torch.device("cpu"), False
+    )
+    assert (len(trainer.train_set), trainer.batches_per_epoch, trainer.total_steps) == (117, 4, 12)
+
+
 def test_multi_step_methods_and_a_zero_check_count_hold_nothing_out(tmp_path):
     for recipe in (
         dataclasses.replace(FAST, method="pgd", eps=0.1, steps=1),
