@@ -190,7 +190,9 @@ def train_cmd(
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder (one per model).")],
     data: Annotated[str, typer.Option(help="Data set name.")] = "fashion-mnist",
     arch: Annotated[str, typer.Option(help="Architecture (robustlens models list).")] = "small-cnn",
-    method: Annotated[str, typer.Option(help="natural | pgd | fgsm-rs")] = "natural",
+    method: Annotated[
+        str, typer.Option(help="natural | pgd | fgsm-rs | n-fgsm | trades | mart")
+    ] = "natural",
     norm: Annotated[str, typer.Option(help="linf | l2 | l1")] = "linf",
     eps: Annotated[
         list[float] | None,

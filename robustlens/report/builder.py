@@ -35,6 +35,7 @@ from robustlens.runtime import versions
 from robustlens.study.plan import params_dict
 from robustlens.study.provenance import provenance_rows
 from robustlens.study.results import Results
+from robustlens.train.recipe import method_name
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,12 @@ def how_trained(card_recipe: dict[str, Any] | None, source: str) -> str:
     if r.get("method", "natural") == "natural":
         return f"natural, {epochs}{n}"
     norm = {"linf": "L∞", "l2": "L2", "l1": "L1"}.get(r.get("norm"), r.get("norm"))
-    method = "FGSM-RS" if r["method"] == "fgsm-rs" else f"PGD-{r.get('steps')}"
-    return f"{method} {norm} ε={r.get('eps'):g}, {epochs}{n}"
+    collapse = (r.get("overfitting") or {}).get("collapse")
+    if collapse:
+        kept = collapse["kept"]["epoch"]
+        epochs += f" (stopped at epoch {collapse['epoch']:.2f}: catastrophic overfitting; "
+        epochs += f"weights of epoch {kept:.2f} kept)"
+    return f"{method_name(r)} {norm} ε={r.get('eps'):g}, {epochs}{n}"
 
 
 def _constructed_note(train_on: dict[str, Any] | None) -> str:
