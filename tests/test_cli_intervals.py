@@ -27,8 +27,10 @@ def test_the_line_reads_as_the_issue_writes_it():
         ({"attack": "fgsm", "norm": "l2", "eps": 0.5, "steps": 1}, "FGSM, L2 0.5"),
         ({"attack": "deepfool", "norm": "l2", "eps": 0.25, "steps": 50}, "DeepFool, L2 0.25"),
         ({"attack": "cw-l2", "norm": "l2", "eps": 1.0}, "C&W, L2 1"),
-        ({"attack": "autoattack", "version": "standard", "norm": "linf", "eps": 0.1},
-         "autoattack standard, L∞ 0.1"),  # fmt: skip
+        (
+            {"attack": "autoattack", "version": "standard", "norm": "linf", "eps": 0.1},
+            "autoattack standard, L∞ 0.1",
+        ),
     ],
 )
 def test_attack_briefs(attack, brief):

@@ -100,9 +100,7 @@ def test_wilson_coverage_near_nominal_on_simulated_data():
     assert abs(wald - 0.95) > 4 * math.sqrt(0.95 * 0.05 / small.sum()) + 0.003
 
 
-@pytest.mark.parametrize(
-    ("k", "n"), [(0, 0), (-1, 10), (11, 10), (1.5, 10), (True, 10), (3, 0)]
-)
+@pytest.mark.parametrize(("k", "n"), [(0, 0), (-1, 10), (11, 10), (1.5, 10), (True, 10), (3, 0)])
 def test_wilson_refuses_bad_counts(k, n):
     with pytest.raises(ConfigError):
         wilson_interval(k, n)
