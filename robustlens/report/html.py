@@ -379,6 +379,7 @@ def _percent(value: float | None, interval: tuple[float, float] | None = None) -
 
 
 def _percent_alone(value: float | None) -> str:
+    """An accuracy stored as a fraction in [0, 1], shown as a percentage."""
     if value is None:
         return MISSING
     try:
