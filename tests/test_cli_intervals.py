@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+import torch
 
 from robustlens.cli import accuracy_line, attack_brief
 from robustlens.proportions import proportion, wilson_interval
@@ -41,7 +42,9 @@ def _fake_adapter(monkeypatch):
     import robustlens.models.adapters as adapters
     from robustlens.models import build_model
 
-    monkeypatch.setattr(adapters, "load_adapter", lambda spec: build_model("mlp", "digits").eval())
+    torch.manual_seed(0)
+    model = build_model("mlp", "digits").eval()  # one model: both runs below evaluate it
+    monkeypatch.setattr(adapters, "load_adapter", lambda spec: model)
 
 
 def test_eval_prints_intervals_and_stores_them_in_json(monkeypatch, capsys):
