@@ -25,6 +25,7 @@ from robustlens.lenses import LENSES, StudyModel
 from robustlens.plotting import figure_to_png
 from robustlens.report.document import (
     ClaimRow,
+    Estimate,
     FigureBlock,
     LensSection,
     ModelRow,
@@ -113,6 +114,7 @@ def model_rows(
     for m in models:
         clean = m.card.metric("clean_accuracy")
         robust = m.card.metric("robust_accuracy")
+        clean_ci, robust_ci = m.card.interval("clean_accuracy"), m.card.interval("robust_accuracy")
         sources = {name: row["source"] for name, row in stored.items()}
         params = int(stored.get(m.name, {}).get("parameters", 0))
         rows.append(
@@ -128,6 +130,9 @@ def model_rows(
                 weights_sha256=m.digest,
                 source=sources.get(m.name, "trained"),
                 masking=list((masking or {}).get(m.name, [])),
+                clean_interval=(clean_ci.low, clean_ci.high) if clean_ci else None,
+                robust_interval=(robust_ci.low, robust_ci.high) if robust_ci else None,
+                n=(clean_ci or robust_ci).n if clean_ci or robust_ci else None,
             )
         )
     return rows
@@ -268,13 +273,25 @@ def _figure_source(spec, plan, lens_runs, models) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _with_intervals(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each value that has a ``ci_low``/``ci_high`` turned into an
+    :class:`Estimate`, shown as ``0.734 [0.706, 0.760]``."""
+    if not {"ci_low", "ci_high"} <= set(frame.columns):
+        return frame
+    cells = [
+        Estimate(float(v), float(lo), float(hi)) if pd.notna(lo) and pd.notna(hi) else v
+        for v, lo, hi in zip(frame["value"], frame["ci_low"], frame["ci_high"], strict=True)
+    ]
+    return frame.assign(value=pd.Series(cells, index=frame.index, dtype=object))
+
+
 def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
     """A tidy table pivoted for reading: one row per layer × setting × metric, one column
-    per model (robust and natural side by side)."""
+    per model (robust and natural side by side); a proportion with its interval shows it."""
     if frame.empty:
         return frame
     index = ["layer", "setting", "metric"]
-    wide = frame.pivot_table(
+    wide = _with_intervals(frame).pivot_table(
         index=index, columns="model", values="value", aggfunc="first", sort=False
     )
     order = list(dict.fromkeys(frame["model"]))

@@ -8,9 +8,19 @@ from typing import Any
 import pandas as pd
 
 
+@dataclass(frozen=True)
+class Estimate:
+    """A proportion of n images with its 95 % interval, as a table cell shows it."""
+
+    value: float
+    low: float
+    high: float
+
+
 @dataclass
 class ModelRow:
-    """One model of the study, as its card describes it."""
+    """One model of the study, as its card describes it; the accuracies' 95 % Wilson
+    intervals (low, high) over ``n`` images where the card gives n."""
 
     name: str
     arch: str
@@ -23,6 +33,9 @@ class ModelRow:
     source: str = "trained"
     masking: list[str] = field(default_factory=list)
     """The gradient-masking flags raised on the model (the ``masking`` lens), if any."""
+    clean_interval: tuple[float, float] | None = None
+    robust_interval: tuple[float, float] | None = None
+    n: int | None = None
 
 
 @dataclass

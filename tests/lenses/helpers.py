@@ -243,3 +243,17 @@ def run_lens_like_a_study(
         spec.check_applicable(models[0], params)
         return spec.compute(models[0], data, params, ctx)
     return spec.compute(models, data, params, ctx)
+
+
+def check_intervals(frame, metrics: tuple[str, ...], skip_settings: tuple[str, ...] = ()) -> int:
+    """Every row of ``frame`` whose metric is in ``metrics`` (a proportion of its n images)
+    carries its 95 % Wilson interval in ``ci_low``/``ci_high``; returns how many rows did."""
+    from robustlens.proportions import count_of, wilson_interval
+
+    chosen = frame[frame.metric.isin(metrics) & ~frame.setting.isin(skip_settings)]
+    assert len(chosen), f"no {metrics} rows to check"
+    for _, row in chosen.iterrows():
+        n = int(row["n"])
+        expected = wilson_interval(count_of(float(row["value"]), n), n)
+        assert (row["ci_low"], row["ci_high"]) == expected, dict(row)
+    return len(chosen)
