@@ -38,6 +38,7 @@ from robustlens.study.execute import (
 from robustlens.study.inputs import StudyInputs
 from robustlens.study.lock import writes_study_folder
 from robustlens.study.plan import StudyPlan, expected_units, unit_key
+from robustlens.study.provenance import PROVENANCE_KEY, provenance
 from robustlens.study.results import Results
 from robustlens.study.spec import LensPlan, StudySpec, load_spec, parse_spec
 from robustlens.study.store import Store
@@ -170,6 +171,10 @@ class Study:
                 getattr(summary, how).append(plan.name)
                 record_model(store, plan, m)
             self._models = models
+            record = provenance(
+                self.spec, device=self.inputs.device, data_fingerprint=self.data().fingerprint()
+            )
+            store.set_meta(PROVENANCE_KEY, json.dumps(record, sort_keys=True))
             plan = StudyPlan.of(self.spec, models, self.data().fingerprint())
             for unit, how in run_units(
                 store, plan, self.inputs, force=force, fail_fast=fail_fast, progress=progress
@@ -188,7 +193,7 @@ class Study:
 
     def unit_key(self, plan: LensPlan, spec: LensSpec, group: list[StudyModel]) -> str:
         """The cache key of lens ``plan`` on ``group`` with the study's evaluation data."""
-        return unit_key(plan, spec, group, self.data().fingerprint())
+        return unit_key(plan, spec, group, self.data().fingerprint(), self.spec.seed)
 
     # --------------------------------------------------------------------------- reading
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import random
@@ -113,6 +114,15 @@ def check_memory(
         f"{format_bytes(available)} available",
         fix=f"{fix}; set {ENV_ALLOW_LARGE}=1 if you really mean it",
     )
+
+
+def derive_seed(seed: int, *names: str) -> int:
+    """The seed of the stream named ``names`` under ``seed`` (e.g. the study seed, then
+    ``"train", "linf"``): a 32-bit integer from SHA-256 of the seed and the names, so that each
+    named thing draws from its own stream, changing ``seed`` changes every stream, and adding
+    another named thing leaves the others' streams as they were."""
+    digest = hashlib.sha256("|".join((str(seed), *names)).encode()).digest()
+    return int.from_bytes(digest[:4], "little")
 
 
 def seed_everything(seed: int) -> torch.Generator:

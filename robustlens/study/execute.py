@@ -33,9 +33,9 @@ from robustlens.models import (
     model_digest,
 )
 from robustlens.progress import progress_bar
-from robustlens.runtime import seed_everything, versions
+from robustlens.runtime import derive_seed, seed_everything, versions
 from robustlens.study.inputs import StudyInputs
-from robustlens.study.plan import StudyPlan, Unit, lens_seed, params_dict
+from robustlens.study.plan import StudyPlan, Unit, params_dict
 from robustlens.study.spec import ModelPlan
 from robustlens.study.store import Store
 
@@ -318,7 +318,7 @@ def run_unit(
     if not force and store.find_run(unit.key) is not None:
         return False
     spec, scope_model = unit.spec, unit.scope_model
-    seed_everything(lens_seed(seed, spec.name, scope_model or "all"))
+    seed_everything(derive_seed(seed, spec.name, scope_model or "all"))
     started = time.time()
     t0 = time.perf_counter()
     result = spec.run(unit.target, data, unit.lens.params, ctx)

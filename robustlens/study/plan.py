@@ -8,7 +8,6 @@ execution, the results view and the status all read the units of a :class:`Study
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -26,12 +25,6 @@ def params_dict(params: Any) -> dict[str, Any]:
     return dataclasses.asdict(params) if dataclasses.is_dataclass(params) else dict(params)
 
 
-def lens_seed(seed: int, *parts: str) -> int:
-    """A seed for one lens computation that does not depend on what else runs."""
-    digest = hashlib.sha256("|".join((str(seed), *parts)).encode()).digest()
-    return int.from_bytes(digest[:4], "little")
-
-
 def lens_groups(
     plan: LensPlan, spec: LensSpec, models: Sequence[T], name_of: Any = None
 ) -> list[list[T]]:
@@ -45,15 +38,18 @@ def lens_groups(
     return [chosen] if chosen else []
 
 
-def unit_key(plan: LensPlan, spec: LensSpec, group: Sequence[StudyModel], fingerprint: str) -> str:
+def unit_key(
+    plan: LensPlan, spec: LensSpec, group: Sequence[StudyModel], fingerprint: str, seed: int
+) -> str:
     """The cache key of one lens on ``group``: lens, version, parameters, the models'
-    digests and the evaluation data's fingerprint."""
+    digests, the evaluation data's fingerprint and the study seed."""
     return run_key(
         spec.name,
         spec.version,
         params_dict(plan.params),
         {m.name: m.digest for m in group},
         fingerprint,
+        seed,
     )
 
 
@@ -103,7 +99,7 @@ class StudyPlan:
         for plan in spec.lenses:
             lens = LENSES.get(plan.name)
             for group in lens_groups(plan, lens, models):
-                key = unit_key(plan, lens, group, fingerprint)
+                key = unit_key(plan, lens, group, fingerprint, spec.seed)
                 units.append(Unit(plan, lens, tuple(group), key))
         return cls(spec, tuple(models), fingerprint, tuple(units))
 

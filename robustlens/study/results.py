@@ -7,6 +7,7 @@ reads tables and arrays of those runs. It has no method that writes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,8 +17,11 @@ import pandas as pd
 from robustlens.claims import ResultsView
 from robustlens.errors import ConfigError
 from robustlens.lenses import StudyModel
+from robustlens.lenses.masking import TABLE as MASKING_TABLE
+from robustlens.lenses.masking import raised_flags
 from robustlens.models import ModelCard
 from robustlens.study.plan import StudyPlan
+from robustlens.study.provenance import PROVENANCE_KEY
 from robustlens.study.spec import StudySpec
 from robustlens.study.store import LensOutcome, LensRun, Store
 
@@ -72,6 +76,13 @@ class Results:
             if outcome is not None and store.find_run(outcome.key) is None:
                 self.outcomes.setdefault(unit.lens.name, []).append(outcome)
         self._arrays: dict[tuple[int, str], np.ndarray] = {}
+
+    @property
+    def provenance(self) -> dict[str, Any] | None:
+        """What the last run recorded to reproduce it (:mod:`robustlens.study.provenance`);
+        None for stores written before it was recorded."""
+        text = self._store.get_meta(PROVENANCE_KEY)
+        return json.loads(text) if text else None
 
     # ------------------------------------------------------------------------ per lens
 
@@ -136,6 +147,14 @@ class Results:
             for plan in self.spec.lenses
         }
 
+    def masking_flags(self) -> dict[str, list[str]]:
+        """Per model, the gradient-masking flags the ``masking`` lens raised on it (none when
+        the study does not run that lens or it has no results yet)."""
+        if not self.runs.get("masking"):
+            return {}
+        frame = self.tables("masking").get(MASKING_TABLE)
+        return {} if frame is None else raised_flags(frame)
+
     # ------------------------------------------------------------------------ for claims
 
     def view(self) -> ResultsView:
@@ -151,6 +170,7 @@ class Results:
             coverage=self.coverage(),
         )
         view.planned = {plan.name for plan in self.spec.lenses}
+        view.masking = self.masking_flags()
         for lens, found in self.outcomes.items():
             for o in found:
                 where = o.scope_model or "all models"

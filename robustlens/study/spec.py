@@ -36,6 +36,14 @@ A study names a data set, its models (trained by a recipe, or loaded) and the le
     models = ["natural", "linf"]        # optional: the models the lens looks at (default all;
                                         # an entry's name covers all its ε)
 
+Seeds: every random choice draws from a stream derived from ``[study] seed`` and the name of
+what it seeds (:func:`robustlens.runtime.derive_seed`). A trained model's recipe seed is
+derived from the study seed and its entry's name (all ε of one entry share it: the same
+initialisation and batch order, so that ε is the only difference), and from the replicate for
+an entry with ``seeds = [...]``; a recipe's own ``seed`` pins it. The evaluation subset's seed
+is derived the same way unless ``[data] eval_seed`` pins it. Changing the study seed therefore
+retrains every unpinned model; adding a model or a lens leaves the others' streams unchanged.
+
 Every mistake (unknown key, unknown lens / architecture / data set, wrong type, impossible
 value) raises one ConfigError naming the file, the key and what is allowed.
 """
@@ -65,6 +73,7 @@ from robustlens.params import (
     unknown_key,
     validate,
 )
+from robustlens.runtime import derive_seed
 from robustlens.train.recipe import CONSTRAINTS as RECIPE_CONSTRAINTS
 from robustlens.train.recipe import Recipe
 
@@ -126,6 +135,9 @@ class ModelPlan:
     setting: str = ""
     """The setting it replicates when its entry lists ``seeds`` ("linf-0.05" for
     linf-0.05@s1: same entry and ε, another training seed); its own name when empty."""
+    seed_pinned: bool = False
+    """True when the recipe gives its own ``seed``; else the recipe's seed was derived from the
+    study seed (:func:`recipe_seed`)."""
 
 
 @dataclass(frozen=True)
@@ -154,6 +166,8 @@ class StudySpec:
     lenses: tuple[LensPlan, ...]
     source: Path
     text: str
+    eval_seed_pinned: bool = False
+    """True when ``[data] eval_seed`` is given; else it was derived from the study seed."""
 
     def lens(self, name: str) -> LensPlan | None:
         return next((plan for plan in self.lenses if plan.name == name), None)
@@ -263,10 +277,10 @@ def parse_spec(raw: dict[str, Any], path: Path, text: str = "") -> StudySpec:
         root = (path.parent / root).resolve()
     info = _dataset_info(where, dataset, root)
     eval_n = data.get("eval_n", 1000)
-    eval_seed = data.get("eval_seed", 0)
+    eval_seed = data.get("eval_seed", derive_seed(seed, "eval"))
     train_n = data.get("train_n")
 
-    models = _parse_models(where, raw["models"], path)
+    models = _parse_models(where, raw["models"], path, seed)
     lenses = _parse_lenses(where, raw.get("lenses", {}), info, models)
     return StudySpec(
         name,
@@ -281,6 +295,7 @@ def parse_spec(raw: dict[str, Any], path: Path, text: str = "") -> StudySpec:
         lenses,
         path,
         text,
+        eval_seed_pinned="eval_seed" in data,
     )
 
 
@@ -292,7 +307,16 @@ def _dataset_info(where: _Where, dataset: str, root: Path | None):
         raise where.error("data", exc.problem, exc.fix) from exc
 
 
-def _parse_models(where: _Where, entries: Any, path: Path) -> tuple[ModelPlan, ...]:
+def recipe_seed(study_seed: int, entry: str, replicate: int | None = None) -> int:
+    """The training seed of an unpinned recipe: derived from the study seed and the entry's
+    name (and the replicate, for an entry that lists ``seeds``)."""
+    names = ("train", entry) if replicate is None else ("train", entry, f"replicate {replicate}")
+    return derive_seed(study_seed, *names)
+
+
+def _parse_models(
+    where: _Where, entries: Any, path: Path, study_seed: int = 0
+) -> tuple[ModelPlan, ...]:
     rules = {**MODEL, "arch": Options(list_architectures())}
     plans: list[ModelPlan] = []
     for i, raw_entry in enumerate(entries):
@@ -321,20 +345,26 @@ def _parse_models(where: _Where, entries: Any, path: Path) -> tuple[ModelPlan, .
             if arch is None:
                 raise where.error(f"{key}.arch", "missing: a trained model needs an architecture")
             seeds = _seeds(where, key, entry)
+            pinned = isinstance(entry["recipe"], dict) and "seed" in entry["recipe"]
             for eps, recipe in _expand_recipe(where, f"{key}.recipe", entry["recipe"]):
                 setting = name if eps is None else f"{name}-{eps:g}"
                 for seed in seeds or (None,):
+                    if not pinned:
+                        recipe = dataclasses.replace(
+                            recipe, seed=recipe_seed(study_seed, name, seed)
+                        )
                     plans.append(
                         ModelPlan(
                             setting if seed is None else f"{setting}{SEED_MARK}{seed}",
                             "train",
                             arch,
                             arch_kwargs,
-                            recipe if seed is None else dataclasses.replace(recipe, seed=seed),
+                            recipe,
                             train_n=train_n,
                             train_on=train_on,
                             entry=name,
                             setting=setting if seed is not None else "",
+                            seed_pinned=pinned,
                         )
                     )
             continue

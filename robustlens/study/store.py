@@ -219,16 +219,21 @@ def run_key(
     params: dict[str, Any],
     model_digests: dict[str, str],
     data_fingerprint: str,
+    seed: int | None = None,
 ) -> str:
-    """The cache key of a lens run: what its results depend on."""
+    """The cache key of a lens run: what its results depend on (with the study ``seed``, which
+    every random choice of the run derives from; left out of the key when None)."""
+    parts = {
+        "lens": lens,
+        "version": version,
+        "params": params,
+        "models": dict(sorted(model_digests.items())),
+        "data": data_fingerprint,
+    }
+    if seed is not None:
+        parts["seed"] = seed
     blob = json.dumps(
-        {
-            "lens": lens,
-            "version": version,
-            "params": params,
-            "models": dict(sorted(model_digests.items())),
-            "data": data_fingerprint,
-        },
+        parts,
         sort_keys=True,
         default=str,
     )

@@ -93,9 +93,16 @@ def test_each_key_is_the_stores_run_key_of_its_lens_models_and_data(spec):
     for unit in plan.units:
         lens = LENSES.get(unit.lens.name)
         expected = run_key(
-            lens.name, lens.version, params_dict(unit.lens.params), unit.digests, FINGERPRINT
+            lens.name,
+            lens.version,
+            params_dict(unit.lens.params),
+            unit.digests,
+            FINGERPRINT,
+            spec.seed,
         )
-        assert unit.key == expected == unit_key(unit.lens, lens, unit.models, FINGERPRINT)
+        assert (
+            unit.key == expected == unit_key(unit.lens, lens, unit.models, FINGERPRINT, spec.seed)
+        )
     assert len({u.key for u in plan.units}) == len(plan.units)
 
 

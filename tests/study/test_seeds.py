@@ -14,7 +14,7 @@ from robustlens.lenses import StudyModel
 from robustlens.models import ModelCard
 from robustlens.runner import Study
 from robustlens.study.plan import StudyPlan
-from robustlens.study.spec import load_spec
+from robustlens.study.spec import load_spec, recipe_seed
 from robustlens.study.store import Store
 from robustlens.train import loop as loop_module
 from tests.train.helpers import FAST, small_model, stripes
@@ -57,15 +57,20 @@ def test_each_seed_is_a_model_named_after_its_setting_and_seed(tmp_path):
         "linf-0.1@s0", "linf-0.1@s1", "linf-0.2@s0", "linf-0.2@s1",
     ]  # fmt: skip
     assert [m.setting for m in spec.models] == ["natural"] * 3 + ["linf-0.1"] * 2 + ["linf-0.2"] * 2
-    assert [m.recipe.seed for m in spec.models] == [3, 4, 5, 0, 1, 0, 1]
+    # replicate seeds are derived from the study seed, the entry and the replicate; all ε of
+    # one entry share them (tests/study/test_study_seed.py)
+    derived = [recipe_seed(0, "natural", s) for s in (3, 4, 5)]
+    derived += [recipe_seed(0, "linf", s) for s in (0, 1)] * 2
+    assert [m.recipe.seed for m in spec.models] == derived
+    assert len(set(derived)) == 5
     assert [m.recipe.eps for m in spec.models] == [0.0] * 3 + [0.1, 0.1, 0.2, 0.2]
     assert {m.entry for m in spec.models} == {"natural", "linf"}
 
 
-def test_an_entry_without_seeds_keeps_its_name_and_recipe_seed(tmp_path):
+def test_an_entry_without_seeds_keeps_its_name_and_a_seed_derived_from_the_study_seed(tmp_path):
     spec = spec_of(tmp_path, natural="")
     assert spec.models[0].name == "natural" and spec.models[0].setting == ""
-    assert spec.models[0].recipe.seed == 0
+    assert spec.models[0].recipe.seed == recipe_seed(0, "natural") != 0
 
 
 def test_a_lens_may_name_a_setting_an_entry_or_one_replicate(tmp_path):
