@@ -1,5 +1,6 @@
-"""Attacks in pixel space: threat models, PGD / FGSM, Carlini–Wagner L2, DeepFool, evaluation."""
+"""Attacks in pixel space: threat models, PGD / FGSM, APGD, C&W L2, DeepFool, evaluation."""
 
+from robustlens.attacks.apgd import APGD, APGDT
 from robustlens.attacks.base import Attack
 from robustlens.attacks.cw import CarliniWagnerL2
 from robustlens.attacks.deepfool import DeepFool
@@ -15,6 +16,8 @@ from robustlens.attacks.targets import choose_targets
 from robustlens.attacks.threat import L1, L2, Linf, ThreatModel, project_l1_ball, threat_model
 
 __all__ = [
+    "APGD",
+    "APGDT",
     "FGSM",
     "L1",
     "L2",

@@ -216,15 +216,18 @@ class APGD(Attack):
         """Attack all of ``x`` through a pool of at most ``batch_size`` rows; run r of an image
         uses target ``table[image, r // restarts]`` (no target when ``table`` is None)."""
         n, dev = x.shape[0], x.device
+        if n == 0:  # a composition may find no image left to attack
+            none = torch.zeros(0, device=dev)
+            return AttackResult(x.clone(), none.bool(), none, none.long(), none)
         capacity = n if batch_size is None else max(1, min(n, int(batch_size)))
         ball = _Set(self.threat, x)
         span = self._span.to(dev)
-        best_adv, best_loss = x.clone(), torch.full((n,), -torch.inf, device=dev)
+        best_adv, best_loss = x.clone(), torch.full((n,), -torch.inf, device=dev, dtype=x.dtype)
         best_success = torch.zeros(n, dtype=torch.bool, device=dev)
         iterations = torch.zeros(n, dtype=torch.long, device=dev)
         state: dict[str, torch.Tensor] = {}
         admitted = 0
-        while admitted < n or (state and state["row"].numel() > 0):
+        while admitted < n or state["row"].numel() > 0:
             room = capacity - (state["row"].numel() if state else 0)
             if room > 0 and admitted < n:
                 new = torch.arange(admitted, min(n, admitted + room), device=dev)
