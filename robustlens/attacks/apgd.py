@@ -7,7 +7,10 @@ parameter-free attacks" (ICML 2020). APGD is PGD with momentum whose step size n
   p_1 = 0.22 and p_{j+1} = p_j + max(p_j − p_{j−1} − 0.03, 0.06), when (condition 1) fewer than
   ρ = 0.75 of the steps since the last checkpoint increased the loss, or (condition 2) η was not
   halved at the last checkpoint and the best loss has not changed since; after halving, the
-  iterate restarts from the best point found so far;
+  iterate restarts from the best point found so far. The conditions are tested as soon as
+  x^(w_j) is evaluated, over the w_j − w_{j−1} comparisons f(x^(i+1)) > f(x^(i)) with
+  w_{j−1} ≤ i < w_j, and a restart replaces x^(w_j) (the authors' implementation reads Alg. 1
+  the same way);
 - x^{k+1} = P_S(x^k + α(z^{k+1} − x^k) + (1 − α)(x^k − x^{k−1})) with z^{k+1} = P_S(x^k + η·s),
   s the steepest-ascent direction of the norm (sign of the gradient in L∞, the normalised
   gradient in L2), α = 0.75, and no momentum in the first step;
@@ -305,10 +308,16 @@ class APGD(Attack):
         t = s["t"]
         s["increases"] += (t > 0) & (loss > s["loss_prev"])
         better = loss > s["loss_max"]
-        s["x_max"] = torch.where(_per_sample(better, s["x"]), s["x"], s["x_max"])
-        if grad is not None:
-            s["g_max"] = torch.where(_per_sample(better, grad), grad, s["g_max"])
-        s["loss_max"] = torch.where(better, loss, s["loss_max"])
+        if bool(better.all()):  # e.g. the first iterate of every run
+            s["x_max"], s["loss_max"] = s["x"], loss
+            if grad is not None:
+                s["g_max"] = grad
+        elif bool(better.any()):  # copy the rows that improved, not the whole pool
+            idx = better.nonzero().squeeze(1)
+            s["x_max"] = s["x_max"].index_copy(0, idx, s["x"][idx])
+            if grad is not None:
+                s["g_max"] = s["g_max"].index_copy(0, idx, grad[idx])
+            s["loss_max"] = torch.where(better, loss, s["loss_max"])
         s["loss_max_last"] = torch.where(t == 0, s["loss_max"], s["loss_max_last"])
         gap = span[t]
         check = gap > 0
