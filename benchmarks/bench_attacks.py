@@ -10,17 +10,23 @@
    torchattacks and the robustness library run it); also DeepFool restricted to the five
    most likely clean classes (Foolbox's ``candidates``) and with box-aware steps, each with its
    mean iterations and norms.
+4. Cost of one APGD iteration (Croce & Hein 2020; 100 iterations, no early exit, so every
+   image takes every iteration: one forward and backward, the checkpoint bookkeeping, two
+   projections) relative to one bare forward + backward, in L∞ (the target) and in L2 (whose
+   projection onto ball ∩ box sorts each image's values). Its own section (``apgd``); run it
+   alone with ``python -m benchmarks.bench_attacks apgd``.
 """
 
 from __future__ import annotations
 
+import sys
 import tempfile
 
 import torch
 import torch.nn.functional as F
 
 from benchmarks.common import interleaved, median, record
-from robustlens.attacks import PGD, Linf, robust_accuracy
+from robustlens.attacks import APGD, L2, PGD, Linf, robust_accuracy
 from robustlens.data import load_dataset
 from robustlens.train import Recipe, train
 
@@ -88,12 +94,19 @@ def deepfool_vs_pgd(models: dict, data) -> dict:
     return out
 
 
-def step_overhead(model, x, y) -> dict:
+def bare_step(model, x, y):
+    """One bare forward + backward for the input gradient."""
+
     def bare():
         xr = x.clone().requires_grad_(True)
         loss = F.cross_entropy(model(xr), y, reduction="none").sum()
         torch.autograd.grad(loss, xr)
 
+    return bare
+
+
+def step_overhead(model, x, y) -> dict:
+    bare = bare_step(model, x, y)
     # The evaluation path with all its bookkeeping (best iterate, success, projections),
     # but no early exit, so every sample takes every step.
     evaluation = PGD(model, Linf(EPS), steps=STEPS, early_stop=False)
@@ -112,6 +125,53 @@ def step_overhead(model, x, y) -> dict:
         "eval_step_ratio": median(times["pgd step (evaluation path)"]) / STEPS / base,
         "train_step_ratio": median(times["pgd step (training path)"]) / STEPS / base,
     }
+
+
+APGD_STEPS = 100
+
+
+def apgd_step_overhead(model, x, y) -> dict:
+    """One APGD iteration (evaluation path, no early exit) / one bare forward + backward."""
+    linf = APGD(model, Linf(EPS), APGD_STEPS, early_stop=False)
+    l2 = APGD(model, L2(1.5), APGD_STEPS, early_stop=False)
+    times = interleaved(
+        {
+            "bare": bare_step(model, x, y),
+            "apgd linf": lambda: linf.run(x, y),
+            "apgd l2": lambda: l2.run(x, y),
+        },
+        rounds=7,
+        warmup=1,
+    )
+    base = median(times["bare"])
+    return {
+        "bare_ms": base * 1e3,
+        "apgd_linf_step_ratio": median(times["apgd linf"]) / APGD_STEPS / base,
+        "apgd_l2_step_ratio": median(times["apgd l2"]) / APGD_STEPS / base,
+    }
+
+
+def record_apgd(model, x, y) -> None:
+    a = apgd_step_overhead(model, x, y)
+    rows = [
+        ("bare forward+backward (input gradient), batch 256", f"{a['bare_ms']:.1f} ms", ""),
+        (
+            f"one APGD iteration / bare fwd+bwd, L∞ ε={EPS}, {APGD_STEPS} iterations, "
+            "no early exit",
+            f"{a['apgd_linf_step_ratio']:.3f} ×",
+            "≤ 1.10 ×",
+        ),
+        (
+            "same, L2 ε=1.5 (exact projection onto ball ∩ box)",
+            f"{a['apgd_l2_step_ratio']:.3f} ×",
+            "",
+        ),
+    ]
+    markdown = (
+        f"## APGD (small CNN, batch {BATCH})\n\n| measure | value | target |\n|---|---|---|\n"
+    )
+    markdown += "".join(f"| {m} | {v} | {t} |\n" for m, v, t in rows)
+    record("apgd", markdown, a)
 
 
 def versus_foolbox(model, data) -> dict:
@@ -140,6 +200,18 @@ def versus_foolbox(model, data) -> dict:
         "ours_robust_accuracy": acc["ours"],
         "foolbox_robust_accuracy": acc["foolbox"],
     }
+
+
+def main_apgd() -> None:
+    """The APGD section alone. The model is trained briefly (one epoch on 5 000 images): a
+    step's cost depends on the architecture and batch, not on the weights."""
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        recipe = Recipe(epochs=1, eval_n=100)
+        model = train("small-cnn", "fashion-mnist", recipe, tmp, train_n=5000, device="cpu").model
+    model.eval()
+    test = load_dataset("fashion-mnist", "test", n=BATCH, seed=0)
+    record_apgd(model, test.images, test.labels)
 
 
 def main() -> None:
@@ -210,7 +282,8 @@ def main() -> None:
     )
     markdown += "".join(f"| {a} | {b} | {c} |\n" for a, b, c in rows)
     record("attacks", markdown, {**step, **fb, "deepfool": df})
+    record_apgd(model, x, y)
 
 
 if __name__ == "__main__":
-    main()
+    main_apgd() if sys.argv[1:] == ["apgd"] else main()

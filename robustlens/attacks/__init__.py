@@ -1,6 +1,8 @@
-"""Attacks in pixel space: threat models, PGD / FGSM, Carlini–Wagner L2, DeepFool, FAB,
-Square, evaluation."""
+"""Attacks in pixel space: threat models, PGD / FGSM, APGD, Carlini–Wagner L2, DeepFool,
+FAB, Square, AutoAttack, evaluation."""
 
+from robustlens.attacks.apgd import APGD, APGDT
+from robustlens.attacks.autoattack import AutoAttack, AutoAttackResult
 from robustlens.attacks.base import Attack
 from robustlens.attacks.cw import CarliniWagnerL2
 from robustlens.attacks.deepfool import DeepFool
@@ -18,6 +20,8 @@ from robustlens.attacks.targets import choose_targets
 from robustlens.attacks.threat import L1, L2, Linf, ThreatModel, project_l1_ball, threat_model
 
 __all__ = [
+    "APGD",
+    "APGDT",
     "FAB",
     "FGSM",
     "L1",
@@ -25,6 +29,8 @@ __all__ = [
     "PGD",
     "Attack",
     "AttackResult",
+    "AutoAttack",
+    "AutoAttackResult",
     "CarliniWagnerL2",
     "DeepFool",
     "Linf",

@@ -19,6 +19,8 @@ from typing import Any
 
 from torch import nn
 
+from robustlens.attacks.apgd import APGD, APGDT
+from robustlens.attacks.autoattack import AutoAttack
 from robustlens.attacks.base import Attack
 from robustlens.attacks.cw import CarliniWagnerL2
 from robustlens.attacks.deepfool import DeepFool
@@ -28,7 +30,20 @@ from robustlens.attacks.square import Square
 from robustlens.attacks.threat import threat_model
 from robustlens.errors import ConfigError
 
-ATTACKS = ("pgd", "fgsm", "cw", "deepfool")
+ATTACKS = ("pgd", "fgsm", "cw", "deepfool", "apgd", "apgd-dlr", "apgd-t")
+ALIASES = {"apgd-ce": "apgd"}
+APGD_FAMILY = ("apgd", "apgd-dlr", "apgd-t")
+APGD_STEPS = 100
+"""Iterations of an APGD setting without STEPS (per target for apgd-t; Croce & Hein 2020)."""
+NAMES = {
+    "pgd": "PGD",
+    "fgsm": "FGSM",
+    "cw": "C&W",
+    "deepfool": "DeepFool",
+    "apgd": "APGD-CE",
+    "apgd-dlr": "APGD-DLR",
+    "apgd-t": "APGD-T",
+}
 NORM_NAMES = {"linf": "L∞", "l2": "L2", "l1": "L1"}
 CIFAR10_DIM = 3 * 32 * 32
 IMAGENET_DIM = 3 * 224 * 224
@@ -39,10 +54,22 @@ MINIMAL_NORM = ("cw", "deepfool")
 SEARCH_ATTACKS = {"square": ("Square", 5000), "fab": ("FAB", 100), "fab-t": ("FAB-T", 100)}
 """Square (STEPS = queries) and the bounded FAB / FAB-T (9 targets): label, default steps."""
 ATTACKS += tuple(SEARCH_ATTACKS)
+AUTOATTACK = {"autoattack": "standard", "autoattack-plus": "plus", "autoattack-rand": "rand"}
+"""AutoAttack's versions (Croce & Hein 2020): their components fix their own iterations."""
+ATTACKS += tuple(AUTOATTACK)
+NAMES.update({k: label for k, (label, _) in SEARCH_ATTACKS.items()})
+NAMES.update(
+    {
+        "autoattack": "AutoAttack",
+        "autoattack-plus": "AutoAttack+",
+        "autoattack-rand": "AutoAttack-rand",
+    }
+)
 USAGE = (
     'write "ATTACK NORM EPS [STEPS] [@cifar10|@imagenet|@N]", e.g. "pgd linf 0.025 5", '
-    '"fgsm l2 0.25" or "pgd l2 45 100 @imagenet" (ε written for ImageNet\'s 3 × 224 × 224 '
-    "inputs; without a tag the lens's reference_dim applies)"
+    '"fgsm l2 0.25", "apgd linf 8/255" or "pgd l2 45 100 @imagenet" (ε written for '
+    "ImageNet's 3 × 224 × 224 inputs; without a tag the lens's reference_dim applies); ε may be "
+    "a fraction such as 8/255"
 )
 REFERENCE_FIX = (
     "end the setting with @cifar10 (3 × 32 × 32 = 3 072 values), @imagenet "
@@ -72,6 +99,22 @@ def parse_reference(tag: str, text: str = "") -> int:
         return int(name)
     where = f" in {text!r}" if text else ""
     raise ConfigError(f"unknown reference {tag!r}{where}", fix=REFERENCE_FIX)
+
+
+def parse_eps(word: str) -> float:
+    """ε as written: a number (``0.03``) or a fraction of two numbers (``8/255``)."""
+    top, slash, bottom = word.partition("/")
+    return float(top) / float(bottom) if slash else float(word)
+
+
+def eps_text(eps: float) -> str:
+    """ε as :meth:`AttackSpec.key` writes it: ``%g``, or ``k/255`` where that is exactly ε and
+    ``%g`` is not (8/255 stays 8/255 through a round trip)."""
+    text = f"{eps:g}"
+    k = round(eps * 255)
+    if float(text) != eps and k / 255 == eps:
+        return f"{k}/255"
+    return text
 
 
 def scale_eps(norm: str, eps: float, dim: int, reference_dim: int) -> float:
@@ -124,6 +167,7 @@ class AttackSpec:
         if len(parts) not in (3, 4):
             raise ConfigError(f"attack setting {text!r} is not understood", fix=usage)
         attack, norm = parts[0].lower(), parts[1].lower()
+        attack = ALIASES.get(attack, attack)
         if attack not in ATTACKS:
             raise ConfigError(
                 f"unknown attack {parts[0]!r} in {text!r}", fix=f"use {', '.join(ATTACKS)}"
@@ -131,9 +175,9 @@ class AttackSpec:
         if norm not in NORM_NAMES:
             raise ConfigError(f"unknown norm {parts[1]!r} in {text!r}", fix="use linf, l2 or l1")
         try:
-            eps = float(parts[2])
+            eps = parse_eps(parts[2])
             steps = int(parts[3]) if len(parts) == 4 else None
-        except ValueError as exc:
+        except (ValueError, ZeroDivisionError) as exc:
             raise ConfigError(
                 f"attack setting {text!r}: ε or steps is not a number", fix=usage
             ) from exc
@@ -143,8 +187,19 @@ class AttackSpec:
             raise ConfigError(f"{text!r}: Carlini–Wagner is an L2 attack", fix="use cw l2 …")
         if attack == "deepfool" and norm == "l1":
             raise ConfigError(f"{text!r}: DeepFool supports l2 and linf", fix="use deepfool l2 …")
+        if attack in AUTOATTACK and (norm == "l1" or steps is not None):
+            raise ConfigError(
+                f"{text!r}: AutoAttack runs in linf or l2 (APGD-L1 is not implemented) and its "
+                "components fix their own iterations",
+                fix=f'write e.g. "{attack} linf 8/255"',
+            )
         if attack == "square" and norm == "l1":
             raise ConfigError(f"{text!r}: Square supports linf and l2", fix="use square linf …")
+        if attack in APGD_FAMILY and norm == "l1":
+            raise ConfigError(
+                f"{text!r}: APGD is implemented for linf and l2 (APGD-L1 is not)",
+                fix=f"use {attack} linf … or {attack} l2 …, or pgd l1 … STEPS",
+            )
         if attack == "pgd" and steps is None:
             raise ConfigError(f"{text!r}: PGD needs a number of steps", fix=usage)
         return cls(attack, norm, eps, steps, reference)
@@ -164,6 +219,8 @@ class AttackSpec:
         moved, so their reference does not matter; FGSM ignores steps."""
         reference = None if self.norm == "linf" else self.reference_for(reference_dim)
         steps = None if self.attack == "fgsm" else self.steps
+        if self.attack in APGD_FAMILY:
+            steps = steps or APGD_STEPS
         return (self.attack, self.norm, self.eps, steps, reference)
 
     @property
@@ -172,15 +229,14 @@ class AttackSpec:
 
     def label(self) -> str:
         """e.g. ``PGD-5 L∞ ε=0.025`` or ``FGSM L2 ε=0.126``."""
-        name = {"pgd": "PGD", "fgsm": "FGSM", "cw": "C&W", "deepfool": "DeepFool"}.get(self.attack)
-        name = name or SEARCH_ATTACKS[self.attack][0]
+        name = NAMES[self.attack]
         steps = f"-{self.steps}" if self.steps and self.attack != "fgsm" else ""
         ref = f" {reference_tag(self.reference)}" if self.reference is not None else ""
         return f"{name}{steps} {NORM_NAMES[self.norm]} ε={self.eps:.3g}{ref}"
 
     def key(self) -> str:
         """Canonical text form (what :meth:`parse` reads), e.g. ``pgd l2 45 100 @imagenet``."""
-        return self._text(f"{self.eps:g}")
+        return self._text(eps_text(self.eps))
 
     def _text(self, eps: str) -> str:
         steps = f" {self.steps}" if self.steps is not None else ""
@@ -206,7 +262,9 @@ class AttackSpec:
         early_stop: bool = True,
         cw_binary_steps: int = 9,
     ) -> Attack:
-        """The attack object. PGD uses the default step 2.5·ε/steps and a random start."""
+        """The attack object. PGD uses the default step 2.5·ε/steps and a random start; APGD
+        (apgd = APGD-CE, apgd-dlr, apgd-t with 9 targets) runs STEPS iterations, 100 if not
+        given, one restart."""
         if self.attack == "pgd":
             return PGD(
                 model,
@@ -215,6 +273,13 @@ class AttackSpec:
                 early_stop=early_stop,
                 seed=seed,
             )
+        if self.attack in APGD_FAMILY:
+            threat = threat_model(self.norm, self.eps)
+            steps = self.steps or APGD_STEPS
+            if self.attack == "apgd-t":
+                return APGDT(model, threat, steps, early_stop=early_stop, seed=seed)
+            loss = "dlr" if self.attack == "apgd-dlr" else "ce"
+            return APGD(model, threat, steps, loss=loss, early_stop=early_stop, seed=seed)
         if self.attack == "fgsm":
             return FGSM(model, threat_model(self.norm, self.eps), early_stop=early_stop, seed=seed)
         if self.attack == "cw":
@@ -223,6 +288,10 @@ class AttackSpec:
             )
         if self.attack in SEARCH_ATTACKS:
             return self._build_search(model, seed)
+        if self.attack in AUTOATTACK:
+            return AutoAttack(
+                model, self.norm, self.eps, version=AUTOATTACK[self.attack], seed=seed
+            )
         return DeepFool(model, self.norm, steps=self.steps or 50, seed=seed)
 
     def _build_search(self, model: nn.Module, seed: int) -> Attack:

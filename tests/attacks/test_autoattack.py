@@ -7,13 +7,22 @@ from itertools import pairwise
 
 import pytest
 import torch
-from robustlens.attacks.apgd import APGD
 from torch import nn
 
+from robustlens.attacks import autoattack
+from robustlens.attacks.apgd import APGD
 from robustlens.attacks.autoattack import CLEAN, ROBUST, AutoAttack, AutoAttackResult
 from robustlens.attacks.threat import Linf
 from robustlens.errors import ConfigError
 from tests.attacks.tiny_models import TinyCNN
+
+
+@pytest.fixture(autouse=True)
+def small_budgets(monkeypatch):
+    """The authors' budgets (100 iterations, 5 000 queries) cost minutes on the CPU; the
+    sequence's logic is the same at 20 iterations and 200 queries."""
+    monkeypatch.setattr(autoattack, "STEPS", 20)
+    monkeypatch.setattr(autoattack, "QUERIES", 200)
 
 
 def images(n: int = 24, seed: int = 0) -> torch.Tensor:
@@ -96,7 +105,7 @@ def test_the_sequence_is_the_worst_case_of_its_attacks():
     full = AutoAttack(net, "linf", eps, seed=3).run(x, y)
     with torch.no_grad():
         correct = net(x).argmax(1) == y
-    alone = APGD(net, Linf(eps), 100, loss="ce", seed=3).run(x[correct], y[correct])
+    alone = APGD(net, Linf(eps), autoattack.STEPS, loss="ce", seed=3).run(x[correct], y[correct])
     broken_alone = torch.zeros_like(correct)
     broken_alone[correct.nonzero().flatten()] = alone.success
     assert bool((full.success | ~broken_alone).all())  # broken alone ⇒ broken by the sequence
@@ -142,3 +151,26 @@ def test_targets_are_refused():
     net, x, y = model_and_labels(4)
     with pytest.raises(ConfigError, match="untargeted"):
         AutoAttack(net, "linf", 0.1).run(x, y, targets=y)
+
+
+def test_the_authors_budgets_are_the_defaults():
+    """Outside the test's small budgets: 100 iterations, 9 targets, 5 000 queries."""
+    assert (autoattack.TARGETS, autoattack.EOT_DRAWS, autoattack.PLUS_RESTARTS) == (9, 20, 5)
+    # the fixture lowered STEPS and QUERIES; the module's own values are in its source
+    import inspect
+
+    source = inspect.getsource(autoattack)
+    assert "\nSTEPS = 100\n" in source and "\nQUERIES = 5000\n" in source
+
+
+def test_spec_text_builds_autoattack():
+    from robustlens.attacks.spec import AttackSpec
+
+    spec = AttackSpec.parse("autoattack-plus l2 0.5")
+    attack = spec.build(TinyCNN())
+    assert isinstance(attack, AutoAttack) and attack.version == "plus"
+    assert spec.label() == "AutoAttack+ L2 ε=0.5"
+    assert AttackSpec.parse("autoattack linf 8/255").build(TinyCNN()).eps == pytest.approx(8 / 255)
+    for bad in ("autoattack l1 12", "autoattack linf 0.1 100"):
+        with pytest.raises(ConfigError, match="AutoAttack runs in linf or l2"):
+            AttackSpec.parse(bad)
