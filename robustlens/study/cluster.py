@@ -6,7 +6,8 @@ study runs on CUDA; else ``workers`` CPU processes; one thread each. ``scheduler
 uses a cluster that is already running (e.g. started on SLURM by dask-jobqueue).
 
 The models are obtained on the coordinating process, in the study's order, as in a serial run;
-each is then sent once to the cluster (a CPU copy, :meth:`Client.scatter`). Each lens unit not
+each is then sent once to the cluster (a CPU copy, held by the scheduler as a task's argument
+so that it can be made again when the worker holding it dies). Each lens unit not
 cached is a task: its worker loads the study's evaluation data itself (and checks its
 fingerprint), runs the lens, writes the unit's arrays into the study folder as content-addressed
 files and returns its tables, notes and those files' names. Only the coordinating process writes
@@ -203,8 +204,11 @@ def run_units_on(
     done: list[tuple[Unit, str | UnitFailure] | None] = [None] * len(plan.units)
 
     def ship(model: StudyModel) -> Future:
+        # A task, not scattered data: the scheduler keeps what it needs to make it again on
+        # another worker when the one holding it dies (scattered data would be lost with it).
         if model.name not in shipped:
-            shipped[model.name] = client.scatter(_portable(model), hash=False)
+            key = f"model-{model.name}-{model.digest[:16]}"
+            shipped[model.name] = client.submit(_sent, _portable(model), key=key, pure=False)
         return shipped[model.name]
 
     with progress_bar(progress, total=len(plan.units), description="lenses") as advance:
@@ -248,6 +252,11 @@ def run_units_on(
             done[i] = (unit, guarded(store, unit, write, fail_fast=fail_fast))
             advance(1)
     return [d for d in done if d is not None]
+
+
+def _sent(model: StudyModel) -> StudyModel:
+    """A model sent to the cluster, as it arrives (held by a worker for the units on it)."""
+    return model
 
 
 def _portable(model: StudyModel) -> StudyModel:
