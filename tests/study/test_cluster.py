@@ -220,3 +220,44 @@ def test_a_lens_failing_on_a_running_scheduler_is_recorded_as_in_a_serial_run(
     want, got = stored(reference), stored(out)
     assert_same(want, got, keys=[k for k in want if not k.startswith("activations:b:")])
     assert not any(k.startswith("activations:b:") for k in got)
+
+
+# ------------------------------------------------------------- arrays staged by a worker
+
+
+def test_arrays_a_worker_wrote_are_recorded_and_read_back(tmp_path):
+    import numpy as np
+
+    from robustlens.study.store import write_array
+
+    values = np.arange(12, dtype=np.float32).reshape(3, 4)
+    staged = {"x": write_array(tmp_path, values)}  # as a worker does, without the database
+    store = Store(tmp_path)
+    try:
+        store.write_run(
+            key="k", lens="activations", scope_model="a", params={}, model_digests={"a": "d"},
+            data_fingerprint="fp", versions={}, notes=[], started=0.0, seconds=1.0,
+            tables={}, arrays={}, staged=staged,
+        )  # fmt: skip
+        run = store.find_run("k")
+        np.testing.assert_array_equal(store.array(run, "x"), values)
+        assert store.sweep() == 0  # referenced: kept
+    finally:
+        store.close()
+
+
+def test_a_staged_array_missing_from_the_folder_is_a_store_error(tmp_path):
+    from robustlens.errors import StoreError
+
+    store = Store(tmp_path)
+    try:
+        with pytest.raises(StoreError, match="missing"):
+            store.write_run(
+                key="k", lens="activations", scope_model="a", params={},
+                model_digests={"a": "d"}, data_fingerprint="fp", versions={}, notes=[],
+                started=0.0, seconds=1.0, tables={}, arrays={},
+                staged={"x": ("artifacts/00/none.npy", "0" * 64)},
+            )  # fmt: skip
+        assert store.find_run("k") is None
+    finally:
+        store.close()
