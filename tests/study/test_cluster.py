@@ -94,10 +94,16 @@ def test_local_workers_get_one_gpu_each_or_one_cpu_thread():
     )
 
 
-def test_a_cpu_study_gets_no_gpu_workers():
+def test_a_cpu_study_gets_no_gpu_workers_and_a_cuda_study_one_per_visible_gpu(monkeypatch):
     import torch
 
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert cluster.visible_gpus(torch.device("cpu")) == []
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert cluster.visible_gpus(torch.device("cuda")) == ["0", "1"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4, 6")  # the ids this process was given
+    assert cluster.visible_gpus(torch.device("cuda")) == ["4", "6"]
 
 
 def test_an_unreachable_scheduler_is_one_clear_error_before_the_folder_exists(
