@@ -499,11 +499,27 @@ def study_run(
             "--fail-fast", help="Stop at the first lens that fails (default: run all others)."
         ),
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Run the lenses on a local Dask cluster of N processes (one per GPU on CUDA); "
+            "needs robustlens[cluster].",
+            min=1,
+        ),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the lenses on a running Dask cluster (tcp://host:8786); "
+            "needs robustlens[cluster]."
+        ),
+    ] = None,
 ) -> None:
     """Train or load the study's models, run its lenses (cached), write the report.
 
     A lens that fails is recorded and the others still run; the report lists the failure,
-    the exit status is 1, and running the study again retries only what failed."""
+    the exit status is 1, and running the study again retries only what failed. With
+    --workers or --scheduler the lens units run on a Dask cluster (docs/SCALING-dask.md)."""
     from robustlens.runtime import resolve_device
 
     check_out_folder(out_dir)
@@ -512,7 +528,13 @@ def study_run(
     from robustlens.runner import Study
 
     study = Study.from_file(file, out_dir, device=device)
-    summary = study.run(force=tuple(force or ()), progress=True, fail_fast=fail_fast)
+    summary = study.run(
+        force=tuple(force or ()),
+        progress=True,
+        fail_fast=fail_fast,
+        workers=workers,
+        scheduler=scheduler,
+    )
     out.print(
         f"models: {len(summary.trained)} trained, {len(summary.reused)} reused, "
         f"{len(summary.loaded)} loaded; lens runs: {len(summary.computed)} computed, "

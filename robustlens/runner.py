@@ -17,6 +17,7 @@ import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from robustlens.errors import ConfigError, RobustlensError
 from robustlens.lenses import LensContext, LensSpec, StudyModel
 from robustlens.report.builder import build_report
 from robustlens.runtime import default_device, versions
+from robustlens.study import cluster
 from robustlens.study.execute import (
     UnitFailure,
     obtain_model,
@@ -129,7 +131,13 @@ class Study:
     # ------------------------------------------------------------------------------ run
 
     def run(
-        self, *, force: tuple[str, ...] = (), progress: bool = False, fail_fast: bool = False
+        self,
+        *,
+        force: tuple[str, ...] = (),
+        progress: bool = False,
+        fail_fast: bool = False,
+        workers: int | None = None,
+        scheduler: str | None = None,
     ) -> RunSummary:
         """Train or load every model, run every lens not cached, write the report.
 
@@ -142,18 +150,30 @@ class Study:
         claims that need it read "not computed". ``summary.failed`` names the failed units; a
         rerun retries only them (the others are cached). With ``fail_fast`` the first error
         stops the run instead, as before. A lens that does not apply to a model (e.g. the
-        filter lens on an MLP) is not a failure: it is recorded as not applicable."""
+        filter lens on an MLP) is not a failure: it is recorded as not applicable.
+
+        With ``workers`` (a local Dask cluster of that many processes) or ``scheduler`` (the
+        address of a running one), the lens units run on the cluster and this process writes
+        the store (:mod:`robustlens.study.cluster`); the store is the same as a serial run's."""
         for name in force:
             if self.spec.lens(name) is None:
                 raise ConfigError(
                     f"--force {name}: the study has no lens {name!r}",
                     fix=f"its lenses: {', '.join(p.name for p in self.spec.lenses) or 'none'}",
                 )
+        cluster.check_options(workers, scheduler)
         validate_study(self.spec)  # fails in seconds, before the first model trains
-        return self._run_locked(force=force, progress=progress, fail_fast=fail_fast)
+        with cluster.connect(
+            workers=workers, scheduler=scheduler, device=self.inputs.device
+        ) as client:
+            return self._run_locked(
+                force=force, progress=progress, fail_fast=fail_fast, client=client
+            )
 
     @writes_study_folder
-    def _run_locked(self, *, force: tuple[str, ...], progress: bool, fail_fast: bool) -> RunSummary:
+    def _run_locked(
+        self, *, force: tuple[str, ...], progress: bool, fail_fast: bool, client: Any = None
+    ) -> RunSummary:
         start = time.perf_counter()
         summary = RunSummary()
         store = Store(self.dir)
@@ -176,7 +196,8 @@ class Study:
             )
             store.set_meta(PROVENANCE_KEY, json.dumps(record, sort_keys=True))
             plan = StudyPlan.of(self.spec, models, self.data().fingerprint())
-            for unit, how in run_units(
+            run = run_units if client is None else partial(cluster.run_units_on, client)
+            for unit, how in run(
                 store, plan, self.inputs, force=force, fail_fast=fail_fast, progress=progress
             ):
                 if isinstance(how, UnitFailure):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-time set-up on a fresh machine: virtual environment, PyTorch (CPU build 2.13.0 unless a
-# torch is already installed there), robustlens with its dev and oracle extras, and the
+# torch is already installed there), robustlens with its dev, oracle and cluster extras, and the
 # Fashion-MNIST files (Debian's package when apt is there and we are root, else the official
 # download, verified by sha256).
 set -euo pipefail
@@ -12,7 +12,7 @@ PY="$VENV/bin/python"
 if ! "$PY" -c "import torch" 2>/dev/null; then
     "$PY" -m pip install "torch==2.13.0"
 fi
-"$PY" -m pip install -e ".[dev,oracles]"
+"$PY" -m pip install -e ".[dev,oracles,cluster]"
 # The torchattacks oracle of the attack tests: its own code needs no torchvision, but its
 # package metadata would pull one (and a CUDA torch) in, so it is installed without them.
 "$PY" -c "import torchattacks" 2>/dev/null || "$PY" -m pip install --no-deps "torchattacks==3.5.1"

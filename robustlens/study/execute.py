@@ -13,9 +13,13 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import pandas as pd
 
 import robustlens.constructed as constructed
 import robustlens.train as training
@@ -278,14 +282,45 @@ def keep_going(
 ) -> str | UnitFailure:
     """Run one unit and say how it went: "computed", "cached", "not_applicable", or the
     failure (recorded in the store) unless ``fail_fast``, where errors propagate."""
-    spec, key, scope_model = unit.spec, unit.key, unit.scope_model
-    kept = store.outcome(key)
+    return settle(
+        store,
+        unit,
+        lambda: run_unit(store, unit, data, ctx, force, seed),
+        force=force,
+        fail_fast=fail_fast,
+    )
+
+
+def settle(
+    store: Store, unit: Unit, work: Callable[[], bool], *, force: bool, fail_fast: bool
+) -> str | UnitFailure:
+    """Check that ``unit``'s lens applies, then do ``work`` (which says whether the unit ran
+    or was cached) and say how it went, recording what the store keeps of it. A unit kept as
+    not applicable is not tried again unless ``force``."""
+    kept = store.outcome(unit.key)
     if kept is not None and kept.status == "not-applicable" and not force:
         return "not_applicable"
+
+    def checked() -> bool:
+        if unit.spec.scope == "model":
+            unit.spec.check_applicable(unit.models[0], unit.lens.params)
+        return work()
+
+    how = guarded(store, unit, checked, fail_fast=fail_fast)
+    if kept is not None and how in ("computed", "cached"):
+        store.clear_outcome(unit.key)
+    return how
+
+
+def guarded(
+    store: Store, unit: Unit, work: Callable[[], bool], *, fail_fast: bool
+) -> str | UnitFailure:
+    """Do ``work`` for ``unit``: "computed" or "cached" as it says; a lens that does not
+    apply is recorded as such ("not_applicable"); any other error is recorded as the unit's
+    failure and returned, unless ``fail_fast``, where it propagates."""
+    spec, key, scope_model = unit.spec, unit.key, unit.scope_model
     try:
-        if spec.scope == "model":
-            spec.check_applicable(unit.models[0], unit.lens.params)
-        done = run_unit(store, unit, data, ctx, force, seed)
+        done = work()
     except LensNotApplicable as exc:
         log.info("lens %s does not apply to %s: %s", spec.name, scope_model, exc.problem)
         store.record_outcome(
@@ -305,9 +340,53 @@ def keep_going(
             error=type(exc).__name__, message=problem or repr(exc), fix=fix,
         )  # fmt: skip
         return UnitFailure(unit.label, type(exc).__name__, problem or repr(exc), fix)
-    if kept is not None:
-        store.clear_outcome(key)
     return "computed" if done else "cached"
+
+
+@dataclass
+class UnitRun:
+    """What one lens unit computed, ready for the store: its tables, its arrays (in memory,
+    or already written into the study folder by :func:`~robustlens.study.store.write_array`:
+    ``staged``, name → path and sha256), its notes and timing."""
+
+    tables: dict[str, pd.DataFrame]
+    arrays: dict[str, np.ndarray]
+    notes: list[str]
+    started: float
+    seconds: float
+    staged: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+def compute_unit(unit: Unit, data: ImageSet, ctx: LensContext, seed: int) -> UnitRun:
+    """Run one unit's lens (seeded by the study seed, the lens and the unit's model, so the
+    result depends on nothing else: not the order of units, nor the process running it)."""
+    spec, scope_model = unit.spec, unit.scope_model
+    seed_everything(derive_seed(seed, spec.name, scope_model or "all"))
+    started = time.time()
+    t0 = time.perf_counter()
+    result = spec.run(unit.target, data, unit.lens.params, ctx)
+    seconds = time.perf_counter() - t0
+    log.info("lens %s on %s: %.1f s", spec.name, scope_model or "all models", seconds)
+    return UnitRun(result.tables, result.arrays, result.notes, started, seconds)
+
+
+def write_unit(store: Store, unit: Unit, fingerprint: str, run: UnitRun) -> None:
+    """Write a computed unit to the store (in one transaction)."""
+    store.write_run(
+        key=unit.key,
+        lens=unit.spec.name,
+        scope_model=unit.scope_model,
+        params=params_dict(unit.lens.params),
+        model_digests=unit.digests,
+        data_fingerprint=fingerprint,
+        versions=versions(),
+        notes=run.notes,
+        started=run.started,
+        seconds=run.seconds,
+        tables=run.tables,
+        arrays=run.arrays,
+        staged=run.staged,
+    )
 
 
 def run_unit(
@@ -317,25 +396,5 @@ def run_unit(
     it ran."""
     if not force and store.find_run(unit.key) is not None:
         return False
-    spec, scope_model = unit.spec, unit.scope_model
-    seed_everything(derive_seed(seed, spec.name, scope_model or "all"))
-    started = time.time()
-    t0 = time.perf_counter()
-    result = spec.run(unit.target, data, unit.lens.params, ctx)
-    seconds = time.perf_counter() - t0
-    store.write_run(
-        key=unit.key,
-        lens=spec.name,
-        scope_model=scope_model,
-        params=params_dict(unit.lens.params),
-        model_digests=unit.digests,
-        data_fingerprint=data.fingerprint(),
-        versions=versions(),
-        notes=result.notes,
-        started=started,
-        seconds=seconds,
-        tables=result.tables,
-        arrays=result.arrays,
-    )
-    log.info("lens %s on %s: %.1f s", spec.name, scope_model or "all models", seconds)
+    write_unit(store, unit, data.fingerprint(), compute_unit(unit, data, ctx, seed))
     return True

@@ -27,6 +27,7 @@ import hashlib
 import io
 import json
 import os
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -451,11 +452,20 @@ class Store:
         seconds: float,
         tables: dict[str, pd.DataFrame],
         arrays: dict[str, np.ndarray],
+        staged: dict[str, tuple[str, str]] | None = None,
     ) -> int:
         """Write one finished lens run: artifacts to files first, then everything in one
-        transaction (replacing an older run with the same key)."""
+        transaction (replacing an older run with the same key). ``staged`` names arrays
+        another process already wrote into the study folder with :func:`write_array`
+        (name → relative path and sha256); each must be there."""
         self._writable()
-        staged = {name: self._write_array(array) for name, array in arrays.items()}
+        for name, (rel, _) in (staged or {}).items():
+            if not (self.dir / rel).is_file():
+                raise StoreError(
+                    f"array {name!r} of lens run {lens} is missing from {self.dir / rel}",
+                    fix="run the study again (are the workers writing the same study folder?)",
+                )
+        staged = {**(staged or {}), **{n: self._write_array(a) for n, a in arrays.items()}}
         with self.transaction() as db:
             db.execute("DELETE FROM lens_runs WHERE key = ?", (key,))
             db.execute("DELETE FROM lens_outcomes WHERE key = ?", (key,))
@@ -489,31 +499,10 @@ class Store:
         return run_id
 
     def _write_array(self, array: np.ndarray) -> tuple[str, str]:
-        buffer = io.BytesIO()
-        np.save(buffer, np.asarray(array), allow_pickle=False)
-        data = buffer.getvalue()
-        sha = hashlib.sha256(data).hexdigest()
-        rel = f"{ARTIFACTS}/{sha[:2]}/{sha}.npy"
-        self._write_file(rel, data)
-        return rel, sha
+        return write_array(self.dir, array)
 
     def _write_file(self, rel: str, data: bytes) -> None:
-        """Write a content-addressed file atomically (nothing to do if it exists)."""
-        final = self.dir / rel
-        if final.exists():
-            return
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, final)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()  # a full disk must not leave half a file behind
-            raise
+        write_file(self.dir, rel, data)
 
     @_guarded
     def table(self, run: LensRun, tbl: str) -> pd.DataFrame:
@@ -626,6 +615,39 @@ class Store:
                 file.unlink()
                 removed += 1
         return removed
+
+
+def write_array(study_dir: str | Path, array: np.ndarray) -> tuple[str, str]:
+    """Write ``array`` as a content-addressed ``.npy`` artifact of the study folder; its path
+    (relative to the folder) and sha256. Needs no database: a worker process writes arrays so,
+    and the store's writer records them (``Store.write_run(staged=...)``)."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array), allow_pickle=False)
+    data = buffer.getvalue()
+    sha = hashlib.sha256(data).hexdigest()
+    rel = f"{ARTIFACTS}/{sha[:2]}/{sha}.npy"
+    write_file(study_dir, rel, data)
+    return rel, sha
+
+
+def write_file(study_dir: str | Path, rel: str, data: bytes) -> None:
+    """Write a content-addressed file atomically (nothing to do if it exists)."""
+    final = Path(study_dir) / rel
+    if final.exists():
+        return
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # pid and a random tag: workers on several hosts may write the same file at once
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()  # a full disk must not leave half a file behind
+        raise
 
 
 def _connect_read_only(path: Path) -> sqlite3.Connection:
