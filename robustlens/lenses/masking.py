@@ -47,8 +47,8 @@ from torch import nn
 from robustlens.attacks.base import Attack
 from robustlens.attacks.pgd import PGD
 from robustlens.attacks.random_search import RandomSearch, margin
-from robustlens.attacks.square import Square
 from robustlens.attacks.spec import CIFAR10_DIM, NORM_NAMES, AttackSpec, scale_eps
+from robustlens.attacks.square import Square
 from robustlens.attacks.threat import ThreatModel, threat_model
 from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
