@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import os
 import re
 import sys
 import warnings
@@ -69,7 +70,11 @@ OUT_FOLDER = Satisfies(
     lambda path: not (path.exists() and not path.is_dir()),
     "a folder path (created if missing), not an existing file",
 )
-ATTACKS = ("pgd", "fgsm", "cw", "cw-l2", "deepfool")
+ATTACKS = (
+    "pgd", "fgsm", "cw", "cw-l2", "deepfool",
+    "apgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square", "autoattack",
+)  # fmt: skip
+AUTOATTACK_VERSIONS = ("standard", "plus", "rand")
 
 
 def check_out_folder(path: Path | None, flag: str = "--out") -> None:
@@ -339,10 +344,19 @@ def build_attack(
     step_size: float | None,
     restarts: int,
     seed: int,
+    version: str = "standard",
 ):
     from robustlens.attacks import FGSM, PGD, CarliniWagnerL2, DeepFool, threat_model
+    from robustlens.attacks.spec import AttackSpec
 
     key = check(name.lower(), Options(ATTACKS), key="--attack")
+    if key == "autoattack":
+        check(version, Options(AUTOATTACK_VERSIONS), key="--version")
+        text = "autoattack" if version == "standard" else f"autoattack-{version}"
+        return AttackSpec.parse(f"{text} {norm} {eps!r}").build(model, seed=seed)
+    if key.startswith(("apgd", "fab", "square")):
+        # their own budgets: --steps is APGD's / FAB's iterations, Square's queries
+        return AttackSpec.parse(f"{key} {norm} {eps!r} {steps}").build(model, seed=seed)
     if key == "pgd":
         return PGD(model, threat_model(norm, eps), steps, step_size, restarts=restarts, seed=seed)
     if key == "fgsm":
@@ -357,10 +371,30 @@ def build_attack(
 @app.command("eval")
 def eval_cmd(
     model_spec: Annotated[str, typer.Argument(metavar="MODEL", help="Checkpoint or adapter id.")],
-    attack: Annotated[str, typer.Option(help="pgd | fgsm | cw | deepfool")] = "pgd",
+    attack: Annotated[
+        str,
+        typer.Option(
+            help="pgd | fgsm | cw | deepfool | apgd | apgd-dlr | apgd-t | fab | fab-t | square "
+            "| autoattack"
+        ),
+    ] = "pgd",
     norm: Annotated[str, typer.Option(help="linf | l2 | l1")] = "linf",
-    eps: Annotated[float, typer.Option(help="Budget in [0, 1] pixel units.")] = 0.1,
-    steps: Annotated[int, typer.Option()] = 20,
+    eps: Annotated[
+        str, typer.Option(help="Budget in [0, 1] pixel units; a fraction such as 8/255 too.")
+    ] = "0.1",
+    steps: Annotated[
+        int, typer.Option(help="Iterations (Square: queries); AutoAttack fixes its own.")
+    ] = 20,
+    version: Annotated[
+        str, typer.Option(help="AutoAttack's version: standard | plus | rand.")
+    ] = "standard",
+    per_image: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write per-image results (clean, robust, norm, which attack broke it) "
+            "to this new JSON file."
+        ),
+    ] = None,
     step_size: Annotated[float | None, typer.Option(help="Default 2.5·ε/steps.")] = None,
     restarts: Annotated[int, typer.Option()] = 1,
     n: Annotated[int, typer.Option(help="Test images (class-balanced subset).")] = 1000,
@@ -378,11 +412,22 @@ def eval_cmd(
 ) -> None:
     """Clean and robust accuracy of a model under one attack."""
     from robustlens.attacks import robust_accuracy
+    from robustlens.attacks.spec import parse_eps
     from robustlens.data import dataset_info, load_dataset
     from robustlens.models.zoo import check_model_fits
     from robustlens.runtime import default_device
 
+    try:
+        eps_value = parse_eps(eps)
+    except (ValueError, ZeroDivisionError) as exc:
+        raise invalid("", "--eps", eps, "a number such as 0.1 or 8/255", "not a number") from exc
+    eps = eps_value
     check_eps_values([eps])
+    if per_image is not None and per_image.exists():
+        raise ConfigError(
+            f"{per_image} exists; robustlens never overwrites a file",
+            fix="give --per-image a new file name",
+        )
     model, card_dataset = load_any_model(model_spec, arch=arch, data=data)
     dataset = data or card_dataset
     if not dataset:
@@ -400,7 +445,7 @@ def eval_cmd(
         images = load_dataset(dataset, split, n=n, seed=seed, root=data_root)
         check_model_fits(model, images.info.num_classes, tuple(images.images.shape[1:]), dataset)
     model = model.to(default_device()).eval()
-    atk = build_attack(model, attack, norm, eps, steps, step_size, restarts, seed)
+    atk = build_attack(model, attack, norm, eps, steps, step_size, restarts, seed, version)
     result = robust_accuracy(model, images, atk, eps=eps, batch_size=batch_size, progress=True)
     clean, robust = result.clean_proportion, result.robust_proportion
     summary = {
@@ -416,6 +461,8 @@ def eval_cmd(
         "attack": result.attack,
         "seconds": result.seconds,
     }
+    if per_image is not None:
+        write_per_image(per_image, summary, result)
     if as_json:
         out.print_json(json.dumps(summary))
         return
@@ -426,6 +473,31 @@ def eval_cmd(
         f"mean iterations {result.iterations.float().mean():.1f}, {result.seconds:.1f} s",
     ):
         out.print(safe(line), soft_wrap=True, highlight=False)
+
+
+def write_per_image(path: Path, summary: dict, result) -> None:
+    """The summary and one record per image (clean correct, robust, perturbation norm, the
+    attack that broke it for AutoAttack), written to the new file ``path`` whole or not at
+    all."""
+    records = [
+        {
+            "index": i,
+            "clean_correct": bool(result.clean_correct[i]),
+            "robust": bool(result.robust[i]),
+            "norm": float(result.norms[i]),
+            **({"broken_by": result.broken_by[i]} if result.broken_by is not None else {}),
+        }
+        for i in range(result.n)
+    ]
+    text = json.dumps({**summary, "images": records}, indent=1, allow_nan=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.link(tmp, path)  # fails if path appeared meanwhile: never overwrite
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def constructed_images(folder: Path, dataset: str, model, n: int):

@@ -37,6 +37,9 @@ class RobustnessResult:
     attack: dict[str, Any]
     seconds: float
     eps: float | None = None
+    broken_by: list[str] | None = None
+    """Per sample, the attack of a composition (AutoAttack) that broke it first ("clean":
+    misclassified to begin with; "": robust); None for single attacks."""
 
     @property
     def n(self) -> int:
@@ -154,7 +157,7 @@ def robust_accuracy(
     # Chunks of several batches: pooled attacks (PGD) keep their working batch full inside a
     # chunk while samples finish at different steps.
     n, chunks = _as_chunks(data, CHUNK_BATCHES * batch_size, device)
-    clean, robust, norms, iters = [], [], [], []
+    clean, robust, norms, iters, broken_by = [], [], [], [], []
     start = time.perf_counter()
     with (
         eval_mode(model, getattr(attack, "model", None)),
@@ -170,13 +173,21 @@ def robust_accuracy(
             robust.append((ok & ~fooled).cpu())
             norms.append(result.norms.detach().cpu())
             iters.append(result.iterations.cpu())
+            broken_by.extend(getattr(result, "broken_by", []))
             advance(x.shape[0])
     seconds = time.perf_counter() - start
     desc = attack.describe()
     if eps is not None:
         desc = {**desc, "eps": float(eps)}
     return RobustnessResult(
-        torch.cat(clean), torch.cat(robust), torch.cat(norms), torch.cat(iters), desc, seconds, eps
+        torch.cat(clean),
+        torch.cat(robust),
+        torch.cat(norms),
+        torch.cat(iters),
+        desc,
+        seconds,
+        eps,
+        broken_by if len(broken_by) == n else None,
     )
 
 
