@@ -97,6 +97,20 @@ def init_from_env(device: str | torch.device | None = None) -> tuple[Rank, torch
     return Rank(rank, world, local), chosen
 
 
+@contextmanager
+def process_group(
+    device: str | torch.device | None = None,
+) -> Iterator[tuple[Rank, torch.device | None]]:
+    """:func:`init_from_env` for the length of a command; the group it joined is left at the
+    end (outside torchrun: rank 0 of 1, nothing to join)."""
+    joined = launched() and not dist.is_initialized()
+    try:
+        yield init_from_env(device)
+    finally:
+        if joined and dist.is_initialized():
+            dist.destroy_process_group()
+
+
 def rank_generator(seed: int, epoch: int, rank: int) -> torch.Generator:
     """The random stream of ``rank`` in ``epoch`` of a run seeded ``seed`` (augmentation and
     attack noise of that rank's share of the batches)."""

@@ -16,6 +16,7 @@ import os
 import shutil
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -136,9 +137,15 @@ to ``killed-copy`` and resumes the run in ``killed`` on two ranks."""
 def main(root: Path) -> None:
     """Torch is imported once here and nothing computes before the forks."""
     for folder, jobs, kill in PLAN:
-        print(json.dumps({"run": folder, "failure": launch(jobs, root / folder, kill)}))
+        start = time.perf_counter()
+        failure = launch(jobs, root / folder, kill)
+        seconds = time.perf_counter() - start
+        print(json.dumps({"run": folder, "failure": failure, "seconds": seconds}), flush=True)
     shutil.copytree(root / "killed", root / "killed-copy")
-    print(json.dumps({"run": "resumed", "failure": launch(["train_killed"], root / "killed")}))
+    start = time.perf_counter()
+    failure = launch(["train_killed"], root / "killed")
+    seconds = time.perf_counter() - start
+    print(json.dumps({"run": "resumed", "failure": failure, "seconds": seconds}), flush=True)
 
 
 def results(root: Path, job: str) -> list[Any]:
