@@ -248,12 +248,10 @@ class _Trainer:
                 if recipe.adversarial and eps > 0 and y.numel():
                     if recipe.attack_in_eval_mode:
                         self.model.eval()
-                    with self.runtime.autocast():
-                        x = self.make_attack(eps).perturb(self.runtime.layout(x), y, generator=gen)
+                    x = self.make_attack(eps).perturb(self.runtime.layout(x), y, generator=gen)
                 self.model.train()
-                with self.runtime.autocast():
-                    logits = self.net(self.runtime.layout(x))
-                loss = F.cross_entropy(logits.float(), y) if y.numel() else logits.sum() * 0.0
+                logits = self.net(self.runtime.layout(x))
+                loss = F.cross_entropy(logits, y) if y.numel() else logits.sum() * 0.0
                 if not torch.isfinite(loss):
                     raise NumericalError(
                         f"training loss became {loss.item()} in epoch {self.epoch + 1}, batch {i}",
@@ -438,8 +436,9 @@ def train_model(
             _write_history(out_dir, trainer.history)
         kill_point(f"epoch-{trainer.epoch}-done", out_dir)
     kill_point("before-evaluation", out_dir)
+    # evaluated as it is saved and returned: its own forward (fp32), outside the process group
+    model = trainer.model = runtime.finish(trainer.model)
     metrics = trainer.final_metrics()
-    model = runtime.finish(trainer.model)
     with main_first(where):
         if where.is_main:
             # the history is complete before the model exists (reuse reads it)

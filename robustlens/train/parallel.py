@@ -13,7 +13,6 @@ average of the ranks' gradients is the gradient of the global batch's mean loss.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +27,22 @@ from robustlens.errors import ConfigError
 from robustlens.train.recipe import Recipe
 
 log = logging.getLogger(__name__)
+
+
+def _autocast_forward(model: nn.Module, device: torch.device) -> None:
+    """Make ``model``'s forward pass (and only it) run under bf16 autocast, returning float32
+    logits: the attacks' and the training loss's forward passes then compute in bf16 while
+    losses, backward passes and optimiser steps stay outside autocast, as PyTorch advises (with
+    the whole epoch under autocast the loop stopped learning on the H200: benchmarks/RESULTS.md,
+    "A bf16 finding")."""
+    plain = model.forward
+
+    def forward(*args: Any, **kwargs: Any) -> torch.Tensor:
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            out = plain(*args, **kwargs)
+        return out.float()
+
+    model.forward = forward
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -85,19 +100,17 @@ class Runtime:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
+        if self.precision == "bf16":
+            _autocast_forward(model, self.device)
         return model, distributed.wrap(model, self.device, self.where)
 
     def finish(self, model: nn.Module) -> nn.Module:
-        """The trained model made independent of the process group again."""
+        """The trained model made plain again: its own forward, outside any process group."""
+        if "forward" in vars(model):
+            del model.forward  # back to the class's forward
         if self.sync_batchnorm and self.where.sharded:
             return distributed.revert_sync_batchnorm(model)
         return model
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        """bf16 autocast for ``precision = 'bf16'``; nothing otherwise."""
-        if self.precision != "bf16":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     def batches(
         self, train_set: ImageSet, recipe: Recipe, epoch: int

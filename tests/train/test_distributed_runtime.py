@@ -149,3 +149,25 @@ def test_one_rank_is_the_identity():
     assert distributed.wrap(model, CPU, ONE) is model
     if not distributed.launched():
         assert distributed.init_from_env("cpu") == (ONE, CPU)
+
+
+def test_bf16_wraps_the_forward_pass_only_and_finish_undoes_it():
+    """On the CPU (where for_run refuses bf16, so the runtime is built by hand): the forward
+    runs under autocast and returns float32 logits, with bf16's rounding (relative 2⁻⁸ per
+    operation, far above float32's); finish() restores the class's forward."""
+    model = small_model().eval()
+    x = torch.rand(4, 1, 8, 8)
+    with torch.no_grad():
+        exact = model(x)
+    chosen = Runtime(ONE, CPU, "bf16", channels_last=False, sync_batchnorm=False)
+    wrapped, net = chosen.prepare(model)
+    assert net is wrapped and "forward" in vars(wrapped)
+    with torch.no_grad():
+        mixed = wrapped(x)
+    assert mixed.dtype == torch.float32 and not torch.equal(mixed, exact)
+    bf16 = torch.finfo(torch.bfloat16).eps
+    torch.testing.assert_close(mixed, exact, rtol=0, atol=64 * bf16 * float(exact.abs().max()))
+    plain = chosen.finish(wrapped)
+    assert "forward" not in vars(plain)
+    with torch.no_grad():
+        assert torch.equal(plain(x), exact)
