@@ -160,8 +160,9 @@ class _Trainer:
             "tag": tag,
             "identity": self.identity,
             "history": self.history,
-            "world_size": self.where.world_size,
         }
+        if self.where.sharded:  # resumed by as many processes (absent: one)
+            pointer["world_size"] = self.where.world_size
         _atomic_write_text(self.state_dir / "progress.json", json.dumps(pointer, indent=1))
         for old in self.state_dir.glob("epoch-*"):
             if not old.name.startswith(tag):

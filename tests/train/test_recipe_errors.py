@@ -154,9 +154,10 @@ def test_unknown_keys_are_named_with_the_allowed_ones():
         Recipe.from_dict({"epochz": 3, "lr": 0.1, "aug": "crop"})
     assert caught.value.problem == "training recipe: aug: unknown key"
     assert caught.value.fix == (
-        "did you mean 'augment'? allowed: attack_in_eval_mode, augment, batch_size, epochs, eps, "
-        "eps_warmup_epochs, eval_n, eval_steps, lr, method, momentum, nesterov, norm, schedule, "
-        "seed, step_size, steps, warmup_fraction, weight_decay"
+        "did you mean 'augment'? allowed: attack_in_eval_mode, augment, batch_size, "
+        "channels_last, epochs, eps, eps_warmup_epochs, eval_n, eval_steps, lr, method, "
+        "momentum, nesterov, norm, precision, schedule, seed, step_size, steps, sync_batchnorm, "
+        "warmup_fraction, weight_decay"
     )
 
 
