@@ -99,7 +99,7 @@ _STEPS_AT_END = re.compile(r"^(\s*(?:pgd|cw)\s+\S+\s+\S+\s+)(\d+)(\s*(?:@\S+)?\s
 
 def _smoke_params(params: Any) -> dict[str, Any]:
     """The overrides that bound a lens's parameters by CAPS, and the steps in its attack
-    settings ("pgd l2 0.25 1000" → "pgd l2 0.25 3") by STEPS."""
+    settings (``attacks`` and ``*_attack``: "pgd l2 0.25 1000" → "pgd l2 0.25 3") by STEPS."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(params):
         value = getattr(params, f.name)
@@ -109,6 +109,8 @@ def _smoke_params(params: Any) -> dict[str, Any]:
         elif f.name == "attacks" and isinstance(value, tuple | list):
             # settings that differed only in their steps become one
             out[f.name] = list(dict.fromkeys(_fewer_steps(setting) for setting in value))
+        elif f.name.endswith("_attack") and isinstance(value, str) and _fewer_steps(value) != value:
+            out[f.name] = _fewer_steps(value)
     return out
 
 
