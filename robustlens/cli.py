@@ -353,7 +353,15 @@ def eval_cmd(
     steps: Annotated[int, typer.Option()] = 20,
     step_size: Annotated[float | None, typer.Option(help="Default 2.5·ε/steps.")] = None,
     restarts: Annotated[int, typer.Option()] = 1,
-    n: Annotated[int, typer.Option(help="Test images (class-balanced subset).")] = 1000,
+    n: Annotated[
+        int,
+        typer.Option(
+            "--n",
+            "--images",
+            help="Test images (class-balanced subset); --images under torchrun, whose own "
+            "options take --n for theirs.",
+        ),
+    ] = 1000,
     data: Annotated[str | None, typer.Option(help="Data set (default: the model's).")] = None,
     arch: Annotated[str | None, typer.Option(help="Architecture, for foreign .pt files.")] = None,
     split: Annotated[str, typer.Option()] = "test",
@@ -517,8 +525,15 @@ def study_run(
 
     A lens that fails is recorded and the others still run; the report lists the failure,
     the exit status is 1, and running the study again retries only what failed."""
+    from robustlens.distributed import launched
     from robustlens.runtime import resolve_device
 
+    if launched():
+        raise ConfigError(
+            "study run is one process (it writes one results store); torchrun started several",
+            fix="run it without torchrun; train a big model with torchrun ... robustlens train "
+            "and name its checkpoint in the study (docs/SCALING.md)",
+        )
     check_out_folder(out_dir)
     if device is not None:
         resolve_device(device)

@@ -175,10 +175,12 @@ def robust_accuracy(
     n, chunks = _as_chunks(data, CHUNK_BATCHES * batch_size, device, where)
     done: dict[int, tuple[torch.Tensor, ...]] = {}
     start = time.perf_counter()
-    shown = progress and where.is_main
+    size = CHUNK_BATCHES * batch_size
+    mine = sum(min(size, n - k * size) for k in where.share(-(-n // size)))
+    shown = progress and where.is_main  # rank 0's share of the images
     with (
         eval_mode(model, getattr(attack, "model", None)),
-        progress_bar(shown, total=n, description=f"{name} evaluation") as advance,
+        progress_bar(shown, total=mine, description=f"{name} evaluation") as advance,
     ):
         for k, x, y in chunks:
             ok = predict(model, x, batch_size) == y
@@ -193,7 +195,7 @@ def robust_accuracy(
                 result.norms.detach().cpu(),
                 result.iterations.cpu(),
             )
-            advance(x.shape[0] * where.world_size)
+            advance(x.shape[0])
     parts = distributed.gather_by_index(done, where)
     seconds = time.perf_counter() - start
     desc = attack.describe()
