@@ -2,7 +2,7 @@
 
 :func:`smoke_spec` keeps every model, lens, seed and claim of a study and shrinks only how
 much each does: one training epoch on at most :data:`TRAIN_N` images, attacks of at most
-:data:`STEPS` steps, lenses on at most :data:`CAPS` ``["n"]`` images, short inversions. Its
+:data:`STEPS` steps, lenses on at most :data:`EVAL_N` images, short inversions. Its
 numbers test the plumbing, not the papers. The smoke study is named ``<name>-smoke`` (so it
 writes to its own folder, ``runs/<name>-smoke`` by default), its description says it is a
 smoke run, and its study file text is the scaled-down study (stored with the results, so that
@@ -28,8 +28,8 @@ STEPS = 3
 """Steps of every attack: training PGD, evaluation PGD, lens attacks written in their settings."""
 INVERSION_STEPS = 5
 """Steps of representation inversion and targeted PGD that make constructed sets."""
-CAPS: dict[str, int] = {
-    "n": 32,
+CAPS: dict[str, float] = {
+    "n": EVAL_N,
     "steps": INVERSION_STEPS,
     "attack_steps": STEPS,
     "epochs": 1,
@@ -44,9 +44,12 @@ CAPS: dict[str, int] = {
     "sanity_images": 4,
     "show": 2,
     "cw_binary_steps": 2,
+    "keep": 0.9,
 }
 """Upper bounds on lens parameters of these names, whichever lens has them (a parameter left
-at None, e.g. ``n`` meaning "all the evaluation images", gets the bound)."""
+at None, e.g. ``n`` meaning "all the evaluation images", gets the bound). ``keep``: SVCCA's
+kept variance, so that the directions it keeps fit the few distinct images of a bootstrap
+resample of 64 (at 0.99 they need more)."""
 NOTE = "SMOKE RUN (robustlens study run --smoke: scaled down; not the paper's numbers). "
 
 
@@ -104,7 +107,8 @@ def _smoke_params(params: Any) -> dict[str, Any]:
     for f in dataclasses.fields(params):
         value = getattr(params, f.name)
         cap = CAPS.get(f.name)
-        if cap is not None and (value is None or (type(value) is int and value > cap)):
+        number = type(value) in (int, float)
+        if cap is not None and (value is None or (number and value > cap)):
             out[f.name] = cap
         elif f.name == "attacks" and isinstance(value, tuple | list):
             # settings that differed only in their steps become one
