@@ -190,7 +190,9 @@ def train_cmd(
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder (one per model).")],
     data: Annotated[str, typer.Option(help="Data set name.")] = "fashion-mnist",
     arch: Annotated[str, typer.Option(help="Architecture (robustlens models list).")] = "small-cnn",
-    method: Annotated[str, typer.Option(help="natural | pgd | fgsm-rs")] = "natural",
+    method: Annotated[
+        str, typer.Option(help="natural | pgd | fgsm-rs | n-fgsm | trades | mart")
+    ] = "natural",
     norm: Annotated[str, typer.Option(help="linf | l2 | l1")] = "linf",
     eps: Annotated[
         list[float] | None,
@@ -267,18 +269,19 @@ def train_cmd(
             results = train_sweep(arch, data, recipe, epsilons, out_dir, **kwargs)
     if not where.is_main:
         return
-    table = Table(title="trained")
-    for col in ("checkpoint", "recipe", "clean acc", "robust acc", "attack", "minutes"):
+    table = Table(title="trained (accuracies with 95 % Wilson intervals)")
+    for col in ("checkpoint", "recipe", "clean acc", "robust acc", "n", "attack", "minutes"):
         table.add_column(col)
     for r in results:
-        metrics = {m["name"]: m for m in r.card.metrics}
-        robust = metrics.get("robust_accuracy")
+        clean, robust = r.card.interval("clean_accuracy"), r.card.interval("robust_accuracy")
+        attack = (r.card.metric("robust_accuracy") or {}).get("attack")
         table.add_row(
             safe(r.checkpoint),
             safe(r.card.recipe.get("method", "")) if r.card.recipe else "",
-            f"{metrics['clean_accuracy']['value']:.3f}" if "clean_accuracy" in metrics else "-",
-            f"{robust['value']:.3f}" if robust else "-",
-            safe(_attack_label(robust["attack"])) if robust else "-",
+            str(clean) if clean else "-",
+            str(robust) if robust else "-",
+            str((clean or robust).n) if clean or robust else "-",
+            safe(_attack_label(attack)) if attack else "-",
             "reused" if r.reused else f"{r.seconds / 60:.1f}",
         )
     out.print(table)
@@ -292,6 +295,29 @@ def _attack_label(attack: dict[str, Any] | None) -> str:
     if "steps" in attack:
         parts.append(f"{attack['steps']} steps")
     return " ".join(p for p in parts if p)
+
+
+def attack_brief(attack: dict[str, Any]) -> str:
+    """A measured attack in a few words: ``PGD-20, L∞ 0.1``, ``DeepFool, L2 0.5``."""
+    from robustlens.attacks.spec import NORM_NAMES
+
+    name = str(attack.get("attack", "?"))
+    label = {"pgd": "PGD", "fgsm": "FGSM", "cw-l2": "C&W", "deepfool": "DeepFool"}.get(name, name)
+    if attack.get("version"):
+        label += f" {attack['version']}"
+    elif attack.get("steps") and name not in ("fgsm", "cw-l2", "deepfool"):
+        label += f"-{attack['steps']}"
+    norm = NORM_NAMES.get(str(attack.get("norm", "")), str(attack.get("norm", "")))
+    eps = attack.get("eps")
+    budget = " ".join(p for p in (norm, f"{eps:g}" if isinstance(eps, int | float) else "") if p)
+    return f"{label}, {budget}" if budget else label
+
+
+def accuracy_line(what: str, value: Any, attack: dict[str, Any] | None = None) -> str:
+    """``robust accuracy 0.734 [0.706, 0.760] (n = 1000, PGD-20, L∞ 0.1)``: a proportion
+    (``robustlens.proportions.Proportion``) with its 95 % Wilson interval and what measured it."""
+    extra = f", {attack_brief(attack)}" if attack else ""
+    return f"{what} {value} (n = {value.n}{extra})"
 
 
 # ----------------------------------------------------------------------------------- eval
@@ -402,30 +428,30 @@ def eval_cmd(
         )
     if not where.is_main:
         return
+    clean, robust = result.clean_proportion, result.robust_proportion
     summary = {
         "model": model_spec,
         "data": dataset,
         "split": split,
         "n": result.n,
         "clean_accuracy": result.clean_accuracy,
+        "clean_ci": [clean.low, clean.high],
         "robust_accuracy": result.robust_accuracy,
+        "robust_ci": [robust.low, robust.high],
+        "confidence": robust.confidence,
         "attack": result.attack,
         "seconds": result.seconds,
     }
     if as_json:
         out.print_json(json.dumps(summary))
         return
-    table = Table(title=safe(f"{model_spec} on {dataset} ({split}, n={result.n})"))
-    for col in ("attack", "clean acc", "robust acc", "mean iterations", "seconds"):
-        table.add_column(col)
-    table.add_row(
-        safe(_attack_label(result.attack)),
-        f"{result.clean_accuracy:.3f}",
-        f"{result.robust_accuracy:.3f}",
-        f"{result.iterations.float().mean():.1f}",
-        f"{result.seconds:.1f}",
-    )
-    out.print(table)
+    out.print(safe(f"{model_spec} on {dataset} ({split}); 95 % Wilson intervals"))
+    for line in (
+        accuracy_line("clean accuracy ", clean),
+        accuracy_line("robust accuracy", robust, result.attack),
+        f"mean iterations {result.iterations.float().mean():.1f}, {result.seconds:.1f} s",
+    ):
+        out.print(safe(line), soft_wrap=True, highlight=False)
 
 
 def _evaluate(model, images, device, attack_args: tuple, batch_size: int):

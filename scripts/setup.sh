@@ -13,6 +13,9 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
     "$PY" -m pip install "torch==2.13.0"
 fi
 "$PY" -m pip install -e ".[dev,oracles]"
+# The torchattacks oracle of the attack tests: its own code needs no torchvision, but its
+# package metadata would pull one (and a CUDA torch) in, so it is installed without them.
+"$PY" -c "import torchattacks" 2>/dev/null || "$PY" -m pip install --no-deps "torchattacks==3.5.1"
 
 have_fmnist() {
     "$PY" -c "import sys; from robustlens.data import locate_dataset; sys.exit(0 if locate_dataset('fashion-mnist') else 1)"

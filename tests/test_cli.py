@@ -49,7 +49,7 @@ def test_bad_names_and_values_get_one_line_with_what_is_allowed(tmp_path):
     assert_one_line_error(robustlens("data", "info", "fashion-mnsit"), "fashion-mnist")
     out = str(tmp_path / "never-written")
     assert_one_line_error(
-        robustlens("train", "--out", out, "--method", "trades", "--eps", "0.1"), "fgsm-rs"
+        robustlens("train", "--out", out, "--method", "madry", "--eps", "0.1"), "fgsm-rs"
     )
     assert_one_line_error(robustlens("train", "--out", out, "--method", "pgd"), "eps")
     assert_one_line_error(

@@ -1,4 +1,5 @@
-"""Attacks in pixel space: threat models, PGD / FGSM, Carlini–Wagner L2, DeepFool, evaluation."""
+"""Attacks in pixel space: threat models, PGD / FGSM, Carlini–Wagner L2, DeepFool, FAB,
+Square, evaluation."""
 
 from robustlens.attacks.base import Attack
 from robustlens.attacks.cw import CarliniWagnerL2
@@ -9,12 +10,15 @@ from robustlens.attacks.evaluate import (
     epsilon_sweep,
     robust_accuracy,
 )
+from robustlens.attacks.fab import FAB
 from robustlens.attacks.pgd import FGSM, PGD
 from robustlens.attacks.result import AttackResult
+from robustlens.attacks.square import Square
 from robustlens.attacks.targets import choose_targets
 from robustlens.attacks.threat import L1, L2, Linf, ThreatModel, project_l1_ball, threat_model
 
 __all__ = [
+    "FAB",
     "FGSM",
     "L1",
     "L2",
@@ -25,6 +29,7 @@ __all__ = [
     "DeepFool",
     "Linf",
     "RobustnessResult",
+    "Square",
     "SweepResult",
     "ThreatModel",
     "choose_targets",

@@ -25,6 +25,7 @@ from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
 from robustlens.models.mode import eval_mode
 from robustlens.progress import progress_bar
+from robustlens.proportions import Proportion, proportion_of
 from robustlens.runtime import derive_seed
 
 MINIMAL_NORM_ATTACKS = ("cw-l2", "deepfool")
@@ -59,15 +60,33 @@ class RobustnessResult:
     def robust_accuracy(self) -> float:
         return float(self.robust.float().mean())
 
+    @property
+    def clean_proportion(self) -> Proportion:
+        """Clean accuracy as k of n with its 95 % Wilson interval."""
+        return proportion_of(self.clean_correct)
+
+    @property
+    def robust_proportion(self) -> Proportion:
+        """Robust accuracy as k of n with its 95 % Wilson interval."""
+        return proportion_of(self.robust)
+
     def as_metrics(self) -> list[dict[str, Any]]:
-        """Model-card metrics: clean and robust accuracy with the exact attack behind them."""
+        """Model-card metrics: clean and robust accuracy, each with its 95 % Wilson interval
+        (``ci_low``, ``ci_high``), and the exact attack behind the robust one."""
         return [
-            {"name": "clean_accuracy", "value": self.clean_accuracy, "n": self.n, "attack": None},
+            {
+                "name": "clean_accuracy",
+                "value": self.clean_accuracy,
+                "n": self.n,
+                "attack": None,
+                **self.clean_proportion.columns(),
+            },
             {
                 "name": "robust_accuracy",
                 "value": self.robust_accuracy,
                 "n": self.n,
                 "attack": self.attack,
+                **self.robust_proportion.columns(),
             },
         ]
 
@@ -218,14 +237,18 @@ class SweepResult:
         return [float(r.float().mean()) for r in self.robust]
 
     def to_frame(self):  # -> pandas.DataFrame
-        """One row per ε: eps, robust accuracy, clean accuracy, n."""
+        """One row per ε: eps, robust accuracy with its 95 % Wilson interval (ci_low,
+        ci_high), clean accuracy, n."""
         # heavy: pandas loads only when a table is asked for
         import pandas as pd
 
+        robust = [proportion_of(r) for r in self.robust]
         return pd.DataFrame(
             {
                 "eps": self.epsilons,
                 "robust_accuracy": self.accuracies(),
+                "ci_low": [p.low for p in robust],
+                "ci_high": [p.high for p in robust],
                 "clean_accuracy": float(self.clean_correct.float().mean()),
                 "n": int(self.clean_correct.numel()),
             }

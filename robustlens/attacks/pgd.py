@@ -110,11 +110,19 @@ class PGD(Attack):
         labels: torch.Tensor,
         targets: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        start: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The last iterate of one run, with no bookkeeping: the fast path for training."""
+        """The last iterate of one run, with no bookkeeping: the fast path for training.
+        ``start`` is the first perturbation (instead of the random start or zero), taken as
+        given: only the box keeps it, the first step's projection brings it into the ball."""
         x = images.detach()
         gen = generator or self.generator
-        delta = self.threat.random_init(x, gen) if self.random_start else torch.zeros_like(x)
+        if start is not None:
+            delta = clip_to_box(x, start.detach().to(x))
+        elif self.random_start:
+            delta = self.threat.random_init(x, gen)
+        else:
+            delta = torch.zeros_like(x)
         for _ in range(self.steps):
             xa = (x + delta).requires_grad_(True)
             with torch.enable_grad():

@@ -22,7 +22,9 @@ from torch import nn
 from robustlens.attacks.base import Attack
 from robustlens.attacks.cw import CarliniWagnerL2
 from robustlens.attacks.deepfool import DeepFool
+from robustlens.attacks.fab import FAB
 from robustlens.attacks.pgd import FGSM, PGD
+from robustlens.attacks.square import Square
 from robustlens.attacks.threat import threat_model
 from robustlens.errors import ConfigError
 
@@ -34,6 +36,9 @@ REFERENCES = {"cifar10": CIFAR10_DIM, "imagenet": IMAGENET_DIM}
 """Named reference resolutions for the ``@TAG`` of a setting (input values per image)."""
 REFERENCE_NAMES = {CIFAR10_DIM: "CIFAR-10", IMAGENET_DIM: "ImageNet 224 × 224"}
 MINIMAL_NORM = ("cw", "deepfool")
+SEARCH_ATTACKS = {"square": ("Square", 5000), "fab": ("FAB", 100), "fab-t": ("FAB-T", 100)}
+"""Square (STEPS = queries) and the bounded FAB / FAB-T (9 targets): label, default steps."""
+ATTACKS += tuple(SEARCH_ATTACKS)
 USAGE = (
     'write "ATTACK NORM EPS [STEPS] [@cifar10|@imagenet|@N]", e.g. "pgd linf 0.025 5", '
     '"fgsm l2 0.25" or "pgd l2 45 100 @imagenet" (ε written for ImageNet\'s 3 × 224 × 224 '
@@ -138,6 +143,8 @@ class AttackSpec:
             raise ConfigError(f"{text!r}: Carlini–Wagner is an L2 attack", fix="use cw l2 …")
         if attack == "deepfool" and norm == "l1":
             raise ConfigError(f"{text!r}: DeepFool supports l2 and linf", fix="use deepfool l2 …")
+        if attack == "square" and norm == "l1":
+            raise ConfigError(f"{text!r}: Square supports linf and l2", fix="use square linf …")
         if attack == "pgd" and steps is None:
             raise ConfigError(f"{text!r}: PGD needs a number of steps", fix=usage)
         return cls(attack, norm, eps, steps, reference)
@@ -165,7 +172,8 @@ class AttackSpec:
 
     def label(self) -> str:
         """e.g. ``PGD-5 L∞ ε=0.025`` or ``FGSM L2 ε=0.126``."""
-        name = {"pgd": "PGD", "fgsm": "FGSM", "cw": "C&W", "deepfool": "DeepFool"}[self.attack]
+        name = {"pgd": "PGD", "fgsm": "FGSM", "cw": "C&W", "deepfool": "DeepFool"}.get(self.attack)
+        name = name or SEARCH_ATTACKS[self.attack][0]
         steps = f"-{self.steps}" if self.steps and self.attack != "fgsm" else ""
         ref = f" {reference_tag(self.reference)}" if self.reference is not None else ""
         return f"{name}{steps} {NORM_NAMES[self.norm]} ε={self.eps:.3g}{ref}"
@@ -213,7 +221,17 @@ class AttackSpec:
             return CarliniWagnerL2(
                 model, steps=self.steps or 1000, binary_search_steps=cw_binary_steps, seed=seed
             )
+        if self.attack in SEARCH_ATTACKS:
+            return self._build_search(model, seed)
         return DeepFool(model, self.norm, steps=self.steps or 50, seed=seed)
+
+    def _build_search(self, model: nn.Module, seed: int) -> Attack:
+        """Square (STEPS queries) or the bounded FAB / FAB-T (STEPS iterations, 1 restart)."""
+        steps = self.steps or SEARCH_ATTACKS[self.attack][1]
+        if self.attack == "square":
+            return Square(model, threat_model(self.norm, self.eps), steps, seed=seed)
+        targets = 9 if self.attack == "fab-t" else 0
+        return FAB(model, self.norm, steps=steps, targets=targets, eps=self.eps, seed=seed)
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -51,6 +51,11 @@ def evaluate_claims(
             except KeyError as exc:
                 verdict = Verdict(INCONCLUSIVE, f"results missing: {exc}")
             verdict = _with_exclusions(view, claim, verdict)
+            verdict.masking = {
+                m.name: list(view.masking[m.name])
+                for m in covered.models
+                if view.masking.get(m.name)
+            }
         verdict.paper_figure = paper_figure(claim.id)
         verdict.seeds = covered.seeds  # for the claims table: "single seed" or "N seeds"
         out.append((claim, verdict))

@@ -88,6 +88,8 @@ class ResultsView:
         """Per lens, its failed units as "model: error" lines."""
         self.not_applicable: dict[str, dict[str, str]] = {}
         """Per lens, the models it does not apply to, with the reason."""
+        self.masking: dict[str, list[str]] = {}
+        """Per model, the gradient-masking flags raised on it (the ``masking`` lens's audit)."""
         self._arrays = arrays
         self.lenses = lenses
         self.n = n_images

@@ -42,9 +42,21 @@ class Verdict:
     """Training seeds per setting among the models checked (the most any setting has): 1 when
     every setting is a single model, so the intervals are over test images only."""
     paper_figure: PaperFigure | None = field(default=None, compare=False, repr=False)
+    masking: dict[str, list[str]] = field(default_factory=dict, compare=False)
+    """The models the verdict was evaluated on that carry raised gradient-masking flags, with
+    the flags (attached by :func:`robustlens.claims.evaluate_claims`)."""
 
     def __post_init__(self) -> None:
         self.status = Status(self.status)  # one of the five, or a ValueError naming it
+
+    @property
+    def masking_text(self) -> str:
+        """For the claims table: "evaluated on a model flagged for gradient masking — model:
+        flags; …", or "" when no model of the verdict carries a flag."""
+        if not self.masking:
+            return ""
+        flagged = "; ".join(f"{m}: {', '.join(f)}" for m, f in self.masking.items())
+        return f"evaluated on a model flagged for gradient masking — {flagged}"
 
     @property
     def seeds_text(self) -> str:

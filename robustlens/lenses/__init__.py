@@ -14,6 +14,7 @@ from robustlens.lenses import (  # noqa: F401  (importing a lens module register
     filters,
     latent,
     loss_dist,
+    masking,
     norm_ratio,
     probes,
     saliency,

@@ -36,7 +36,7 @@ from robustlens.lenses.common import (
     resolve_attacks,
     subset,
 )
-from robustlens.lenses.output import palette, tidy
+from robustlens.lenses.output import interval_columns, palette, tidy
 from robustlens.lenses.parameters import Refusal, rule
 from robustlens.papers import GARAEV
 from robustlens.params import Interval
@@ -125,6 +125,7 @@ def compute(
             "metric": "accuracy",
             "value": float(clean.mean()),
             "n": len(data),
+            **interval_columns(clean),
             "attack": "none",
             "norm": "",
             "eps": 0.0,
@@ -162,6 +163,7 @@ def compute(
                 "metric": "accuracy",
                 "value": float(robust.mean()),
                 "n": len(data),
+                **interval_columns(robust),
                 "attack": run.attack,
                 "norm": run.norm,
                 "eps": run.eps,
@@ -214,7 +216,9 @@ SPEC = register_lens(
             "exceeds the row's budget."
         ),
         params=AttackGridParams,
-        version=2,  # rows carry their reference and paper table
+        # 3: accuracy rows carry their 95 % Wilson interval (ci_low, ci_high); 2: rows carry
+        # their reference and paper table
+        version=3,
         compute=compute,
         plot=plot,
     )

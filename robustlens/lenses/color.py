@@ -19,7 +19,7 @@ from robustlens.data.info import DatasetInfo
 from robustlens.data.probes import CONTOUR_COLORS, colored_contour, pixel_average, resize, tile_grid
 from robustlens.errors import ConfigError
 from robustlens.lenses.base import LensContext, LensResult, LensSpec, StudyModel, register_lens
-from robustlens.lenses.output import palette, tidy
+from robustlens.lenses.output import interval_columns, palette, tidy
 from robustlens.lenses.parameters import LensParams, rule
 from robustlens.papers import CARLETTI
 from robustlens.params import Interval, ListOf, Options
@@ -96,12 +96,12 @@ def compute(model: StudyModel, data: ImageSet, params: ColorParams, ctx: LensCon
 
     clean = _correct(net, data, lambda x: x, params, ctx.device)
     arrays[CLEAN] = clean
-    add("clean", "accuracy", clean.mean())
+    add("clean", "accuracy", clean.mean(), **interval_columns(clean))
     add("chance", "accuracy", 1.0 / data.info.num_classes)
 
     averaged = _correct(net, data, pixel_average, params, ctx.device)
     arrays[PIXEL_AVERAGE] = averaged
-    add("pixel-average", "accuracy", averaged.mean())
+    add("pixel-average", "accuracy", averaged.mean(), **interval_columns(averaged))
 
     contour = np.zeros((len(params.colors), len(params.thicknesses), len(data)), dtype=bool)
     for i, color in enumerate(params.colors):
@@ -110,7 +110,14 @@ def compute(model: StudyModel, data: ImageSet, params: ColorParams, ctx: LensCon
                 net, data, lambda x, c=color, t=t: colored_contour(x, c, t), params, ctx.device
             )
             acc = contour[i, j].mean()
-            add(f"contour {color} {t}px", "accuracy", acc, color=color, thickness=t)
+            add(
+                f"contour {color} {t}px",
+                "accuracy",
+                acc,
+                color=color,
+                thickness=t,
+                **interval_columns(contour[i, j]),
+            )
             add(f"contour {color} {t}px", "drop", clean.mean() - acc, color=color, thickness=t)
     arrays[CONTOUR] = contour
     drops = clean.mean() - contour.mean(axis=2)  # [colors, thicknesses]
@@ -129,7 +136,7 @@ def compute(model: StudyModel, data: ImageSet, params: ColorParams, ctx: LensCon
         grid_transform = lambda x: resize(tile_grid(x, k), (h, w))  # noqa: E731
     grid = _correct(net, data, grid_transform, params, ctx.device)
     arrays[GRID] = grid
-    add(f"grid {k}x{k}", "accuracy", grid.mean())
+    add(f"grid {k}x{k}", "accuracy", grid.mean(), **interval_columns(grid))
     add(f"grid {k}x{k}", "drop", clean.mean() - grid.mean())
     return LensResult(tables={"color": tidy(rows)}, arrays=arrays, notes=notes)
 
@@ -202,5 +209,6 @@ SPEC = register_lens(
         compute=compute,
         plot=plot,
         defaults=defaults,
+        version=2,  # accuracies carry their 95 % Wilson interval (ci_low, ci_high)
     )
 )

@@ -29,7 +29,7 @@ from robustlens.data.probes import resize
 from robustlens.errors import ConfigError, RobustlensError
 from robustlens.lenses.base import LensContext, LensResult, LensSpec, StudyModel, register_lens
 from robustlens.lenses.common import representations, subset
-from robustlens.lenses.output import tidy
+from robustlens.lenses.output import interval_columns, tidy
 from robustlens.lenses.parameters import LensParams, rule
 from robustlens.papers import ITAZURI
 from robustlens.params import Interval, ListOf, Satisfies
@@ -191,6 +191,7 @@ def compute(
                     "members": len(combo),
                     "n_train": len(train),
                     "n": len(test),
+                    **interval_columns(correct),
                 }
             )
     return LensResult(tables={"ensemble": tidy(rows)}, arrays=arrays, notes=notes)
@@ -234,5 +235,6 @@ SPEC = register_lens(
         compute=compute,
         plot=plot,
         scope="study",
+        version=2,  # accuracies carry their 95 % Wilson interval (ci_low, ci_high)
     )
 )

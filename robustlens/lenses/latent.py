@@ -20,11 +20,12 @@ from torch import nn
 from robustlens.attacks import PGD, robust_accuracy, threat_model
 from robustlens.data.imageset import ImageSet
 from robustlens.lenses.base import LensContext, LensResult, LensSpec, StudyModel, register_lens
-from robustlens.lenses.output import palette, tidy
+from robustlens.lenses.output import interval_columns, palette, tidy
 from robustlens.lenses.parameters import LensParams, rule
 from robustlens.papers import CARLETTI
 from robustlens.params import Interval
 from robustlens.plotting import new_figure
+from robustlens.proportions import mcnemar
 
 # Names of the per-image correctness arrays the claims read.
 NATURAL, ROBUST = "natural", "robust"
@@ -120,6 +121,7 @@ def compute(
                 "metric": "natural_accuracy",
                 "value": float(clean.mean()),
                 "n": len(clean),
+                **interval_columns(clean),
             }
         )
         if model.is_robust:
@@ -140,6 +142,7 @@ def compute(
                     "metric": "robust_accuracy",
                     "value": result.robust_accuracy,
                     "n": result.n,
+                    **result.robust_proportion.columns(),
                     "eps": eps,
                     "norm": model.train_norm,
                 }
@@ -152,10 +155,14 @@ def compute(
             "natural accuracy is compared"
         )
     frame = tidy(rows)
-    for metric in ("natural_accuracy", "robust_accuracy"):
+    for metric, kind in (("natural_accuracy", NATURAL), ("robust_accuracy", ROBUST)):
         part = frame[frame.metric == metric].set_index("setting")
         if {"original", "retrained"} <= set(part.index):
             delta = float(part.loc["retrained", "value"] - part.loc["original", "value"])
+            # the two heads saw the same images: McNemar's paired test, not two intervals
+            test = mcnemar(
+                arrays[correct_name(kind, RETRAINED)], arrays[correct_name(kind, ORIGINAL)]
+            )
             rows.append(
                 {
                     "model": model.name,
@@ -164,6 +171,8 @@ def compute(
                     "metric": metric,
                     "value": delta,
                     "n": len(data),
+                    "p_value": test.p_value,
+                    "test": f"McNemar ({test.method}; {test.only_a} vs {test.only_b} images)",
                 }
             )
     arrays["train_eps"] = np.array([eps])
@@ -207,5 +216,6 @@ SPEC = register_lens(
         params=LatentParams,
         compute=compute,
         plot=plot,
+        version=2,  # accuracies carry their 95 % Wilson interval (ci_low, ci_high)
     )
 )

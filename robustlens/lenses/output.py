@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from robustlens.plotting import model_colors
+from robustlens.proportions import proportion_of
 
 TIDY_COLUMNS = ("model", "layer", "setting", "metric", "value")
 """Columns every lens table has; lenses may add more (n, ci_low, ci_high, ...)."""
@@ -34,6 +35,12 @@ def tidy(rows: list[dict[str, Any]]) -> pd.DataFrame:
             frame[col] = "" if col != "value" else np.nan
     rest = [c for c in frame.columns if c not in TIDY_COLUMNS]
     return frame[list(TIDY_COLUMNS) + rest]
+
+
+def interval_columns(flags: Any) -> dict[str, float]:
+    """``ci_low``/``ci_high`` for a row whose value is the share of true ``flags`` (one per
+    image: correct, robust, fooled, hit): its 95 % Wilson interval over those n images."""
+    return proportion_of(flags).columns()
 
 
 def palette(models: Sequence[Coloured]) -> dict[str, str]:

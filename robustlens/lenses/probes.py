@@ -31,7 +31,7 @@ from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
 from robustlens.lenses.base import LensContext, LensResult, LensSpec, StudyModel, register_lens
 from robustlens.lenses.common import predictions, subset
-from robustlens.lenses.output import palette, tidy
+from robustlens.lenses.output import interval_columns, palette, tidy
 from robustlens.lenses.parameters import LensParams, rule
 from robustlens.papers import ITAZURI
 from robustlens.params import Interval, ListOf, Options, Satisfies
@@ -218,6 +218,7 @@ def compute(
                 "metric": "accuracy",
                 "value": float(correct.mean()),
                 "n": len(data),
+                **interval_columns(correct),
             }
         )
     if params.reversal:
@@ -246,6 +247,7 @@ def _stylized(
             "metric": "accuracy",
             "value": float(correct.mean()),
             "n": len(shape),
+            **interval_columns(correct),
         }
     ]
     conflict = texture >= 0
@@ -392,6 +394,8 @@ SPEC = register_lens(
         params=ProbesParams,
         compute=compute,
         plot=plot,
-        version=2,  # blur and median sizes relative to the image side (§4.1 gives 224 px ones)
+        # 3: accuracies carry their 95 % Wilson interval (ci_low, ci_high); 2: blur and median
+        # sizes relative to the image side (§4.1 gives 224 px ones)
+        version=3,
     )
 )

@@ -34,7 +34,7 @@ from robustlens.lenses.common import (
     source_order,
     subset,
 )
-from robustlens.lenses.output import palette, tidy
+from robustlens.lenses.output import interval_columns, palette, tidy
 from robustlens.lenses.parameters import LensParams, rule
 from robustlens.papers import SPRINGER
 from robustlens.params import Interval
@@ -126,6 +126,7 @@ def compute(
                     "source_norm": None,
                     "victim": v.name in victim_names,
                     "n": len(data),
+                    **interval_columns(values),
                 }
             )
     for s in sources:
@@ -162,6 +163,7 @@ def compute(
                         "source_norm": s.train_norm or "natural",
                         "victim": v.name != s.name,
                         "n": len(data),
+                        **interval_columns(values),
                         "baseline": baseline[v.name][k],
                     }
                 )
@@ -274,6 +276,6 @@ SPEC = register_lens(
         compute=compute,
         plot=plot,
         scope="study",
-        version=2,
+        version=3,  # rates carry their 95 % Wilson interval (ci_low, ci_high)
     )
 )

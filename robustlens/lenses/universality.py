@@ -32,7 +32,7 @@ from robustlens.constructed.sets import CARD, load_set
 from robustlens.data.imageset import ImageSet
 from robustlens.lenses.base import LensContext, LensResult, LensSpec, StudyModel, register_lens
 from robustlens.lenses.common import chosen_sources, predictions, source_order, subset
-from robustlens.lenses.output import tidy
+from robustlens.lenses.output import interval_columns, tidy
 from robustlens.lenses.parameters import LensParams, rule
 from robustlens.papers import SPRINGER
 from robustlens.params import Interval, Options
@@ -171,6 +171,7 @@ def _row(
         "source_norm": None if source is None else (source.train_norm or "natural"),
         "self": source is not None and source.name == m.name,
         "n": int(correct.size),
+        **interval_columns(correct),
         "chance": chance,
     }
 
@@ -288,6 +289,6 @@ SPEC = register_lens(
         compute=compute,
         plot=plot,
         scope="study",
-        version=3,
+        version=4,  # accuracies carry their 95 % Wilson interval (ci_low, ci_high)
     )
 )

@@ -9,6 +9,7 @@
 from robustlens.models.adapters import AdaptedClassifier, load_adapter
 from robustlens.models.anatomy import capture_activations, read_activations, tap_modules
 from robustlens.models.base import RobustClassifier
+from robustlens.models.bottleneck import BottleneckResNet
 from robustlens.models.card import CARD_FORMAT, ModelCard
 from robustlens.models.checkpoint import (
     checkpoint_paths,
@@ -33,6 +34,7 @@ __all__ = [
     "VGG",
     "AdaptedClassifier",
     "ArchSpec",
+    "BottleneckResNet",
     "CifarResNet",
     "LeNet",
     "ModelCard",

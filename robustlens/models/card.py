@@ -11,13 +11,31 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from robustlens.errors import CheckpointError
+from robustlens.errors import CheckpointError, ConfigError
 from robustlens.models.base import RobustClassifier, to_json_value
+from robustlens.proportions import Proportion, count_of, proportion
 from robustlens.runtime import versions
 
 CARD_FORMAT = "robustlens-model-card/1"
 REQUIRED = ("format", "arch", "arch_kwargs", "num_classes", "input_shape", "mean", "std")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def metric_proportion(metric: dict[str, Any]) -> Proportion | None:
+    """A card metric as k of n with its interval: the stored ``ci_low``/``ci_high``, or, for
+    cards written before intervals were stored, the Wilson interval of its value and ``n``.
+    None when the metric has no ``n`` or its value is not a proportion of n images."""
+    n, value = metric.get("n"), metric.get("value")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        return None
+    try:
+        k = count_of(value, n)
+    except ConfigError:
+        return None
+    low, high = metric.get("ci_low"), metric.get("ci_high")
+    if isinstance(low, int | float) and isinstance(high, int | float):
+        return Proportion(k, n, float(low), float(high))
+    return proportion(k, n)
 
 
 def _now() -> str:
@@ -98,8 +116,13 @@ class ModelCard:
     def add_metric(
         self, name: str, value: float, *, n: int, attack: dict[str, Any] | None = None
     ) -> None:
-        """Append a metric; ``attack`` is None for clean numbers, else the exact attack."""
-        self.metrics.append({"name": name, "value": float(value), "n": int(n), "attack": attack})
+        """Append a metric; ``attack`` is None for clean numbers, else the exact attack. An
+        accuracy (a name ending in ``accuracy``) is k of ``n`` images and gets its 95 % Wilson
+        interval as ``ci_low``/``ci_high``."""
+        metric = {"name": name, "value": float(value), "n": int(n), "attack": attack}
+        if name.endswith("accuracy"):
+            metric.update(proportion(count_of(float(value), int(n)), int(n)).columns())
+        self.metrics.append(to_json_value(metric, "metric"))
 
     def add_note(self, note: str) -> None:
         self.notes = f"{self.notes}\n{note}" if self.notes else note
@@ -107,6 +130,12 @@ class ModelCard:
     def metric(self, name: str) -> dict[str, Any] | None:
         """The last metric called ``name``, or None."""
         return next((m for m in reversed(self.metrics) if m.get("name") == name), None)
+
+    def interval(self, name: str) -> Proportion | None:
+        """The last metric called ``name`` as k of n with its 95 % interval (see
+        :func:`metric_proportion`), or None."""
+        found = self.metric(name)
+        return None if found is None else metric_proportion(found)
 
     # ------------------------------------------------------------------ JSON
 
@@ -233,3 +262,10 @@ def _check_types(data: dict[str, Any], bad: Any) -> None:
             raise bad(f"metrics[{i}] ({m['name']}) needs a numeric value")
         if m.get("attack") is not None and not isinstance(m["attack"], dict):
             raise bad(f"metrics[{i}] ({m['name']}) attack must be an object or null")
+        bounds = [m.get(key) for key in ("ci_low", "ci_high")]
+        if any(b is not None for b in bounds) and not (
+            all(is_number(b) for b in bounds) and bounds[0] <= m["value"] <= bounds[1]
+        ):
+            raise bad(
+                f"metrics[{i}] ({m['name']}) ci_low/ci_high must be two numbers around its value"
+            )

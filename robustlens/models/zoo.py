@@ -17,6 +17,7 @@ import torch
 from robustlens.data import dataset_info
 from robustlens.errors import ConfigError
 from robustlens.models.base import RobustClassifier, positive_int, to_json_value
+from robustlens.models.bottleneck import BottleneckResNet
 from robustlens.models.preact_resnet import PreActResNet
 from robustlens.models.resnet import CifarResNet, ResNet
 from robustlens.models.simple import MLP, LeNet, SmallCNN
@@ -59,6 +60,20 @@ _add(
     PreActResNet,
     "pre-activation ResNet-18, CIFAR stem (He et al. 2016b)",
     num_blocks=(2, 2, 2, 2),
+)
+_add(
+    "resnet50",
+    BottleneckResNet,
+    "ResNet-50, CIFAR stem (He et al. 2016; RobustBench's CIFAR-10 ResNet-50s)",
+    num_blocks=(3, 4, 6, 3),
+    stem="cifar",
+)
+_add(
+    "resnet50-imagenet",
+    BottleneckResNet,
+    "ResNet-50, ImageNet stem: conv7×7/2 and max-pool (He et al. 2016)",
+    num_blocks=(3, 4, 6, 3),
+    stem="imagenet",
 )
 _add("resnet20", CifarResNet, "CIFAR ResNet-20, option-A shortcuts (He et al. 2016)", depth=20)
 _add("resnet56", CifarResNet, "CIFAR ResNet-56, option-A shortcuts (He et al. 2016)", depth=56)

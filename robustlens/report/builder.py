@@ -25,6 +25,7 @@ from robustlens.lenses import LENSES, StudyModel
 from robustlens.plotting import figure_to_png
 from robustlens.report.document import (
     ClaimRow,
+    Estimate,
     FigureBlock,
     LensSection,
     ModelRow,
@@ -35,6 +36,7 @@ from robustlens.runtime import versions
 from robustlens.study.plan import params_dict
 from robustlens.study.provenance import provenance_rows
 from robustlens.study.results import Results
+from robustlens.train.recipe import method_name
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +53,12 @@ def how_trained(card_recipe: dict[str, Any] | None, source: str) -> str:
     if r.get("method", "natural") == "natural":
         return f"natural, {epochs}{n}"
     norm = {"linf": "L∞", "l2": "L2", "l1": "L1"}.get(r.get("norm"), r.get("norm"))
-    method = "FGSM-RS" if r["method"] == "fgsm-rs" else f"PGD-{r.get('steps')}"
-    return f"{method} {norm} ε={r.get('eps'):g}, {epochs}{n}"
+    collapse = (r.get("overfitting") or {}).get("collapse")
+    if collapse:
+        kept = collapse["kept"]["epoch"]
+        epochs += f" (stopped at epoch {collapse['epoch']:.2f}: catastrophic overfitting; "
+        epochs += f"weights of epoch {kept:.2f} kept)"
+    return f"{method_name(r)} {norm} ε={r.get('eps'):g}, {epochs}{n}"
 
 
 def _constructed_note(train_on: dict[str, Any] | None) -> str:
@@ -98,11 +104,17 @@ def attack_label(attack: dict[str, Any] | None) -> str:
     return f"{attack.get('attack', '').upper()}{steps} {norm} ε={attack.get('eps', 0):g}"
 
 
-def model_rows(models: list[StudyModel], stored: dict[str, dict[str, Any]]) -> list[ModelRow]:
+def model_rows(
+    models: list[StudyModel],
+    stored: dict[str, dict[str, Any]],
+    masking: dict[str, list[str]] | None = None,
+) -> list[ModelRow]:
+    """One row per model; ``masking``: each model's raised gradient-masking flags."""
     rows = []
     for m in models:
         clean = m.card.metric("clean_accuracy")
         robust = m.card.metric("robust_accuracy")
+        clean_ci, robust_ci = m.card.interval("clean_accuracy"), m.card.interval("robust_accuracy")
         sources = {name: row["source"] for name, row in stored.items()}
         params = int(stored.get(m.name, {}).get("parameters", 0))
         rows.append(
@@ -117,6 +129,10 @@ def model_rows(models: list[StudyModel], stored: dict[str, dict[str, Any]]) -> l
                 parameters=params,
                 weights_sha256=m.digest,
                 source=sources.get(m.name, "trained"),
+                masking=list((masking or {}).get(m.name, [])),
+                clean_interval=(clean_ci.low, clean_ci.high) if clean_ci else None,
+                robust_interval=(robust_ci.low, robust_ci.high) if robust_ci else None,
+                n=(clean_ci or robust_ci).n if clean_ci or robust_ci else None,
             )
         )
     return rows
@@ -140,6 +156,7 @@ def claim_rows(results: Results) -> list[ClaimRow]:
                 figure.figure_text() if figure else "",
                 figure.direction if figure else "",
                 v.seeds_text,
+                v.masking_text,
             )
         )
     return rows
@@ -157,6 +174,8 @@ def build_document(results: Results, keep_figures: FigureKeeper | None = None) -
     models = results.models
     stored = results.model_rows
     claims = claim_rows(results)
+    masking = results.masking_flags()
+    badges = {name: ", ".join(flags) for name, flags in masking.items()}
     sections = []
     warnings = []
     for plan in study_spec.lenses:
@@ -207,7 +226,7 @@ def build_document(results: Results, keep_figures: FigureKeeper | None = None) -
                 description=spec.description,
                 figures=figures,
                 tables=[
-                    TableBlock(name, summary_table(frame))
+                    TableBlock(name, summary_table(frame), flags=badges)
                     for name, frame in tables.items()
                     if not name.endswith("_frequency")
                 ],
@@ -226,7 +245,7 @@ def build_document(results: Results, keep_figures: FigureKeeper | None = None) -
         seed=study_spec.seed,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         versions=versions(),
-        models=model_rows(models, stored),
+        models=model_rows(models, stored, masking),
         claims=claims,
         sections=sections,
         warnings=warnings,
@@ -254,13 +273,25 @@ def _figure_source(spec, plan, lens_runs, models) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _with_intervals(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each value that has a ``ci_low``/``ci_high`` turned into an
+    :class:`Estimate`, shown as ``0.734 [0.706, 0.760]``."""
+    if not {"ci_low", "ci_high"} <= set(frame.columns):
+        return frame
+    cells = [
+        Estimate(float(v), float(lo), float(hi)) if pd.notna(lo) and pd.notna(hi) else v
+        for v, lo, hi in zip(frame["value"], frame["ci_low"], frame["ci_high"], strict=True)
+    ]
+    return frame.assign(value=pd.Series(cells, index=frame.index, dtype=object))
+
+
 def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
     """A tidy table pivoted for reading: one row per layer × setting × metric, one column
-    per model (robust and natural side by side)."""
+    per model (robust and natural side by side); a proportion with its interval shows it."""
     if frame.empty:
         return frame
     index = ["layer", "setting", "metric"]
-    wide = frame.pivot_table(
+    wide = _with_intervals(frame).pivot_table(
         index=index, columns="model", values="value", aggfunc="first", sort=False
     )
     order = list(dict.fromkeys(frame["model"]))

@@ -8,9 +8,19 @@ from typing import Any
 import pandas as pd
 
 
+@dataclass(frozen=True)
+class Estimate:
+    """A proportion of n images with its 95 % interval, as a table cell shows it."""
+
+    value: float
+    low: float
+    high: float
+
+
 @dataclass
 class ModelRow:
-    """One model of the study, as its card describes it."""
+    """One model of the study, as its card describes it; the accuracies' 95 % Wilson
+    intervals (low, high) over ``n`` images where the card gives n."""
 
     name: str
     arch: str
@@ -21,6 +31,11 @@ class ModelRow:
     parameters: int
     weights_sha256: str
     source: str = "trained"
+    masking: list[str] = field(default_factory=list)
+    """The gradient-masking flags raised on the model (the ``masking`` lens), if any."""
+    clean_interval: tuple[float, float] | None = None
+    robust_interval: tuple[float, float] | None = None
+    n: int | None = None
 
 
 @dataclass
@@ -37,6 +52,7 @@ class ClaimRow:
     paper_figure: str = ""  # the paper's own figure, cited: "paper 004 Table 7 (…): … 0.686"
     direction: str = ""  # the direction of the effect the paper reports
     seeds: str = ""  # "single seed" or "N seeds": what the interval is over besides images
+    masking: str = ""  # "evaluated on a model flagged for gradient masking — …", or ""
 
 
 @dataclass
@@ -51,6 +67,8 @@ class TableBlock:
     title: str
     frame: pd.DataFrame
     caption: str = ""
+    flags: dict[str, str] = field(default_factory=dict)
+    """Column (a model's name) → its gradient-masking flags, shown as a badge in the header."""
 
 
 @dataclass

@@ -30,6 +30,7 @@ from robustlens.errors import RobustlensError
 from robustlens.plotting import PNG_SIGNATURE
 from robustlens.report.document import (
     ClaimRow,
+    Estimate,
     FigureBlock,
     LensSection,
     ModelRow,
@@ -202,14 +203,16 @@ def _model(m: ModelRow) -> dict[str, str]:
         "name": m.name,
         "arch": m.arch,
         "how_trained": m.how_trained,
-        "clean": _percent(m.clean_accuracy),
-        "robust": _percent(m.robust_accuracy),
+        "clean": _percent(m.clean_accuracy, m.clean_interval),
+        "robust": _percent(m.robust_accuracy, m.robust_interval),
+        "n": _count(m.n) if m.n is not None else MISSING,
         "attack": (m.robust_attack or "").strip(),
         "parameters": _count(m.parameters),
         "parameters_exact": f"{m.parameters:,}" if isinstance(m.parameters, int) else "",
         "sha_short": (m.weights_sha256 or "")[:12] or MISSING,
         "sha": m.weights_sha256 or "",
         "source": m.source,
+        "masking": ", ".join(m.masking),
     }
 
 
@@ -228,6 +231,7 @@ def _claim(c: ClaimRow) -> dict[str, str]:
         "paper_figure": c.paper_figure,
         "direction": c.direction,
         "seeds": c.seeds,
+        "masking": c.masking,
     }
 
 
@@ -309,12 +313,20 @@ def _table(t: TableBlock) -> dict[str, Any]:
     total = len(frame)
     shown = frame.iloc[:MAX_TABLE_ROWS]
     columns = [_column_name(c) for c in shown.columns]
-    numeric = [pd.api.types.is_numeric_dtype(shown[c]) for c in shown.columns]
+    flags = [t.flags.get(name, "") for name in columns]
+    numeric = [
+        pd.api.types.is_numeric_dtype(shown[c]) or any(isinstance(v, Estimate) for v in shown[c])
+        for c in shown.columns
+    ]
     rows = []
     for values in shown.itertuples(index=False, name=None):
         rows.append(
             [
-                {"text": _cell(v), "num": isinstance(v, numbers.Number) and not isinstance(v, bool)}
+                {
+                    "text": _cell(v),
+                    "num": isinstance(v, Estimate)
+                    or (isinstance(v, numbers.Number) and not isinstance(v, bool)),
+                }
                 for v in values
             ]
         )
@@ -322,6 +334,7 @@ def _table(t: TableBlock) -> dict[str, Any]:
         "title": t.title,
         "caption": t.caption,
         "columns": columns,
+        "flags": flags,
         "numeric": numeric,
         "rows": rows,
         "n_rows": total,
@@ -330,6 +343,8 @@ def _table(t: TableBlock) -> dict[str, Any]:
 
 
 def _cell(v: Any) -> str:
+    if isinstance(v, Estimate):
+        return f"{format_number(v.value)} [{format_number(v.low)}, {format_number(v.high)}]"
     if isinstance(v, numbers.Number) or v is None or v is pd.NA or v is pd.NaT:
         return format_number(v)
     if isinstance(v, list | tuple):
@@ -358,7 +373,17 @@ def _param_value(v: Any) -> str:
     return str(v)
 
 
-def _percent(value: float | None) -> str:
+def _percent(value: float | None, interval: tuple[float, float] | None = None) -> str:
+    """An accuracy stored as a fraction in [0, 1], shown as a percentage, with its 95 %
+    interval when given: ``73.4 % [70.6, 76.0]``."""
+    shown = _percent_alone(value)
+    if interval is None or shown == MISSING:
+        return shown
+    low, high = (100 * float(b) for b in interval)
+    return f"{shown} [{low:.1f}, {high:.1f}]"
+
+
+def _percent_alone(value: float | None) -> str:
     """An accuracy stored as a fraction in [0, 1], shown as a percentage."""
     if value is None:
         return MISSING

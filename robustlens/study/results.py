@@ -17,6 +17,8 @@ import pandas as pd
 from robustlens.claims import ResultsView
 from robustlens.errors import ConfigError
 from robustlens.lenses import StudyModel
+from robustlens.lenses.masking import TABLE as MASKING_TABLE
+from robustlens.lenses.masking import raised_flags
 from robustlens.models import ModelCard
 from robustlens.study.plan import StudyPlan
 from robustlens.study.provenance import PROVENANCE_KEY
@@ -145,6 +147,14 @@ class Results:
             for plan in self.spec.lenses
         }
 
+    def masking_flags(self) -> dict[str, list[str]]:
+        """Per model, the gradient-masking flags the ``masking`` lens raised on it (none when
+        the study does not run that lens or it has no results yet)."""
+        if not self.runs.get("masking"):
+            return {}
+        frame = self.tables("masking").get(MASKING_TABLE)
+        return {} if frame is None else raised_flags(frame)
+
     # ------------------------------------------------------------------------ for claims
 
     def view(self) -> ResultsView:
@@ -160,6 +170,7 @@ class Results:
             coverage=self.coverage(),
         )
         view.planned = {plan.name for plan in self.spec.lenses}
+        view.masking = self.masking_flags()
         for lens, found in self.outcomes.items():
             for o in found:
                 where = o.scope_model or "all models"

@@ -220,6 +220,15 @@ def _check_lens_budgets(spec: StudySpec, lens: LensPlan, dim: int) -> None:
     if lens.name == "transfer" and "eps" in values:
         moved = scale_eps("l2", values["eps"], dim, reference)
         _check_budget(spec, f"lenses.{lens.name}.eps", "l2", moved, dim, "at this resolution")
+    if lens.name == "masking":  # its surrogate must be a model of the study
+        names = [plan.name for plan in spec.models]
+        if values.get("surrogate") not in (None, *names):
+            raise _fail(
+                spec,
+                "lenses.masking.surrogate",
+                f"{values['surrogate']!r} is not a model of the study",
+                f"name one of {', '.join(names)}, or leave it out (the first natural one)",
+            )
 
 
 def _check_taps(spec: StudySpec, lens: LensPlan, nets: dict[str, nn.Module | None]) -> None:

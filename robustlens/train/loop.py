@@ -1,10 +1,13 @@
 """One training loop for natural and adversarial training, resumable after any interruption.
 
 Adversarial training minimises the loss on attacked inputs (Madry et al. 2018, Eq. 2.1):
-min_θ E_(x,y) max_{δ∈S} L(θ, x + δ, y), the inner maximisation done by PGD or by FGSM with a
-random start (Wong et al. 2020). Every epoch is checkpointed; shuffling and attack noise come
-from generators seeded by (seed, epoch), so a resumed run gives the same weights as an
-uninterrupted one.
+min_θ E_(x,y) max_{δ∈S} L(θ, x + δ, y), the inner maximisation done by PGD, by FGSM with a
+random start (Wong et al. 2020) or N-FGSM (de Jorge et al. 2022); TRADES and MART minimise
+their own losses (robustlens.train.methods). Single-step methods hold out a training batch and
+check the PGD accuracy on it several times per epoch: a collapse (catastrophic overfitting)
+restores the best check's weights and stops (robustlens.train.guard). Every epoch is
+checkpointed; shuffling and attack noise come from generators seeded by (seed, epoch), so a
+resumed run gives the same weights as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -19,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from robustlens.attacks.evaluate import robust_accuracy
 from robustlens.attacks.pgd import PGD
 from robustlens.attacks.threat import threat_model
 from robustlens.data.imageset import ImageSet
+from robustlens.data.subsets import choose_subset
 from robustlens.distributed import all_sum, main_first
 from robustlens.errors import CheckpointError, ConfigError, NumericalError
 from robustlens.models import ModelCard, RobustClassifier, load_checkpoint, save_checkpoint
@@ -38,7 +42,9 @@ from robustlens.models.mode import eval_mode
 from robustlens.progress import progress_bar
 from robustlens.runtime import default_device
 from robustlens.train.augment import augment
+from robustlens.train.guard import CollapseGuard
 from robustlens.train.killpoint import kill_point
+from robustlens.train.methods import TrainingAttack, batch_loss
 from robustlens.train.parallel import Runtime
 from robustlens.train.recipe import Recipe
 from robustlens.train.schedule import learning_rate, training_eps
@@ -49,6 +55,9 @@ FINAL = "model.safetensors"
 METRICS = "metrics.jsonl"
 STATE_DIR = "state"
 MONITOR_N = 256
+CHECK_N = 256
+"""Training images held out for the catastrophic-overfitting check (at most a tenth)."""
+CHECK_STEPS = 10
 
 
 @dataclass
@@ -121,8 +130,18 @@ class _Trainer:
         self.device = device
         self.progress = progress
         self.identity = training_identity(model, train_set, recipe)
-        self.batches_per_epoch = -(-len(train_set) // recipe.batch_size)
+        self.guard: CollapseGuard | None = None
+        self.check_set: ImageSet | None = None
+        self.stopped = False
+        if recipe.single_step and recipe.overfit_checks > 0:
+            self.train_set, self.check_set = hold_out(train_set, recipe.seed)
+            if self.check_set is None:
+                log.warning("%d training images: too few to hold out a check batch", len(train_set))
+            else:
+                self.guard = CollapseGuard(recipe.overfit_drop)
+        self.batches_per_epoch = -(-len(self.train_set) // recipe.batch_size)
         self.total_steps = self.batches_per_epoch * recipe.epochs
+        self.check_every = max(1, math.ceil(self.batches_per_epoch / max(recipe.overfit_checks, 1)))
         self.optimizer = torch.optim.SGD(
             self.model.parameters(),
             lr=recipe.lr,
@@ -154,6 +173,8 @@ class _Trainer:
             if p in self.optimizer.state and "momentum_buffer" in self.optimizer.state[p]
         }
         _atomic_save_tensors(buffers, self.state_dir / f"{tag}.optimizer.safetensors")
+        if self.guard is not None and self.guard.best_state is not None:
+            _atomic_save_tensors(self.guard.best_state, self.state_dir / f"{tag}.best.safetensors")
         kill_point(f"epoch-{self.epoch}-files", self.out_dir)
         pointer = {
             "epoch": self.epoch,
@@ -163,6 +184,8 @@ class _Trainer:
         }
         if self.where.sharded:  # resumed by as many processes (absent: one)
             pointer["world_size"] = self.where.world_size
+        if self.guard is not None:
+            pointer |= {"stopped": self.stopped, "guard": self.guard.to_json()}
         _atomic_write_text(self.state_dir / "progress.json", json.dumps(pointer, indent=1))
         for old in self.state_dir.glob("epoch-*"):
             if not old.name.startswith(tag):
@@ -201,30 +224,61 @@ class _Trainer:
                 self.optimizer.state[p]["momentum_buffer"] = buffers[name].to(self.device)
         self.epoch = int(pointer["epoch"])
         self.history = list(pointer["history"])
+        self.stopped = bool(pointer.get("stopped", False))
+        if self.guard is not None and pointer.get("guard") is not None:
+            best = self.state_dir / f"{tag}.best.safetensors"
+            state = load_file(str(best), device=str(self.device)) if best.exists() else None
+            self.guard = CollapseGuard.from_json(pointer["guard"], state)
         log.info("resuming %s after epoch %d", self.out_dir, self.epoch)
         return True
 
     def card_recipe(self) -> dict[str, Any]:
-        """The recipe as recorded in model cards, with the data it saw and the run's identity."""
-        return {
+        """The recipe as recorded in model cards, with the data it saw, the run's identity and,
+        for single-step methods, the catastrophic-overfitting check (``overfitting``)."""
+        card = {
             **self.recipe.to_dict(),
             "data": {k: self.identity[k] for k in ("dataset", "split", "n", "data_fingerprint")},
             "identity": identity_digest(self.identity),
             "runtime": self.runtime.card(),
         }
+        if self.guard is not None and self.check_set is not None:
+            attack = self.check_attack().describe()
+            card["overfitting"] = self.guard.card_record(attack, len(self.check_set))
+        return card
 
     # -------------------------------------------------------------------------------- train
 
-    def make_attack(self, eps: float) -> PGD:
-        return PGD(
-            self.model,
-            threat_model(self.recipe.norm, eps),
-            steps=self.recipe.attack_steps,
-            step_size=self.recipe.attack_step_size(eps),
-            random_start=True,
-            early_stop=False,
-            track_best=False,
+    def make_attack(self, eps: float) -> TrainingAttack:
+        return TrainingAttack(self.model, self.recipe, eps)
+
+    def check_attack(self) -> PGD:
+        """The catastrophic-overfitting check's attack: PGD-10 at the recipe's ε."""
+        return PGD(self.model, threat_model(self.recipe.norm, self.recipe.eps), steps=CHECK_STEPS)
+
+    def check_accuracy(self) -> float:
+        """PGD accuracy on the held-out training batch (in eval mode; the mode is restored)."""
+        assert self.check_set is not None
+        data = (self.check_set.images.to(self.device), self.check_set.labels.to(self.device))
+        return robust_accuracy(self.model, data, self.check_attack()).robust_accuracy
+
+    def check_overfitting(self, epoch: float, step: int) -> bool:
+        """One check; on a collapse the best check's weights come back and training stops."""
+        assert self.guard is not None
+        if not self.guard.observe(self.check_accuracy(), epoch, step, self.model):
+            return False
+        collapse = self.guard.collapse or {}
+        log.warning(
+            "catastrophic overfitting at epoch %.2f: PGD-%d accuracy on held-out training "
+            "images fell from %.3f to %.3f; keeping the weights of epoch %.2f and stopping",
+            epoch,
+            CHECK_STEPS,
+            collapse.get("best_accuracy"),
+            collapse.get("accuracy"),
+            collapse.get("kept", {}).get("epoch"),
         )
+        self.guard.restore_best(self.model)
+        self.stopped = True
+        return True
 
     def run_epoch(self) -> dict[str, Any]:
         recipe = self.recipe
@@ -235,6 +289,7 @@ class _Trainer:
         step0 = self.epoch * self.batches_per_epoch
         eps = 0.0
         lr = recipe.lr
+        checks: list[float] = []
         desc = f"epoch {self.epoch + 1}/{recipe.epochs} {recipe.label()}"
         shown = self.progress and self.where.is_main
         with progress_bar(shown, total=len(self.train_set), description=desc) as advance:
@@ -246,13 +301,19 @@ class _Trainer:
                 lr = learning_rate(recipe, step0 + i, self.total_steps)
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
+                x_adv = None
                 if recipe.adversarial and eps > 0 and y.numel():
                     if recipe.attack_in_eval_mode:
                         self.model.eval()
-                    x = self.make_attack(eps).perturb(self.runtime.layout(x), y, generator=gen)
+                    x_adv = self.make_attack(eps).perturb(x, y, generator=gen)
                 self.model.train()
-                logits = self.net(self.runtime.layout(x))
-                loss = F.cross_entropy(logits, y) if y.numel() else logits.sum() * 0.0
+                if y.numel():
+                    layout = self.runtime.layout
+                    x_adv = None if x_adv is None else layout(x_adv)
+                    loss, logits = batch_loss(self.net, recipe, layout(x), x_adv, y)
+                else:  # an empty share (see Runtime.weighted)
+                    logits = self.net(x)
+                    loss = logits.sum() * 0.0
                 if not torch.isfinite(loss):
                     raise NumericalError(
                         f"training loss became {loss.item()} in epoch {self.epoch + 1}, batch {i}",
@@ -270,6 +331,16 @@ class _Trainer:
                 correct += int((logits.detach().argmax(1) == y).sum())
                 seen += y.shape[0]
                 advance(batch_n)
+                done = i + 1
+                if self.guard is not None and (
+                    done % self.check_every == 0 or done == self.batches_per_epoch
+                ):
+                    collapsed = self.check_overfitting(
+                        self.epoch + done / self.batches_per_epoch, step0 + done
+                    )
+                    checks.append(self.guard.checks[-1]["accuracy"])
+                    if collapsed:
+                        break
         total, correct, seen = all_sum([float(total_loss), correct, seen], self.where)
         self.model.eval()
         record: dict[str, Any] = {
@@ -280,6 +351,10 @@ class _Trainer:
             "train_accuracy": correct / max(seen, 1),
             "seconds": time.perf_counter() - start,
         }
+        if self.guard is not None:
+            record["check_pgd10_accuracy"] = checks
+            if self.stopped:
+                record["catastrophic_overfitting"] = self.guard.collapse
         record.update(self.monitor(eps))
         return record
 
@@ -331,6 +406,18 @@ class _Trainer:
                 metrics = result.as_metrics()
             kill_point("during-evaluation", self.out_dir)
         return metrics
+
+
+def hold_out(train_set: ImageSet, seed: int) -> tuple[ImageSet, ImageSet | None]:
+    """(the images to train on, the held-out check batch): CHECK_N class-balanced training
+    images, at most a tenth of them, chosen by ``seed``; None when a tenth is under one."""
+    n = min(CHECK_N, len(train_set) // 10)
+    if n < 1:
+        return train_set, None
+    chosen = choose_subset(train_set.labels, n, seed=seed, balanced=True)
+    keep = torch.ones(len(train_set), dtype=torch.bool)
+    keep[chosen] = False
+    return train_set.take(keep.nonzero().flatten()), train_set.take(chosen)
 
 
 def _unfinished_identity(out_dir: Path) -> Any:
@@ -426,7 +513,7 @@ def train_model(
     trainer = _Trainer(model, train_set, recipe, out_dir, eval_set, device, progress, runtime)
     if resume:
         trainer.try_resume()
-    while trainer.epoch < recipe.epochs:
+    while trainer.epoch < recipe.epochs and not trainer.stopped:
         record = trainer.run_epoch()
         trainer.epoch += 1
         trainer.history.append(record)

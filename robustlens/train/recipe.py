@@ -12,7 +12,19 @@ from typing import Any
 from robustlens.errors import ConfigError
 from robustlens.params import Interval, Options, invalid, validate
 
-METHODS = ("natural", "pgd", "fgsm-rs")
+METHODS = ("natural", "pgd", "fgsm-rs", "n-fgsm", "trades", "mart")
+SINGLE_STEP = ("fgsm-rs", "n-fgsm")
+"""Methods with a one-step inner maximisation: the ones that can overfit catastrophically."""
+METHOD_FIELDS = {
+    "beta": ("trades", "mart"),
+    "noise": ("n-fgsm",),
+    "overfit_checks": SINGLE_STEP,
+    "overfit_drop": SINGLE_STEP,
+}
+"""Fields only some methods use: left at their defaults (and out of :meth:`Recipe.to_dict`,
+so the digests of recipes that do not use them stay as they were) for the other methods."""
+DEFAULT_STEPS = {"trades": 10, "mart": 10}
+"""Inner-maximisation steps when ``steps`` is left out (TRADES and MART: the papers' 10)."""
 NORMS = ("linf", "l2", "l1")
 SCHEDULES = ("one-cycle", "cosine", "constant")
 AUGMENTATIONS = ("none", "crop", "crop-flip")
@@ -30,8 +42,12 @@ CONSTRAINTS = {
     "method": Options(METHODS),
     "norm": Options(NORMS),
     "eps": _NOT_NEGATIVE,
-    "steps": _AT_LEAST_ONE,
+    "steps": [_AT_LEAST_ONE, None],
     "step_size": [Interval("real", 0, None, closed="neither"), None],
+    "beta": Interval("real", 0, None, closed="neither"),
+    "noise": _NOT_NEGATIVE,
+    "overfit_checks": Interval("integer", 0, None),
+    "overfit_drop": Interval("real", 0, 1, closed="right"),
     "eps_warmup_epochs": _NOT_NEGATIVE,
     "epochs": Interval("integer", 1, MAX_EPOCHS),
     "batch_size": _AT_LEAST_ONE,
@@ -60,8 +76,21 @@ class Recipe:
 
     method: ``natural``; ``pgd`` (Madry et al. 2018: PGD with ``steps`` steps of
         ``step_size``, random start); ``fgsm-rs`` (Wong et al. 2020, "Fast is better than
-        free": uniform random start, one signed step of ``step_size`` = 1.25·ε by default).
+        free": uniform random start, one signed step of ``step_size`` = 1.25·ε by default);
+        ``n-fgsm`` (de Jorge et al. 2022, "Make some noise": noise from the ball of radius
+        ``noise``·ε, one step of ``step_size`` = ε by default, no projection back to the
+        ε-ball); ``trades`` (Zhang et al. 2019: CE(f(x), y) + β·KL(f(x) ‖ f(x')), x' from
+        PGD on the KL started at x + 0.001·N(0, I)); ``mart`` (Wang et al. 2020:
+        BCE(p(x'), y) + β·KL(p(x) ‖ p(x'))·(1 − p_y(x)), x' from PGD on the cross-entropy).
+        TRADES and MART take ``steps`` = 10 steps of ε/4 by default, the others 7 steps.
     norm, eps: the training threat model (ignored for ``natural``).
+    beta: the weight of the robust term of ``trades`` (β, 6 in the paper) and ``mart`` (the
+        paper's λ, also 6).
+    noise: ``n-fgsm``'s noise magnitude k (the paper's 2).
+    overfit_checks / overfit_drop: catastrophic-overfitting checks per epoch of the
+        single-step methods (0: none), and the fall in PGD accuracy on a held-out training
+        batch, below its best, that counts as a collapse (Wong et al. 2020's 0.2): training
+        then stops and keeps the weights of the best check (see robustlens.train.guard).
     eps_warmup_epochs: ε grows linearly from 0 over this many epochs (per batch).
     schedule: learning rate per batch: ``one-cycle`` (linear 0 → lr over the first
         ``warmup_fraction`` of training, then linear → 0), ``cosine`` or ``constant``.
@@ -81,8 +110,12 @@ class Recipe:
     method: str = "natural"
     norm: str = "linf"
     eps: float = 0.0
-    steps: int = 7
+    steps: int | None = None
     step_size: float | None = None
+    beta: float = 6.0
+    noise: float = 2.0
+    overfit_checks: int = 4
+    overfit_drop: float = 0.2
     eps_warmup_epochs: float = 0.0
     epochs: int = 10
     batch_size: int = 128
@@ -103,6 +136,8 @@ class Recipe:
 
     def __post_init__(self) -> None:
         self.check(dataclasses.asdict(self))
+        if self.steps is None:
+            object.__setattr__(self, "steps", DEFAULT_STEPS.get(self.method, 7))
 
     @classmethod
     def check(
@@ -132,6 +167,10 @@ class Recipe:
                 f"a budget > 0 for method {full['method']!r}",
                 "e.g. eps = 0.1 for L∞ on Fashion-MNIST",
             )
+        for field, users in METHOD_FIELDS.items():
+            if full["method"] not in users and full[field] != _DEFAULTS[field]:
+                methods = " or ".join(repr(m) for m in users)
+                raise bad(field, f"{spell(field)} only with method {methods}")
         if full["eps_warmup_epochs"] > full["epochs"]:
             raise bad(
                 "eps_warmup_epochs",
@@ -143,8 +182,12 @@ class Recipe:
         return self.method != "natural"
 
     @property
+    def single_step(self) -> bool:
+        return self.method in SINGLE_STEP
+
+    @property
     def attack_steps(self) -> int:
-        return 1 if self.method == "fgsm-rs" else self.steps
+        return 1 if self.single_step else int(self.steps or 0)
 
     def attack_step_size(self, eps: float) -> float:
         """The step size at budget ``eps`` (ε changes during warm-up)."""
@@ -152,14 +195,29 @@ class Recipe:
             return self.step_size * (eps / self.eps if self.eps > 0 else 0.0)
         if self.method == "fgsm-rs":
             return 1.25 * eps
-        return 2.5 * eps / self.steps
+        if self.method == "n-fgsm":
+            return eps
+        if self.method in ("trades", "mart"):
+            return eps / 4
+        return 2.5 * eps / self.attack_steps
+
+    def uses(self, field: str) -> bool:
+        """Whether this recipe's method reads ``field`` (every field but METHOD_FIELDS')."""
+        return self.method in METHOD_FIELDS.get(field, METHODS)
+
+    def for_method(self, method: str, **changes: Any) -> Recipe:
+        """This recipe with another method (and ``changes``): the fields the new method does not
+        use return to their defaults."""
+        values = {k: v for k, v in self.to_dict().items() if k not in METHOD_FIELDS}
+        return Recipe.from_dict({**values, "method": method, **changes})
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields, without the RUNTIME_FIELDS left at their defaults."""
+        """The fields, without those the method does not use (METHOD_FIELDS) and the
+        RUNTIME_FIELDS left at their defaults."""
         return {
             k: v
             for k, v in dataclasses.asdict(self).items()
-            if k not in RUNTIME_FIELDS or v != _RUNTIME_DEFAULTS[k]
+            if self.uses(k) and (k not in RUNTIME_FIELDS or v != _DEFAULTS[k])
         }
 
     @classmethod
@@ -185,6 +243,21 @@ class Recipe:
         return "natural" if not self.adversarial else f"{self.method}-{self.norm}-{self.eps:g}"
 
 
-_RUNTIME_DEFAULTS = {
-    f.name: f.default for f in dataclasses.fields(Recipe) if f.name in RUNTIME_FIELDS
-}
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Recipe)}
+
+METHOD_NAMES = {"fgsm-rs": "FGSM-RS", "n-fgsm": "N-FGSM", "pgd": "PGD", "trades": "TRADES",
+                "mart": "MART"}  # fmt: skip
+
+
+def method_name(recipe: Mapping[str, Any]) -> str:
+    """How a recipe's (or a card's recipe's) method reads in a table, e.g. ``PGD-7``,
+    ``TRADES-10 β=6``, ``N-FGSM k=2``, ``FGSM-RS``; ``natural`` for natural training."""
+    method = recipe.get("method", "natural")
+    if method == "natural":
+        return "natural"
+    name = METHOD_NAMES.get(method, method)
+    if method in SINGLE_STEP:
+        return f"{name} k={recipe.get('noise'):g}" if method == "n-fgsm" else name
+    steps = recipe.get("steps") or DEFAULT_STEPS.get(method, 7)
+    beta = f" β={recipe.get('beta'):g}" if method in METHOD_FIELDS["beta"] else ""
+    return f"{name}-{steps}{beta}"

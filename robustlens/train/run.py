@@ -72,7 +72,7 @@ def train_sweep(
     results = []
     for eps in epsilons:
         one = (
-            dataclasses.replace(recipe, method="natural", eps=0.0)
+            recipe.for_method("natural", eps=0.0)
             if eps == 0
             else dataclasses.replace(recipe, eps=float(eps))
         )

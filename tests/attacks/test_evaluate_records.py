@@ -3,10 +3,12 @@ linear model whose robustness radii are known exactly."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from robustlens.attacks import L2, PGD, DeepFool, epsilon_sweep, robust_accuracy
 from robustlens.attacks.evaluate import RobustnessResult, SweepResult, predict
+from robustlens.proportions import wilson_interval
 from tests.attacks.test_minimal_norm import binary_linear
 
 # Images shifted off 0.5 by margin/‖w‖₂ along −w (inside the box for margins ≤ 1.5): their
@@ -24,9 +26,25 @@ def test_minimal_norm_metrics_record_the_attack_and_its_budget():
     assert result.robust.tolist() == [False, False, True, True]
     assert result.iterations.tolist() == [1, 1, 1, 1]
     assert result.attack == {**attack.describe(), "eps": eps}
+    # Wilson 95 % bounds by hand (z² = 3.841459, n + z² = 7.841459): 4/4 → [4/7.841459, 1];
+    # 2/4 → 1/2 ± z/7.841459 · √(1 + z²/4) = 1/2 ± 0.349961.
     assert result.as_metrics() == [
-        {"name": "clean_accuracy", "value": 1.0, "n": 4, "attack": None},
-        {"name": "robust_accuracy", "value": 0.5, "n": 4, "attack": result.attack},
+        {
+            "name": "clean_accuracy",
+            "value": 1.0,
+            "n": 4,
+            "attack": None,
+            "ci_low": pytest.approx(0.510109, abs=5e-7),
+            "ci_high": 1.0,
+        },
+        {
+            "name": "robust_accuracy",
+            "value": 0.5,
+            "n": 4,
+            "attack": result.attack,
+            "ci_low": pytest.approx(0.150039, abs=5e-7),
+            "ci_high": pytest.approx(0.849961, abs=5e-7),
+        },
     ]
 
 
@@ -48,10 +66,15 @@ def test_a_minimal_norm_sweep_is_one_run_thresholded_at_each_budget():
     assert sweep.accuracies() == [1.0, 0.75, 0.5, 0.0]
     assert sweep.clean_correct.tolist() == [True] * 4
     frame = sweep.to_frame()
-    assert list(frame.columns) == ["eps", "robust_accuracy", "clean_accuracy", "n"]
+    assert list(frame.columns) == [
+        "eps", "robust_accuracy", "ci_low", "ci_high", "clean_accuracy", "n"
+    ]  # fmt: skip
+    intervals = [wilson_interval(k, 4) for k in (4, 3, 2, 0)]
     assert frame.to_dict("list") == {
         "eps": epsilons,
         "robust_accuracy": [1.0, 0.75, 0.5, 0.0],
+        "ci_low": [low for low, _ in intervals],
+        "ci_high": [high for _, high in intervals],
         "clean_accuracy": [1.0] * 4,
         "n": [4] * 4,
     }

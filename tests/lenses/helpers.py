@@ -212,6 +212,7 @@ TINY_LENS_PARAMS: dict[str, dict[str, Any]] = {
     },
     "latent": {"epochs": 1, "batch_size": 8, "train_n": 10, "attack_steps": 1},
     "loss-dist": {"attacks": ["fgsm linf 0.03"], "reference_dim": 0, "folds": 2, "n": 4},
+    "masking": {"n": 10, "steps": 1, "more_steps": 2, "eps_grid": [1.0], "queries": 2},
     "norm-ratio": {"attacks": ["fgsm linf 0.03"], "reference_dim": 0, "n": 4},
     "probes": {"blur_sigmas": [0, 1.0], "median_times": [0, 1], "n": 4},
     # the sanity check re-initialises every layer in turn: tests/lenses/test_matrix.py runs
@@ -242,3 +243,17 @@ def run_lens_like_a_study(
         spec.check_applicable(models[0], params)
         return spec.compute(models[0], data, params, ctx)
     return spec.compute(models, data, params, ctx)
+
+
+def check_intervals(frame, metrics: tuple[str, ...], skip_settings: tuple[str, ...] = ()) -> int:
+    """Every row of ``frame`` whose metric is in ``metrics`` (a proportion of its n images)
+    carries its 95 % Wilson interval in ``ci_low``/``ci_high``; returns how many rows did."""
+    from robustlens.proportions import count_of, wilson_interval
+
+    chosen = frame[frame.metric.isin(metrics) & ~frame.setting.isin(skip_settings)]
+    assert len(chosen), f"no {metrics} rows to check"
+    for _, row in chosen.iterrows():
+        n = int(row["n"])
+        expected = wilson_interval(count_of(float(row["value"]), n), n)
+        assert (row["ci_low"], row["ci_high"]) == expected, dict(row)
+    return len(chosen)

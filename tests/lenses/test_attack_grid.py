@@ -14,6 +14,7 @@ from robustlens.lenses.output import TIDY_COLUMNS
 from robustlens.params import invalid
 from tests.lenses.helpers import (
     brightness_images,
+    check_intervals,
     correct,
     lens_setup,
     make_ctx,
@@ -37,6 +38,7 @@ def test_rows_are_accuracy_under_each_attack_run_independently():
     result = attack_grid.compute(study_model(net), DATA, p, make_ctx(INFO))
     frame = result.tables["attack_grid"]
     assert list(frame.columns[: len(TIDY_COLUMNS)]) == list(TIDY_COLUMNS)
+    assert check_intervals(frame, ("accuracy",)) == 4  # clean and three attacks
     clean = correct(net, DATA)
     assert value(frame, setting="no attack") == pytest.approx(clean.mean())
     for text in p.attacks:

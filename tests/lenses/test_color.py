@@ -15,7 +15,16 @@ from robustlens.lenses.color import ColorParams, compute, default_thicknesses
 from robustlens.lenses.output import TIDY_COLUMNS
 from robustlens.models import RobustClassifier, build_model
 from robustlens.params import invalid
-from tests.lenses.helpers import correct, make_ctx, make_info, mlp, rows, study_model, value
+from tests.lenses.helpers import (
+    check_intervals,
+    correct,
+    make_ctx,
+    make_info,
+    mlp,
+    rows,
+    study_model,
+    value,
+)
 
 RGB = {"white": (1.0, 1.0, 1.0), "red": (1.0, 0.0, 0.0), "green": (0.0, 1.0, 0.0)}
 RGB["blue"] = (0.0, 0.0, 1.0)
@@ -166,6 +175,9 @@ def test_compute_accuracies_match_direct_evaluation(channels):
     net = CentreProbe(channels, 16).eval()
     result = compute(study_model(net, "probe"), data, params, make_ctx(info))
     frame = result.tables["color"]
+    accuracies = frame[frame.metric == "accuracy"]
+    assert check_intervals(frame, ("accuracy",), ("chance",)) == len(accuracies) - 1
+    assert rows(frame, setting="chance").ci_low.isna().all()  # chance is no count of images
 
     clean = accuracy(x, y)
     assert 0.5 < clean.mean() < 1.0  # not degenerate

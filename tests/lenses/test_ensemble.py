@@ -12,6 +12,7 @@ from robustlens.lenses.common import representations
 from robustlens.params import invalid
 from tests.lenses.helpers import (
     brightness_images,
+    check_intervals,
     lens_setup,
     make_ctx,
     study_model,
@@ -46,6 +47,7 @@ def test_every_single_and_pair_is_probed_and_labelled_by_kind():
     result = ensemble.compute(models(), DATA, params(), ctx())
     frame = result.tables["ensemble"]
     assert set(frame.model) == {"nat", "rob", "rob2", "nat+rob", "nat+rob2", "rob+rob2"}
+    assert check_intervals(frame, ("accuracy",)) == len(frame)
     kinds = dict(zip(frame.model, frame.kind, strict=True))
     assert kinds == {
         "nat": "STD", "rob": "ADV", "rob2": "ADV",

@@ -12,12 +12,14 @@ import torch
 from robustlens.attacks import L2, PGD, Linf, robust_accuracy
 from robustlens.errors import ConfigError
 from robustlens.lenses import get_lens, latent
-from robustlens.lenses.latent import LatentParams, compute, retrain_head
+from robustlens.lenses.latent import LatentParams, compute, correct_name, retrain_head
 from robustlens.lenses.output import TIDY_COLUMNS
 from robustlens.params import invalid
+from robustlens.proportions import mcnemar
 from tests.lenses.helpers import (
     TOY,
     brightness_images,
+    check_intervals,
     correct,
     fit_full_batch,
     make_ctx,
@@ -185,6 +187,15 @@ def test_compute_robust_model_matches_independent_pgd(record_copies, trained_net
     assert result.notes == []
     assert set(frame.metric) == {"natural_accuracy", "robust_accuracy"}
     assert len(frame) == 6
+    metrics = ("natural_accuracy", "robust_accuracy")
+    assert check_intervals(frame, metrics, ("retrained - original",)) == 4
+    for metric, kind in zip(metrics, ("natural", "robust"), strict=True):
+        change = rows(frame, setting="retrained - original", metric=metric).iloc[0]
+        expected = mcnemar(
+            result.arrays[correct_name(kind, "retrained")],
+            result.arrays[correct_name(kind, "original")],
+        )
+        assert change.p_value == expected.p_value and change.test.startswith("McNemar")
 
     other = retrained_copy(net, TRAIN, FAST, seed=5)
     expected = {}

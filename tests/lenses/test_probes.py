@@ -14,6 +14,7 @@ from robustlens.errors import ConfigError
 from robustlens.lenses import probes
 from robustlens.params import invalid
 from tests.lenses.helpers import (
+    check_intervals,
     lens_setup,
     make_ctx,
     make_info,
@@ -41,6 +42,7 @@ def test_accuracy_per_probe_is_the_models_accuracy_on_the_transformed_images():
     net = trained_cnn(INFO)
     result = probes.compute(study_model(net), DATA, params(), make_ctx(INFO))
     frame = result.tables["probes"]
+    assert check_intervals(frame, ("accuracy",)) == len(frame[frame.metric == "accuracy"])
     with torch.no_grad():
         # §4.1's σ = 2.5 and kernel 7 are for 224 px: on 12 px, σ 2.5·12/224 and kernel 3
         blurred = P.gaussian_blur(DATA.images, 2.5 * 12 / 224, 3)

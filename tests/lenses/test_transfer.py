@@ -10,6 +10,7 @@ from robustlens.errors import ConfigError
 from robustlens.lenses import transfer
 from robustlens.lenses.common import chosen_sources
 from tests.lenses.helpers import (
+    check_intervals,
     lens_setup,
     make_ctx,
     rows,
@@ -58,6 +59,7 @@ def result():
 def test_default_sources_are_natural_and_robust_models_of_the_first_architecture():
     _, res = result()
     frame = res.tables["transfer"]
+    assert check_intervals(frame, tuple(set(frame.metric))) == len(frame)
     # the model trained on a constructed set is of the sources' architecture but not a source,
     # and not a victim either (it is not naturally trained)
     assert set(frame.setting) == {"nat", "rob", transfer.CLEAN}

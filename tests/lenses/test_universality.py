@@ -13,6 +13,7 @@ from robustlens.lenses import universality
 from robustlens.lenses.output import tidy
 from robustlens.params import invalid
 from tests.lenses.helpers import (
+    check_intervals,
     lens_setup,
     make_ctx,
     mlp,
@@ -61,6 +62,7 @@ def test_every_model_on_every_set_with_its_own_marked():
     ms, res = result()
     frame = res.tables["universality"]
     acc = frame[frame.metric == "accuracy"]
+    assert check_intervals(frame, ("accuracy",)) == len(acc)
     # default sources: the natural and robust small CNNs, not the model trained on a
     # constructed set nor the MLP; every model is evaluated on the test set and every R
     assert list(dict.fromkeys(acc[acc.setting != "test"].setting)) == ["nat", "nat2", "rob"]

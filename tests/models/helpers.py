@@ -37,7 +37,12 @@ DIGITS = DatasetInfo(
 DATASETS = {"fmnist": FMNIST, "cifar": CIFAR, "digits": DIGITS}
 
 # Generic registry names are tested at small sizes; the named presets at their real size.
-SMALL_KWARGS = {"wrn": {"depth": 10, "widen_factor": 2}, "cifar-resnet": {"depth": 14}}
+SMALL_KWARGS = {
+    "wrn": {"depth": 10, "widen_factor": 2},
+    "cifar-resnet": {"depth": 14},
+    "resnet50": {"width": 8},
+    "resnet50-imagenet": {"width": 8},
+}
 
 
 def images(model: RobustClassifier, n: int = 2, *, scale: int = 1, seed: int = 0) -> torch.Tensor:

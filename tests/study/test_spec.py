@@ -81,7 +81,7 @@ def replace(old: str, new: str) -> str:
             replace('arch = "small-cnn"\nrecipe', 'arch = "resnet-7"\nrecipe'),
             ["models[0].arch", "resnet18"],
         ),
-        (replace('method = "natural"', 'method = "trades"'), ["models[0].recipe", "fgsm-rs"]),
+        (replace('method = "natural"', 'method = "madry"'), ["models[0].recipe", "fgsm-rs"]),
         (replace("steps = 3", "steps = 0"), ["models[1].recipe", "steps"]),
         (replace("steps = 3", "stepz = 3"), ["models[1].recipe.stepz", "unknown key"]),
         (replace("tau_dens = 0.9", "tau_dens = 1.5"), ["lenses.activations", "tau_dens"]),

@@ -189,12 +189,12 @@ def test_final_metrics_of_natural_training_are_clean_accuracy_only(tmp_path):
 
 def test_the_training_attack_follows_the_recipe(tmp_path):
     recipe = dataclasses.replace(ONE, method="pgd", norm="l2", eps=0.5, steps=4)
-    attack = _trainer(tmp_path, recipe, []).make_attack(0.25)
+    attack = _trainer(tmp_path, recipe, []).make_attack(0.25).engine(random_start=True)
     assert (attack.threat.norm, attack.threat.eps, attack.steps) == ("l2", 0.25, 4)
     assert attack.step_size == recipe.attack_step_size(0.25)
     assert (attack.random_start, attack.early_stop, attack.track_best) == (True, False, False)
     fgsm = dataclasses.replace(ONE, method="fgsm-rs", eps=0.1)
-    attack = _trainer(tmp_path, fgsm, []).make_attack(0.1)
+    attack = _trainer(tmp_path, fgsm, []).make_attack(0.1).engine()
     assert (attack.threat.norm, attack.steps, attack.step_size) == ("linf", 1, 0.125)
 
 

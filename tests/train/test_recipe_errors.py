@@ -21,16 +21,17 @@ def _refused(field: str, value: object) -> str:
     return f"training recipe: {field} = {value!r} is not allowed"
 
 
-METHODS = "use one of 'natural', 'pgd', 'fgsm-rs'"
+METHODS = "use one of 'natural', 'pgd', 'fgsm-rs', 'n-fgsm', 'trades', 'mart'"
 NORMS = "use one of 'linf', 'l2', 'l1'"
 SCHEDULES = "use one of 'one-cycle', 'cosine', 'constant'"
 AUGMENTS = "use one of 'none', 'crop', 'crop-flip'"
 EPOCHS = "use a whole number in [1, 10,000]; more than 10,000 epochs is almost surely a typo"
 STEP_SIZE = "use a finite number > 0 or nothing (leave it out)"
+STEPS = "use a whole number ≥ 1 or nothing (leave it out)"
 
 # (recipe fields, exact problem, exact fix)
 BAD_RECIPES = [
-    ({"method": "trades"}, _refused("method", "trades"), METHODS),
+    ({"method": "TRADES"}, _refused("method", "TRADES"), METHODS),
     ({"norm": "l3"}, _refused("norm", "l3"), NORMS),
     ({"schedule": "step"}, _refused("schedule", "step"), SCHEDULES),
     ({"augment": "flip"}, _refused("augment", "flip"), AUGMENTS),
@@ -53,8 +54,8 @@ BAD_RECIPES = [
     ),
     ({"epochs": 0}, _refused("epochs", 0), EPOCHS),
     ({"batch_size": 0}, _refused("batch_size", 0), "use a whole number ≥ 1"),
-    ({"steps": 0}, _refused("steps", 0), "use a whole number ≥ 1"),
-    ({"steps": -3}, _refused("steps", -3), "use a whole number ≥ 1"),
+    ({"steps": 0}, _refused("steps", 0), STEPS),
+    ({"steps": -3}, _refused("steps", -3), STEPS),
     ({"eval_n": 0}, _refused("eval_n", 0), "use a whole number ≥ 1"),
     ({"eval_steps": 0}, _refused("eval_steps", 0), "use a whole number ≥ 1"),
     ({"epochs": MAX_EPOCHS + 1}, _refused("epochs", 10_001), EPOCHS),
@@ -91,6 +92,25 @@ BAD_RECIPES = [
     ({"nesterov": 1}, _refused("nesterov", 1), "use true or false"),
     ({"attack_in_eval_mode": "yes"}, _refused("attack_in_eval_mode", "yes"), "use true or false"),
     ({"method": 3}, _refused("method", 3), METHODS),
+    # fields of other methods, and their own ranges
+    ({**ADV, "beta": 3.0}, _refused("beta", 3.0), "use beta only with method 'trades' or 'mart'"),
+    ({**ADV, "noise": 1.0}, _refused("noise", 1.0), "use noise only with method 'n-fgsm'"),
+    (
+        {"method": "trades", "eps": 0.1, "overfit_checks": 2},
+        _refused("overfit_checks", 2),
+        "use overfit_checks only with method 'fgsm-rs' or 'n-fgsm'",
+    ),
+    (
+        {"overfit_drop": 0.5},
+        _refused("overfit_drop", 0.5),
+        "use overfit_drop only with method 'fgsm-rs' or 'n-fgsm'",
+    ),
+    ({"beta": 0.0}, _refused("beta", 0.0), "use a finite number > 0"),
+    ({"noise": -1.0}, _refused("noise", -1.0), "use a finite number ≥ 0"),
+    ({"overfit_checks": -1}, _refused("overfit_checks", -1), "use a whole number ≥ 0"),
+    ({"overfit_checks": 2.0}, _refused("overfit_checks", 2.0), "use a whole number ≥ 0"),
+    ({"overfit_drop": 0.0}, _refused("overfit_drop", 0.0), "use a number in (0, 1]"),
+    ({"overfit_drop": 1.5}, _refused("overfit_drop", 1.5), "use a number in (0, 1]"),
     ({"norm": None}, _refused("norm", None), NORMS),
 ]
 
@@ -139,6 +159,12 @@ GOOD_RECIPES = [
     {**ADV, "step_size": None},
     {"nesterov": False, "attack_in_eval_mode": False},
     {"seed": -5},
+    {"method": "trades", "eps": 0.1, "beta": 1e-3},
+    {"method": "mart", "eps": 0.1, "beta": 0.5, "steps": 3},
+    {"method": "n-fgsm", "eps": 0.1, "noise": 0.0},
+    {"method": "fgsm-rs", "eps": 0.1, "overfit_checks": 0, "overfit_drop": 1.0},
+    {"method": "n-fgsm", "eps": 0.1, "overfit_checks": 100, "overfit_drop": 1e-6},
+    {**ADV, "beta": 6.0, "noise": 2.0},  # other methods' fields at their defaults
 ]
 
 
@@ -154,9 +180,10 @@ def test_unknown_keys_are_named_with_the_allowed_ones():
         Recipe.from_dict({"epochz": 3, "lr": 0.1, "aug": "crop"})
     assert caught.value.problem == "training recipe: aug: unknown key"
     assert caught.value.fix == (
-        "did you mean 'augment'? allowed: attack_in_eval_mode, augment, batch_size, "
-        "channels_last, epochs, eps, eps_warmup_epochs, eval_n, eval_steps, lr, method, "
-        "momentum, nesterov, norm, precision, schedule, seed, step_size, steps, sync_batchnorm, "
+        "did you mean 'augment'? allowed: attack_in_eval_mode, augment, batch_size, beta, "
+        "channels_last, epochs, eps, eps_warmup_epochs, eval_n, eval_steps, lr, method, momentum, "
+        "nesterov, noise, norm, overfit_checks, overfit_drop, precision, schedule, seed, "
+        "step_size, steps, sync_batchnorm, "
         "warmup_fraction, weight_decay"
     )
 

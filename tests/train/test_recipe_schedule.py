@@ -15,8 +15,8 @@ from robustlens.train.schedule import learning_rate, training_eps
 
 
 def test_recipe_rejects_bad_values_with_the_allowed_ones():
-    with pytest.raises(ConfigError, match="one of 'natural', 'pgd', 'fgsm-rs'"):
-        Recipe(method="trades")
+    with pytest.raises(ConfigError, match="one of 'natural', 'pgd', 'fgsm-rs', 'n-fgsm'"):
+        Recipe(method="madry")
     with pytest.raises(ConfigError, match="a budget > 0 for method 'pgd'"):
         Recipe(method="pgd", eps=0.0)
     with pytest.raises(ConfigError, match="whole number"):

@@ -86,7 +86,8 @@ def test_each_epoch_draws_a_new_order_and_new_random_starts(tmp_path, monkeypatc
     monkeypatch.setattr(loop_module, "augment", recording_augment)
     monkeypatch.setattr(Linf, "random_init", recording_init)
     data = dots(16)
-    recipe = Recipe(method="fgsm-rs", eps=0.05, epochs=2, batch_size=16, eval_n=8)
+    # no catastrophic-overfitting check: its PGD would draw random starts too
+    recipe = Recipe(method="fgsm-rs", eps=0.05, epochs=2, batch_size=16, eval_n=8, overfit_checks=0)
     train_model(tiny_model(), data, recipe, tmp_path, device="cpu")
     assert len(batches) == 2 and len(starts) == 2
 
