@@ -75,7 +75,7 @@ def test_a_smoke_study_keeps_the_study_and_bounds_its_work(path):
 @pytest.mark.needs_fashion_mnist
 def test_a_full_size_study_runs_end_to_end_in_smoke_mode(tmp_path):
     """filters-resnet20, the cheapest of the full-size studies (two ResNet-20s, one lens):
-    about a minute on 2 busy cores."""
+    136 s on the shared 2-core machine (2026-12-04)."""
     from robustlens.data import locate_dataset
     from robustlens.runner import Study
 
