@@ -218,8 +218,16 @@ def train_cmd(
     train_n: Annotated[int | None, typer.Option(help="Train on a subset of this size.")] = None,
     data_root: Annotated[Path | None, typer.Option(help="Folder holding the data set.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, … (default: GPU if any)")] = None,
+    precision: Annotated[str | None, typer.Option(help="fp32 | bf16 (CUDA only)")] = None,
+    channels_last: Annotated[
+        bool | None, typer.Option("--channels-last", help="NHWC layout (CUDA only).")
+    ] = None,
+    sync_batchnorm: Annotated[
+        bool | None, typer.Option("--sync-batchnorm", help="SyncBatchNorm under torchrun (GPUs).")
+    ] = None,
 ) -> None:
-    """Train one model, or one per ε with repeated --eps."""
+    """Train one model, or one per ε with repeated --eps. Under ``torchrun --nproc_per_node N``
+    the N processes train each model data-parallel (one GPU each; gloo on CPUs)."""
     from robustlens.runtime import resolve_device
 
     check_out_folder(out_dir)
@@ -252,12 +260,20 @@ def train_cmd(
         eps_warmup_epochs=eps_warmup_epochs,
         seed=seed,
         eval_n=eval_n,
+        precision=precision,
+        channels_last=channels_last,
+        sync_batchnorm=sync_batchnorm,
     )
-    kwargs = dict(train_n=train_n, data_root=data_root, device=device, progress=True)
-    if len(epsilons) == 1:
-        results = [train(arch, data, recipe, out_dir, **kwargs)]
-    else:
-        results = train_sweep(arch, data, recipe, epsilons, out_dir, **kwargs)
+    from robustlens.distributed import process_group
+
+    with process_group(device) as (where, rank_device):
+        kwargs = dict(train_n=train_n, data_root=data_root, device=rank_device, progress=True)
+        if len(epsilons) == 1:
+            results = [train(arch, data, recipe, out_dir, **kwargs)]
+        else:
+            results = train_sweep(arch, data, recipe, epsilons, out_dir, **kwargs)
+    if not where.is_main:
+        return
     table = Table(title="trained (accuracies with 95 % Wilson intervals)")
     for col in ("checkpoint", "recipe", "clean acc", "robust acc", "n", "attack", "minutes"):
         table.add_column(col)
@@ -397,7 +413,15 @@ def eval_cmd(
     ] = None,
     step_size: Annotated[float | None, typer.Option(help="Default 2.5·ε/steps.")] = None,
     restarts: Annotated[int, typer.Option()] = 1,
-    n: Annotated[int, typer.Option(help="Test images (class-balanced subset).")] = 1000,
+    n: Annotated[
+        int,
+        typer.Option(
+            "--n",
+            "--images",
+            help="Test images (class-balanced subset); --images under torchrun, whose own "
+            "options take --n for theirs.",
+        ),
+    ] = 1000,
     data: Annotated[str | None, typer.Option(help="Data set (default: the model's).")] = None,
     arch: Annotated[str | None, typer.Option(help="Architecture, for foreign .pt files.")] = None,
     split: Annotated[str, typer.Option()] = "test",
@@ -411,11 +435,10 @@ def eval_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Clean and robust accuracy of a model under one attack."""
-    from robustlens.attacks import robust_accuracy
     from robustlens.attacks.spec import parse_eps
     from robustlens.data import dataset_info, load_dataset
+    from robustlens.distributed import process_group
     from robustlens.models.zoo import check_model_fits
-    from robustlens.runtime import default_device
 
     try:
         eps_value = parse_eps(eps)
@@ -444,9 +467,16 @@ def eval_cmd(
     else:
         images = load_dataset(dataset, split, n=n, seed=seed, root=data_root)
         check_model_fits(model, images.info.num_classes, tuple(images.images.shape[1:]), dataset)
-    model = model.to(default_device()).eval()
-    atk = build_attack(model, attack, norm, eps, steps, step_size, restarts, seed, version)
-    result = robust_accuracy(model, images, atk, eps=eps, batch_size=batch_size, progress=True)
+    with process_group() as (where, device):
+        result = _evaluate(
+            model,
+            images,
+            device,
+            (attack, norm, eps, steps, step_size, restarts, seed, version),
+            batch_size,
+        )
+    if not where.is_main:
+        return
     clean, robust = result.clean_proportion, result.robust_proportion
     summary = {
         "model": model_spec,
@@ -498,6 +528,19 @@ def write_per_image(path: Path, summary: dict, result) -> None:
         raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _evaluate(model, images, device, attack_args: tuple, batch_size: int):
+    """``robust_accuracy`` of ``model`` on ``device`` (the default device when None): under
+    torchrun the images are sharded across the processes and the results gathered."""
+    from robustlens.attacks import robust_accuracy
+    from robustlens.runtime import default_device
+
+    model = model.to(device or default_device()).eval()
+    atk = build_attack(model, *attack_args)
+    return robust_accuracy(
+        model, images, atk, eps=attack_args[2], batch_size=batch_size, progress=True
+    )
 
 
 def constructed_images(folder: Path, dataset: str, model, n: int):
@@ -586,20 +629,43 @@ def study_run(
             "needs robustlens[cluster]."
         ),
     ] = None,
+    smoke: Annotated[
+        bool,
+        typer.Option(
+            "--smoke",
+            help="Scaled down to minutes on a CPU (1 epoch, few images and steps), in "
+            "runs/<name>-smoke: a test of the whole path, not the paper's numbers.",
+        ),
+    ] = False,
 ) -> None:
     """Train or load the study's models, run its lenses (cached), write the report.
 
     A lens that fails is recorded and the others still run; the report lists the failure,
     the exit status is 1, and running the study again retries only what failed. With
     --workers or --scheduler the lens units run on a Dask cluster (docs/SCALING-dask.md)."""
+    from robustlens.distributed import launched
     from robustlens.runtime import resolve_device
 
+    if launched():
+        raise ConfigError(
+            "study run is one process (it writes one results store); torchrun started several",
+            fix="run it without torchrun; train a big model with torchrun ... robustlens train "
+            "and name its checkpoint in the study (docs/SCALING.md)",
+        )
     check_out_folder(out_dir)
     if device is not None:
         resolve_device(device)
     from robustlens.runner import Study
 
-    study = Study.from_file(file, out_dir, device=device)
+    if smoke:
+        from robustlens.study.smoke import smoke_spec
+        from robustlens.study.spec import load_spec
+
+        spec = smoke_spec(load_spec(file))
+        study = Study(spec, out_dir or Path("runs") / spec.name, device=device)
+        out.print(f"smoke run of {safe(file)} in {safe(study.dir)}", highlight=False)
+    else:
+        study = Study.from_file(file, out_dir, device=device)
     summary = study.run(
         force=tuple(force or ()),
         progress=True,

@@ -1,22 +1,32 @@
-"""Robust accuracy of a model on a data set under an attack, and sweeps over ε."""
+"""Robust accuracy of a model on a data set under an attack, and sweeps over ε.
+
+In a process group of several ranks (torchrun; robustlens.distributed) an evaluation is
+sharded: the images are cut into chunks, rank r attacks chunks r, r + N, …, and the per-image
+results are gathered in order. Chunk k ≥ 1 draws its attack noise from a stream of its own
+(derived from the attack's seed and k; chunk 0 from the attack's generator), so the gathered
+result is exactly the one a single process computes.
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from robustlens import distributed
 from robustlens.attacks.base import Attack, check_finite
 from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
 from robustlens.models.mode import eval_mode
 from robustlens.progress import progress_bar
 from robustlens.proportions import Proportion, proportion_of
+from robustlens.runtime import derive_seed
 
 MINIMAL_NORM_ATTACKS = ("cw-l2", "deepfool")
 CHUNK_BATCHES = 8
@@ -85,17 +95,39 @@ class RobustnessResult:
 
 
 def _as_chunks(
-    data: ImageSet | tuple[torch.Tensor, torch.Tensor], size: int, device: torch.device
-) -> tuple[int, Iterable[tuple[torch.Tensor, torch.Tensor]]]:
-    if isinstance(data, ImageSet):
-        return len(data), data.batches(size, device=device)
-    images, labels = data
+    data: ImageSet | tuple[torch.Tensor, torch.Tensor],
+    size: int,
+    device: torch.device,
+    where: distributed.Rank,
+) -> tuple[int, Iterable[tuple[int, torch.Tensor, torch.Tensor]]]:
+    """(number of images, this rank's chunks of ``size`` images as (chunk index, x, y))."""
+    images, labels = (data.images, data.labels) if isinstance(data, ImageSet) else data
     if images.shape[0] != labels.shape[0]:
         raise ConfigError(f"{images.shape[0]} images but {labels.shape[0]} labels")
-    return images.shape[0], (
-        (images[i : i + size].to(device), labels[i : i + size].to(device))
-        for i in range(0, images.shape[0], size)
+    n = images.shape[0]
+    return n, (
+        (
+            k,
+            images[k * size : (k + 1) * size].to(device),
+            labels[k * size : (k + 1) * size].to(device),
+        )
+        for k in where.share(-(-n // size))
     )
+
+
+@contextmanager
+def _chunk_stream(attack: Attack, chunk: int) -> Iterator[None]:
+    """Chunk ``chunk``'s attack noise: the attack's own generator for chunk 0, a generator
+    derived from its seed and ``chunk`` for the others (so any rank can attack any chunk)."""
+    if chunk == 0:
+        yield
+        return
+    own = attack.generator
+    attack.generator = torch.Generator().manual_seed(derive_seed(attack.seed, f"chunk {chunk}"))
+    try:
+        yield
+    finally:
+        attack.generator = own
 
 
 def _input_size(data: ImageSet | tuple[torch.Tensor, torch.Tensor]) -> int:
@@ -140,6 +172,7 @@ def robust_accuracy(
     eps: float | None = None,
     batch_size: int = 256,
     progress: bool = False,
+    sharded: bool | None = None,
 ) -> RobustnessResult:
     """Clean and robust accuracy of ``model`` on ``data`` under ``attack``.
 
@@ -147,6 +180,10 @@ def robust_accuracy(
     the perturbation found is larger than ``eps`` (or none was found). The model is evaluated
     and attacked in eval mode (BatchNorm statistics untouched), as is the attack's own model when
     it is another one; their modes are restored afterwards.
+
+    ``sharded``: split the images across the ranks of the process group (every rank must call
+    this with the same arguments) and gather the per-image results; None (the default) does so
+    whenever there is a process group of several ranks, False never.
     """
     name = attack.describe()["attack"]
     if name in MINIMAL_NORM_ATTACKS and eps is None:
@@ -154,36 +191,47 @@ def robust_accuracy(
             f"{name} finds minimal perturbations: give the budget eps to compare with"
         )
     device = _device_of(model)
+    where = distributed.current() if sharded is not False else distributed.Rank()
     # Chunks of several batches: pooled attacks (PGD) keep their working batch full inside a
     # chunk while samples finish at different steps.
-    n, chunks = _as_chunks(data, CHUNK_BATCHES * batch_size, device)
-    clean, robust, norms, iters, broken_by = [], [], [], [], []
+    n, chunks = _as_chunks(data, CHUNK_BATCHES * batch_size, device, where)
+    done: dict[int, tuple[torch.Tensor, ...]] = {}
     start = time.perf_counter()
+    size = CHUNK_BATCHES * batch_size
+    mine = sum(min(size, n - k * size) for k in where.share(-(-n // size)))
+    shown = progress and where.is_main  # rank 0's share of the images
     with (
         eval_mode(model, getattr(attack, "model", None)),
-        progress_bar(progress, total=n, description=f"{name} evaluation") as advance,
+        progress_bar(shown, total=mine, description=f"{name} evaluation") as advance,
     ):
-        for x, y in chunks:
+        for k, x, y in chunks:
             ok = predict(model, x, batch_size) == y
-            result = attack.run(x, y, batch_size=batch_size)
+            with _chunk_stream(attack, k):
+                result = attack.run(x, y, batch_size=batch_size)
             fooled = result.success
             if eps is not None and name in MINIMAL_NORM_ATTACKS:
                 fooled = fooled & within_budget(result.norms, eps, x[0].numel())
-            clean.append(ok.cpu())
-            robust.append((ok & ~fooled).cpu())
-            norms.append(result.norms.detach().cpu())
-            iters.append(result.iterations.cpu())
-            broken_by.extend(getattr(result, "broken_by", []))
+            done[k] = (
+                ok.cpu(),
+                (ok & ~fooled).cpu(),
+                result.norms.detach().cpu(),
+                result.iterations.cpu(),
+                list(getattr(result, "broken_by", [])),
+            )
             advance(x.shape[0])
+    parts = distributed.gather_by_index(done, where)
     seconds = time.perf_counter() - start
     desc = attack.describe()
     if eps is not None:
         desc = {**desc, "eps": float(eps)}
+    columns = list(zip(*parts, strict=True))
+    clean, robust, norms, iters = (torch.cat(column) for column in columns[:4])
+    broken_by = [name for names in columns[4] for name in names] if columns else []
     return RobustnessResult(
-        torch.cat(clean),
-        torch.cat(robust),
-        torch.cat(norms),
-        torch.cat(iters),
+        clean,
+        robust,
+        norms,
+        iters,
         desc,
         seconds,
         eps,

@@ -30,6 +30,7 @@ from robustlens.attacks.pgd import PGD
 from robustlens.attacks.threat import threat_model
 from robustlens.data.imageset import ImageSet
 from robustlens.data.subsets import choose_subset
+from robustlens.distributed import all_sum, main_first
 from robustlens.errors import CheckpointError, ConfigError, NumericalError
 from robustlens.models import ModelCard, RobustClassifier, load_checkpoint, save_checkpoint
 from robustlens.models.checkpoint import (
@@ -44,6 +45,7 @@ from robustlens.train.augment import augment
 from robustlens.train.guard import CollapseGuard
 from robustlens.train.killpoint import kill_point
 from robustlens.train.methods import TrainingAttack, batch_loss
+from robustlens.train.parallel import Runtime
 from robustlens.train.recipe import Recipe
 from robustlens.train.schedule import learning_rate, training_eps
 
@@ -114,8 +116,12 @@ class _Trainer:
         eval_set: ImageSet | None,
         device: torch.device,
         progress: bool,
+        runtime: Runtime | None = None,
     ) -> None:
-        self.model = model.to(device)
+        self.runtime = runtime or Runtime.for_run(recipe, device)
+        self.where = self.runtime.where
+        # self.net: what the training loss calls (the model in DDP with several processes)
+        self.model, self.net = self.runtime.prepare(model)
         self.train_set = train_set
         self.recipe = recipe
         self.out_dir = out_dir
@@ -149,7 +155,13 @@ class _Trainer:
     # ------------------------------------------------------------------ checkpoint / resume
 
     def save_state(self) -> None:
-        """Checkpoint after an epoch: numbered files first, then the pointer, then clean up."""
+        """Checkpoint after an epoch: numbered files first, then the pointer, then clean up
+        (rank 0 only; the others wait until it is done)."""
+        with main_first(self.where):
+            if self.where.is_main:
+                self._save_state()
+
+    def _save_state(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         tag = f"epoch-{self.epoch:04d}"
         save_checkpoint(
@@ -170,6 +182,8 @@ class _Trainer:
             "identity": self.identity,
             "history": self.history,
         }
+        if self.where.sharded:  # resumed by as many processes (absent: one)
+            pointer["world_size"] = self.where.world_size
         if self.guard is not None:
             pointer |= {"stopped": self.stopped, "guard": self.guard.to_json()}
         _atomic_write_text(self.state_dir / "progress.json", json.dumps(pointer, indent=1))
@@ -192,6 +206,14 @@ class _Trainer:
             raise ConfigError(
                 f"{self.out_dir} holds an unfinished run with another recipe, model or data",
                 fix="use another output folder, or delete it to start afresh",
+            )
+        ranks = pointer.get("world_size", 1)
+        if ranks != self.where.world_size:
+            raise ConfigError(
+                f"{self.out_dir} holds a run interrupted with {ranks} process(es); "
+                f"this one has {self.where.world_size}",
+                fix=f"resume it with {ranks} process(es) (torchrun --nproc_per_node {ranks}), "
+                "or delete the folder to start afresh",
             )
         tag = pointer["tag"]
         saved, _ = load_checkpoint(self.state_dir / f"{tag}.safetensors")
@@ -217,6 +239,7 @@ class _Trainer:
             **self.recipe.to_dict(),
             "data": {k: self.identity[k] for k in ("dataset", "split", "n", "data_fingerprint")},
             "identity": identity_digest(self.identity),
+            "runtime": self.runtime.card(),
         }
         if self.guard is not None and self.check_set is not None:
             attack = self.check_attack().describe()
@@ -259,7 +282,6 @@ class _Trainer:
 
     def run_epoch(self) -> dict[str, Any]:
         recipe = self.recipe
-        gen = torch.Generator().manual_seed(recipe.seed * 1_000_003 + self.epoch)
         total_loss = torch.zeros((), dtype=torch.float64)
         correct = 0
         seen = 0
@@ -269,31 +291,38 @@ class _Trainer:
         lr = recipe.lr
         checks: list[float] = []
         desc = f"epoch {self.epoch + 1}/{recipe.epochs} {recipe.label()}"
-        with progress_bar(self.progress, total=len(self.train_set), description=desc) as advance:
-            batches = self.train_set.batches(
-                recipe.batch_size, shuffle=True, generator=gen, device=self.device
-            )
-            for i, (x, y) in enumerate(batches):
+        shown = self.progress and self.where.is_main
+        with progress_bar(shown, total=len(self.train_set), description=desc) as advance:
+            # x, y: this process's share of the batch of batch_n images (all of it with one)
+            gen, batches = self.runtime.batches(self.train_set, recipe, self.epoch)
+            for i, (x, y, batch_n) in enumerate(batches):
                 x = augment(x, recipe.augment, gen)
                 eps = training_eps(recipe, self.epoch + i / self.batches_per_epoch)
                 lr = learning_rate(recipe, step0 + i, self.total_steps)
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 x_adv = None
-                if recipe.adversarial and eps > 0:
+                if recipe.adversarial and eps > 0 and y.numel():
                     if recipe.attack_in_eval_mode:
                         self.model.eval()
                     x_adv = self.make_attack(eps).perturb(x, y, generator=gen)
                 self.model.train()
-                loss, logits = batch_loss(self.model, recipe, x, x_adv, y)
+                if y.numel():
+                    layout = self.runtime.layout
+                    x_adv = None if x_adv is None else layout(x_adv)
+                    loss, logits = batch_loss(self.net, recipe, layout(x), x_adv, y)
+                else:  # an empty share (see Runtime.weighted)
+                    logits = self.net(x)
+                    loss = logits.sum() * 0.0
                 if not torch.isfinite(loss):
                     raise NumericalError(
                         f"training loss became {loss.item()} in epoch {self.epoch + 1}, batch {i}",
                         fix="lower the learning rate (lr) or add an ε warm-up (eps_warmup_epochs)",
                     )
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                self.runtime.weighted(loss, logits, y.shape[0], batch_n).backward()
                 self.optimizer.step()
+                self.runtime.sync_buffers(self.model)
                 if i == 0:
                     kill_point(f"epoch-{self.epoch + 1}", self.out_dir)
                 # accumulated on the CPU: an in-place add of a CUDA value into a CPU tensor is
@@ -301,7 +330,7 @@ class _Trainer:
                 total_loss += loss.detach().cpu().double() * y.shape[0]
                 correct += int((logits.detach().argmax(1) == y).sum())
                 seen += y.shape[0]
-                advance(y.shape[0])
+                advance(batch_n)
                 done = i + 1
                 if self.guard is not None and (
                     done % self.check_every == 0 or done == self.batches_per_epoch
@@ -312,12 +341,13 @@ class _Trainer:
                     checks.append(self.guard.checks[-1]["accuracy"])
                     if collapsed:
                         break
+        total, correct, seen = all_sum([float(total_loss), correct, seen], self.where)
         self.model.eval()
         record: dict[str, Any] = {
             "epoch": self.epoch + 1,
             "lr_last": lr,
             "eps": eps,
-            "train_loss": float(total_loss) / max(seen, 1),
+            "train_loss": total / max(seen, 1),
             "train_accuracy": correct / max(seen, 1),
             "seconds": time.perf_counter() - start,
         }
@@ -463,13 +493,67 @@ def train_model(
     A run killed at any point (``kill -9``) resumes to the same weights, card and metrics as an
     uninterrupted one: weights and card are saved as one unit, evaluation always runs in eval
     mode. The model is returned in eval mode.
+
+    In a process group of several ranks (torchrun; robustlens.distributed) every rank calls
+    this: the ranks train one model data-parallel (robustlens.train.parallel), only rank 0
+    writes files, and a run resumes with the same number of ranks.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(device) if device is not None else default_device()
+    runtime = Runtime.for_run(recipe, device)
+    where = runtime.where
     final = out_dir / FINAL
     start = time.perf_counter()
     identity = training_identity(model, train_set, recipe)
+    with main_first(where):  # rank 0 repairs and clears the folder; the others find it done
+        reused = _reuse_or_clear(out_dir, identity, device, replace)
+    if reused is not None:
+        return reused
+    trainer = _Trainer(model, train_set, recipe, out_dir, eval_set, device, progress, runtime)
+    if resume:
+        trainer.try_resume()
+    while trainer.epoch < recipe.epochs and not trainer.stopped:
+        record = trainer.run_epoch()
+        trainer.epoch += 1
+        trainer.history.append(record)
+        log.info("epoch %d: %s", trainer.epoch, record)
+        trainer.save_state()
+        kill_point(f"epoch-{trainer.epoch}-saved", out_dir)
+        if where.is_main:
+            _write_history(out_dir, trainer.history)
+        kill_point(f"epoch-{trainer.epoch}-done", out_dir)
+    kill_point("before-evaluation", out_dir)
+    # evaluated as it is saved and returned: its own forward (fp32), outside the process group
+    model = trainer.model = runtime.finish(trainer.model)
+    metrics = trainer.final_metrics()
+    with main_first(where):
+        if where.is_main:
+            # the history is complete before the model exists (reuse reads it)
+            _write_history(out_dir, trainer.history)
+            card = save_checkpoint_unit(
+                model,
+                final,
+                recipe=trainer.card_recipe(),
+                metrics=metrics,
+                seed=recipe.seed,
+                dataset=train_set.info.name,
+                at=lambda phase: kill_point(phase, out_dir),
+            )
+            kill_point("before-cleanup", out_dir)
+            _remove_state(out_dir)
+        else:
+            _, card = load_checkpoint(final)
+    model.eval()
+    return TrainResult(model, card, trainer.history, final, time.perf_counter() - start)
+
+
+def _reuse_or_clear(
+    out_dir: Path, identity: dict[str, Any], device: torch.device, replace: bool
+) -> TrainResult | None:
+    """The finished model of this identity in ``out_dir`` (None when there is none, after
+    repairing what a kill left and, with ``replace``, removing another run's files)."""
+    final = out_dir / FINAL
     _recover(out_dir, identity)
     if final.exists():
         saved, card = load_checkpoint(final)
@@ -489,31 +573,4 @@ def train_model(
     elif replace and _unfinished_identity(out_dir) not in (None, identity):
         log.warning("%s holds an unfinished run of another recipe: starting afresh", out_dir)
         _remove_model_files(out_dir)
-    trainer = _Trainer(model, train_set, recipe, out_dir, eval_set, device, progress)
-    if resume:
-        trainer.try_resume()
-    while trainer.epoch < recipe.epochs and not trainer.stopped:
-        record = trainer.run_epoch()
-        trainer.epoch += 1
-        trainer.history.append(record)
-        log.info("epoch %d: %s", trainer.epoch, record)
-        trainer.save_state()
-        kill_point(f"epoch-{trainer.epoch}-saved", out_dir)
-        _write_history(out_dir, trainer.history)
-        kill_point(f"epoch-{trainer.epoch}-done", out_dir)
-    kill_point("before-evaluation", out_dir)
-    metrics = trainer.final_metrics()
-    _write_history(out_dir, trainer.history)  # complete before the model exists (reuse reads it)
-    card = save_checkpoint_unit(
-        trainer.model,
-        final,
-        recipe=trainer.card_recipe(),
-        metrics=metrics,
-        seed=recipe.seed,
-        dataset=train_set.info.name,
-        at=lambda phase: kill_point(phase, out_dir),
-    )
-    kill_point("before-cleanup", out_dir)
-    _remove_state(out_dir)
-    trainer.model.eval()
-    return TrainResult(trainer.model, card, trainer.history, final, time.perf_counter() - start)
+    return None

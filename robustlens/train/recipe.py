@@ -28,6 +28,10 @@ DEFAULT_STEPS = {"trades": 10, "mart": 10}
 NORMS = ("linf", "l2", "l1")
 SCHEDULES = ("one-cycle", "cosine", "constant")
 AUGMENTATIONS = ("none", "crop", "crop-flip")
+PRECISIONS = ("fp32", "bf16")
+RUNTIME_FIELDS = ("precision", "channels_last", "sync_batchnorm")
+"""Fields of how a run computes rather than what it computes: left out of :meth:`Recipe.to_dict`
+at their defaults, so that the digests of recipes that do not set them stay as they were."""
 MAX_EPOCHS = 10_000
 """More epochs than this is refused as a typo (published schedules stop at a few hundred)."""
 
@@ -58,6 +62,9 @@ CONSTRAINTS = {
     "seed": int,
     "eval_n": _AT_LEAST_ONE,
     "eval_steps": _AT_LEAST_ONE,
+    "precision": Options(PRECISIONS),
+    "channels_last": bool,
+    "sync_batchnorm": bool,
 }
 """What each field of a :class:`Recipe` may be (robustlens.params), in field order."""
 HINTS = {"epochs": f"more than {MAX_EPOCHS:,} epochs is almost surely a typo"}
@@ -91,6 +98,13 @@ class Recipe:
         robustness library does), so attack iterates do not move the running statistics.
     eval_n / eval_steps: the final evaluation: clean and PGD-``eval_steps`` robust accuracy at
         the training ε on ``eval_n`` class-balanced test images.
+    precision: ``fp32``, or ``bf16`` (bf16 autocast of the attack and training forward passes;
+        CUDA only, refused on the CPU).
+    channels_last: the NHWC memory layout for the model and batches (CUDA only; ignored with a
+        warning on the CPU).
+    sync_batchnorm: with several processes (torchrun), BatchNorm statistics over the global
+        batch (SyncBatchNorm) instead of each rank's share.
+    The card records how these took effect (``runtime``: device, processes, precision, ...).
     """
 
     method: str = "natural"
@@ -116,6 +130,9 @@ class Recipe:
     seed: int = 0
     eval_n: int = 1000
     eval_steps: int = 20
+    precision: str = "fp32"
+    channels_last: bool = False
+    sync_batchnorm: bool = False
 
     def __post_init__(self) -> None:
         self.check(dataclasses.asdict(self))
@@ -195,8 +212,13 @@ class Recipe:
         return Recipe.from_dict({**values, "method": method, **changes})
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields, without those the method does not use (METHOD_FIELDS)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if self.uses(k)}
+        """The fields, without those the method does not use (METHOD_FIELDS) and the
+        RUNTIME_FIELDS left at their defaults."""
+        return {
+            k: v
+            for k, v in dataclasses.asdict(self).items()
+            if self.uses(k) and (k not in RUNTIME_FIELDS or v != _DEFAULTS[k])
+        }
 
     @classmethod
     def from_dict(
