@@ -316,7 +316,8 @@ BAD_CALLS |= {
     "unknown attack": _spec_case(
         "BIM linf 0.1 5",
         "unknown attack 'BIM' in 'BIM linf 0.1 5'",
-        "use pgd, fgsm, cw, deepfool",
+        "use pgd, fgsm, cw, deepfool, apgd, apgd-dlr, apgd-t, square, fab, fab-t, autoattack, "
+        "autoattack-plus, autoattack-rand",
     ),
     "unknown norm in a setting": _spec_case(
         "pgd L3 0.1 5", "unknown norm 'L3' in 'pgd L3 0.1 5'", "use linf, l2 or l1"
@@ -374,8 +375,9 @@ def test_each_refusal_has_its_exact_message_and_fix(call, kind, problem, fix):
 def test_the_usage_and_reference_hints_name_every_form():
     assert USAGE == (
         'write "ATTACK NORM EPS [STEPS] [@cifar10|@imagenet|@N]", e.g. "pgd linf 0.025 5", '
-        '"fgsm l2 0.25" or "pgd l2 45 100 @imagenet" (ε written for ImageNet\'s 3 × 224 × 224 '
-        "inputs; without a tag the lens's reference_dim applies)"
+        '"fgsm l2 0.25", "apgd linf 8/255" or "pgd l2 45 100 @imagenet" (ε written for '
+        "ImageNet's 3 × 224 × 224 inputs; without a tag the lens's reference_dim applies); "
+        "ε may be a fraction such as 8/255"
     )
     assert REFERENCE_FIX == (
         "end the setting with @cifar10 (3 × 32 × 32 = 3 072 values), @imagenet "
