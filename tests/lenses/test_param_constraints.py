@@ -232,8 +232,8 @@ CHOICES: list[tuple] = [
     (
         "masking",
         "black_box",
-        ["random-search"],
-        [("square", "black_box", "one of 'random-search'")],
+        ["square", "random-search"],
+        [("boundary", "black_box", "one of 'square', 'random-search'")],
         None,
     ),
     ("probes", "blur_kernel", [1, 3, 9], [(0, "blur_kernel", ODD), (2, "blur_kernel", ODD)], None),
