@@ -23,8 +23,17 @@ from tests.lenses.helpers import brightness_images
 
 pytestmark = pytest.mark.gpu
 
-WEIGHT_RTOL = {"natural": 1e-3, "pgd": 2e-2, "fgsm-rs": 2e-2}
-"""‖w_device − w_cpu‖ / ‖w_cpu − w_start‖ allowed after one epoch (3 steps)."""
+WEIGHT_RTOL = {
+    "natural": 1e-3,
+    "pgd": 2e-2,
+    "fgsm-rs": 2e-2,
+    "n-fgsm": 2e-2,
+    "trades": 2e-2,
+    "mart": 2e-2,
+}
+"""‖w_device − w_cpu‖ / ‖w_cpu − w_start‖ allowed after one epoch (3 steps). N-FGSM, TRADES
+and MART take the adversarial methods' bound (sign flips of near-zero gradient coordinates);
+not yet measured on a GPU."""
 
 
 def _flat(model: torch.nn.Module) -> torch.Tensor:

@@ -198,7 +198,8 @@ def test_a_seeded_study_trains_each_replicate_and_its_claims_say_two_seeds(tmp_p
         results = Study.open(tmp_path / "out", device="cpu").results(store)
         assert [(m.name, m.group) for m in results.models] == [(n, n.split("@")[0]) for n in names]
         assert len({m.digest for m in results.models}) == 4  # each seed its own weights
-        assert [m.card.recipe["seed"] for m in results.models] == [0, 1, 0, 1]
+        derived = [recipe_seed(0, n.split("-")[0].split("@")[0], int(n[-1])) for n in names]
+        assert [m.card.recipe["seed"] for m in results.models] == derived
         verdicts = {c.id: v for c, v in evaluate_claims(results.view(), resamples=100)}
     finally:
         store.close()
