@@ -87,9 +87,11 @@ def test_projection_onto_hyperplane_and_box_is_the_exact_minimiser(norm):
         if norm == "l2":
             gap = float(b[i]) - wi @ ti
             best = _l2_by_bisection(ti, wi * np.sign(gap), abs(gap))
-            np.testing.assert_allclose(di, best, atol=1e-9)
+            # float64 throughout: d rounded sums, amplified at most by ‖w‖₁ (as above)
+            np.testing.assert_allclose(di, best, atol=tol * (1 + np.abs(wi).sum()))
         else:
-            assert size <= _lp_optimum(ti, wi, float(b[i]) - wi @ ti, norm) + 1e-8
+            # the LP solver (HiGHS) meets its constraints to 1e-7: ours may beat it by that
+            assert size <= _lp_optimum(ti, wi, float(b[i]) - wi @ ti, norm) + 1e-6
 
 
 # ------------------------------------------------------------------ known minimal distances
