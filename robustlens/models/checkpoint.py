@@ -37,8 +37,11 @@ _CHUNK = 1 << 22
 
 
 def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
-    """(weights, card) paths for ``path``: a stem, or either file of the pair."""
+    """(weights, card) paths for ``path``: a stem, either file of the pair, or a folder
+    holding a ``model`` pair (a study's ``models/NAME/``)."""
     path = Path(path)
+    if path.is_dir():
+        path = path / "model"
     stem = path.with_suffix("") if path.suffix in (WEIGHTS_SUFFIX, CARD_SUFFIX) else path
     return (
         stem.with_name(stem.name + WEIGHTS_SUFFIX),

@@ -210,6 +210,17 @@ def test_paths_for_stems_with_dots(tmp_path: Path) -> None:
     assert _files(tmp_path / "sub") == ["run.v1.json", "run.v1.safetensors"]
 
 
+def test_a_study_model_folder_loads_its_model_pair(tmp_path: Path) -> None:
+    """A study keeps each model as models/NAME/model.{safetensors,json}: the folder is enough."""
+    folder = tmp_path / "models" / "linf-0.1"
+    card = save_checkpoint(_model(), folder / "model", dataset=FMNIST, seed=3)
+    weights, card_path = checkpoint_paths(folder)
+    assert (weights, card_path) == (folder / "model.safetensors", folder / "model.json")
+    assert load_checkpoint(folder)[1] == card
+    with pytest.raises(CheckpointError, match="no model card"):
+        load_checkpoint(tmp_path / "models")  # a folder without a model pair
+
+
 def test_shared_tensors_are_saved_as_copies() -> None:
     net = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 3))
     net[1].weight = net[0].weight  # tied weights: two keys, one storage
