@@ -44,13 +44,13 @@ REPORT_ORDER = [
 """The claims table's order before the claims were registered: it must not change."""
 
 LABELS = {
-    "000": "000_623867b7a7f4c6d9 (Carletti et al.)",
-    "001": "001_3364f971c200652f (Springer et al.)",
-    "002": "002_cb5dd505beb7dee8 (Itazuri et al.)",
-    "003": "003_d3114563f2aadf8a (Gavrikov & Keuper)",
-    "004": "004_34ba3a310e26400d (Garaev et al.)",
+    "000": "Carletti et al. 2022",
+    "001": "Springer et al. 2021",
+    "002": "Itazuri et al. 2019",
+    "003": "Gavrikov & Keuper 2022",
+    "004": "Garaev et al. 2024",
 }
-"""How the report named each paper when every claim module kept its own string."""
+"""How the report names each paper in short: authors and year, never the file id."""
 
 
 def test_claims_keep_the_report_order_and_are_all_registered():
@@ -79,7 +79,7 @@ def test_every_claim_names_a_paper_of_the_papers_module_by_its_label():
 
 
 def test_short_citations_and_lookup():
-    assert ITAZURI.cite == "Itazuri et al."  # the text gives no year: none is made up
+    assert ITAZURI.cite == "Itazuri et al. 2019"
     assert GAVRIKOV.short_authors == "Gavrikov & Keuper"
     assert GARAEV.cite == "Garaev et al. 2024"
     assert str(GARAEV) == GARAEV.label
@@ -87,7 +87,21 @@ def test_short_citations_and_lookup():
     with pytest.raises(ConfigError, match="unknown paper '005'") as err:
         get_paper("005")
     assert "002 (Itazuri et al.)" in err.value.fix
-    assert Paper("009_x", ("Ada Lovelace",), "T").cite == "Lovelace"
+    assert Paper("009_x", ("Ada Lovelace",), "T").cite == "Lovelace"  # no year: none made up
+
+
+def test_full_citations_give_authors_year_title_and_where_never_the_file_id():
+    assert ITAZURI.citation == (
+        "Itazuri, Fukuhara, Kataoka & Morishima (2019). What Do Adversarially Robust Models "
+        "Look At? arXiv:1905.07666"
+    )
+    assert GARAEV.citation.endswith("Algorithms 17, 162, doi:10.3390/a17040162")
+    assert GAVRIKOV.where == "CVPR 2022 Workshops (The Art of Robustness), arXiv:2204.02481"
+    for paper in PAPERS.values():
+        assert paper.year and (paper.arxiv or paper.doi), paper.id
+        assert paper.id not in paper.citation and paper.id not in paper.label
+        assert paper.title in paper.citation and str(paper.year) in paper.citation
+    assert Paper("009_x", ("Ada Lovelace",), "Notes").citation == "Lovelace. Notes."
 
 
 PAPER_TEXTS = Path(
