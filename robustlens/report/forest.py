@@ -95,6 +95,12 @@ def _by_what(effects: Sequence[Effect]) -> dict[str, list[Effect]]:
 def _reading(rows: list[Effect]) -> str:
     first = rows[0]
     unit = f" {first.unit}" if first.unit else ""
+    if not any(math.isfinite(e.estimate) for e in rows):
+        return (
+            f"{first.what}: undefined on {'every one of the ' if len(rows) > 1 else ''}"
+            f"{_rows(len(rows))} (no estimate: the measure is constant or missing on these "
+            "models)"
+        )
     values = {(e.estimate, e.low, e.high) for e in rows}
     if len(values) == 1 and len(set(next(iter(values)))) == 1:
         (v, _, _), = values  # fmt: skip
@@ -104,12 +110,6 @@ def _reading(rows: list[Effect]) -> str:
         )
     signs = [e.sign() for e in rows]
     where = claimed_side(first)
-    if not any(math.isfinite(e.estimate) for e in rows):
-        return (
-            f"{first.what}: undefined on {'every one of the ' if len(rows) > 1 else ''}"
-            f"{_rows(len(rows))} (no estimate: the measure is constant or missing on these "
-            "models)"
-        )
     if len(rows) == 1:
         side = {1: f"on the claimed side ({where})", -1: f"on the wrong side ({where} claimed)"}
         text = f"{first.what}: {interval_text(first)}{unit}, " + side.get(
@@ -166,12 +166,15 @@ def _domain(rows: list[Effect]) -> tuple[float, float]:
 def _marker(e: Effect, x: float, y: float) -> str:
     sign = e.sign()
     if sign > 0:
-        return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4.5" fill="{ON}"/>'
+        return f'<circle class="mark-on" cx="{x:.1f}" cy="{y:.1f}" r="4.5" fill="{ON}"/>'
     if sign < 0:
-        return f'<rect x="{x - 4.5:.1f}" y="{y - 4.5:.1f}" width="9" height="9" fill="{OPPOSITE}"/>'
+        return (
+            f'<rect class="mark-wrong" x="{x - 4.5:.1f}" y="{y - 4.5:.1f}" width="9" height="9" '
+            f'fill="{OPPOSITE}"/>'
+        )
     return (
-        f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4.5" fill="#fff" stroke="{ACROSS}" '
-        'stroke-width="2"/>'
+        f'<circle class="mark-across" cx="{x:.1f}" cy="{y:.1f}" r="4.5" fill="#fff" '
+        f'stroke="{ACROSS}" stroke-width="2"/>'
     )
 
 
@@ -212,8 +215,9 @@ def _panel(rows: list[Effect]) -> Panel:
         lines.append((first.needs, "1 3"))
     for value, dash in lines:
         x = sx(value)
-        out.append(f'<line x1="{x:.1f}" y1="{TOP - 6}" x2="{x:.1f}" y2="{plot_bottom}" '
-                   f'stroke="{INK}" stroke-width="1.5" stroke-dasharray="{dash}"/>')  # fmt: skip
+        out.append(f'<line class="decision" x1="{x:.1f}" y1="{TOP - 6}" x2="{x:.1f}" '
+                   f'y2="{plot_bottom}" stroke="{INK}" stroke-width="1.5" '
+                   f'stroke-dasharray="{dash}"/>')  # fmt: skip
     for i, e in enumerate(rows):
         y = TOP + ROW * i + ROW / 2
         tip = f"{e.label}: {interval_text(e)}"
@@ -222,14 +226,15 @@ def _panel(rows: list[Effect]) -> Panel:
                    f'fill="{INK}">{escape(e.label)}</text>')  # fmt: skip
         if math.isfinite(e.low) and math.isfinite(e.high):
             colour = {1: ON, -1: OPPOSITE}.get(e.sign(), ACROSS)
-            out.append(f'<line x1="{sx(e.low):.1f}" y1="{y:.1f}" x2="{sx(e.high):.1f}" '
-                       f'y2="{y:.1f}" stroke="{colour}" stroke-width="2.5"/>')  # fmt: skip
+            out.append(f'<line class="ci" x1="{sx(e.low):.1f}" y1="{y:.1f}" '
+                       f'x2="{sx(e.high):.1f}" y2="{y:.1f}" stroke="{colour}" '
+                       'stroke-width="2.5"/>')  # fmt: skip
         if math.isfinite(e.estimate):
             out.append(_marker(e, sx(e.estimate), y))
         if e.paper is not None and math.isfinite(e.paper):
             x = sx(e.paper)
-            out.append(f'<path d="M{x:.1f} {y - 6:.1f}l6 6-6 6-6-6z" fill="none" '
-                       f'stroke="{INK}" stroke-width="1.5"/>')  # fmt: skip
+            out.append(f'<path class="mark-paper" d="M{x:.1f} {y - 6:.1f}l6 6-6 6-6-6z" '
+                       f'fill="none" stroke="{INK}" stroke-width="1.5"/>')  # fmt: skip
         out.append(f'<text x="{WIDTH - 4}" y="{y + 4:.1f}" text-anchor="end" font-size="11" '
                    f'fill="{INK}">{escape(interval_text(e))}</text></g>')  # fmt: skip
     out.append(f'<text x="{(x0 + x1) / 2:.1f}" y="{height - 8}" text-anchor="middle" '
