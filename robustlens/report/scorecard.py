@@ -64,8 +64,9 @@ class PaperLine:
 
 
 def slug(text: str) -> str:
-    """An id fragment: runs of other characters than letters, digits, ``_`` and ``-`` as ``-``."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", str(text)).strip("-")
+    """An id fragment: runs of characters other than letters, digits, ``_``, ``.`` and ``-``
+    as ``-`` (a claim keeps its id: ``claim-000-4.1-dense``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(text)).strip("-.")
 
 
 def status_class(status: str) -> str:
