@@ -208,7 +208,7 @@ def _panel(rows: list[Effect]) -> Panel:
         out.append(f'<line x1="{x:.1f}" y1="{TOP - 6}" x2="{x:.1f}" y2="{plot_bottom}" '
                    f'stroke="{GRID}"/>')  # fmt: skip
         out.append(f'<text x="{x:.1f}" y="{plot_bottom + 15}" text-anchor="middle" '
-                   f'font-size="11" fill="{INK}">{number(t)}</text>')  # fmt: skip
+                   f'font-size="11">{number(t)}</text>')  # fmt: skip
     out.append(f'<line x1="{x0}" y1="{plot_bottom}" x2="{x1}" y2="{plot_bottom}" stroke="{INK}"/>')
     lines = [(first.line, "4 3")]
     if first.needs is not None:
@@ -222,8 +222,8 @@ def _panel(rows: list[Effect]) -> Panel:
         y = TOP + ROW * i + ROW / 2
         tip = f"{e.label}: {interval_text(e)}"
         out.append(f"<g><title>{escape(tip)}</title>")
-        out.append(f'<text x="{x0 - 8}" y="{y + 4:.1f}" text-anchor="end" font-size="12" '
-                   f'fill="{INK}">{escape(e.label)}</text>')  # fmt: skip
+        out.append(f'<text x="{x0 - 8}" y="{y + 4:.1f}" text-anchor="end">'
+                   f'{escape(e.label)}</text>')  # fmt: skip
         if math.isfinite(e.low) and math.isfinite(e.high):
             colour = {1: ON, -1: OPPOSITE}.get(e.sign(), ACROSS)
             out.append(f'<line class="ci" x1="{sx(e.low):.1f}" y1="{y:.1f}" '
@@ -235,15 +235,15 @@ def _panel(rows: list[Effect]) -> Panel:
             x = sx(e.paper)
             out.append(f'<path class="mark-paper" d="M{x:.1f} {y - 6:.1f}l6 6-6 6-6-6z" '
                        f'fill="none" stroke="{INK}" stroke-width="1.5"/>')  # fmt: skip
-        out.append(f'<text x="{WIDTH - 4}" y="{y + 4:.1f}" text-anchor="end" font-size="11" '
-                   f'fill="{INK}">{escape(interval_text(e))}</text></g>')  # fmt: skip
-    out.append(f'<text x="{(x0 + x1) / 2:.1f}" y="{height - 8}" text-anchor="middle" '
-               f'font-size="12" fill="{INK}">{escape(axis_label(first))}</text>')  # fmt: skip
+        out.append(f'<text x="{WIDTH - 4}" y="{y + 4:.1f}" text-anchor="end" font-size="11">'
+                   f'{escape(interval_text(e))}</text></g>')  # fmt: skip
+    out.append(f'<text x="{(x0 + x1) / 2:.1f}" y="{height - 8}" text-anchor="middle">'
+               f'{escape(axis_label(first))}</text>')  # fmt: skip
     alt = _alt(rows)
     svg = (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="forest-plot" viewBox="0 0 {WIDTH} '
-        f'{height}" width="{WIDTH}" height="{height}" role="img" aria-label="{escape(alt)}">'
-        f"<title>{escape(alt)}</title>{''.join(out)}</svg>"
+        f'{height}" width="{WIDTH}" height="{height}" font-size="12" fill="{INK}" role="img" '
+        f'aria-label="{escape(alt)}">' + "".join(out) + "</svg>"
     )
     return Panel(axis_label(first), svg, alt)
 

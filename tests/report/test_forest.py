@@ -35,7 +35,7 @@ def test_one_panel_per_quantity_with_a_marker_per_row_by_where_its_interval_lies
     assert maps.what == "Δ Σ_k N_k (feature maps)" and similarity.what == "S̄ (cosine similarity)"
     root = parse(maps.svg)
     assert root.get("role") == "img" and root.get("aria-label") == maps.alt
-    assert root.find(f"{SVG}title").text == maps.alt
+    assert root.get("font-size") == "12"  # the text's size and colour, set once
     on, wrong = by_class(root, "mark-on"), by_class(root, "mark-wrong")
     across = by_class(root, "mark-across")
     assert (len(on), len(wrong), len(across)) == (2, 1, 1)
