@@ -77,6 +77,7 @@ def reading(effects: Sequence[Effect], direction: str = "") -> str:
         return ""
     parts = [_reading(rows) for rows in _by_what(effects).values()]
     text = "; ".join(parts)
+    text = text[:1].upper() + text[1:]
     if direction:
         text += f" — the paper reports: {direction}"
     return text + "."

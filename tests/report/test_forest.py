@@ -96,7 +96,7 @@ def test_the_reading_says_how_large_and_on_which_side_then_what_the_paper_report
     )
     assert ", 1 on the wrong side" in reading(EFFECTS)
     one = reading([Effect("a", "ratio", 0.7, 0.6, 0.8, line=0.5, side=-1)])
-    assert one == "ratio: 0.7 [0.6, 0.8], on the wrong side (below 0.5 claimed)."
+    assert one == "Ratio: 0.7 [0.6, 0.8], on the wrong side (below 0.5 claimed)."
     paper = reading([Effect("a", "Δ acc", 0.1, 0.05, 0.15, unit="fraction", paper=0.0239)])
     assert "(the paper: 0.0239 fraction)" in paper
     assert reading([]) == ""
