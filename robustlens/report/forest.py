@@ -77,7 +77,8 @@ def reading(effects: Sequence[Effect], direction: str = "") -> str:
         return ""
     parts = [_reading(rows) for rows in _by_what(effects).values()]
     text = "; ".join(parts)
-    text = text[:1].upper() + text[1:]
+    if text[:1].isascii():  # "increase …" → "Increase …"; a symbol (ρ, Δ) stays as it is
+        text = text[:1].upper() + text[1:]
     if direction:
         text += f" — the paper reports: {direction}"
     return text + "."
