@@ -28,6 +28,10 @@ class Paper:
     venue: str | None = None
     arxiv: str | None = None
     doi: str | None = None
+    listed: tuple[str, ...] = ()
+    """The fields (``"year"``, ``"venue"``, ``"arxiv"``) taken from the paper's own arXiv
+    listing or proceedings page because its text does not state them; every other field is
+    stated in the text."""
 
     @property
     def number(self) -> str:
@@ -85,6 +89,7 @@ CARLETTI = Paper(
     "On the Properties of Adversarially-Trained CNNs",
     year=2022,
     arxiv="2203.09243",
+    listed=("year", "arxiv"),
 )
 SPRINGER = Paper(
     "001_3364f971c200652f",
@@ -93,6 +98,7 @@ SPRINGER = Paper(
     "Features in Neural Network Classifiers",
     year=2021,
     arxiv="2102.05110",
+    listed=("year", "arxiv"),
 )
 ITAZURI = Paper(
     "002_cb5dd505beb7dee8",
@@ -100,6 +106,7 @@ ITAZURI = Paper(
     "What Do Adversarially Robust Models Look At?",
     year=2019,
     arxiv="1905.07666",
+    listed=("year", "arxiv"),
 )
 GAVRIKOV = Paper(
     "003_d3114563f2aadf8a",
@@ -108,6 +115,7 @@ GAVRIKOV = Paper(
     year=2022,
     venue="CVPR 2022 Workshops (The Art of Robustness)",
     arxiv="2204.02481",
+    listed=("year", "venue", "arxiv"),
 )
 GARAEV = Paper(
     "004_34ba3a310e26400d",

@@ -4,6 +4,7 @@ module, and verdicts carry a status of the one enum."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -112,17 +113,28 @@ PAPER_TEXTS = Path(
 @pytest.mark.skipif(not PAPER_TEXTS.is_dir(), reason=f"no paper texts at {PAPER_TEXTS}")
 @pytest.mark.parametrize("paper", PAPERS.values(), ids=list(PAPERS))
 def test_the_papers_facts_are_in_their_texts(paper: Paper):
-    """Title and authors stand at the head of the paper's text; a year, venue or DOI stated
-    anywhere in the record is stated in the text too."""
+    """Title and authors stand at the head of the paper's text; a year, venue, DOI or arXiv id
+    is stated in the text too, unless the record lists it as taken from the paper's listing
+    (the text does not state it). A listed year is no earlier than the latest year the text
+    cites, and a listed arXiv id's YYMM agrees with the year."""
     text = (PAPER_TEXTS / f"{paper.id}.txt").read_text(encoding="utf-8")
     head = " ".join(text[:2000].split())
     assert " ".join(paper.title.split()) in head
     for author in paper.authors:
         assert author in head, author
     compact = "".join(text.split())  # the DOI is broken over a space in the text
-    for fact in (paper.year, paper.venue, paper.doi, paper.arxiv):
-        if fact is not None:
+    facts = {"year": paper.year, "venue": paper.venue, "doi": paper.doi, "arxiv": paper.arxiv}
+    assert set(paper.listed) <= set(facts) - {"doi"}
+    for name, fact in facts.items():
+        if fact is not None and name not in paper.listed:
             assert "".join(str(fact).split()) in compact, fact
+        if name in paper.listed:  # (a listed year may well be cited in the references)
+            assert fact is not None and (name == "year" or str(fact) not in compact), fact
+    if "year" in paper.listed:
+        cited = max(int(y) for y in re.findall(r"\b(?:19|20)\d\d\b", text))
+        assert paper.year >= cited, (paper.year, cited)
+    if paper.arxiv:
+        assert 2000 + int(paper.arxiv[:2]) == paper.year, paper.arxiv
 
 
 def test_statuses_are_one_enum_that_reads_as_its_text():
