@@ -58,7 +58,7 @@ class Paper:
 
     @property
     def where(self) -> str:
-        """Where it appeared: "Algorithms 17, 162, doi:10.3390/a17040162", "arXiv:1905.07666",
+        """Where it appeared: "Algorithms, doi:10.3390/a17040162", "arXiv:1905.07666",
         "CVPR 2022 Workshops, arXiv:2204.02481" ("" when nothing is known)."""
         parts = [self.venue or ""]
         if self.arxiv:
@@ -123,7 +123,7 @@ GARAEV = Paper(
     "Not So Robust after All: Evaluating the Robustness of Deep Neural Networks to Unseen "
     "Adversarial Attacks",
     year=2024,
-    venue="Algorithms 17, 162",
+    venue="Algorithms",
     doi="10.3390/a17040162",
 )
 
