@@ -245,11 +245,20 @@ def _claim(c: ClaimRow) -> dict[str, str]:
         "seeds": c.seeds,
         "masking": c.masking,
         "citation": c.citation or c.paper,
-        "reading": forest.reading(c.effects, c.direction),
+        "reading": _reading(c, status),
         "forest": [
             {"svg": Markup(p.svg), "alt": p.alt, "what": p.what} for p in forest.panels(c.effects)
         ],
     }
+
+
+def _reading(c: ClaimRow, status: str) -> str:
+    """The claim's one-sentence reading; for a claim that is not applicable, marked as being
+    there for information only (its effects are drawn, but no verdict rests on them)."""
+    text = forest.reading(c.effects, c.direction)
+    if text and status == Status.NOT_APPLICABLE.value:
+        return f"For information only, no verdict (not applicable): {text}"
+    return text
 
 
 def _claim_summary(claims: list[ClaimRow]) -> str:

@@ -37,7 +37,7 @@ def claim(claim_id: str, status: str, paper=CARLETTI, effects=()) -> ClaimRow:
 CLAIMS = [
     claim("000-4.1-dense", "holds", effects=[Effect("linf-0.1 − natural", "Δ N", 3, 1, 5)]),
     claim("000-4.2-redundancy", "fails"),
-    claim("000-4.4-contour", "not applicable"),
+    claim("000-4.4-contour", "not applicable", effects=[Effect("linf-0.1", "Δ drop", 1, 0, 2)]),
     claim("004-3.1-linf", "inconclusive", GARAEV),
     claim("004-5-boundary", "not computed", GARAEV),
 ]
@@ -133,6 +133,11 @@ def test_each_claim_has_its_picture_reading_and_collapsed_evidence(html: str):
     other = html[html.index('id="claim-000-4.2-redundancy"') :]
     other = other[: other.index("</article>")]
     assert "<svg" not in other and "No interval to draw for this claim" in other
+    contour = html[html.index('id="claim-000-4.4-contour"') :]
+    assert (
+        '<p class="reading">For information only, no verdict (not applicable): Δ drop'
+        in (contour[: contour.index("</article>")])
+    )
 
 
 def test_papers_are_cited_by_authors_year_title_and_arxiv_never_by_file_id(html: str):
