@@ -16,6 +16,7 @@ from robustlens.claims.verdict import (
     INCONCLUSIVE,
     NOT_APPLICABLE,
     NOT_COMPUTED,
+    Effect,
     Status,
     Verdict,
 )
@@ -91,7 +92,7 @@ def _with_exclusions(view: ResultsView, claim: Claim, verdict: Verdict) -> Verdi
     note = "; ".join(f"{m} left out ({why})" for m, why in left.items())
     return Verdict(
         verdict.status, f"{verdict.evidence}; {note}".lstrip("; "), verdict.interval,
-        verdict.numbers,
+        verdict.numbers, effects=verdict.effects,
     )  # fmt: skip
 
 
@@ -104,6 +105,7 @@ __all__ = [
     "NOT_APPLICABLE",
     "NOT_COMPUTED",
     "Claim",
+    "Effect",
     "ResultsView",
     "Status",
     "Verdict",

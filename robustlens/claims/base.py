@@ -45,9 +45,9 @@ from robustlens.analysis.bootstrap import (
     seed_weights,
     spearman_rows,
 )
-from robustlens.claims.verdict import Verdict, combine
+from robustlens.claims.verdict import Effect, Verdict, combine
 from robustlens.lenses.base import StudyModel
-from robustlens.papers import Paper
+from robustlens.papers import Paper, paper_figure
 from robustlens.registry import Registry
 
 MONOTONE = 0.8
@@ -348,6 +348,55 @@ def grows_with_eps(
     return signs, parts, numbers
 
 
-def verdict_from(signs: list[int], parts: list[str], numbers: dict, ci: str = CI_IMAGES) -> Verdict:
+def verdict_from(
+    signs: list[int],
+    parts: list[str],
+    numbers: dict,
+    ci: str = CI_IMAGES,
+    effects: list[Effect] | None = None,
+) -> Verdict:
     status = combine(signs)
-    return Verdict(status, "; ".join(parts), ci, numbers)
+    return Verdict(status, "; ".join(parts), ci, numbers, effects=list(effects or []))
+
+
+def effect(label: str, what: str, iv: Interval | Mapping, **decision) -> Effect:
+    """An :class:`Effect` row from an interval (or its ``__dict__`` as kept in ``numbers``);
+    ``decision``: the line, side, margin, unit, needs and paper of :class:`Effect`."""
+    d = iv if isinstance(iv, Mapping) else iv.__dict__
+    return Effect(label, what, float(d["estimate"]), float(d["low"]), float(d["high"]), **decision)
+
+
+def delta_effects(numbers: Mapping, what: str, unit: str = "", direction: int = 1) -> list:
+    """:func:`versus_natural`'s numbers as effects: per robust setting, Δ (robust − natural)
+    of ``what`` with its interval; the claim wants it above 0 (``direction`` +1) or below."""
+    nat = numbers.get("natural", {}).get("model", "natural")
+    return [
+        Effect(f"{group} − {nat}", f"Δ {what}", n["delta"], n["low"], n["high"], side=direction,
+               unit=unit)
+        for group, n in numbers.items()
+        if group != "natural"
+    ]  # fmt: skip
+
+
+ACCURACY = "fraction of images"
+"""The unit of an accuracy (or a difference of accuracies) in the claims' effects: 0–1."""
+
+
+def paper_value(claim_id: str, what: str) -> float | None:
+    """The paper's own value ``what`` for a claim (its data file), on the claims' scale: a
+    percentage or percentage points as a fraction; None when the paper prints none."""
+    figure = paper_figure(claim_id)
+    for v in figure.values if figure else ():
+        if v.what == what:
+            return v.value / 100 if v.unit in ("%", "pp") else v.value
+    return None
+
+
+def rho_effects(numbers: Mapping, what: str) -> list:
+    """:func:`grows_with_eps`'s numbers as effects: per training norm, Spearman ρ between
+    training ε and ``what``, above 0 with an estimate of at least ``MONOTONE``."""
+    return [
+        Effect(f"{norm}-trained", f"Spearman ρ(training ε, {what})", n["rho"], n["low"],
+               n["high"], unit="rank correlation", needs=MONOTONE)
+        for norm, n in numbers.items()
+    ]  # fmt: skip

@@ -12,13 +12,18 @@ from robustlens.analysis.bootstrap import (
     weighted_mean,
 )
 from robustlens.claims.base import (
+    ACCURACY,
     Claim,
     ModelStat,
     ResultsView,
     ci_text,
+    delta_effects,
+    effect,
     grows_with_eps,
     label,
+    paper_value,
     register_claims,
+    rho_effects,
     verdict_from,
     versus_natural,
 )
@@ -145,7 +150,8 @@ def check_dense_more(view: ResultsView) -> Verdict:
     signs, parts, numbers = versus_natural(view, dense_total, DENSE_WHAT)
     if signs:
         parts.append(_strict_counts(view))
-    return verdict_from(signs, parts, numbers, ci=ci_text(view))
+    effects = delta_effects(numbers, DENSE_WHAT, "feature maps")
+    return verdict_from(signs, parts, numbers, ci=ci_text(view), effects=effects)
 
 
 def check_dense_grows(view: ResultsView) -> Verdict:
@@ -156,7 +162,8 @@ def check_dense_grows(view: ResultsView) -> Verdict:
         return Verdict(
             INCONCLUSIVE, "; ".join(parts) or "needs ≥ 3 training ε of one norm", "", numbers
         )
-    return verdict_from(signs, parts, numbers, ci=ci_text(view))
+    effects = rho_effects(numbers, DENSE_WHAT)
+    return verdict_from(signs, parts, numbers, ci=ci_text(view), effects=effects)
 
 
 def check_redundancy(view: ResultsView) -> Verdict:
@@ -166,11 +173,14 @@ def check_redundancy(view: ResultsView) -> Verdict:
     s2, p2, n2 = versus_natural(
         view, _mean_over_blocks(activations.MEAN_SIMILARITY), "S̄ (mean over blocks)"
     )
+    effects = delta_effects(n1, "C^R (mean over blocks)", "redundant feature maps")
+    effects += delta_effects(n2, "S̄ (mean over blocks)", "cosine similarity")
     return Verdict(
         both(s1, s2),
         "; ".join(p1 + p2),
         ci_text(view),
         {"redundant_maps": n1, "mean_similarity": n2},
+        effects=effects,
     )
 
 
@@ -178,7 +188,11 @@ def check_latent_tradeoff(view: ResultsView) -> Verdict:
     if not view.robust:
         return Verdict(INCONCLUSIVE, "needs at least one robust model")
     w = view.weights(view.n)
-    s_nat, s_rob, parts, numbers = [], [], [], {}
+    s_nat, s_rob, parts, numbers, effects = [], [], [], {}, []
+    paper = {
+        side: paper_value("000-4.3-latent", f"{side} accuracy change")
+        for side in ("natural", "robust")
+    }
     for group in view.settings(view.robust):
         nat = interval(*view.setting_samples(_latent_delta(latent.NATURAL), group, w))
         rob = interval(*view.setting_samples(_latent_delta(latent.ROBUST), group, w))
@@ -186,8 +200,13 @@ def check_latent_tradeoff(view: ResultsView) -> Verdict:
         s_rob.append(-rob.sign())
         parts.append(f"{label(group)}: Δ natural acc = {nat.text()}, Δ robust acc = {rob.text()}")
         numbers[group[0].group] = {"natural": nat.__dict__, "robust": rob.__dict__}
+        for what, iv, side in (("natural", nat, 1), ("robust", rob, -1)):
+            change = f"Δ {what} accuracy after retraining the head"
+            effects.append(
+                effect(label(group), change, iv, side=side, unit=ACCURACY, paper=paper[what])
+            )
     ci = ci_text(view, "95 % bootstrap CI over images")
-    return Verdict(both(s_nat, s_rob), "; ".join(parts), ci, numbers)
+    return Verdict(both(s_nat, s_rob), "; ".join(parts), ci, numbers, effects=effects)
 
 
 def check_latent_grows(view: ResultsView) -> Verdict:
@@ -205,6 +224,7 @@ def check_latent_grows(view: ResultsView) -> Verdict:
         "; ".join(p1 + p2),
         ci_text(view),
         {"natural": n1, "robust": n2},
+        effects=rho_effects(n1, "Δ natural acc") + rho_effects(n2, "−Δ robust acc"),
     )
 
 
@@ -213,12 +233,15 @@ def check_pixel_average(view: ResultsView) -> Verdict:
     signs, parts, numbers = versus_natural(view, stat, "pixel-average accuracy")
     chance = 1.0 / view.num_classes
     w = view.weights(view.n)
+    effects = delta_effects(numbers, "pixel-average accuracy", ACCURACY)
     for group in view.settings(view.robust):
         full, boot = view.setting_samples(stat, group, w)
         iv = interval(full - chance, boot - chance)
         signs.append(iv.sign())
         parts.append(f"{label(group)}: accuracy − chance ({chance:.3g}) = {iv.text()}")
-    return verdict_from(signs, parts, numbers, ci=ci_text(view))
+        what = f"pixel-average accuracy − chance ({chance:.3g})"
+        effects.append(effect(label(group), what, iv, unit=ACCURACY))
+    return verdict_from(signs, parts, numbers, ci=ci_text(view), effects=effects)
 
 
 COLOR_CHANNELS = 3
@@ -238,6 +261,8 @@ def check_contours(view: ResultsView) -> Verdict:
     s1, p1, n1 = versus_natural(view, contour_drop, "contour drop")
     s2, p2, n2 = versus_natural(view, contour_spread, "std of drop over colours")
     numbers = {"drop": n1, "spread": n2}
+    effects = delta_effects(n1, "contour drop", ACCURACY)
+    effects += delta_effects(n2, "std of drop over colours", ACCURACY)
     grey = grey_models(view)
     if grey:
         return Verdict(
@@ -248,13 +273,15 @@ def check_contours(view: ResultsView) -> Verdict:
             + ")",
             ci_text(view),
             numbers,
+            effects=effects,
         )
-    return Verdict(both(s1, s2), "; ".join(p1 + p2), ci_text(view), numbers)
+    return Verdict(both(s1, s2), "; ".join(p1 + p2), ci_text(view), numbers, effects=effects)
 
 
 def check_grid(view: ResultsView) -> Verdict:
     signs, parts, numbers = versus_natural(view, _drop(color.GRID), "grid accuracy drop")
-    return verdict_from(signs, parts, numbers, ci=ci_text(view))
+    effects = delta_effects(numbers, "grid accuracy drop", ACCURACY)
+    return verdict_from(signs, parts, numbers, ci=ci_text(view), effects=effects)
 
 
 CLAIMS_000: tuple[Claim, ...] = register_claims(

@@ -10,10 +10,12 @@ import numpy as np
 
 from robustlens.analysis.bootstrap import interval
 from robustlens.claims.base import (
+    ACCURACY,
     Claim,
     Replicate,
     ResultsView,
     ci_text,
+    effect,
     label,
     register_claims,
 )
@@ -133,13 +135,24 @@ def check_universality(view: ResultsView) -> Verdict:
     seeded = [g for g in [zeros, *settings] if len(g) > 1]
     if seeded:
         evidence += f"; pooled over seeds: {', '.join(label(g) for g in seeded)}"
+    what = f"{evaluator}'s accuracy on R_ε − on R_0"
+    effects = [effect(f"ε={robust[0].train_eps:g} − R_0", what, iv, unit=ACCURACY)]
     if len(by_eps) >= 3:
         status, text, numbers["peak"] = _peak_part(view, by_eps)
         parts.append(status)
         evidence += f"; {text}"
+        peak = numbers["peak"]
+        effects.append(
+            effect(
+                f"ε={peak['best_eps']:g} − ε={peak['largest_eps']:g}",
+                "best R below the largest ε − R at the largest ε",
+                peak["best_minus_largest"],
+                unit=ACCURACY,
+            )
+        )
     else:
         evidence += f"; peak not tested ({len(by_eps)} distinct ε, needs 3)"
-    return Verdict(every_part(parts), evidence, ci_text(view, CI), numbers)
+    return Verdict(every_part(parts), evidence, ci_text(view, CI), numbers, effects=effects)
 
 
 def check_targeted_transfer(view: ResultsView) -> Verdict:
@@ -178,7 +191,8 @@ def check_targeted_transfer(view: ResultsView) -> Verdict:
             f"({', '.join(m.name for m in sources)}) to compare with {nat[0].name}",
         )
     rob = view.settings(robust)[0]
-    signs, parts = [], []
+    signs, parts, effects = [], [], []
+    what = f"targeted success from {rob[0].group} − from {nat[0].group}"
     numbers: dict = {"natural": nat[0].group, "robust": rob[0].group, "norm": family}
     for victim in _victim_settings(view, victims):
         rows = {
@@ -206,6 +220,7 @@ def check_targeted_transfer(view: ResultsView) -> Verdict:
             text += f" (clean images predicted as the target: {rate:.3f})"
         parts.append(text)
         numbers[victim[0].group] = iv.__dict__
+        effects.append(effect(f"on {label(victim)}", what, iv, unit=ACCURACY))
     head = (
         f"targeted success from {label(rob)} ({family} ε={rob[0].train_eps:g}, the smallest of "
         f"the {family} sources) vs from {label(nat)} (natural)"
@@ -216,7 +231,7 @@ def check_targeted_transfer(view: ResultsView) -> Verdict:
     if others:
         head += f"; sources of other norms ({', '.join(others)}) not compared"
     evidence = f"{head}: " + "; ".join(parts)
-    return Verdict(combine(signs), evidence, ci_text(view, CI), numbers)
+    return Verdict(combine(signs), evidence, ci_text(view, CI), numbers, effects=effects)
 
 
 @dataclass(frozen=True)
@@ -255,7 +270,7 @@ def check_type_b(view: ResultsView) -> Verdict:
             "needs models trained on zero- or negative-robust sets (train_on) and robustified "
             "sets from robust sources",
         )
-    signs, parts, numbers = [], [], {}
+    signs, parts, numbers, effects = [], [], {}, []
     sources_all = view.settings(robust)
     for group in view.settings(zero) + view.settings(negative):
         sources = sources_all if group[0] in zero else sources_all[:1]
@@ -275,10 +290,12 @@ def check_type_b(view: ResultsView) -> Verdict:
             signs.append(iv.sign())
             parts.append(f"{label(group)} on R from {label(source)}: accuracy − chance {iv.text()}")
             numbers[f"{group[0].group}/{source[0].group}"] = iv.__dict__
+            row = f"{label(group)} on R from {label(source)}"
+            effects.append(effect(row, f"accuracy − chance ({chance:.3f})", iv, unit=ACCURACY))
     if not signs:
         return Verdict(INCONCLUSIVE, "the universality lens has no results for these models")
     evidence = f"chance {chance:.3f}; " + "; ".join(parts)
-    return Verdict(combine(signs), evidence, ci_text(view, CI), numbers)
+    return Verdict(combine(signs), evidence, ci_text(view, CI), numbers, effects=effects)
 
 
 CLAIMS_001: tuple[Claim, ...] = register_claims(

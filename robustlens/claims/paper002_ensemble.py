@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from robustlens.claims.base import Claim, ResultsView, ci_text, label, register_claims
+from robustlens.claims.base import (
+    ACCURACY,
+    Claim,
+    ResultsView,
+    ci_text,
+    effect,
+    label,
+    register_claims,
+)
 from robustlens.claims.verdict import FAILS, HOLDS, INCONCLUSIVE, Verdict
 from robustlens.lenses import ensemble
 from robustlens.lenses.base import StudyModel
@@ -33,7 +41,7 @@ def check_fusion(view: ResultsView) -> Verdict:
     targets = _targets(view)
     if not targets:
         return Verdict(INCONCLUSIVE, "the ensemble lens stored no results")
-    votes, parts, numbers = [], [], {}
+    votes, parts, numbers, effects = [], [], {}, []
     anchor = view.models[0].name
     for target in targets:
 
@@ -64,6 +72,9 @@ def check_fusion(view: ResultsView) -> Verdict:
                 texts.append(f"{label(nat)}+{label(rob)} − best single {iv.text()}")
                 key = f"{nat[0].group}+{rob[0].group}"
                 numbers.setdefault(target, {})[key] = iv.__dict__
+                row = f"{target}: {label(nat)}+{label(rob)}"
+                what = "accuracy of STD+ADV − of its better member"
+                effects.append(effect(row, what, iv, line=-MARGIN, unit=ACCURACY))
         if not signs:
             continue
         vote = 1 if all(s > 0 for s in signs) else (-1 if any(s < 0 for s in signs) else 0)
@@ -79,7 +90,7 @@ def check_fusion(view: ResultsView) -> Verdict:
         status = INCONCLUSIVE
     evidence = f"non-inferiority margin {MARGIN:g}; " + "; ".join(parts)
     ci = ci_text(view, CI, "each target's test images")
-    return Verdict(status, evidence, ci, numbers)
+    return Verdict(status, evidence, ci, numbers, effects=effects)
 
 
 CLAIMS_002_ENSEMBLE: tuple[Claim, ...] = register_claims(

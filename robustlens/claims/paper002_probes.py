@@ -6,7 +6,15 @@ from __future__ import annotations
 import numpy as np
 
 from robustlens.analysis.bootstrap import Interval
-from robustlens.claims.base import Claim, ResultsView, ci_text, label, register_claims
+from robustlens.claims.base import (
+    ACCURACY,
+    Claim,
+    ResultsView,
+    ci_text,
+    effect,
+    label,
+    register_claims,
+)
 from robustlens.claims.verdict import (
     FAILS,
     HOLDS,
@@ -76,6 +84,12 @@ def _drop_versus_natural(view: ResultsView, probe: str) -> tuple[list[int], list
     return signs, parts, numbers
 
 
+def _loses_less_effects(numbers: dict, probe: str) -> list:
+    """:func:`_drop_versus_natural`'s numbers as effects (> 0: the robust setting loses less)."""
+    what = f"natural's accuracy drop − robust's, {probe}"
+    return [effect(group, what, iv, unit=ACCURACY) for group, iv in numbers.items()]
+
+
 def _ahead(
     view: ResultsView, nat: list[StudyModel], group: list[StudyModel], probe: str, at: float
 ) -> Interval | None:
@@ -111,6 +125,7 @@ def check_median(view: ResultsView) -> Verdict:
     head = f"median filter applied {max(levels):g} times: " if levels else ""
     if not signs:
         return Verdict(INCONCLUSIVE, head + "; ".join(parts), ci, numbers)
+    effects = _loses_less_effects(numbers, "median filter")
     ahead, texts, numbers = [], [], {"loses_less": numbers, "outperforms": {}}
     for group in view.settings(view.robust):
         at = max(_levels(view, group[0].name, probes.MEDIAN_FILTER))
@@ -122,11 +137,13 @@ def check_median(view: ResultsView) -> Verdict:
         ahead.append(iv.sign())
         texts.append(f"{label(group)}: accuracy − natural's = {iv.text()}")
         numbers["outperforms"][group[0].group] = iv.__dict__
+        what = f"accuracy − natural's, median filter applied {at:g} times"
+        effects.append(effect(label(group), what, iv, unit=ACCURACY))
     status = both(signs, ahead)
     evidence = (
         f"{head}loses less: {'; '.join(parts)} | outperforms the natural model: {'; '.join(texts)}"
     )
-    return Verdict(status, evidence, ci, numbers)
+    return Verdict(status, evidence, ci, numbers, effects=effects)
 
 
 def check_texture(view: ResultsView) -> Verdict:
@@ -137,7 +154,7 @@ def check_texture(view: ResultsView) -> Verdict:
     if missing:
         return missing
     nat = view.settings(view.natural)[0]
-    statuses, parts, numbers = [], [], {}
+    statuses, parts, numbers, effects = [], [], {}, []
     for probe in probes.TEXTURE_PROBES:
         if not _levels(view, nat[0].name, probe):
             continue
@@ -145,6 +162,7 @@ def check_texture(view: ResultsView) -> Verdict:
         statuses.append(combine(signs) if signs else INCONCLUSIVE)
         parts.append(f"{probe.replace('_', ' ')}: {'; '.join(texts)}")
         numbers[probe] = nums
+        effects += _loses_less_effects(nums, probe.replace("_", " "))
     if _levels(view, nat[0].name, probes.STYLIZED):
         signs, texts = [], []
         for group in view.settings(view.robust):
@@ -153,12 +171,14 @@ def check_texture(view: ResultsView) -> Verdict:
                 continue
             signs.append(iv.sign())
             texts.append(f"{label(group)}: accuracy − natural's = {iv.text()}")
+            what = "accuracy − natural's on stylised images"
+            effects.append(effect(label(group), what, iv, unit=ACCURACY))
         statuses.append(combine(signs) if signs else INCONCLUSIVE)
         parts.append(f"stylised images: {'; '.join(texts)}")
     if not statuses:
         return Verdict(INCONCLUSIVE, "the probes lens ran no texture probe")
     status = every_part(statuses)
-    return Verdict(status, " | ".join(parts), ci_text(view, CI), numbers)
+    return Verdict(status, " | ".join(parts), ci_text(view, CI), numbers, effects=effects)
 
 
 def check_blur_gap(view: ResultsView) -> Verdict:
@@ -172,7 +192,7 @@ def check_blur_gap(view: ResultsView) -> Verdict:
     first = _levels(view, nat[0].name, probes.GAUSSIAN_BLUR)
     if 0.0 not in first or len(first) < 2:
         return Verdict(INCONCLUSIVE, "needs blur at σ = 0 and at least one σ > 0")
-    statuses, parts, numbers = [], [], {}
+    statuses, parts, numbers, effects = [], [], {}, []
     for group in view.settings(view.robust):
         levels = {m.name: _levels(view, m.name, probes.GAUSSIAN_BLUR) for m in nat + group}
         sigmas = [s for s in first if s > 0 and all(s in lv for lv in levels.values())]
@@ -197,9 +217,11 @@ def check_blur_gap(view: ResultsView) -> Verdict:
             f"{iv.text()}"
         )
         numbers[group[0].group] = iv.__dict__
+        what = "change of the natural − robust accuracy gap under blur (mean over σ > 0)"
+        effects.append(effect(label(group), what, iv, side=0, margin=GAP_MARGIN, unit=ACCURACY))
     status = every_part(statuses)
     evidence = f"margin ±{GAP_MARGIN:g}; " + "; ".join(parts)
-    return Verdict(status, evidence, ci_text(view, CI), numbers)
+    return Verdict(status, evidence, ci_text(view, CI), numbers, effects=effects)
 
 
 CLAIMS_002: tuple[Claim, ...] = register_claims(

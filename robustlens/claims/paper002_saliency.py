@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from robustlens.claims.base import Claim, ResultsView, ci_text, label, register_claims
+from robustlens.claims.base import Claim, ResultsView, ci_text, effect, label, register_claims
 from robustlens.claims.verdict import INCONCLUSIVE, Verdict, combine, every_part
 from robustlens.lenses import saliency
 from robustlens.papers import ITAZURI
@@ -18,7 +18,8 @@ def check_high_frequency(view: ResultsView) -> Verdict:
     if not view.natural or not view.robust:
         return Verdict(INCONCLUSIVE, "needs a natural and at least one robust model")
     nat = view.settings(view.natural)[0]
-    statuses, parts, numbers = [], [], {}
+    statuses, parts, numbers, effects = [], [], {}, []
+    what = "Δ share of map energy above ½ Nyquist (robust − natural)"
     for method in saliency.high_frequency_methods(view.array_names("saliency", nat[0].name)):
         key = saliency.high_frequency_name(method)
         signs, texts = [], []
@@ -28,6 +29,8 @@ def check_high_frequency(view: ResultsView) -> Verdict:
             signs.append(-iv.sign())
             texts.append(f"{label(group)} Δ {iv.text()}")
             numbers.setdefault(method, {})[group[0].group] = iv.__dict__
+            row = f"{method}: {label(group)}"
+            effects.append(effect(row, what, iv, side=-1, unit="share of energy"))
         status = combine(signs)
         statuses.append(status)
         base = np.mean([np.nanmean(view.array("saliency", m.name, key)) for m in nat])
@@ -35,14 +38,14 @@ def check_high_frequency(view: ResultsView) -> Verdict:
     if not statuses:
         return Verdict(INCONCLUSIVE, "the saliency lens stored no maps")
     status = every_part(statuses)
-    return Verdict(status, "; ".join(parts), ci_text(view, CI), numbers)
+    return Verdict(status, "; ".join(parts), ci_text(view, CI), numbers, effects=effects)
 
 
 def check_guided_sanity(view: ResultsView) -> Verdict:
     """With every layer randomised, guided backprop's maps keep a mean Spearman correlation
     below the lens's threshold with the trained model's maps, for every model (every setting,
     pooled over its seeds)."""
-    signs, parts, numbers = [], [], {}
+    signs, parts, numbers, effects = [], [], {}, []
     name = saliency.sanity_name("guided")
     for group in view.settings(view.models):
         group = [m for m in group if view.has_array("saliency", m.name, name)]
@@ -53,11 +56,15 @@ def check_guided_sanity(view: ResultsView) -> Verdict:
         signs.append(1 if iv.high < threshold else (-1 if iv.low >= threshold else 0))
         parts.append(f"{label(group)}: Spearman after full randomisation {iv.text()}")
         numbers[group[0].group] = iv.__dict__
+        what = "Spearman ρ of guided-backprop maps, trained vs fully randomised"
+        effects.append(
+            effect(label(group), what, iv, line=threshold, side=-1, unit="rank correlation")
+        )
     if not signs:
         return Verdict(INCONCLUSIVE, "the saliency lens ran no sanity check of guided backprop")
     text = f"threshold {threshold:g}; " + "; ".join(parts)
     ci = ci_text(view, "95 % bootstrap CI over the check's images", "the check's images")
-    return Verdict(combine(signs), text, ci, numbers)
+    return Verdict(combine(signs), text, ci, numbers, effects=effects)
 
 
 CLAIMS_002_SALIENCY: tuple[Claim, ...] = register_claims(

@@ -9,7 +9,7 @@ import numpy as np
 
 from robustlens.analysis.bootstrap import interval
 from robustlens.analysis.filters import GroupedFilters, filter_shift, group_order
-from robustlens.claims.base import Claim, ResultsView, ci_text, label, register_claims
+from robustlens.claims.base import Claim, ResultsView, ci_text, effect, label, register_claims
 from robustlens.claims.verdict import (
     FAILS,
     INCONCLUSIVE,
@@ -26,6 +26,12 @@ from robustlens.papers import GAVRIKOV
 CI_FILTERS = "95 % bootstrap CI over filters (filterbanks for orthogonality), per model"
 DIRECTIONS = {"sparsity": -1, "variance_entropy": 1, "orthogonality": 1}
 """§4.3: robust models have fewer sparse filters, higher entropy, more orthogonal banks."""
+UNITS = {
+    "sparsity": "share of filters",
+    "variance_entropy": "entropy, base 10",
+    "orthogonality": "0–1",
+}
+"""The unit of each filter statistic, for the claim's picture."""
 DEEPEST = ("d9", "d10")
 """§4.2: the shift peaks "in the last 20 % of the depth"."""
 PERMUTATIONS = 50
@@ -68,7 +74,7 @@ def check_filter_quality(view: ResultsView) -> Verdict:
     if not view.natural or not view.robust:
         return Verdict(INCONCLUSIVE, "needs a natural and at least one robust model")
     nat = view.settings(view.natural)[0]
-    parts, numbers, statuses = [], {}, []
+    parts, numbers, statuses, effects = [], {}, [], []
     for metric, direction in DIRECTIONS.items():
         base, base_boot = _setting_mean(view, nat, metric)
         signs, texts, ivs = [], [], []
@@ -80,6 +86,8 @@ def check_filter_quality(view: ResultsView) -> Verdict:
             signs.append(iv.sign() * direction)
             texts.append(f"{label(group)} Δ {iv.text()}")
             numbers.setdefault(metric, {})[group[0].group] = iv.__dict__
+            what = f"Δ {metric.replace('_', ' ')} (robust − natural, mean over layers)"
+            effects.append(effect(label(group), what, iv, side=direction, unit=UNITS[metric]))
         numbers.setdefault(metric, {})["natural"] = base
         want = "lower" if direction < 0 else "higher"
         head = f"{metric.replace('_', ' ')} ({want} claimed; {label(nat)} {base:.3g})"
@@ -101,7 +109,7 @@ def check_filter_quality(view: ResultsView) -> Verdict:
         parts.append(f"{head}: {', '.join(texts)} → {status}")
     status = every_part(statuses)
     ci = ci_text(view, CI_FILTERS, "filters (filterbanks for orthogonality)")
-    return Verdict(status, "; ".join(parts), ci, numbers)
+    return Verdict(status, "; ".join(parts), ci, numbers, effects=effects)
 
 
 def _setting_mean(view: ResultsView, group: list[StudyModel], metric: str) -> tuple:

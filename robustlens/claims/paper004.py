@@ -12,7 +12,15 @@ from robustlens.analysis.bootstrap import (
     interval,
     weighted_mean,
 )
-from robustlens.claims.base import Claim, ResultsView, ci_text, label, register_claims
+from robustlens.claims.base import (
+    ACCURACY,
+    Claim,
+    ResultsView,
+    ci_text,
+    effect,
+    label,
+    register_claims,
+)
 from robustlens.claims.verdict import (
     FAILS,
     HOLDS,
@@ -57,7 +65,7 @@ def _keys(view: ResultsView, lens: str, model: str, stem: str) -> list[str]:
 def check_linf_hurts_more(view: ResultsView) -> Verdict:
     """For every model (every setting, pooled over its seeds), accuracy under PGD L∞
     (ε 0.025) < under PGD L2 (ε 0.25)."""
-    signs, parts, numbers = [], [], {}
+    signs, parts, numbers, effects = [], [], {}, []
     for group in view.settings(view.models):
         rows = [
             (
@@ -78,8 +86,10 @@ def check_linf_hurts_more(view: ResultsView) -> Verdict:
             f"{label(group)}: acc L2 − acc L∞ = {iv.text()} (L∞ {linf_acc:.3f}, L2 {l2_acc:.3f})"
         )
         numbers[group[0].group] = {"linf": linf_acc, "l2": l2_acc, **iv.__dict__}
+        what = f"accuracy under {L2_ROW} − under {LINF_ROW}"
+        effects.append(effect(label(group), what, iv, unit=ACCURACY))
     status = combine(signs) if signs else INCONCLUSIVE
-    return Verdict(status, "; ".join(parts), ci_text(view, CI), numbers)
+    return Verdict(status, "; ".join(parts), ci_text(view, CI), numbers, effects=effects)
 
 
 # ----------------------------------------------------------------------------- §3.2
@@ -123,7 +133,7 @@ def check_norm_ratio(view: ResultsView) -> Verdict:
     they compare across image sizes (the paper's: L∞ C1/√d 0.72–0.83, C2/√d 1; L2 C1/√d
     0.02–0.08, C2/√d 0.13–0.27). A setting trained with several seeds is judged on the mean
     of its replicates' C1(L∞) − C2(L2), resampled over seeds × images."""
-    signs, parts, numbers = [], [], {}
+    signs, parts, numbers, effects = [], [], {}, []
     for group in view.settings(view.models):
         found = [_coefficients(view, m.name) for m in group]
         if any(f is None for f in found):
@@ -144,9 +154,11 @@ def check_norm_ratio(view: ResultsView) -> Verdict:
             "gap": gap.__dict__,
             "kept": kept,
         }
+        what = "C1(L∞) − C2(L2): min ‖δ‖₂/‖δ‖∞ under PGD L∞ − max under PGD L2"
+        effects.append(effect(label(group), what, gap, unit="÷ √d"))
     status = combine(signs) if signs else INCONCLUSIVE
     ci = ci_text(view, RATIO_CI, "images, of each seed's C1(L∞) − C2(L2)")
-    return Verdict(status, "; ".join(parts), ci, numbers)
+    return Verdict(status, "; ".join(parts), ci, numbers, effects=effects)
 
 
 def _coefficients(view: ResultsView, model: str) -> tuple | None:
@@ -214,6 +226,7 @@ def check_a_distance(view: ResultsView) -> Verdict:
         return Verdict(INCONCLUSIVE, "needs a natural and at least one robust model")
     nat = view.settings(view.natural)[0]
     closer, not_all_the_way, least_linf, parts, numbers = [], [], [], [], {}
+    effects, norms = [], {"l2": "L2", "linf": "L∞"}
     base = {norm: _setting_a(view, nat, norm) for norm in ("l2", "linf")}
     if None in base.values():
         return Verdict(INCONCLUSIVE, "loss_dist lacks a PGD L2 or PGD L∞ setting")
@@ -234,14 +247,18 @@ def check_a_distance(view: ResultsView) -> Verdict:
             gap = interval(a[norm][0], a[norm][1])
             not_all_the_way.append(1 if gap.low > 0 else (-1 if gap.high <= 0 else 0))
             parts.append(f"{name}: A({norm}) = {gap.text()}, natural − robust = {iv.text()}")
+            row = f"{name}, PGD {norms[norm]}"
+            effects.append(effect(row, "A-distance, natural − robust", iv, unit="A, 0–2"))
+            effects.append(effect(row, "A-distance of the robust model", gap, unit="A, 0–2"))
         order = interval(a["linf"][0] - a["l2"][0], a["linf"][1] - a["l2"][1])
         least_linf.append(order.sign())
         parts.append(f"{name}: A(L∞) − A(L2) = {order.text()}")
+        effects.append(effect(name, "A-distance, PGD L∞ − PGD L2", order, unit="A, 0–2"))
         numbers[group[0].group] = {norm: a[norm][0] for norm in a}
     status = both(closer, not_all_the_way)
     status = both([1 if status == HOLDS else (-1 if status == FAILS else 0)], least_linf)
     ci = ci_text(view, A_CI, f"images, {A_CI.removeprefix(CI + ', ')}")
-    return Verdict(status, "; ".join(parts), ci, numbers)
+    return Verdict(status, "; ".join(parts), ci, numbers, effects=effects)
 
 
 # ----------------------------------------------------------------------------- §4.1
@@ -282,7 +299,7 @@ def check_svcca(view: ResultsView) -> Verdict:
     if not view.natural or not view.robust:
         return Verdict(INCONCLUSIVE, "needs a natural and at least one robust model")
     nat = _setting_svcca(view, view.settings(view.natural)[0])
-    higher, lowest_linf, parts, numbers = [], [], [], {}
+    higher, lowest_linf, parts, numbers, effects = [], [], [], {}, []
     for group in view.settings(view.models):
         s = _setting_svcca(view, group)
         if not s:
@@ -295,6 +312,10 @@ def check_svcca(view: ResultsView) -> Verdict:
             worst_linf = min(linf, key=lambda k: s[k][0])
             worst_l2 = min(l2, key=lambda k: s[k][0])
             lowest_linf.append(_diff_sign(s[worst_l2], s[worst_linf]))
+            iv = _diff(s[worst_l2], s[worst_linf])
+            if iv is not None:
+                what = "lowest SVCCA under an L2 attack − under an L∞ attack"
+                effects.append(effect(name, what, iv, unit="SVCCA, 0–1"))
             parts.append(
                 f"{name}: lowest L∞ {s[worst_linf][0]:.3f} vs lowest L2 {s[worst_l2][0]:.3f}"
             )
@@ -303,20 +324,34 @@ def check_svcca(view: ResultsView) -> Verdict:
                 if key in nat:
                     sign = _diff_sign(value, nat[key])
                     higher.append(sign)
+                    iv = _diff(value, nat[key])
+                    if iv is not None:
+                        what = "SVCCA(clean, attacked), robust − natural"
+                        effects.append(effect(f"{name}, {key}", what, iv, unit="SVCCA, 0–1"))
                     parts.append(f"{name} − natural ({key}): {value[0] - nat[key][0]:+.3f}")
     status = both(higher, lowest_linf) if higher and lowest_linf else INCONCLUSIVE
     ci = ci_text(view, SVCCA_CI, "images (the lens's resamples)")
-    return Verdict(status, "; ".join(parts), ci, numbers)
+    return Verdict(status, "; ".join(parts), ci, numbers, effects=effects)
 
 
 SVCCA_CI = "95 % paired bootstrap CI over images (100 resamples)"
 
 
-def _diff_sign(a: tuple[float, np.ndarray | None], b: tuple[float, np.ndarray | None]) -> int:
-    """Sign of a − b from their paired bootstrap samples (0 when unknown or spanning 0)."""
+Draws = tuple[float, np.ndarray | None]
+"""A statistic and its bootstrap draws from a lens (None: the lens kept none)."""
+
+
+def _diff(a: Draws, b: Draws) -> Interval | None:
+    """a − b with the interval of their paired bootstrap samples (None when unknown)."""
     if a[1] is None or b[1] is None or len(a[1]) != len(b[1]):
-        return 0
-    return interval(a[0] - b[0], a[1] - b[1]).sign()
+        return None
+    return interval(a[0] - b[0], a[1] - b[1])
+
+
+def _diff_sign(a: Draws, b: Draws) -> int:
+    """Sign of a − b from their paired bootstrap samples (0 when unknown or spanning 0)."""
+    iv = _diff(a, b)
+    return 0 if iv is None else iv.sign()
 
 
 # ------------------------------------------------------------------------------- §5
@@ -359,12 +394,15 @@ def check_boundary(view: ResultsView) -> Verdict:
     failed = {name: int((~np.isfinite(v)).sum()) for name, v in d.items()}
     base = np.mean([np.nanmean(np.where(np.isfinite(d[m.name]), d[m.name], np.nan)) for m in nat])
     parts = [f"{label(nat)}: mean L2 distance {base:.3f}"]
-    increase, numbers = {}, {}
+    increase, numbers, effects = {}, {}, []
     for g in [*l2_models, *linf_models]:
         iv, n_both = _paired_increase(view, g, nat, d)
         increase[g[0].group] = iv
         parts.append(f"{label(g)}: increase {iv.text()} on {n_both} images")
         numbers[g[0].group] = {**iv.__dict__, "images": n_both}
+        if g in l2_models:
+            what = "increase of the mean DeepFool L2 distance over natural"
+            effects.append(effect(f"{label(g)} ({n_both} images)", what, iv, unit="L2 distance"))
     grows = [increase[g[0].group].sign() for g in l2_models]
     less = []
     for a in linf_models:
@@ -374,6 +412,9 @@ def check_boundary(view: ResultsView) -> Verdict:
             less.append(iv.sign())
             parts.append(f"{label(b)} − {label(a)}: {iv.text()} on {n_both} images")
             numbers[f"{b[0].group} − {a[0].group}"] = {**iv.__dict__, "images": n_both}
+            row = f"{label(b)} − {label(a)} ({n_both} images)"
+            what = "increase of L2-trained − of L∞-trained"
+            effects.append(effect(row, what, iv, unit="L2 distance"))
     if not linf_models:
         parts.append("no L∞-trained model to compare")
     size = d[nat[0].name].size
@@ -385,7 +426,7 @@ def check_boundary(view: ResultsView) -> Verdict:
     status = (
         both(grows, less) if less else (combine(grows) if combine(grows) == FAILS else INCONCLUSIVE)
     )
-    return Verdict(status, "; ".join(parts), ci_text(view, CI), numbers)
+    return Verdict(status, "; ".join(parts), ci_text(view, CI), numbers, effects=effects)
 
 
 ROBUST_DATA_ROWS = ("pgd linf 0.025", "pgd linf 0.25", "fgsm linf 0.025", "fgsm linf 0.25")
@@ -432,7 +473,7 @@ def check_robust_data(view: ResultsView) -> Verdict:
             "needs a model trained on a robustified set (train_on set = 'robustified') in the "
             "attack grid",
         )
-    statuses, parts, numbers = [], [], {}
+    statuses, parts, numbers, effects = [], [], {}, []
     for m in trained:
         if not view.has_array("attack_grid", m.name, attack_grid.CLEAN):
             parts.append(f"{m.name}: no clean accuracy in the attack grid")
@@ -477,12 +518,17 @@ def check_robust_data(view: ResultsView) -> Verdict:
                 "retained": ratio.__dict__,
                 "drop": drop.__dict__,
             }
+            what = "accuracy under attack ÷ clean accuracy"
+            effects.append(
+                effect(f"{m.name}, {row}", what, ratio, line=RETAINED_AT_MOST, side=-1,
+                       unit="share of clean accuracy")
+            )  # fmt: skip
         parts.append(f"{m.name} (clean accuracy {clean.mean():.3f}): " + "; ".join(texts))
     evidence = (
         "; ".join(parts)
         + f" (not robust: accuracy under attack < {RETAINED_AT_MOST:g} × clean; CIFAR units)"
     )
-    return Verdict(every_part(statuses), evidence, CI, numbers)
+    return Verdict(every_part(statuses), evidence, CI, numbers, effects=effects)
 
 
 CLAIMS_004: tuple[Claim, ...] = register_claims(

@@ -27,6 +27,47 @@ HOLDS, FAILS, INCONCLUSIVE = Status.HOLDS, Status.FAILS, Status.INCONCLUSIVE
 NOT_COMPUTED, NOT_APPLICABLE = Status.NOT_COMPUTED, Status.NOT_APPLICABLE
 
 
+@dataclass(frozen=True)
+class Effect:
+    """One interval a verdict rests on, as the claim's picture draws it: a row (``label``: a
+    model or a comparison), what is measured (``what``, the picture's axis; effects with the
+    same ``what`` share a panel) in ``unit``, the estimate with its 95 % interval, and the
+    decision: the claim wants the interval above ``line`` (``side`` +1), below it (−1) or
+    inside ``line ± margin`` (0, an equivalence margin). ``needs``: a value the estimate must
+    also reach (ρ ≥ 0.8 for "grows with ε"). ``paper``: the paper's own value of the same
+    quantity on the same scale, where it prints one."""
+
+    label: str
+    what: str
+    estimate: float
+    low: float
+    high: float
+    line: float = 0.0
+    side: int = 1
+    margin: float = 0.0
+    unit: str = ""
+    needs: float | None = None
+    paper: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.side not in (-1, 0, 1):
+            raise ValueError(f"Effect side must be -1, 0 or +1, got {self.side!r}")
+
+    def sign(self) -> int:
+        """+1: the interval lies where the claim wants it; −1: where it says the opposite;
+        0: neither (across the line, or an interval that is NaN)."""
+        if self.side == 0:
+            lo, hi = self.line - self.margin, self.line + self.margin
+            if self.low >= lo and self.high <= hi:
+                return 1
+            return -1 if self.low > hi or self.high < lo else 0
+        side = 1 if self.low > self.line else (-1 if self.high < self.line else 0)
+        sign = side * self.side
+        if sign > 0 and self.needs is not None and self.estimate * self.side < self.needs:
+            return 0  # above the line, but not by as much as the claim asks
+        return sign
+
+
 @dataclass
 class Verdict:
     """A claim's status with its evidence (the numbers in words), how the intervals were found
@@ -45,6 +86,9 @@ class Verdict:
     masking: dict[str, list[str]] = field(default_factory=dict, compare=False)
     """The models the verdict was evaluated on that carry raised gradient-masking flags, with
     the flags (attached by :func:`robustlens.claims.evaluate_claims`)."""
+    effects: list[Effect] = field(default_factory=list, compare=False)
+    """The intervals the status rests on, as structured records (the claim's forest plot);
+    the same numbers as ``evidence`` and ``numbers``, so they take no part in comparing."""
 
     def __post_init__(self) -> None:
         self.status = Status(self.status)  # one of the five, or a ValueError naming it

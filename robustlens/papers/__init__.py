@@ -3,8 +3,10 @@ appeared, and how the report names them; and (``figures``, with one data file pe
 ``data/``) the paper's own numbers for each claim, with the table or figure they stand in.
 
 Pure data, read from each paper's text (``../shared/papers/<id>.txt`` beside the checkout):
-title and authors from its head, year, venue and DOI where the text states them. A field the
-text does not state is None rather than a guess.
+title and authors from its head; year, venue, DOI from the text where it states them (004), else
+from the paper's own arXiv listing or proceedings page (000–003). A field neither states is None
+rather than a guess. The report cites a paper only through these records (:attr:`Paper.label`,
+:attr:`Paper.citation`), never by its file id.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ class Paper:
     venue: str | None = None
     arxiv: str | None = None
     doi: str | None = None
+    listed: tuple[str, ...] = ()
+    """The fields (``"year"``, ``"venue"``, ``"arxiv"``) taken from the paper's own arXiv
+    listing or proceedings page because its text does not state them; every other field is
+    stated in the text."""
 
     @property
     def number(self) -> str:
@@ -47,8 +53,31 @@ class Paper:
 
     @property
     def label(self) -> str:
-        """How the report names the paper: "002_cb5dd505beb7dee8 (Itazuri et al.)"."""
-        return f"{self.id} ({self.short_authors})"
+        """How the report names the paper in short: "Itazuri et al. 2019"."""
+        return self.cite
+
+    @property
+    def where(self) -> str:
+        """Where it appeared: "Algorithms, doi:10.3390/a17040162", "arXiv:1905.07666",
+        "CVPR 2022 Workshops, arXiv:2204.02481" ("" when nothing is known)."""
+        parts = [self.venue or ""]
+        if self.arxiv:
+            parts.append(f"arXiv:{self.arxiv}")
+        if self.doi:
+            parts.append(f"doi:{self.doi}")
+        return ", ".join(p for p in parts if p)
+
+    @property
+    def citation(self) -> str:
+        """The full reference: "Itazuri, Fukuhara, Kataoka & Morishima (2019). What Do
+        Adversarially Robust Models Look At? arXiv:1905.07666"."""
+        surnames = [name.split()[-1] for name in self.authors]
+        names = surnames[0] if len(surnames) == 1 else ", ".join(surnames[:-1])
+        if len(surnames) > 1:
+            names += f" & {surnames[-1]}"
+        year = f" ({self.year})" if self.year else ""
+        title = self.title if self.title.endswith(("?", "!", ".")) else self.title + "."
+        return f"{names}{year}. {title} {self.where}".strip()
 
     def __str__(self) -> str:
         return self.label
@@ -58,22 +87,35 @@ CARLETTI = Paper(
     "000_623867b7a7f4c6d9",
     ("Mattia Carletti", "Matteo Terzi", "Gian Antonio Susto"),
     "On the Properties of Adversarially-Trained CNNs",
+    year=2022,
+    arxiv="2203.09243",
+    listed=("year", "arxiv"),
 )
 SPRINGER = Paper(
     "001_3364f971c200652f",
     ("Jacob M. Springer", "Melanie Mitchell", "Garrett T. Kenyon"),
     "Adversarial Perturbations Are Not So Weird: Entanglement of Robust and Non-Robust "
     "Features in Neural Network Classifiers",
+    year=2021,
+    arxiv="2102.05110",
+    listed=("year", "arxiv"),
 )
 ITAZURI = Paper(
     "002_cb5dd505beb7dee8",
     ("Takahiro Itazuri", "Yoshihiro Fukuhara", "Hirokatsu Kataoka", "Shigeo Morishima"),
     "What Do Adversarially Robust Models Look At?",
+    year=2019,
+    arxiv="1905.07666",
+    listed=("year", "arxiv"),
 )
 GAVRIKOV = Paper(
     "003_d3114563f2aadf8a",
     ("Paul Gavrikov", "Janis Keuper"),
     "Adversarial Robustness through the Lens of Convolutional Filters",
+    year=2022,
+    venue="CVPR 2022 Workshops (The Art of Robustness)",
+    arxiv="2204.02481",
+    listed=("year", "venue", "arxiv"),
 )
 GARAEV = Paper(
     "004_34ba3a310e26400d",

@@ -157,6 +157,8 @@ def claim_rows(results: Results) -> list[ClaimRow]:
                 figure.direction if figure else "",
                 v.seeds_text,
                 v.masking_text,
+                citation=c.paper.citation,
+                effects=list(v.effects),
             )
         )
     return rows

@@ -7,6 +7,8 @@ from typing import Any
 
 import pandas as pd
 
+from robustlens.claims.verdict import Effect
+
 
 @dataclass(frozen=True)
 class Estimate:
@@ -53,6 +55,9 @@ class ClaimRow:
     direction: str = ""  # the direction of the effect the paper reports
     seeds: str = ""  # "single seed" or "N seeds": what the interval is over besides images
     masking: str = ""  # "evaluated on a model flagged for gradient masking — …", or ""
+    citation: str = ""  # the paper in full: authors (year). Title. Venue / arXiv id
+    effects: list[Effect] = field(default_factory=list)
+    """The intervals the verdict rests on (the claim's forest plot); empty when it has none."""
 
 
 @dataclass

@@ -24,10 +24,12 @@ from typing import Any
 
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 
 from robustlens.claims.verdict import Status
 from robustlens.errors import RobustlensError
 from robustlens.plotting import PNG_SIGNATURE
+from robustlens.report import forest
 from robustlens.report.document import (
     ClaimRow,
     Estimate,
@@ -37,6 +39,8 @@ from robustlens.report.document import (
     ReportDocument,
     TableBlock,
 )
+from robustlens.report.scorecard import PALETTE, palette_css, scorecard
+from robustlens.report.scorecard import slug as _slug
 
 __all__ = ["format_number", "render_report", "write_report"]
 
@@ -162,6 +166,10 @@ def _environment() -> Environment:
 def _context(doc: ReportDocument) -> dict[str, Any]:
     warnings = [str(w) for w in doc.warnings]
     claims = [_claim(c) for c in doc.claims]
+    papers = scorecard(doc.claims)
+    by_paper: dict[str, list[dict[str, Any]]] = {}
+    for row, claim in zip(doc.claims, claims, strict=True):
+        by_paper.setdefault(row.paper or "–", []).append(claim)
     sections = []
     used_ids: set[str] = set()
     for index, section in enumerate(doc.sections):
@@ -177,6 +185,10 @@ def _context(doc: ReportDocument) -> dict[str, Any]:
         "warnings": warnings,
         "models": [_model(m) for m in doc.models],
         "claims": claims,
+        "claim_groups": [(p, by_paper[p.paper]) for p in papers],
+        "scorecard": papers,
+        "palette": PALETTE,
+        "palette_css": palette_css(),
         "claim_summary": _claim_summary(doc.claims),
         "sections": sections,
         "n_figures": sum(1 for s in sections for f in s["figures"] if f.src),
@@ -232,7 +244,21 @@ def _claim(c: ClaimRow) -> dict[str, str]:
         "direction": c.direction,
         "seeds": c.seeds,
         "masking": c.masking,
+        "citation": c.citation or c.paper,
+        "reading": _reading(c, status),
+        "forest": [
+            {"svg": Markup(p.svg), "alt": p.alt, "what": p.what} for p in forest.panels(c.effects)
+        ],
     }
+
+
+def _reading(c: ClaimRow, status: str) -> str:
+    """The claim's one-sentence reading; for a claim that is not applicable, marked as being
+    there for information only (its effects are drawn, but no verdict rests on them)."""
+    text = forest.reading(c.effects, c.direction)
+    if text and status == Status.NOT_APPLICABLE.value:
+        return f"For information only, no verdict (not applicable): {text}"
+    return text
 
 
 def _claim_summary(claims: list[ClaimRow]) -> str:
@@ -437,7 +463,7 @@ def _grouped(n: Any) -> str:
 def _paper_ref(paper: str, section: str) -> str:
     """ "Ilyas et al. 2019 §3.2": a paper and the section a claim or lens comes from."""
     paper, section = (paper or "").strip(), str(section or "").strip()
-    if section and not section.startswith("§"):
+    if section[:1].isdigit():  # "4.1" → "§4.1"; "App. A, Fig. 10" stays as it is
         section = "§" + section
     return " ".join(x for x in (paper, section) if x)
 
@@ -446,7 +472,3 @@ def _paragraphs(text: str) -> list[str]:
     """Text split into paragraphs at blank lines, each paragraph's lines joined by spaces."""
     blocks = re.split(r"\n\s*\n", str(text or "").strip())
     return [" ".join(b.split()) for b in blocks if b.strip()]
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", str(text)).strip("-")

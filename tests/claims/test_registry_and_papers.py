@@ -4,6 +4,7 @@ module, and verdicts carry a status of the one enum."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -44,13 +45,13 @@ REPORT_ORDER = [
 """The claims table's order before the claims were registered: it must not change."""
 
 LABELS = {
-    "000": "000_623867b7a7f4c6d9 (Carletti et al.)",
-    "001": "001_3364f971c200652f (Springer et al.)",
-    "002": "002_cb5dd505beb7dee8 (Itazuri et al.)",
-    "003": "003_d3114563f2aadf8a (Gavrikov & Keuper)",
-    "004": "004_34ba3a310e26400d (Garaev et al.)",
+    "000": "Carletti et al. 2022",
+    "001": "Springer et al. 2021",
+    "002": "Itazuri et al. 2019",
+    "003": "Gavrikov & Keuper 2022",
+    "004": "Garaev et al. 2024",
 }
-"""How the report named each paper when every claim module kept its own string."""
+"""How the report names each paper in short: authors and year, never the file id."""
 
 
 def test_claims_keep_the_report_order_and_are_all_registered():
@@ -79,7 +80,7 @@ def test_every_claim_names_a_paper_of_the_papers_module_by_its_label():
 
 
 def test_short_citations_and_lookup():
-    assert ITAZURI.cite == "Itazuri et al."  # the text gives no year: none is made up
+    assert ITAZURI.cite == "Itazuri et al. 2019"
     assert GAVRIKOV.short_authors == "Gavrikov & Keuper"
     assert GARAEV.cite == "Garaev et al. 2024"
     assert str(GARAEV) == GARAEV.label
@@ -87,7 +88,21 @@ def test_short_citations_and_lookup():
     with pytest.raises(ConfigError, match="unknown paper '005'") as err:
         get_paper("005")
     assert "002 (Itazuri et al.)" in err.value.fix
-    assert Paper("009_x", ("Ada Lovelace",), "T").cite == "Lovelace"
+    assert Paper("009_x", ("Ada Lovelace",), "T").cite == "Lovelace"  # no year: none made up
+
+
+def test_full_citations_give_authors_year_title_and_where_never_the_file_id():
+    assert ITAZURI.citation == (
+        "Itazuri, Fukuhara, Kataoka & Morishima (2019). What Do Adversarially Robust Models "
+        "Look At? arXiv:1905.07666"
+    )
+    assert GARAEV.citation.endswith("Algorithms, doi:10.3390/a17040162")
+    assert GAVRIKOV.where == "CVPR 2022 Workshops (The Art of Robustness), arXiv:2204.02481"
+    for paper in PAPERS.values():
+        assert paper.year and (paper.arxiv or paper.doi), paper.id
+        assert paper.id not in paper.citation and paper.id not in paper.label
+        assert paper.title in paper.citation and str(paper.year) in paper.citation
+    assert Paper("009_x", ("Ada Lovelace",), "Notes").citation == "Lovelace. Notes."
 
 
 PAPER_TEXTS = Path(
@@ -98,17 +113,28 @@ PAPER_TEXTS = Path(
 @pytest.mark.skipif(not PAPER_TEXTS.is_dir(), reason=f"no paper texts at {PAPER_TEXTS}")
 @pytest.mark.parametrize("paper", PAPERS.values(), ids=list(PAPERS))
 def test_the_papers_facts_are_in_their_texts(paper: Paper):
-    """Title and authors stand at the head of the paper's text; a year, venue or DOI stated
-    anywhere in the record is stated in the text too."""
+    """Title and authors stand at the head of the paper's text; a year, venue, DOI or arXiv id
+    is stated in the text too, unless the record lists it as taken from the paper's listing
+    (the text does not state it). A listed year is no earlier than the latest year the text
+    cites, and a listed arXiv id's YYMM agrees with the year."""
     text = (PAPER_TEXTS / f"{paper.id}.txt").read_text(encoding="utf-8")
     head = " ".join(text[:2000].split())
     assert " ".join(paper.title.split()) in head
     for author in paper.authors:
         assert author in head, author
     compact = "".join(text.split())  # the DOI is broken over a space in the text
-    for fact in (paper.year, paper.venue, paper.doi, paper.arxiv):
-        if fact is not None:
+    facts = {"year": paper.year, "venue": paper.venue, "doi": paper.doi, "arxiv": paper.arxiv}
+    assert set(paper.listed) <= set(facts) - {"doi"}
+    for name, fact in facts.items():
+        if fact is not None and name not in paper.listed:
             assert "".join(str(fact).split()) in compact, fact
+        if name in paper.listed:  # (a listed year may well be cited in the references)
+            assert fact is not None and (name == "year" or str(fact) not in compact), fact
+    if "year" in paper.listed:
+        cited = max(int(y) for y in re.findall(r"\b(?:19|20)\d\d\b", text))
+        assert paper.year >= cited, (paper.year, cited)
+    if paper.arxiv:
+        assert 2000 + int(paper.arxiv[:2]) == paper.year, paper.arxiv
 
 
 def test_statuses_are_one_enum_that_reads_as_its_text():

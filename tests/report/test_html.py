@@ -252,7 +252,7 @@ def test_every_section_and_hook_present(html: str, doc: ReportDocument) -> None:
         assert len(sections) == 1
         assert sections[0]["data-lens"] == name
         assert parsed.find("a", href=f"#lens-{name}"), "table of contents link missing"
-    assert len(parsed.find("table", id="claims")) == 1
+    assert len(parsed.find("div", id="claims")) == 1
     assert parsed.find("section", id="models")
     ids = [a["id"] for _, a in parsed.elements if "id" in a]
     assert len(ids) == len(set(ids)), "duplicate ids"
@@ -334,7 +334,7 @@ def test_claim_badges_and_summary(html: str) -> None:
     parsed = parse_html(html)
     for status in ("holds", "fails", "inconclusive"):
         assert f'<span class="badge badge-{status}">{status}</span>' in html
-        assert len(parsed.find("tr", data_status=status)) == 1
+        assert len(parsed.find("article", data_status=status)) == 1
     summary = parsed.find("p", id="claim-summary")
     assert summary
     assert '<p class="claim-summary" id="claim-summary">1 holds, 1 fails, 1 inconclusive</p>' in (
@@ -349,27 +349,29 @@ def test_the_papers_figure_stands_beside_ours_with_its_direction(html: str) -> N
     """ "paper: <figure with reference> → ours: <our numbers>", then the paper's direction; a
     claim without a paper figure shows ours alone."""
     row = html[html.index('id="claim-tsipras-1"') :]
-    row = row[: row.index("</tr>")]
+    row = row[: row.index("</article>")]
     paper = row.index("paper:</span> paper 004 Table 2 (CIFAR-10): clean accuracy 41.2 %")
     ours = row.index("→ ours:</span> 91.2 % vs 85.3 % clean accuracy")
     direction = row.index("paper's direction:</span> natural &gt; robust &lt;b&gt;always")
     assert paper < ours < direction
     other = html[html.index('id="claim-ilyas-2"') :]
-    other = other[: other.index("</tr>")]
+    other = other[: other.index("</article>")]
     assert "paper:" not in other and "→ ours" not in other and "Accuracy 12 %" in other
-    assert '<th scope="col">Paper → ours</th>' in html
+    # the evidence is folded away (collapsed: no ``open``) under the claim's picture
+    assert row.index('<details class="evidence">') < paper
+    assert "<summary>Evidence and the paper's own figure</summary>" in row
 
 
 def test_the_seed_count_stands_under_the_interval(html: str) -> None:
-    """ "N seeds" (or "single seed") under a claim's interval; nothing when it is not known."""
+    """ "N seeds" (or "single seed") beside a claim's interval; nothing when it is not known."""
     row = html[html.index('id="claim-tsipras-1"') :]
-    row = row[: row.index("</tr>")]
+    row = row[: row.index("</article>")]
     assert (
-        '<td class="interval">Δ = 5.9 [4.1, 7.6] (95 % bootstrap CI over images)'
-        '<div class="seeds">3 seeds</div></td>'
+        '<p class="interval">Δ = 5.9 [4.1, 7.6] (95 % bootstrap CI over images)'
+        ' · <span class="seeds">3 seeds</span></p>'
     ) in row
     other = html[html.index('id="claim-engstrom-3"') :]
-    assert '<td class="interval">[−0.05, 0.31]</td>' in other[: other.index("</tr>")]
+    assert '<p class="interval">[−0.05, 0.31]</p>' in other[: other.index("</article>")]
 
 
 def test_summary_counts_many() -> None:
@@ -504,7 +506,7 @@ def test_awkward_sections() -> None:
     assert "<img" not in html
     assert "This figure could not be embedded." in html
     assert "&#39;not a png&#39; is not PNG data" in html  # listed among the warnings
-    assert not parsed.find("table", id="claims")
+    assert not parsed.find("div", id="claims")
 
 
 def test_long_tables_are_cut(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -122,8 +122,8 @@ def test_report_renders_in_chromium(
         found = parsed.find("section", data_lens=section.lens)
         assert len(found) == 1, section.lens
         assert found[0]["id"] == f"lens-{section.lens}"
-    assert len(parsed.find("table", id="claims")) == 1
-    assert len(parsed.find("tr", data_status="holds")) == 1
+    assert len(parsed.find("div", id="claims")) == 1
+    assert len(parsed.find("article", data_status="holds")) == 1
     assert parsed.find("section", id="models")
     assert len(parsed.find("script")) == 1
     assert seconds < TIMEOUT_S
