@@ -1,5 +1,5 @@
-"""The plotting service (robustlens.plotting) shared by the lenses and the report: PNG export,
-the model palette, filter strips."""
+"""The plotting service (robustlens.plotting) shared by the lenses and the report: SVG / PNG
+export with alt text, flat-figure detection, the model palette, filter strips."""
 
 from __future__ import annotations
 
@@ -13,16 +13,24 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 from matplotlib import pyplot as plt
+from matplotlib.figure import Figure
 from PIL import Image
 
 from robustlens.errors import RobustlensError
 from robustlens.plotting import (
+    BASE_DPI,
     PNG_SIGNATURE,
+    SVG_MAX_BYTES,
     close_figure,
+    describe_figure,
     draw_filter_strip,
+    figure_to_image,
     figure_to_png,
+    flat_series,
     model_colors,
     new_figure,
+    read_image,
+    shared_colors,
 )
 
 
@@ -100,3 +108,115 @@ def test_model_colors() -> None:
         "b": model_colors(["b", "a"], [], eps={"b": 0.1, "a": 0.2})["b"],
         "a": plain["a"],
     }
+
+
+def _lines(values: dict[str, list[float]], **labels: str) -> Figure:
+    fig, ax = new_figure(figsize=(3, 2))
+    for name, ys in values.items():
+        ax.plot(range(len(ys)), ys, marker="o", label=name)
+    ax.set_xlabel(labels.get("x", "block k"))
+    ax.set_ylabel(labels.get("y", "maps per image"))
+    ax.set_title(labels.get("title", "C_k"))
+    ax.legend()
+    return fig
+
+
+def test_small_figures_are_deterministic_svg_with_their_alt_text() -> None:
+    first = figure_to_image(_lines({"natural": [1, 2, 3], "pgd ε=0.1": [2, 3, 5]}))
+    second = figure_to_image(_lines({"natural": [1, 2, 3], "pgd ε=0.1": [2, 3, 5]}))
+    assert first == second  # no date, ids from a fixed salt
+    assert first.startswith(b"<?xml") and len(first) <= SVG_MAX_BYTES
+    assert b"<dc:date>" not in first
+    image = read_image(first)
+    assert image is not None and image.mime == "image/svg+xml"
+    assert image.alt == "C_k: maps per image against block k for natural, pgd ε=0.1."
+    # 3 × 2 inches, cropped to the drawing: about that at BASE_DPI CSS pixels
+    assert 0.8 * 3 * BASE_DPI <= image.width <= 3 * BASE_DPI + 2
+    assert 0.8 * 2 * BASE_DPI <= image.height <= 2 * BASE_DPI + 2
+
+
+def test_large_figures_are_png_at_twice_the_resolution_shown_at_half() -> None:
+    rng = np.random.default_rng(0)
+
+    def busy() -> Figure:
+        fig, ax = new_figure(figsize=(3, 2))
+        ax.scatter(rng.random(3000), rng.random(3000), s=2)
+        ax.set_xlabel("x (px)")
+        return fig
+
+    svg = figure_to_image(busy(), max_svg_bytes=10**8)
+    assert len(svg) > SVG_MAX_BYTES and svg.startswith(b"<?xml")  # every point a path
+    assert figure_to_image(busy()).startswith(PNG_SIGNATURE)
+    png = figure_to_image(busy(), alt="scatter of 3 000 points", max_svg_bytes=40_000)
+    assert png.startswith(PNG_SIGNATURE)
+    image = read_image(png)
+    assert image is not None and image.mime == "image/png"
+    assert image.alt == "scatter of 3 000 points"
+    with Image.open(io.BytesIO(png)) as im:
+        assert abs(im.width - 2 * image.width) <= 1 and abs(im.height - 2 * image.height) <= 1
+    one_x = read_image(figure_to_png(busy(), dpi=BASE_DPI))
+    assert one_x is not None and abs(one_x.width - image.width) <= 2  # the same size on screen
+    assert read_image(b"GIF89a") is None
+
+
+def test_describe_figure_counts_images_with_their_rows() -> None:
+    fig, axes = new_figure(2, 2)
+    for row, name in zip(axes, ("natural", "pgd"), strict=True):
+        row[0].set_ylabel(name)
+        for j, ax in enumerate(row):
+            ax.imshow(np.zeros((4, 4)))
+            ax.set_title(f"class {j}")
+    assert describe_figure(fig, "Sensitivity maps") == (
+        "Sensitivity maps. 4 images in rows natural, pgd; panels class 0, class 1."
+    )
+    close_figure(fig)
+
+
+@pytest.mark.parametrize(
+    ("values", "flat"),
+    [
+        ({"a": [0, 0, 0], "b": [0, 0, 0]}, "every plotted value is 0"),
+        ({"a": [np.nan, np.nan], "b": [np.nan, np.nan]}, "every plotted value is undefined (NaN)"),
+        ({"a": [0.5, 0.5, np.nan], "b": [0.5, np.nan, 0.5]}, "every plotted value is 0.5"),
+        ({"a": [0, 0, 0], "b": [0, 0, 1e-9]}, None),
+        ({"a": [1, 1], "b": [2, 2]}, None),  # flat, but the models differ
+    ],
+)
+def test_flat_series(values: dict[str, list[float]], flat: str | None) -> None:
+    fig = _lines(values)
+    assert flat_series(fig) == flat
+    close_figure(fig)
+
+
+def test_flat_series_ignores_reference_lines_and_spares_other_charts() -> None:
+    fig = _lines({"a": [0.2, 0.4], "b": [0.1, 0.3]})
+    fig.axes[0].axhline(0.1, color="grey")  # chance: a reference, not data
+    assert flat_series(fig) is None
+    close_figure(fig)
+    fig = _lines({"a": [0, 0], "b": [0, 0]})
+    fig.axes[0].axhline(0.1)
+    assert flat_series(fig) == "every plotted value is 0"
+    close_figure(fig)
+    fig, ax = new_figure()
+    ax.axhline(0.1)
+    ax.scatter([0, 1], [0.3, 0.7])  # the data are points
+    assert flat_series(fig) is None
+    close_figure(fig)
+    fig, ax = new_figure()
+    ax.bar(["a", "b"], [2.0, 2.0])
+    assert flat_series(fig) == "every plotted value is 2"
+    close_figure(fig)
+
+
+def test_shared_colors_give_one_colour_per_model_in_every_figure() -> None:
+    names = ["natural", "pgd-0.05", "pgd-0.1", "pgd-0.2", "natural-2", "data"]
+    study = model_colors(names, ["natural", "natural-2"], eps={"pgd-0.05": 0.05, "pgd-0.1": 0.1})
+    alone = model_colors(["natural", "pgd-0.2"], ["natural"])
+    with shared_colors(study):
+        subset = model_colors(["pgd-0.2", "natural"], ["natural"])
+        assert subset == {"pgd-0.2": study["pgd-0.2"], "natural": study["natural"]}
+        assert subset != alone  # outside the study's palette pgd-0.2 would be mid-map
+        other = model_colors(["elsewhere"], [])  # a name the study lacks: its own palette
+        assert other == model_colors(["elsewhere"], [])
+    assert model_colors(["natural", "pgd-0.2"], ["natural"]) == alone
+    assert len(set(study.values())) == len(names)
