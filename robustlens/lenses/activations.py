@@ -312,11 +312,15 @@ def plot(tables, models: list[StudyModel], params: ActivationParams, arrays=None
     colors = palette(models)
     figures = {}
     panels = [
-        ("always_dense_maps", "N_k: maps densely active for every image (Fig. 1)"),
-        ("redundant_maps", "C_k^R: redundant maps per image (Fig. 2)"),
-        ("mean_similarity", "S̄_k: mean cosine similarity of active maps (Fig. 3)"),
+        ("always_dense_maps", "N_k: maps densely active for every image (Fig. 1)", "N_k (maps)"),
+        ("redundant_maps", "C_k^R: redundant maps per image (Fig. 2)", "C_k^R (maps per image)"),
+        (
+            "mean_similarity",
+            "S̄_k: mean cosine similarity of active maps (Fig. 3)",
+            "S̄_k (cosine similarity, −1 to 1)",
+        ),
     ]
-    for metric, title in panels:
+    for metric, title, ylabel in panels:
         why = _degenerate(frame[frame.metric == metric], metric, params)
         if why:
             figures[title] = why
@@ -331,8 +335,8 @@ def plot(tables, models: list[StudyModel], params: ActivationParams, arrays=None
                 ax.fill_between(
                     rows.depth, rows.ci_low, rows.ci_high, color=colors[m.name], alpha=0.15
                 )
-        ax.set_xlabel("block k")
-        ax.set_ylabel(metric.replace("_", " "))
+        ax.set_xlabel("block k (depth)")
+        ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.legend(fontsize="small")

@@ -194,7 +194,8 @@ def plot(tables, models: list[StudyModel], params: AttackGridParams, arrays=None
         x = np.arange(len(settings)) + (i - (len(models) - 1) / 2) * width
         ax.bar(x, part.value, width, color=colors[m.name], label=m.label())
     ax.set_xticks(range(len(settings)), settings, rotation=45, ha="right", fontsize="small")
-    ax.set_ylabel("accuracy under attack")
+    ax.set_xlabel("attack (method, norm, ε, steps)")
+    ax.set_ylabel("accuracy under attack (fraction of images)")
     ax.set_ylim(0, 1)
     # above the axes: inside, it hides the bars of the first settings
     ax.legend(fontsize="x-small", ncols=min(len(models), 4), loc="lower left",
