@@ -40,9 +40,12 @@ where a PNG of the whole figure is smaller."""
 # Natural models: black first, then greys, so they read as the neutral baseline.
 NATURAL_COLORS: tuple[str, ...] = ("#222222", "#7f7f7f", "#4d4d4d", "#a6a6a6")
 # Robust models: a sequential colormap, increasing training ε = further along it. The ends are
-# trimmed so no robust colour is confused with the natural black or vanishes on white.
-ROBUST_CMAP = "plasma"
-ROBUST_RANGE = (0.12, 0.78)
+# trimmed so no robust colour is confused with the natural black or vanishes on white. Inferno
+# rather than plasma: its lightness climbs further, so robust colours stay apart from each
+# other and from the greys also for a deuteranope (tests/test_plotting.py measures CIELAB ΔE
+# with and without a simulated deuteranopia on the quickstart's fourteen models).
+ROBUST_CMAP = "inferno"
+ROBUST_RANGE = (0.10, 0.85)
 
 
 def new_figure(

@@ -220,3 +220,64 @@ def test_shared_colors_give_one_colour_per_model_in_every_figure() -> None:
         assert other == model_colors(["elsewhere"], [])
     assert model_colors(["natural", "pgd-0.2"], ["natural"]) == alone
     assert len(set(study.values())) == len(names)
+
+
+# The quickstart's models: natural ones (greys), robust ones along ε, and the models trained on
+# constructed sets (not natural, ε 0). Figures show the first five together, and paper 001's
+# lenses natural-2 with the slightly robust L2 sources.
+QUICKSTART_NATURAL = ["natural", "natural-2", "victim-mlp", "victim-lenet"]
+QUICKSTART_EPS = {
+    "linf-0.05": 0.05, "linf-0.1": 0.1, "linf-0.2": 0.2, "l2-1.5": 1.5,
+    "l2-slight-0.0158": 0.0158, "l2-slight-0.0632": 0.0632, "l2-slight-0.253": 0.253,
+    "zero-robust": 0.0, "negative-robust": 0.0, "robust-data": 0.0,
+}  # fmt: skip
+SHOWN_TOGETHER = [
+    ["natural", "linf-0.05", "linf-0.1", "linf-0.2", "l2-1.5"],
+    ["natural-2", "l2-slight-0.0158", "l2-slight-0.0632", "l2-slight-0.253"],
+]
+# Machado, Oliveira & Fernandes (2009): full deuteranopia, on linear RGB.
+DEUTERANOPIA = np.array(
+    [
+        [0.367322, 0.860646, -0.227968],
+        [0.280085, 0.672501, 0.047413],
+        [-0.011820, 0.042940, 0.968881],
+    ]
+)
+
+
+def _linear(rgb: np.ndarray) -> np.ndarray:
+    return np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+
+
+def _lab(linear: np.ndarray) -> np.ndarray:
+    """CIELAB (D65) of linear sRGB."""
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+    t = xyz @ linear / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(t > 216 / 24389, np.cbrt(t), (24389 / 27 * t + 16) / 116)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def _min_delta_e(colors: list[str], vision: np.ndarray | None = None) -> float:
+    from matplotlib.colors import to_rgb
+
+    labs = []
+    for c in colors:
+        lin = _linear(np.array(to_rgb(c)))
+        labs.append(_lab(np.clip(vision @ lin, 0, 1) if vision is not None else lin))
+    return min(np.linalg.norm(a - b) for i, a in enumerate(labs) for b in labs[i + 1 :])
+
+
+def test_the_study_palette_stays_apart_also_for_a_deuteranope() -> None:
+    """ΔE ≥ 15 between any two models a figure shows together, and ≥ 8 over all fourteen
+    (about where two line colours are told apart at a glance, and still can be side by side),
+    in normal vision and with a simulated deuteranopia, the commonest colour-vision deficiency."""
+    names = QUICKSTART_NATURAL + list(QUICKSTART_EPS)
+    colors = model_colors(names, QUICKSTART_NATURAL, eps=QUICKSTART_EPS)
+    for group in SHOWN_TOGETHER:
+        shown = [colors[n] for n in group]
+        assert _min_delta_e(shown) >= 15 and _min_delta_e(shown, DEUTERANOPIA) >= 15, group
+    every = list(colors.values())
+    assert _min_delta_e(every) >= 8 and _min_delta_e(every, DEUTERANOPIA) >= 8
+    white = _lab(np.ones(3))
+    for c in every:  # none vanishes on the white page
+        assert np.linalg.norm(_lab(_linear(np.array(matplotlib.colors.to_rgb(c)))) - white) >= 20
