@@ -48,6 +48,7 @@ TEMPLATE_DIR = Path(__file__).with_name("templates")
 MISSING = "–"  # en dash: what a missing number or NaN looks like in the report
 MAX_TABLE_ROWS = 500  # longer tables show their first rows and say how many were left out
 FOLD_ROWS = 12  # longer tables are folded away (a <details>), with a summary line
+WIDE_FIGURE_PX = 560  # figures shown wider than this take a whole row of the figure grid
 VERDICTS = (Status.HOLDS, Status.FAILS, Status.INCONCLUSIVE)
 STATUSES = tuple(s.value for s in VERDICTS)
 NO_VERDICT = (Status.NOT_COMPUTED.value, Status.NOT_APPLICABLE.value)  # a lens failed / no model
@@ -149,6 +150,11 @@ class _Figure:
     height: int | None
     problem: str = ""
     note: str = ""  # why the figure is not drawn (a degenerate measure)
+
+    @property
+    def wide(self) -> bool:
+        """Wider than a column of the figure grid: it takes the whole row."""
+        return (self.width or 0) > WIDE_FIGURE_PX
 
 
 @lru_cache(maxsize=1)
