@@ -271,6 +271,7 @@ def describe_figure(fig: Figure, title: str = "") -> str:
         parts.append(suptitle.rstrip(".") + ".")
     panels = [ax for ax in fig.get_axes() if ax.get_visible() and ax.get_label() != "<colorbar>"]
     image_panels = [ax for ax in panels if ax.get_images() and not ax.get_lines()]
+    charts: list[tuple[str, str]] = []  # (panel title, what it plots)
     for ax in panels:
         if ax in image_panels or not (ax.lines or ax.patches or ax.collections):
             continue
@@ -282,12 +283,19 @@ def describe_figure(fig: Figure, title: str = "") -> str:
         labels = [t.get_text() for t in legend.get_texts()] if legend is not None else []
         if any(labels):
             bits.append("for " + ", ".join(t for t in labels if t))
-        name = ax.get_title()
-        name = "" if name.strip() == title.strip() else name
-        if bits:
-            parts.append((f"{name}: " if name else "") + " ".join(bits) + ".")
-        elif name:
-            parts.append(name.rstrip(".") + ".")
+        name = ax.get_title().replace("\n", " ")
+        charts.append(("" if name.strip() == title.strip() else name, " ".join(bits)))
+    if len(charts) > 2 and len({what for _, what in charts}) == 1:  # small multiples
+        names = [name for name, _ in charts if name]
+        shown = "; ".join(names[:6]) + ("; …" if len(names) > 6 else "")
+        listed = f" ({shown})" if names else ""
+        parts.append(f"{len(charts)} panels{listed}: {charts[0][1]}.")
+    else:
+        for name, what in charts:
+            if what:
+                parts.append((f"{name}: " if name else "") + what + ".")
+            elif name:
+                parts.append(name.rstrip(".") + ".")
     if image_panels:
         n = sum(len(ax.get_images()) for ax in image_panels)
         text = f"{n} image{'s' if n != 1 else ''}"

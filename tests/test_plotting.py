@@ -281,3 +281,16 @@ def test_the_study_palette_stays_apart_also_for_a_deuteranope() -> None:
     white = _lab(np.ones(3))
     for c in every:  # none vanishes on the white page
         assert np.linalg.norm(_lab(_linear(np.array(matplotlib.colors.to_rgb(c)))) - white) >= 20
+
+
+def test_describe_figure_sums_up_small_multiples() -> None:
+    fig, axes = new_figure(2, 2)
+    for i, ax in enumerate(axes.flat):
+        ax.scatter([0, 1], [1, 0])
+        ax.set_title(f"model {i}")
+        ax.set_xlabel("PC 1")
+        ax.set_ylabel("PC 2")
+    assert describe_figure(fig, "Features") == (
+        "Features. 4 panels (model 0; model 1; model 2; model 3): PC 2 against PC 1."
+    )
+    close_figure(fig)

@@ -133,7 +133,7 @@ def plot(tables, models: list[StudyModel], params: EmbeddingParams, arrays=None)
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_xlabel("PC 1 of the clean features", fontsize="x-small")
-        row[0].set_ylabel("PC 2", fontsize="x-small")
+            ax.set_ylabel("PC 2", fontsize="x-small")
     cmap = colormaps["tab10"]
     marks = [Line2D([], [], ls="", marker="o", ms=4, color=cmap(k)) for k in range(10)]
     fig.legend(marks, [f"class {k}" for k in range(10)], loc="outside upper center", ncols=10,

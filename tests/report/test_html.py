@@ -720,3 +720,18 @@ def test_a_table_of_twelve_rows_stays_open() -> None:
     html = render_report(doc)
     assert html.count('<details class="table-fold"') == 1
     assert f'data-rows="{report_mod.FOLD_ROWS + 1}"' in html
+
+
+def test_a_wide_figure_takes_the_whole_row() -> None:
+    def chart(width: float) -> bytes:
+        fig, ax = new_figure(figsize=(width, 2))
+        ax.plot([0, 1], [0, 1])
+        return figure_to_image(fig)
+
+    doc = sample_document()
+    doc.sections[0].figures = [FigureBlock("wide", chart(9)), FigureBlock("narrow", chart(3))]
+    parsed = parse_html(render_report(doc))
+    figures = [a for t, a in parsed.elements if t == "figure"]
+    widths = [int(a["width"]) for a in parsed.find("img", **{"class": "figure"})]
+    assert widths[0] > report_mod.WIDE_FIGURE_PX >= widths[1]
+    assert [f.get("class", "") for f in figures[:2]] == ["wide", ""]
