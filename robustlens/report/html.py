@@ -345,7 +345,7 @@ def _figure(fig: FigureBlock, section: LensSection, index: int) -> _Figure:
     return _Figure(title, fig.caption, alt, src, image.width, image.height)
 
 
-def _table(t: TableBlock, prefix: str) -> dict[str, Any]:
+def _table(t: TableBlock, prefix: str = "table") -> dict[str, Any]:
     frame = t.frame if isinstance(t.frame, pd.DataFrame) else pd.DataFrame(t.frame)
     if not isinstance(frame.index, pd.RangeIndex) or any(n is not None for n in frame.index.names):
         frame = frame.reset_index()
