@@ -266,7 +266,7 @@ def describe_figure(fig: Figure, title: str = "") -> str:
     title, what is plotted against what (axis labels) and for which series (legend entries);
     image panels counted, with their titles and row labels (e.g. the models)."""
     parts = [title.rstrip(".") + "."] if title else []
-    suptitle = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) else ""
+    suptitle = fig.get_suptitle()
     if suptitle:
         parts.append(suptitle.rstrip(".") + ".")
     panels = [ax for ax in fig.get_axes() if ax.get_visible() and ax.get_label() != "<colorbar>"]
