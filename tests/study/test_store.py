@@ -590,10 +590,13 @@ def test_a_failed_artifact_write_leaves_no_partial_file(tmp_path, monkeypatch):
 def test_figures_of_a_lens_and_a_missing_figure_file(tmp_path):
     store = Store(tmp_path)
     rels = store.put_figures("demo", [("one", b"1"), ("two", b"2")], "src")
-    assert rels == [  # neither PNG nor SVG: kept as text (what a figure's note is)
-        f"artifacts/{hashlib.sha256(b).hexdigest()[:2]}/{hashlib.sha256(b).hexdigest()}.txt"
-        for b in (b"1", b"2")
-    ]
+    assert (
+        rels
+        == [  # neither PNG nor SVG: kept as text (what a figure's note is)
+            f"artifacts/{hashlib.sha256(b).hexdigest()[:2]}/{hashlib.sha256(b).hexdigest()}.txt"
+            for b in (b"1", b"2")
+        ]
+    )
     assert store.figures("demo") == [("one", tmp_path / rels[0]), ("two", tmp_path / rels[1])]
     assert store.figures("other") == []
     assert store.get_meta("figures:demo") == "src"
