@@ -23,6 +23,7 @@ from robustlens.claims import evaluate_claims
 from robustlens.constructed.targeted import describe_leakage
 from robustlens.lenses import LENSES, StudyModel
 from robustlens.lenses.output import palette
+from robustlens import plotting
 from robustlens.plotting import (
     close_figure,
     describe_figure,
@@ -294,11 +295,13 @@ def _unpack_figure(title: str, data: bytes) -> FigureBlock:
 
 def _figure_source(spec, plan, lens_runs, models, colors) -> str:
     """What a lens's figures are drawn from: its runs, the models in order, the study's model
-    colours, the parameters, the plotting code, the figure format and the robustlens version.
+    colours, the parameters, the plotting code (the lens's and robustlens.plotting), the
+    figure format and the robustlens version.
     Equal keys give equal figures, so a report rebuilt on unchanged results reuses them instead
     of drawing them again."""
-    try:
+    try:  # the lens's plot function and the plotting service it draws and exports with
         code = inspect.getsource(spec.plot) if spec.plot is not None else ""
+        code += inspect.getsource(plotting)
     except (OSError, TypeError):
         code = ""
     parts = {
