@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from robustlens import plotting
 from robustlens._version import __version__
 from robustlens.claims import evaluate_claims
 from robustlens.constructed.targeted import describe_leakage
 from robustlens.lenses import LENSES, StudyModel
 from robustlens.lenses.output import palette
-from robustlens import plotting
 from robustlens.plotting import (
     close_figure,
     describe_figure,
