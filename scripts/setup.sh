@@ -29,12 +29,18 @@ if ! have_fmnist; then
     "$PY" -m robustlens data fetch fashion-mnist
 fi
 
-# A headless browser for the report's browser test (tests/study/test_report_browser.py):
-# Debian's chromium when apt is there, we are root and none is on PATH. Optional: the set-up
-# goes on without it and the browser test skips, saying why.
+# A headless browser for the report's browser tests (tests/report/test_html_browser.py), and
+# pdftotext (poppler-utils) to read the report printed to PDF: Debian's packages when apt is
+# there, we are root and they are not on PATH. Optional: the set-up goes on without them and
+# the browser tests skip, saying why.
 if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 \
     && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get install -y -q chromium \
         || { apt-get update -q && apt-get install -y -q chromium; } \
         || echo "setup: apt could not install chromium; the report's browser test will skip" >&2
+fi
+if ! command -v pdftotext >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y -q poppler-utils \
+        || { apt-get update -q && apt-get install -y -q poppler-utils; } \
+        || echo "setup: apt could not install poppler-utils; the report's print test will skip" >&2
 fi

@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import torch
 
 from robustlens.data.imageset import ImageSet
@@ -311,11 +312,19 @@ def plot(tables, models: list[StudyModel], params: ActivationParams, arrays=None
     colors = palette(models)
     figures = {}
     panels = [
-        ("always_dense_maps", "N_k: maps densely active for every image (Fig. 1)"),
-        ("redundant_maps", "C_k^R: redundant maps per image (Fig. 2)"),
-        ("mean_similarity", "S̄_k: mean cosine similarity of active maps (Fig. 3)"),
+        ("always_dense_maps", "N_k: maps densely active for every image (Fig. 1)", "N_k (maps)"),
+        ("redundant_maps", "C_k^R: redundant maps per image (Fig. 2)", "C_k^R (maps per image)"),
+        (
+            "mean_similarity",
+            "S̄_k: mean cosine similarity of active maps (Fig. 3)",
+            "S̄_k (cosine similarity, −1 to 1)",
+        ),
     ]
-    for metric, title in panels:
+    for metric, title, ylabel in panels:
+        why = _degenerate(frame[frame.metric == metric], metric, params)
+        if why:
+            figures[title] = why
+            continue
         fig, ax = new_figure()
         for m in models:
             rows = frame[(frame.model == m.name) & (frame.metric == metric)].sort_values("depth")
@@ -326,13 +335,31 @@ def plot(tables, models: list[StudyModel], params: ActivationParams, arrays=None
                 ax.fill_between(
                     rows.depth, rows.ci_low, rows.ci_high, color=colors[m.name], alpha=0.15
                 )
-        ax.set_xlabel("block k")
-        ax.set_ylabel(metric.replace("_", " "))
+        ax.set_xlabel("block k (depth)")
+        ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.legend(fontsize="small")
         figures[title] = fig
     return figures
+
+
+def _degenerate(rows: pd.DataFrame, metric: str, params: ActivationParams) -> str:
+    """Why ``metric`` is not drawn when it is the same for every model and block (N_k: 0
+    everywhere, no map densely active for every image), or undefined; '' when it varies."""
+    values = pd.to_numeric(rows["value"], errors="coerce").to_numpy(dtype=float)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return f"{metric.replace('_', ' ')} is undefined for every model and block."
+    if metric != "always_dense_maps" or not np.all(finite == 0):
+        return ""
+    return (
+        "N_k is 0 in every block for every model: no feature map is densely active (at least "
+        f"τ_dens = {params.tau_dens:g} of its activations above τ_act = {params.tau_act:g}) "
+        "for every evaluation image, so the measure does not tell the models apart here and "
+        "its flat lines at zero are not drawn. A lower τ_dens (parameter tau_dens) counts "
+        "maps densely active for most, not all, images."
+    )
 
 
 SPEC = register_lens(

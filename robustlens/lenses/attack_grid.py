@@ -187,14 +187,17 @@ def plot(tables, models: list[StudyModel], params: AttackGridParams, arrays=None
     frame = tables["attack_grid"]
     colors = palette(models)
     settings = list(dict.fromkeys(frame.setting))
-    fig, ax = new_figure(figsize=(max(6.0, 0.6 * len(settings) * max(len(models), 1) ** 0.5), 3.8))
-    width = 0.8 / max(len(models), 1)
+    # at most 10 inches wide (the report's width), taller as the attack names need
+    width = min(10.0, max(6.0, 0.6 * len(settings) * max(len(models), 1) ** 0.5))
+    fig, ax = new_figure(figsize=(width, 4.6))
+    bar = 0.8 / max(len(models), 1)
     for i, m in enumerate(models):
         part = frame[frame.model == m.name].set_index("setting").reindex(settings)
-        x = np.arange(len(settings)) + (i - (len(models) - 1) / 2) * width
-        ax.bar(x, part.value, width, color=colors[m.name], label=m.label())
+        x = np.arange(len(settings)) + (i - (len(models) - 1) / 2) * bar
+        ax.bar(x, part.value, bar, color=colors[m.name], label=m.label())
     ax.set_xticks(range(len(settings)), settings, rotation=45, ha="right", fontsize="small")
-    ax.set_ylabel("accuracy under attack")
+    ax.set_xlabel("attack (method, norm, ε, steps)")
+    ax.set_ylabel("accuracy under attack (fraction of images)")
     ax.set_ylim(0, 1)
     # above the axes: inside, it hides the bars of the first settings
     ax.legend(fontsize="x-small", ncols=min(len(models), 4), loc="lower left",

@@ -145,7 +145,9 @@ class LensSpec:
     ``compute(model, data, params, ctx)`` for scope "model", or
     ``compute(models, data, params, ctx)`` for scope "study"; ``plot(tables, models, params,
     arrays=...)`` returns ``{title: matplotlib Figure}`` from the tables of every model
-    (``arrays(model, name)`` reads a stored per-model array, or None); ``defaults(info)``
+    (``arrays(model, name)`` reads a stored per-model array, or None), or, for a figure whose
+    measure is degenerate (constant or undefined for every model), ``{title: why}``: the
+    report says why in words instead of drawing flat lines; ``defaults(info)``
     gives the parameters' defaults for a data set (the paper's values, scaled to its
     resolution where the paper gives them for CIFAR / ImageNet only).
     """

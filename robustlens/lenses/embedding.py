@@ -103,6 +103,9 @@ def compute(
 
 
 def plot(tables, models: list[StudyModel], params: EmbeddingParams, arrays=None) -> dict:
+    from matplotlib import colormaps  # heavy: matplotlib, only when drawing
+    from matplotlib.lines import Line2D
+
     if arrays is None:
         return {}
     frame = tables["embedding"]
@@ -129,6 +132,12 @@ def plot(tables, models: list[StudyModel], params: EmbeddingParams, arrays=None)
             )
             ax.set_xticks([])
             ax.set_yticks([])
+            ax.set_xlabel("PC 1 of the clean features", fontsize="x-small")
+            ax.set_ylabel("PC 2", fontsize="x-small")
+    cmap = colormaps["tab10"]
+    marks = [Line2D([], [], ls="", marker="o", ms=4, color=cmap(k)) for k in range(10)]
+    fig.legend(marks, [f"class {k}" for k in range(10)], loc="outside upper center", ncols=10,
+               fontsize="x-small", frameon=False)  # fmt: skip
     return {"Penultimate representations in 2-D (PCA fitted on clean), by class (Fig. 4–8)": fig}
 
 

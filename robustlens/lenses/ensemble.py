@@ -214,7 +214,8 @@ def plot(tables, models: list[StudyModel], params: EnsembleParams, arrays=None) 
                 ax.hlines(values.max(), i - 0.25, i + 0.25, color=colors[k], lw=1.5)
         ax.set_xticks(range(len(KINDS)), KINDS, fontsize="x-small")
         ax.set_title(target, fontsize="small")
-        ax.set_ylabel("accuracy of a linear classifier on frozen features")
+        ax.set_xlabel("extractors (STD natural, ADV robust)")
+        ax.set_ylabel("accuracy of a linear classifier\non frozen features (fraction)")
     return {"Late fusion of frozen extractors by kind and target (Fig. 7)": fig}
 
 

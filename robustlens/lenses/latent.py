@@ -198,6 +198,8 @@ def plot(tables, models: list[StudyModel], params: LatentParams, arrays=None) ->
         ax.set_xticks(x, names, rotation=30, ha="right")
         ax.set_ylim(0, 1)
         ax.set_title(metric.replace("_", " "))
+        ax.set_xlabel("model")
+        ax.set_ylabel("accuracy (fraction of images)")
         ax.legend(fontsize="small")
     return {"Natural and robust accuracy before and after retraining the head (Tables 1–2)": fig}
 

@@ -484,6 +484,8 @@ def compute(
 
 
 def plot(tables, models: list[StudyModel], params: MaskingParams, arrays=None) -> dict:
+    from matplotlib.colors import ListedColormap  # heavy: matplotlib, only when drawing
+
     frame = tables[TABLE]
     flags = frame[frame.metric == "raised"]
     names = [m.name for m in models if m.name in set(flags.model)]
@@ -492,13 +494,17 @@ def plot(tables, models: list[StudyModel], params: MaskingParams, arrays=None) -
         part = flags[flags.model == name].set_index("setting")["value"]
         grid[i] = [part.get(f, np.nan) for f in FLAGS]
     fig, ax = new_figure(figsize=(7.0, 0.45 * len(names) + 1.8))
-    ax.imshow(np.nan_to_num(grid, nan=0.5), cmap="RdYlGn_r", vmin=0, vmax=1, aspect="auto")
+    # clear: near white, not computed: grey, raised: orange (no red-green pair; each cell says it)
+    shades = ListedColormap(["#f4f4f4", "#bdbdbd", "#e66100"])
+    ax.imshow(np.nan_to_num(grid, nan=0.5), cmap=shades, vmin=0, vmax=1, aspect="auto")
     text = {1.0: "raised", 0.0: "clear"}
     for i in range(grid.shape[0]):
         for j in range(grid.shape[1]):
             ax.text(j, i, text.get(grid[i, j], "n/c"), ha="center", va="center", fontsize="x-small")
     ax.set_yticks(range(len(names)), names, fontsize="small")
     ax.set_xticks(range(len(FLAGS)), list(FLAGS), rotation=30, ha="right", fontsize="small")
+    ax.set_xlabel("gradient-masking test")
+    ax.set_ylabel("model")
     return {"Gradient-masking flags per model (n/c: not computed)": fig}
 
 

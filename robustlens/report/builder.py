@@ -18,11 +18,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from robustlens import plotting
 from robustlens._version import __version__
 from robustlens.claims import evaluate_claims
 from robustlens.constructed.targeted import describe_leakage
 from robustlens.lenses import LENSES, StudyModel
-from robustlens.plotting import figure_to_png
+from robustlens.lenses.output import palette
+from robustlens.plotting import (
+    close_figure,
+    describe_figure,
+    figure_to_image,
+    flat_series,
+    shared_colors,
+)
 from robustlens.report.document import (
     ClaimRow,
     Estimate,
@@ -180,6 +188,7 @@ def build_document(results: Results, keep_figures: FigureKeeper | None = None) -
     badges = {name: ", ".join(flags) for name, flags in masking.items()}
     sections = []
     warnings = []
+    study_colors = palette(models)  # one colour per model in every lens's figures
     for plan in study_spec.lenses:
         spec = LENSES.get(plan.name)
         lens_runs = results.runs.get(plan.name, [])
@@ -199,23 +208,24 @@ def build_document(results: Results, keep_figures: FigureKeeper | None = None) -
             warnings.append(f"lens {plan.name}: {len(lens_runs)} of {expected} runs finished")
         tables = results.tables(plan.name)
         figures = []
-        source = _figure_source(spec, plan, lens_runs, covered)
+        source = _figure_source(spec, plan, lens_runs, covered, study_colors)
         cached = results.cached_figures(plan.name, source) if tables else None
         if cached is not None:
-            figures = [FigureBlock(title, png) for title, png in cached]
+            figures = [_unpack_figure(title, data) for title, data in cached]
         elif spec.plot is not None and tables:
             try:
 
                 def arrays(model: str, name: str, lens: str = plan.name) -> np.ndarray | None:
                     return results.array(lens, model, name)
 
-                for title, fig in spec.plot(tables, covered, plan.params, arrays=arrays).items():
-                    figures.append(FigureBlock(title, figure_to_png(fig)))
+                with shared_colors(study_colors):
+                    drawn = spec.plot(tables, covered, plan.params, arrays=arrays)
+                    figures = [_figure_block(title, fig) for title, fig in drawn.items()]
             except Exception as exc:  # a broken figure must not hide the numbers
                 log.exception("figures of lens %s failed", plan.name)
                 warnings.append(f"lens {plan.name}: figures failed ({exc})")
             if keep_figures is not None:  # `robustlens report` reads the store, never writes it
-                keep_figures(plan.name, [(f.title, f.png) for f in figures], source)
+                keep_figures(plan.name, [(f.title, _pack_figure(f)) for f in figures], source)
         notes = [note for run in lens_runs for note in run.notes]
         if plan.models is not None:
             notes.insert(0, f"looks at the models {', '.join(m.name for m in covered)} only")
@@ -255,12 +265,45 @@ def build_document(results: Results, keep_figures: FigureKeeper | None = None) -
     )
 
 
-def _figure_source(spec, plan, lens_runs, models) -> str:
-    """What a lens's figures are drawn from: its runs, the models in order, the parameters,
-    the plotting code and the robustlens version. Equal keys give equal figures, so a report
-    rebuilt on unchanged results reuses them instead of drawing them again."""
-    try:
+NOTE_PREFIX = b"robustlens figure note\n"
+"""What a figure not drawn is kept as in the store: this line, then why, in UTF-8."""
+FIGURE_FORMAT = 2
+"""How figures are made (1: PNG at 110 dpi; 2: SVG or PNG at 2×, alt text, flat figures as
+notes): part of the figure source, so figures stored in an older format are drawn again."""
+
+
+def _figure_block(title: str, fig: Any) -> FigureBlock:
+    """A lens's figure as the report shows it: drawn, or (for a string from the lens, or a
+    figure whose every plotted value is one number or undefined) a note saying why not."""
+    if isinstance(fig, str):
+        return FigureBlock(title, b"", note=fig)
+    flat = flat_series(fig)
+    if flat is not None:
+        close_figure(fig)
+        why = f"{flat[0].upper()}{flat[1:]} for every model: the lines would lie on one another."
+        return FigureBlock(title, b"", note=why)
+    return FigureBlock(title, figure_to_image(fig, alt=describe_figure(fig, title)))
+
+
+def _pack_figure(block: FigureBlock) -> bytes:
+    return block.png if not block.note else NOTE_PREFIX + block.note.encode()
+
+
+def _unpack_figure(title: str, data: bytes) -> FigureBlock:
+    if data.startswith(NOTE_PREFIX):
+        return FigureBlock(title, b"", note=data[len(NOTE_PREFIX) :].decode())
+    return FigureBlock(title, data)
+
+
+def _figure_source(spec, plan, lens_runs, models, colors) -> str:
+    """What a lens's figures are drawn from: its runs, the models in order, the study's model
+    colours, the parameters, the plotting code (the lens's and robustlens.plotting), the
+    figure format and the robustlens version.
+    Equal keys give equal figures, so a report rebuilt on unchanged results reuses them instead
+    of drawing them again."""
+    try:  # the lens's plot function and the plotting service it draws and exports with
         code = inspect.getsource(spec.plot) if spec.plot is not None else ""
+        code += inspect.getsource(plotting)
     except (OSError, TypeError):
         code = ""
     parts = {
@@ -268,9 +311,11 @@ def _figure_source(spec, plan, lens_runs, models) -> str:
         "version": spec.version,
         "runs": sorted(run.key for run in lens_runs),
         "models": [(m.name, m.label(), m.digest) for m in models],
+        "colors": colors,
         "params": params_dict(plan.params),
         "code": hashlib.sha256(code.encode()).hexdigest(),
         "robustlens": __version__,
+        "format": FIGURE_FORMAT,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -62,9 +62,14 @@ class ClaimRow:
 
 @dataclass
 class FigureBlock:
+    """A figure of a lens section: ``png`` holds the image bytes (PNG or SVG, as
+    :func:`robustlens.plotting.figure_to_image` makes them, their alt text inside); a figure
+    not drawn has no bytes and a ``note`` saying why (e.g. its measure is constant)."""
+
     title: str
     png: bytes
     caption: str = ""
+    note: str = ""
 
 
 @dataclass

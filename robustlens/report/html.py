@@ -1,15 +1,18 @@
 """Render a :class:`ReportDocument` as one self-contained HTML file.
 
 The file needs nothing but itself: CSS and the one small script are inline, figures are
-``data:`` PNG URIs, and a Content-Security-Policy forbids the page from loading anything else.
-Everything the document says is HTML-escaped (Jinja2 autoescaping); numbers are formatted here,
-not in the template.
+``data:`` SVG or PNG URIs, every table's CSV is a ``data:`` link, and a Content-Security-Policy
+forbids the page from loading anything else. Tables longer than :data:`FOLD_ROWS` rows fold
+into a ``<details>`` (opened for print by the print stylesheet). Everything the document says
+is HTML-escaped (Jinja2 autoescaping); numbers are formatted here, not in the template.
 """
 
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
+import io
 import math
 import numbers
 import os
@@ -28,7 +31,7 @@ from markupsafe import Markup
 
 from robustlens.claims.verdict import Status
 from robustlens.errors import RobustlensError
-from robustlens.plotting import PNG_SIGNATURE
+from robustlens.plotting import read_image
 from robustlens.report import forest
 from robustlens.report.document import (
     ClaimRow,
@@ -48,6 +51,8 @@ TEMPLATE = "report.html.j2"
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 MISSING = "–"  # en dash: what a missing number or NaN looks like in the report
 MAX_TABLE_ROWS = 500  # longer tables show their first rows and say how many were left out
+FOLD_ROWS = 12  # longer tables are folded away (a <details>), with a summary line
+WIDE_FIGURE_PX = 560  # figures shown wider than this take a whole row of the figure grid
 VERDICTS = (Status.HOLDS, Status.FAILS, Status.INCONCLUSIVE)
 STATUSES = tuple(s.value for s in VERDICTS)
 NO_VERDICT = (Status.NOT_COMPUTED.value, Status.NOT_APPLICABLE.value)  # a lens failed / no model
@@ -144,10 +149,16 @@ class _Figure:
     title: str
     caption: str
     alt: str
-    src: str | None  # data: URI, or None when the bytes are not a PNG
+    src: str | None  # data: URI, or None when the bytes are neither SVG nor PNG
     width: int | None
     height: int | None
     problem: str = ""
+    note: str = ""  # why the figure is not drawn (a degenerate measure)
+
+    @property
+    def wide(self) -> bool:
+        """Wider than a column of the figure grid: it takes the whole row."""
+        return (self.width or 0) > WIDE_FIGURE_PX
 
 
 @lru_cache(maxsize=1)
@@ -184,6 +195,7 @@ def _context(doc: ReportDocument) -> dict[str, Any]:
         "provenance": doc.provenance,
         "warnings": warnings,
         "models": [_model(m) for m in doc.models],
+        "models_csv": csv_link(models_frame(doc.models)),
         "claims": claims,
         "claim_groups": [(p, by_paper[p.paper]) for p in papers],
         "scorecard": papers,
@@ -226,6 +238,33 @@ def _model(m: ModelRow) -> dict[str, str]:
         "source": m.source,
         "masking": ", ".join(m.masking),
     }
+
+
+def models_frame(models: list[ModelRow]) -> pd.DataFrame:
+    """The models table as data (accuracies as fractions with their intervals), for its CSV."""
+    rows = []
+    for m in models:
+        clean, robust = m.clean_interval or (None, None), m.robust_interval or (None, None)
+        rows.append(
+            {
+                "model": m.name,
+                "architecture": m.arch,
+                "how trained": m.how_trained,
+                "clean accuracy": m.clean_accuracy,
+                "clean accuracy (95 % low)": clean[0],
+                "clean accuracy (95 % high)": clean[1],
+                "robust accuracy": m.robust_accuracy,
+                "robust accuracy (95 % low)": robust[0],
+                "robust accuracy (95 % high)": robust[1],
+                "robust attack": m.robust_attack,
+                "n": m.n,
+                "parameters": m.parameters,
+                "weights sha256": m.weights_sha256,
+                "source": m.source,
+                "gradient-masking flags": ", ".join(m.masking),
+            }
+        )
+    return pd.DataFrame(rows, dtype=object)
 
 
 def _claim(c: ClaimRow) -> dict[str, str]:
@@ -304,35 +343,35 @@ def _section(s: LensSection, index: int, used_ids: set[str], warnings: list[str]
         "not_applicable": [str(n) for n in s.not_applicable],
         "failures": [str(n) for n in s.failures],
         "figures": figures,
-        "tables": [_table(t) for t in s.tables],
+        "tables": [_table(t, anchor) for t in s.tables],
     }
 
 
 def _figure(fig: FigureBlock, section: LensSection, index: int) -> _Figure:
     title = fig.title or ""
-    alt = title or fig.caption or f"Figure {index + 1} of {section.title or section.lens}"
-    png = bytes(fig.png or b"")
-    if not png.startswith(PNG_SIGNATURE) or len(png) < 24:
+    if fig.note:
+        return _Figure(title, fig.caption, "", None, None, None, note=fig.note)
+    image = read_image(bytes(fig.png or b""))
+    if image is None:
         what = f"figure {title!r}" if title else f"figure {index + 1}"
         return _Figure(
             title=title,
             caption=fig.caption,
-            alt=alt,
+            alt=title or fig.caption or f"Figure {index + 1} of {section.title or section.lens}",
             src=None,
             width=None,
             height=None,
             problem=(
-                f"Lens {section.lens!r}: {what} is not PNG data ({len(png)} bytes); "
-                "it is left out of the report"
+                f"Lens {section.lens!r}: {what} is neither SVG nor PNG data "
+                f"({len(fig.png or b'')} bytes); it is left out of the report"
             ),
         )
-    width = int.from_bytes(png[16:20], "big") or None
-    height = int.from_bytes(png[20:24], "big") or None
-    src = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-    return _Figure(title=title, caption=fig.caption, alt=alt, src=src, width=width, height=height)
+    alt = image.alt or title or fig.caption or f"Figure {index + 1} of {section.title}"
+    src = f"data:{image.mime};base64," + base64.b64encode(image.data).decode("ascii")
+    return _Figure(title, fig.caption, alt, src, image.width, image.height)
 
 
-def _table(t: TableBlock) -> dict[str, Any]:
+def _table(t: TableBlock, prefix: str = "table") -> dict[str, Any]:
     frame = t.frame if isinstance(t.frame, pd.DataFrame) else pd.DataFrame(t.frame)
     if not isinstance(frame.index, pd.RangeIndex) or any(n is not None for n in frame.index.names):
         frame = frame.reset_index()
@@ -365,7 +404,59 @@ def _table(t: TableBlock) -> dict[str, Any]:
         "rows": rows,
         "n_rows": total,
         "truncated": total - len(shown),
+        "folded": total > FOLD_ROWS,
+        "csv": csv_link(frame),
+        "csv_name": _slug(f"{prefix}-{t.title or 'table'}").lower() + ".csv",
     }
+
+
+def table_csv(frame: pd.DataFrame) -> str:
+    """``frame`` as CSV text, every row: numbers at full precision, an :class:`Estimate`
+    as three columns (value, 95 % low, 95 % high), missing values empty."""
+    columns: list[str] = []
+    getters = []
+    for c in frame.columns:
+        name = _column_name(c)
+        if any(isinstance(v, Estimate) for v in frame[c]):
+            columns += [name, f"{name} (95 % low)", f"{name} (95 % high)"]
+            getters.append(_estimate_parts)
+        else:
+            columns.append(name)
+            getters.append(lambda v: [_csv_value(v)])
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for values in frame.itertuples(index=False, name=None):
+        writer.writerow([x for get, v in zip(getters, values, strict=True) for x in get(v)])
+    return buf.getvalue()
+
+
+def csv_link(frame: pd.DataFrame) -> str:
+    """A ``data:`` URI of ``frame``'s CSV (UTF-8 with a byte-order mark, so spreadsheets read
+    ε and µ right): the table downloads from the page itself."""
+    data = ("\ufeff" + table_csv(frame)).encode("utf-8")
+    return "data:text/csv;charset=utf-8;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _estimate_parts(v: Any) -> list[str]:
+    if isinstance(v, Estimate):
+        return [_csv_value(v.value), _csv_value(v.low), _csv_value(v.high)]
+    return [_csv_value(v), "", ""]
+
+
+def _csv_value(v: Any) -> str:
+    if v is None or v is pd.NA or v is pd.NaT:
+        return ""
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, numbers.Integral):
+        return str(int(v))
+    if isinstance(v, numbers.Real):
+        x = float(v)
+        return "" if math.isnan(x) else repr(x)
+    if isinstance(v, list | tuple):
+        return "; ".join(_csv_value(x) for x in v)
+    return str(v)
 
 
 def _cell(v: Any) -> str:

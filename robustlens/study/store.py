@@ -558,13 +558,14 @@ class Store:
     def put_figures(
         self, lens: str, figures: list[tuple[str, bytes]], source_key: str = ""
     ) -> list[str]:
-        """Save a lens's report figures as PNG files and record them (replacing older ones),
+        """Save a lens's report figures as files (.svg, .png, or .txt for a figure the report
+        replaces by a note) and record them (replacing older ones),
         with ``source_key`` naming what they were drawn from (see :meth:`cached_figures`)."""
         self._writable()
         staged = []
         for title, png in figures:
             sha = hashlib.sha256(png).hexdigest()
-            rel = f"{ARTIFACTS}/{sha[:2]}/{sha}.png"
+            rel = f"{ARTIFACTS}/{sha[:2]}/{sha}{_figure_suffix(png)}"
             self._write_file(rel, png)
             staged.append((title, rel, sha))
         with self.transaction() as db:
@@ -720,3 +721,10 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and np.isnan(value):
         return None
     return value
+
+
+def _figure_suffix(data: bytes) -> str:
+    """The file ending of a report figure's bytes: SVG, PNG, or text (a note)."""
+    if data.startswith(b"\x89PNG"):
+        return ".png"
+    return ".svg" if data[:200].lstrip().startswith((b"<?xml", b"<svg")) else ".txt"

@@ -547,3 +547,46 @@ def test_fast_redundancy_path_agrees_with_the_edge_path(tau_sim):
     assert torch.equal(slow[0], fast[0])
     torch.testing.assert_close(slow[1], fast[1], equal_nan=True)
     assert fast[2] is None
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _frame(models: list[str], n_k: float) -> pd.DataFrame:
+    rows = [
+        {"model": m, "layer": f"block{d}", "depth": d, "metric": metric, "value": value}
+        for i, m in enumerate(models)
+        for d in (1, 2)
+        for metric, value in (
+            ("always_dense_maps", n_k),
+            ("redundant_maps", 1.0 + i + d),
+            ("mean_similarity", np.nan),
+        )
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_a_degenerate_measure_is_said_in_words_not_drawn():
+    from matplotlib.figure import Figure
+
+    from robustlens.plotting import close_figure
+
+    net = small_cnn(INFO)
+    models = [study_model(net, "nat"), study_model(net, "other")]
+    params = ActivationParams(tau_dens=0.9)
+    figures = get_lens("activations").plot(
+        {"activations": _frame(["nat", "other"], 0.0)}, models, params
+    )
+    n_k, c_k, s_k = figures.values()
+    assert isinstance(n_k, str) and "N_k is 0 in every block for every model" in n_k
+    assert "τ_dens = 0.9 " in n_k  # the reason names the threshold in force
+    assert s_k == "mean similarity is undefined for every model and block."
+    assert isinstance(c_k, Figure)
+    close_figure(c_k)
+    drawn = get_lens("activations").plot(
+        {"activations": _frame(["nat", "other"], 2.0)}, models, params
+    )
+    assert isinstance(next(iter(drawn.values())), Figure)  # N_k = 2 for both: a level, drawn
+    for fig in drawn.values():
+        if isinstance(fig, Figure):
+            close_figure(fig)

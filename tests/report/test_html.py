@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
 import io
 import math
@@ -24,9 +25,11 @@ from PIL import Image
 from robustlens.errors import RobustlensError
 from robustlens.plotting import (
     PNG_SIGNATURE,
+    figure_to_image,
     figure_to_png,
     model_colors,
     new_figure,
+    read_image,
 )
 from robustlens.report import html as report_mod
 from robustlens.report.document import (
@@ -41,7 +44,9 @@ from robustlens.report.html import format_number, render_report, write_report
 
 EVIL = '<script>alert("pwned")</script>'
 LENS_NAMES = ("feature-geometry", "probe-accuracy")
-PNG_SRC = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+IMG_SRC = re.compile(r'src="data:image/(png|svg\+xml);base64,([A-Za-z0-9+/=]+)"')
+FOLDED_SENTINEL = "folded-row-sentinel"  # text that lives only in a folded table's last row
+FLAT_NOTE = "N_k is 0 in every block for every model."
 
 
 # --------------------------------------------------------------------------------------------
@@ -49,7 +54,7 @@ PNG_SRC = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
 
 def _line_figure() -> bytes:
-    """A pyplot figure (Agg), converted and closed."""
+    """A pyplot figure (Agg), converted (to SVG: it is small) and closed."""
     fig, ax = plt.subplots(figsize=(4, 3))
     x = np.linspace(0, 0.3, 20)
     colors = model_colors(["natural", "pgd-0.1"], ["natural"])
@@ -58,7 +63,7 @@ def _line_figure() -> bytes:
     ax.set_xlabel("ε")
     ax.set_ylabel("accuracy")
     ax.legend()
-    return figure_to_png(fig)
+    return figure_to_image(fig)
 
 
 def _image_figure() -> bytes:
@@ -138,6 +143,13 @@ def sample_document() -> ReportDocument:
     nan_table = pd.DataFrame(
         {"model": ["natural", "pgd-0.1"], "probe": ["blur", "blur"], "accuracy": [0.5, np.nan]}
     )
+    long_table = pd.DataFrame(
+        {
+            "setting": [f"σ = {i}" for i in range(19)] + [FOLDED_SENTINEL],
+            "natural": np.linspace(0.9, 0.1, 20),
+            "pgd-0.1": np.linspace(0.8, 0.5, 20),
+        }
+    )
     sections = [
         LensSection(
             lens=LENS_NAMES[0],
@@ -160,7 +172,11 @@ def sample_document() -> ReportDocument:
             paper="Ilyas et al. 2019",
             section="3.2",
             description="Accuracy on transformed images.",
-            tables=[TableBlock("Accuracy per probe", nan_table)],
+            figures=[FigureBlock("N_k per block", b"", note=FLAT_NOTE)],
+            tables=[
+                TableBlock("Accuracy per probe", nan_table),
+                TableBlock("Accuracy per blur", long_table, "Twenty blur levels."),
+            ],
         ),
     ]
     return ReportDocument(
@@ -238,7 +254,9 @@ def test_self_contained(html: str) -> None:
         assert forbidden not in lowered, forbidden
     srcs = re.findall(r'\bsrc\s*=\s*"([^"]*)"', html)
     assert srcs, "no embedded figures"
-    assert all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert all(s.startswith(("data:image/png;base64,", "data:image/svg+xml;base64,")) for s in srcs)
+    links = re.findall(r'\bhref\s*=\s*"([^"]*)"', html)
+    assert all(h.startswith(("#", "data:text/csv;charset=utf-8;base64,")) for h in links)
     assert "<script src" not in lowered
     parsed = parse_html(html)
     csp = parsed.find("meta", http_equiv="Content-Security-Policy")
@@ -291,25 +309,44 @@ def test_every_section_and_hook_present(html: str, doc: ReportDocument) -> None:
     assert order == sorted(order)
 
 
-def test_figures_are_valid_embedded_pngs(html: str, doc: ReportDocument) -> None:
+def test_figures_are_valid_embedded_images(html: str, doc: ReportDocument) -> None:
+    """The line chart is an SVG, the image grid a PNG; each shown at the size it reads back."""
     parsed = parse_html(html)
     imgs = parsed.find("img")
-    n_figures = sum(len(s.figures) for s in doc.sections)
-    assert len(imgs) == n_figures == 2
+    drawn = [f for s in doc.sections for f in s.figures if not f.note]
+    assert len(imgs) == len(drawn) == 2
+    kinds = []
     for img in imgs:
         assert img["class"] == "figure"
-        assert img["alt"]
-        match = PNG_SRC.fullmatch(f'src="{img["src"]}"')
+        match = IMG_SRC.fullmatch(f'src="{img["src"]}"')
         assert match, img["src"][:60]
-        png = base64.b64decode(match.group(1), validate=True)
-        assert png.startswith(PNG_SIGNATURE)
-        with Image.open(io.BytesIO(png)) as im:
-            im.verify()
-        with Image.open(io.BytesIO(png)) as im:
-            assert (im.width, im.height) == (int(img["width"]), int(img["height"]))
-            assert len(im.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 4
-        assert matplotlib.image.imread(io.BytesIO(png), format="png").ndim == 3
-    assert html.count("<figure>") == 2 and html.count("<figcaption>") == 2
+        data = base64.b64decode(match.group(2), validate=True)
+        kinds.append(match.group(1))
+        image = read_image(data)
+        assert image is not None
+        assert (image.width, image.height) == (int(img["width"]), int(img["height"]))
+        if match.group(1) == "png":
+            assert data.startswith(PNG_SIGNATURE)
+            with Image.open(io.BytesIO(data)) as im:
+                im.verify()
+            with Image.open(io.BytesIO(data)) as im:
+                assert (im.width, im.height) == (image.width, image.height)  # 80 dpi: 1×
+                assert len(im.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 4
+            assert img["alt"] == "Feature maps"  # no alt text in a bare PNG: its title
+        else:
+            assert data.lstrip().startswith(b"<?xml") and b"<svg" in data[:1000]
+            # the alt text says what is plotted against what, for which models
+            assert img["alt"] == "accuracy against ε for natural, pgd-0.1."
+    assert kinds == ["svg+xml", "png"]
+    assert html.count("<figure>") == 2 and html.count("<figcaption>") == 3
+
+
+def test_a_degenerate_figure_is_a_note_not_a_drawing(html: str) -> None:
+    parsed = parse_html(html)
+    (note,) = parsed.find("figure", data_figure="not-drawn")
+    assert f"<strong>Not drawn.</strong> {FLAT_NOTE}</div>" in html
+    assert "<strong>N_k per block.</strong>" in html  # its title stays, as the caption
+    assert note["class"] == "not-drawn"
 
 
 def test_statements_are_escaped(html: str) -> None:
@@ -505,7 +542,7 @@ def test_awkward_sections() -> None:
     assert "a · x" in html
     assert "<img" not in html
     assert "This figure could not be embedded." in html
-    assert "&#39;not a png&#39; is not PNG data" in html  # listed among the warnings
+    assert "&#39;not a png&#39; is neither SVG nor PNG data" in html  # listed among the warnings
     assert not parsed.find("div", id="claims")
 
 
@@ -518,7 +555,7 @@ def test_long_tables_are_cut(monkeypatch: pytest.MonkeyPatch) -> None:
         )
     ]
     html = render_report(doc)
-    assert "Showing the first 10 of 25 rows." in html
+    assert "Showing the first 10 of 25 rows; the CSV has them all." in html
     assert '<td class="num">9</td>' in html and '<td class="num">10</td>' not in html
 
 
@@ -620,3 +657,83 @@ def test_constructed_training_sets_show_their_checks() -> None:
     assert _constructed_note(negative) == (
         ", on the negative-robust set made against natural (91 % of targets reached)"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Tables fold away and download as CSV
+
+
+def _csv_rows(href: str) -> list[list[str]]:
+    prefix = "data:text/csv;charset=utf-8;base64,"
+    assert href.startswith(prefix)
+    text = base64.b64decode(href[len(prefix) :], validate=True).decode("utf-8")
+    assert text.startswith("\ufeff")
+    return list(csv.reader(io.StringIO(text[1:])))
+
+
+def test_long_tables_fold_and_every_table_downloads_as_csv(html: str, doc: ReportDocument) -> None:
+    folded = re.findall(
+        r'<details class="table-fold" data-rows="(\d+)">(.*?)</details>', html, re.S
+    )
+    assert [rows for rows, _ in folded] == ["20"]  # only the table over FOLD_ROWS rows
+    assert FOLDED_SENTINEL in folded[0][1]
+    assert "20 rows × 3 columns" in folded[0][1]
+    links = re.findall(r'<a class="csv" download="([^"]+)" href="([^"]+)">', html)
+    n_tables = 1 + sum(len(s.tables) for s in doc.sections)  # the models and every lens table
+    assert len(links) == n_tables
+    names = [name for name, _ in links]
+    assert names[0] == "models.csv" and len(set(names)) == len(names)
+    by_name = {name: _csv_rows(href) for name, href in links}
+    long = doc.sections[1].tables[1].frame
+    rows = by_name["lens-probe-accuracy-accuracy-per-blur.csv"]
+    assert rows[0] == list(long.columns)
+    assert [r[0] for r in rows[1:]] == list(long["setting"])
+    for col in ("natural", "pgd-0.1"):  # full precision: the values themselves
+        got = [float(r[rows[0].index(col)]) for r in rows[1:]]
+        assert got == list(long[col])
+    nan_rows = by_name["lens-probe-accuracy-accuracy-per-probe.csv"]
+    assert nan_rows[1:] == [["natural", "blur", "0.5"], ["pgd-0.1", "blur", ""]]
+    models = by_name["models.csv"]
+    assert [r[0] for r in models[1:]] == ["natural", "pgd-0.1"]
+    assert float(models[2][models[0].index("robust accuracy")]) == 0.664
+
+
+def test_csv_of_estimates_has_their_intervals() -> None:
+    frame = pd.DataFrame(
+        {"metric": ["acc", "loss"], "m": [report_mod.Estimate(0.5, 0.4, 0.6), 1.25]}, dtype=object
+    )
+    rows = list(csv.reader(io.StringIO(report_mod.table_csv(frame))))
+    assert rows == [
+        ["metric", "m", "m (95 % low)", "m (95 % high)"],
+        ["acc", "0.5", "0.4", "0.6"],
+        ["loss", "1.25", "", ""],
+    ]
+
+
+def test_a_table_of_twelve_rows_stays_open() -> None:
+    doc = sample_document()
+    doc.sections = [
+        LensSection(
+            "t", "T", "P", "1", "d", tables=[TableBlock(f"n{n}", pd.DataFrame({"i": range(n)}))]
+        )
+        for n in (report_mod.FOLD_ROWS, report_mod.FOLD_ROWS + 1)
+    ]
+    doc.sections[1].lens = "u"
+    html = render_report(doc)
+    assert html.count('<details class="table-fold"') == 1
+    assert f'data-rows="{report_mod.FOLD_ROWS + 1}"' in html
+
+
+def test_a_wide_figure_takes_the_whole_row() -> None:
+    def chart(width: float) -> bytes:
+        fig, ax = new_figure(figsize=(width, 2))
+        ax.plot([0, 1], [0, 1])
+        return figure_to_image(fig)
+
+    doc = sample_document()
+    doc.sections[0].figures = [FigureBlock("wide", chart(9)), FigureBlock("narrow", chart(3))]
+    parsed = parse_html(render_report(doc))
+    figures = [a for t, a in parsed.elements if t == "figure"]
+    widths = [int(a["width"]) for a in parsed.find("img", **{"class": "figure"})]
+    assert widths[0] > report_mod.WIDE_FIGURE_PX >= widths[1]
+    assert [f.get("class", "") for f in figures[:2]] == ["wide", ""]

@@ -1,11 +1,16 @@
-"""The report in a real headless browser (Debian's chromium): every section and figure renders.
+"""The report in a real headless browser (Debian's chromium): every section and figure renders,
+the page requests nothing from the network (chromium's own net log), every internal link
+lands on an element, the HTML parses without a single error (html5lib, strict), and printing
+to PDF keeps what is folded away on screen (pdftotext from poppler-utils).
 
-Skips, saying why, where no chromium is installed (`make setup` installs Debian's package where
-apt is available and it runs as root).
+Skips, saying why, where no chromium (or html5lib, or pdftotext) is installed (`make setup`
+installs Debian's chromium and poppler-utils where apt is available and it runs as root, and
+html5lib with the dev extras).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -20,7 +25,7 @@ from PIL import Image, ImageChops
 from robustlens.report.document import ReportDocument
 from robustlens.report.html import write_report
 
-from .test_html import ElementCollector, parse_html, sample_document
+from .test_html import FOLDED_SENTINEL, ElementCollector, parse_html, sample_document
 
 TIMEOUT_S = 60
 WINDOW = (1280, 3000)
@@ -113,7 +118,7 @@ def test_report_renders_in_chromium(
     parsed: ElementCollector = parse_html(dom)
 
     (body,) = parsed.find("body")
-    n_figures = sum(len(s.figures) for s in doc.sections)
+    n_figures = sum(1 for s in doc.sections for f in s.figures if not f.note)
     assert n_figures > 0
     assert "data-images-loaded" in body, "the load script did not run (blocked by the CSP?)"
     assert body["data-images-loaded"] == body["data-images-total"] == str(n_figures)
@@ -127,6 +132,81 @@ def test_report_renders_in_chromium(
     assert parsed.find("section", id="models")
     assert len(parsed.find("script")) == 1
     assert seconds < TIMEOUT_S
+
+
+def page_requests(chromium: str, html: Path, workdir: Path) -> tuple[list[str], str]:
+    """The URLs the page itself asked for, from chromium's net log, and its DOM once loaded.
+
+    The browser's own background requests (component updates, time sync) are initiated by
+    no origin and are left out; anything the page loads (an image, a font, a style sheet)
+    has the page's origin as its initiator ("null" for a file)."""
+    log = workdir / f"net-{time.monotonic_ns()}.json"
+    dom, _ = run_chromium(chromium, workdir, f"--log-net-log={log}", "--dump-dom", html.as_uri())
+    events = json.loads(log.read_text(encoding="utf-8"))
+    start = events["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    urls = [
+        e["params"]["url"]
+        for e in events["events"]
+        if e["type"] == start
+        and "url" in e.get("params", {})
+        and e["params"].get("initiator") != "not an origin"
+    ]
+    return urls, dom
+
+
+def test_the_page_requests_nothing_and_its_links_land(
+    chromium: str, report: tuple[Path, ReportDocument], tmp_path: Path
+):
+    path, _ = report
+    requests, dom = page_requests(chromium, path, tmp_path)
+    assert requests == [], requests
+    parsed = parse_html(dom)
+    ids = [a["id"] for _, a in parsed.elements if "id" in a]
+    assert len(ids) == len(set(ids)), "duplicate ids"
+    internal = [a["href"][1:] for _, a in parsed.elements if a.get("href", "").startswith("#")]
+    assert len(internal) >= 4  # the table of contents at least
+    assert sorted(set(internal) - set(ids)) == [], "links to no element"
+    # the check sees a page that does load something (it resolves to nothing here)
+    leaky = tmp_path / "leaky.html"
+    leaky.write_text(
+        '<!DOCTYPE html><html lang="en"><title>x</title><img alt="" src="http://example.test/a.png">'
+    )
+    assert page_requests(chromium, leaky, tmp_path)[0] == ["http://example.test/a.png"]
+
+
+def test_the_html_is_valid(report: tuple[Path, ReportDocument]):
+    """Parsed by html5lib (the WHATWG parsing algorithm) in strict mode: any parse error
+    (a stray end tag, an unclosed element, a bad attribute, a misnested table) fails."""
+    html5lib = pytest.importorskip("html5lib", reason="html5lib comes with the dev extras")
+    path, _ = report
+    parser = html5lib.HTMLParser(strict=True, namespaceHTMLElements=False)
+    tree = parser.parse(path.read_text(encoding="utf-8"))
+    assert tree.find(".//body") is not None and not parser.errors
+    with pytest.raises(html5lib.html5parser.ParseError):  # strict mode does raise
+        html5lib.HTMLParser(strict=True).parse("<!DOCTYPE html><p>a</div>")
+
+
+def test_printing_keeps_folded_tables(
+    chromium: str, report: tuple[Path, ReportDocument], tmp_path: Path
+):
+    """The print stylesheet lays every <details> out open: text that lives in a folded table
+    is in the PDF; the screen-only links (contents, CSV downloads) are not."""
+    pdftotext = shutil.which("pdftotext")
+    if pdftotext is None:
+        pytest.skip("no pdftotext: make setup installs Debian's poppler-utils where apt is")
+    path, _ = report
+    assert 'class="table-fold"' in path.read_text(encoding="utf-8")
+    pdf = tmp_path / "report.pdf"
+    run_chromium(
+        chromium, tmp_path, "--no-pdf-header-footer", f"--print-to-pdf={pdf}", path.as_uri()
+    )
+    text = subprocess.run(
+        [pdftotext, "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    assert FOLDED_SENTINEL in text
+    assert "Accuracy per blur" in text and "Feature geometry" in text
+    assert "Download CSV" not in text and "Contents" not in text
+    assert text.count("\f") >= 3  # a page break before the claims and each lens section
 
 
 def screenshot(chromium: str, html: Path, workdir: Path) -> Path:

@@ -168,9 +168,16 @@ def test_figures_are_files_referenced_from_the_database(tmp_path):
     store.put_figures("color", [("a", b"\x89PNG third")])
     figures = store.figures("color")
     assert [title for title, _ in figures] == ["a"]
-    assert figures[0][1].read_bytes() == b"\x89PNG third"
+    assert figures[0][1].read_bytes() == b"\x89PNG third" and figures[0][1].suffix == ".png"
     assert store.sweep() == 2  # the two replaced files
     assert figures[0][1].exists()
+
+
+def test_figures_are_named_by_their_format(tmp_path):
+    store = Store(tmp_path)
+    svg, note = b'<?xml version="1.0"?>\n<svg width="1pt"></svg>', b"robustlens figure note\nflat"
+    store.put_figures("color", [("a", svg), ("b", note), ("c", b"\x89PNG")])
+    assert [path.suffix for _, path in store.figures("color")] == [".svg", ".txt", ".png"]
 
 
 def test_figures_are_reused_only_for_the_same_source_and_intact_files(tmp_path):
@@ -583,10 +590,13 @@ def test_a_failed_artifact_write_leaves_no_partial_file(tmp_path, monkeypatch):
 def test_figures_of_a_lens_and_a_missing_figure_file(tmp_path):
     store = Store(tmp_path)
     rels = store.put_figures("demo", [("one", b"1"), ("two", b"2")], "src")
-    assert rels == [
-        f"artifacts/{hashlib.sha256(b).hexdigest()[:2]}/{hashlib.sha256(b).hexdigest()}.png"
-        for b in (b"1", b"2")
-    ]
+    assert (
+        rels
+        == [  # neither PNG nor SVG: kept as text (what a figure's note is)
+            f"artifacts/{hashlib.sha256(b).hexdigest()[:2]}/{hashlib.sha256(b).hexdigest()}.txt"
+            for b in (b"1", b"2")
+        ]
+    )
     assert store.figures("demo") == [("one", tmp_path / rels[0]), ("two", tmp_path / rels[1])]
     assert store.figures("other") == []
     assert store.get_meta("figures:demo") == "src"
