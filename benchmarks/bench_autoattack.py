@@ -91,6 +91,7 @@ def main() -> None:
         model, _ = load_checkpoint(store / "models" / name / "model")
         r = compare(model, norm, eps, test.images, test.labels)
         out[name] = r
+        print(name, r, "load", os.getloadavg(), flush=True)  # partial results as they come
         label = "L∞" if norm == "linf" else "L2"
         rows.append(
             f"| {name} ({label} ε={eps:g}), {r['n']} images | {r['ours_s']:.1f} s | "
