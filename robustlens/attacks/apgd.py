@@ -284,7 +284,10 @@ class APGD(Attack):
                 inside = ball.schedule.admissible(state)
                 success, kept = success & inside, torch.where(inside, loss, -torch.inf)
             self._keep_best(rows, state["x"], kept, success, best_adv, best_loss, best_success)
-            grad = self._checkpoint(state, loss, grad, span, x0, ball)
+            if ball.schedule is None:
+                grad = self._checkpoint(state, loss, grad, span)
+            else:  # L1: the sparsity check replaces conditions 1 and 2
+                grad = ball.schedule.checkpoint(state, self._track_best(state, loss, grad), x0)
 
             over = t >= ball.end
             if self.early_stop:
@@ -354,17 +357,12 @@ class APGD(Attack):
         loss: torch.Tensor,
         grad: torch.Tensor | None,
         span: torch.Tensor,
-        x0: torch.Tensor,
-        ball: _Set,
     ) -> torch.Tensor | None:
         """Count increases, keep the best point and, at a checkpoint, halve η where condition
-        1 or 2 holds and move those rows back to their best point (with its gradient); in L1
-        the schedule's sparsity check replaces conditions 1 and 2."""
+        1 or 2 holds and move those rows back to their best point (with its gradient)."""
         t = s["t"]
         s["increases"] += (t > 0) & (loss > s["loss_prev"])
         grad = self._track_best(s, loss, grad)
-        if ball.schedule is not None:
-            return ball.schedule.checkpoint(s, grad, x0)
         s["loss_max_last"] = torch.where(t == 0, s["loss_max"], s["loss_max_last"])
         gap = span[t]
         check = gap > 0
