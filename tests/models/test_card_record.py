@@ -146,3 +146,17 @@ def test_the_report_line_of_a_record():
     assert line.startswith(f"autoattack standard, L∞ 0.1: 0.612 [{low:.3f}, {high:.3f}] (n = 1000")
     assert record["date"][:10] in line and f"robustlens {record['robustlens']}" in line
     assert of_record(None) == ""
+
+
+def test_the_models_table_shows_the_record_only_when_present():
+    import dataclasses
+
+    from robustlens.report.html import render_report
+    from tests.report.test_html import sample_document
+
+    doc = sample_document()
+    assert "of record:" not in render_report(doc)
+    line = "autoattack standard, L∞ 0.1: 0.612 [0.581, 0.642] (n = 1000, 2026-12-05)"
+    doc.models[1] = dataclasses.replace(doc.models[1], of_record=line)
+    html = render_report(doc)
+    assert html.count("of record:") == 1 and "0.612 [0.581, 0.642]" in html
