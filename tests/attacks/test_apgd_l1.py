@@ -199,7 +199,7 @@ def test_apgd_l1_is_not_weaker_than_pgd_l1_or_fab_l1(fmnist_models, fmnist_test)
 
     model = fmnist_models["robust"]
     x, y = fmnist_test.images[:200], fmnist_test.labels[:200]
-    eps = 4.0
+    eps = 8.0  # on the quickstart's L∞ 0.1 model, APGD-L1 left 41 / 46 at ε = 2, 38 / 46 at 4
     with torch.no_grad():
         clean = model(x).argmax(1) == y
     ours = clean & ~APGD(model, L1(eps), 100, large_eps=True).run(x, y).success
