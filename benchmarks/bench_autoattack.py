@@ -3,9 +3,9 @@
 For each model (an L∞-trained one at its training ε, an L2-trained one at its ε) the same
 test images go through our :class:`robustlens.attacks.AutoAttack` and torchattacks'
 ``AutoAttack(version="standard")``, one after the other in the same process: the time ratio
-(theirs / ours; target ≥ 2) and both robust accuracies, compared image by image. With b = the
-images robust under ours but broken by theirs and c = the reverse, ours is "not weaker" when
-the exact one-sided McNemar (sign) test of b against Binomial(b + c, ½) gives p ≥ 0.01.
+(theirs / ours; target ≥ 2) and both robust accuracies, compared image by image: b = the
+images robust under ours but broken by theirs, c = the reverse, and McNemar's paired test
+(:func:`robustlens.proportions.mcnemar`); ours is "not weaker" when b ≤ c or p ≥ 0.01.
 
 Run: ``python -m benchmarks.bench_autoattack [STORE] [N]`` (default the quickstart store
 ``/work/main/runs/qs-p001`` and 200 images). One run per attack: AutoAttack on a few hundred
@@ -25,20 +25,11 @@ from benchmarks.common import record
 from robustlens.attacks import AutoAttack
 from robustlens.data import load_dataset
 from robustlens.models.checkpoint import load_checkpoint
+from robustlens.proportions import mcnemar
 
 STORE = Path("/work/main/runs/qs-p001")
 MODELS = {"linf-0.1": ("linf", 0.1), "l2-1.5": ("l2", 1.5)}
 BATCH = 500
-
-
-def sign_test(ours_robust: torch.Tensor, theirs_robust: torch.Tensor) -> tuple[int, int, float]:
-    """(b, c, p): b robust under ours only, c under theirs only, p = P(X ≥ b), X ~ Bin(b+c, ½)."""
-    from scipy import stats
-
-    b = int((ours_robust & ~theirs_robust).sum())
-    c = int((~ours_robust & theirs_robust).sum())
-    p = stats.binomtest(b, b + c, 0.5, alternative="greater").pvalue if b + c else 1.0
-    return b, c, float(p)
 
 
 def compare(model, norm: str, eps: float, x: torch.Tensor, y: torch.Tensor) -> dict:
@@ -64,7 +55,7 @@ def compare(model, norm: str, eps: float, x: torch.Tensor, y: torch.Tensor) -> d
     with torch.no_grad():
         clean = model(x).argmax(1) == y
         theirs_robust = clean & (model(adv).argmax(1) == y)
-    b, c, p = sign_test(ours_robust, theirs_robust)
+    paired = mcnemar(ours_robust, theirs_robust)
     return {
         "n": len(x),
         "clean": float(clean.float().mean()),
@@ -73,9 +64,10 @@ def compare(model, norm: str, eps: float, x: torch.Tensor, y: torch.Tensor) -> d
         "speedup": theirs_s / ours_s,
         "ours_robust_accuracy": float(ours_robust.float().mean()),
         "theirs_robust_accuracy": float(theirs_robust.float().mean()),
-        "ours_only_robust": b,
-        "theirs_only_robust": c,
-        "p_ours_weaker": p,
+        "ours_only_robust": paired.only_a,
+        "theirs_only_robust": paired.only_b,
+        "mcnemar_p": paired.p_value,
+        "mcnemar_method": paired.method,
         "broken_by": result.counts(),
     }
 
@@ -97,13 +89,13 @@ def main() -> None:
             f"| {name} ({label} ε={eps:g}), {r['n']} images | {r['ours_s']:.1f} s | "
             f"{r['theirs_s']:.1f} s | {r['speedup']:.2f} × | "
             f"{r['ours_robust_accuracy']:.3f} / {r['theirs_robust_accuracy']:.3f} | "
-            f"{r['ours_only_robust']} / {r['theirs_only_robust']} (p = {r['p_ours_weaker']:.3g}) |"
+            f"{r['ours_only_robust']} / {r['theirs_only_robust']} (McNemar p = {r['mcnemar_p']:.3g}) |"
         )
     out["load_after"] = os.getloadavg()
     markdown = (
         "## AutoAttack standard vs torchattacks 3.5.1 (quickstart models, Fashion-MNIST)\n\n"
         "| model | ours | torchattacks | speed-up (target ≥ 2 ×) | robust acc. ours / theirs "
-        "| robust under ours only / theirs only (one-sided sign test) |\n"
+        "| robust under ours only / theirs only (McNemar, two-sided) |\n"
         "|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
         f"Load average (1 min) {load[0]:.2f} before, {out['load_after'][0]:.2f} after "
         "(the machine is shared; both attacks ran back to back under the same load).\n"
