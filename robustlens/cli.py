@@ -433,6 +433,14 @@ def eval_cmd(
         typer.Option(help="A constructed set's folder to evaluate on instead of a split."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    record: Annotated[
+        bool,
+        typer.Option(
+            "--record",
+            help="Write the result into the model's card as its evaluation of record (attack, "
+            "n, ε, accuracies with intervals, date, version); the card's other fields stay.",
+        ),
+    ] = False,
 ) -> None:
     """Clean and robust accuracy of a model under one attack."""
     from robustlens.attacks.spec import parse_eps
@@ -451,6 +459,7 @@ def eval_cmd(
             f"{per_image} exists; robustlens never overwrites a file",
             fix="give --per-image a new file name",
         )
+    card_path, weights_sha = record_target(model_spec, on_set) if record else (None, None)
     model, card_dataset = load_any_model(model_spec, arch=arch, data=data)
     dataset = data or card_dataset
     if not dataset:
@@ -493,6 +502,10 @@ def eval_cmd(
     }
     if per_image is not None:
         write_per_image(per_image, summary, result)
+    if card_path is not None:
+        summary["recorded_in"] = str(
+            write_record(card_path, weights_sha, result, dataset, split, seed)
+        )
     if as_json:
         out.print_json(json.dumps(summary))
         return
@@ -501,8 +514,45 @@ def eval_cmd(
         accuracy_line("clean accuracy ", clean),
         accuracy_line("robust accuracy", robust, result.attack),
         f"mean iterations {result.iterations.float().mean():.1f}, {result.seconds:.1f} s",
+        *([f"recorded as the evaluation of record in {card_path}"] if card_path else []),
     ):
         out.print(safe(line), soft_wrap=True, highlight=False)
+
+
+def record_target(model_spec: str, on_set: Path | None) -> tuple[Path, str | None]:
+    """The card ``--record`` writes to, checked before any work (one clear error), and the
+    sha256 of the weights it describes now."""
+    from robustlens.models import ModelCard
+    from robustlens.models.record import card_to_record
+
+    if on_set is not None:
+        raise ConfigError(
+            "--record writes a model's evaluation of record, which is on a data split, not "
+            "on a constructed set",
+            fix="leave --on-set out, or --record",
+        )
+    card_path = card_to_record(model_spec)
+    return card_path, ModelCard.read(card_path).weights_sha256
+
+
+def write_record(
+    card_path: Path, weights_sha: str | None, result, dataset: str, split: str, seed: int
+) -> Path:
+    """The measurement written into the card's ``evaluation`` field (atomically)."""
+    from robustlens.models.record import evaluation_record, record_evaluation
+
+    entry = evaluation_record(
+        attack=dict(result.attack),
+        label=attack_brief(result.attack),
+        clean=result.clean_proportion,
+        robust=result.robust_proportion,
+        data=dataset,
+        split=split,
+        seed=seed,
+        weights_sha256=weights_sha,
+    )
+    record_evaluation(card_path, entry)
+    return card_path
 
 
 def write_per_image(path: Path, summary: dict, result) -> None:

@@ -26,7 +26,9 @@ early exit) or its runs are spent, and the next image takes its place at once. A
 (AutoAttack) runs an attack on the images still robust, ``attack.run(x[robust], y[robust])``,
 and reads which it broke from ``AttackResult.success``.
 
-L1 (APGD-L1 of Croce & Hein 2021, with its sparsity-adaptive step) is not implemented.
+In L1 (``L1(eps)``) the attack is APGD-L1 of Croce & Hein 2021 ("Mind the box"): the sparse,
+sparsity-adaptive step, the exact projection onto L1 ball ∩ box and, with ``large_eps``,
+AutoAttack's 3ε → 2ε → ε stages (:mod:`robustlens.attacks.apgd_l1`).
 """
 
 from __future__ import annotations
@@ -39,10 +41,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from robustlens.attacks.apgd_l1 import L1Schedule
 from robustlens.attacks.base import Attack, check_finite, num_classes_of
 from robustlens.attacks.losses import ce_loss, dlr_loss, need_classes, targeted_dlr_loss
 from robustlens.attacks.result import AttackResult
-from robustlens.attacks.threat import L2, Linf, ThreatModel, _flat, _per_sample
+from robustlens.attacks.threat import L1, L2, Linf, ThreatModel, _flat, _per_sample
 from robustlens.errors import ConfigError
 
 P1, DECAY, MIN_GAP = Fraction(22, 100), Fraction(3, 100), Fraction(6, 100)
@@ -68,11 +71,18 @@ def inner_radius(threat: ThreatModel, like: torch.Tensor) -> float:
     """The radius iterates are projected to, just under ε, so that ‖(x + δ) − x‖ computed in
     ``like``'s dtype never exceeds ε after rounding: 4 units of rounding (the sum x + δ and
     the difference back) per value in L∞, and that times √d in L2 (d values per image)."""
+    return radius_under(threat, threat.eps, like)
+
+
+def radius_under(threat: ThreatModel, eps: float, like: torch.Tensor) -> float:
+    """:func:`inner_radius` for a ball of radius ``eps`` in ``threat``'s norm; in L1 the
+    rounding slack is 4 units per value times d (the norm sums d values)."""
     tiny = torch.finfo(like.dtype).eps
     if isinstance(threat, Linf):
-        return max(0.0, threat.eps - 4 * tiny)
-    slack = 4 * tiny * math.sqrt(max(1, like[0].numel()))
-    return max(0.0, threat.eps * (1 - slack) - slack)
+        return max(0.0, eps - 4 * tiny)
+    d = max(1, like[0].numel())
+    slack = 4 * tiny * (d if isinstance(threat, L1) else math.sqrt(d))
+    return max(0.0, eps * (1 - slack) - slack)
 
 
 def project_l2_box(
@@ -108,11 +118,20 @@ def project_l2_box(
 
 
 class _Set:
-    """S = the ball of radius r around x0, intersected with the [0, 1] box."""
+    """S = the ball of radius r around x0, intersected with the [0, 1] box; in L1 also the
+    run's stages and step rules (``schedule``), whose radii change between stages."""
 
-    def __init__(self, threat: ThreatModel, like: torch.Tensor) -> None:
+    def __init__(
+        self, threat: ThreatModel, like: torch.Tensor, steps: int = 1, large_eps: bool = False
+    ) -> None:
         self.linf = isinstance(threat, Linf)
         self.r = inner_radius(threat, like)
+        self.schedule = (
+            L1Schedule(threat, steps, lambda e: radius_under(threat, e, like), large_eps)
+            if isinstance(threat, L1)
+            else None
+        )
+        self.end = steps + (self.schedule.jumps if self.schedule else 0)
 
     def project(self, x0: torch.Tensor, xa: torch.Tensor) -> torch.Tensor:
         if self.linf:
@@ -133,6 +152,7 @@ class APGD(Attack):
         restarts: runs per image, each from its own seeded random point of the ball; an image
             fooled by one run (with early exit) is not run again.
         rho, momentum: ρ of condition 1 and α of the momentum step (0.75 and 0.75).
+        large_eps: L1 only: AutoAttack's 3ε → 2ε → ε stages (see :mod:`.apgd_l1`).
         early_stop: stop spending iterations on an image once it is fooled; it returns the
             first fooling iterate. Without it every image runs every iteration of every run
             and returns its best iterate (fooling first, then highest loss).
@@ -159,17 +179,21 @@ class APGD(Attack):
         target_mode: str = "random",
         early_stop: bool = True,
         eot: int = 1,
+        large_eps: bool = False,
         seed: int = 0,
     ) -> None:
         super().__init__(model, targeted=targeted, target_mode=target_mode, seed=seed)
         if int(eot) < 1:
             raise ConfigError(f"APGD needs eot ≥ 1 draws per step, got {eot}")
         self.eot = int(eot)
-        if not isinstance(threat, Linf | L2):
+        if not isinstance(threat, Linf | L2 | L1):
+            raise ConfigError(f"APGD runs in Linf(eps), L2(eps) or L1(eps), got {threat!r}")
+        if large_eps and not isinstance(threat, L1):
             raise ConfigError(
-                f"APGD runs in Linf(eps) or L2(eps), got {threat!r}",
-                fix="APGD-L1 (Croce & Hein 2021) is not implemented; use PGD with L1(eps)",
+                "large_eps (the 3ε → 2ε → ε stages) is APGD-L1's; it has no L∞ / L2 form",
+                fix="leave large_eps out, or use L1(eps)",
             )
+        self.large_eps = bool(large_eps)
         if int(steps) < 1 or int(restarts) < 1:
             raise ConfigError(f"APGD needs steps ≥ 1 and restarts ≥ 1, got {steps}, {restarts}")
         if loss not in ("ce", "dlr"):
@@ -231,7 +255,7 @@ class APGD(Attack):
             none = torch.zeros(0, device=dev)
             return AttackResult(x.clone(), none.bool(), none, none.long(), none)
         capacity = n if batch_size is None else max(1, min(n, int(batch_size)))
-        ball = _Set(self.threat, x)
+        ball = _Set(self.threat, x, self.steps, self.large_eps)
         span = self._span.to(dev)
         best_adv, best_loss = x.clone(), torch.full((n,), -torch.inf, device=dev, dtype=x.dtype)
         best_success = torch.zeros(n, dtype=torch.bool, device=dev)
@@ -248,17 +272,24 @@ class APGD(Attack):
             rows, run, t = state["row"], state["run"], state["t"]
             x0, y = x[rows], labels[rows]
             tgt = table[rows, run // self.restarts] if table is not None else None
-            need_grad = bool((t < self.steps).any())
+            need_grad = bool((t < ball.end).any())
             xa = state["x"].requires_grad_(need_grad)
             with torch.set_grad_enabled(need_grad):
                 logits, loss = self._expected(xa, y, tgt)
             success = self.is_success(logits.detach(), y, tgt)
             grad = torch.autograd.grad(loss.sum(), xa)[0] if need_grad else None
             state["x"], loss = xa.detach(), loss.detach()
-            self._keep_best(rows, state["x"], loss, success, best_adv, best_loss, best_success)
-            grad = self._checkpoint(state, loss, grad, span)
+            kept = loss
+            if ball.schedule is not None:  # only iterates inside the ε-ball count
+                inside = ball.schedule.admissible(state)
+                success, kept = success & inside, torch.where(inside, loss, -torch.inf)
+            self._keep_best(rows, state["x"], kept, success, best_adv, best_loss, best_success)
+            if ball.schedule is None:
+                grad = self._checkpoint(state, loss, grad, span)
+            else:  # L1: the sparsity check replaces conditions 1 and 2
+                grad = ball.schedule.checkpoint(state, self._track_best(state, loss, grad), x0)
 
-            over = t >= self.steps
+            over = t >= ball.end
             if self.early_stop:
                 over = over | success
             again = over & (run + 1 < runs)
@@ -266,8 +297,8 @@ class APGD(Attack):
                 again = again & ~best_success[rows]
             moving = ~over
             if grad is not None and bool(moving.any()):
-                self._step(state, x0, grad, ball)
-                iterations[rows[moving]] += 1
+                stepped = self._step(state, x0, grad, ball)
+                iterations[rows[moving & stepped]] += 1
             if bool(again.any()):
                 for k, v in self._fresh(x0[again], ball).items():
                     state[k][again] = v
@@ -297,9 +328,13 @@ class APGD(Attack):
         return logits_sum / self.eot, loss_sum / self.eot
 
     def _fresh(self, x0: torch.Tensor, ball: _Set) -> dict[str, torch.Tensor]:
-        """A new run: a seeded random point of S, η = 2ε, no best point yet."""
-        start = ball.project(x0, x0 + self.threat.random_init(x0, self.generator))
+        """A new run: a seeded random point of S, η = 2ε, no best point yet (in L1, the
+        schedule's start and step state)."""
         m = x0.shape[0]
+        l1 = ball.schedule.fresh(x0, self.generator) if ball.schedule else {}
+        start = (
+            l1["x"] if l1 else ball.project(x0, x0 + self.threat.random_init(x0, self.generator))
+        )
         none = torch.full((m,), -torch.inf, device=x0.device, dtype=x0.dtype)
         return {
             "x": start,
@@ -313,6 +348,7 @@ class APGD(Attack):
             "loss_max_last": none,
             "increases": torch.zeros(m, dtype=torch.long, device=x0.device),
             "halved_last": torch.zeros(m, dtype=torch.bool, device=x0.device),
+            **l1,
         }
 
     def _checkpoint(
@@ -326,17 +362,7 @@ class APGD(Attack):
         1 or 2 holds and move those rows back to their best point (with its gradient)."""
         t = s["t"]
         s["increases"] += (t > 0) & (loss > s["loss_prev"])
-        better = loss > s["loss_max"]
-        if bool(better.all()):  # e.g. the first iterate of every run
-            s["x_max"], s["loss_max"] = s["x"], loss
-            if grad is not None:
-                s["g_max"] = grad
-        elif bool(better.any()):  # copy the rows that improved, not the whole pool
-            idx = better.nonzero().squeeze(1)
-            s["x_max"] = s["x_max"].index_copy(0, idx, s["x"][idx])
-            if grad is not None:
-                s["g_max"] = s["g_max"].index_copy(0, idx, grad[idx])
-            s["loss_max"] = torch.where(better, loss, s["loss_max"])
+        grad = self._track_best(s, loss, grad)
         s["loss_max_last"] = torch.where(t == 0, s["loss_max"], s["loss_max_last"])
         gap = span[t]
         check = gap > 0
@@ -356,15 +382,38 @@ class APGD(Attack):
         s["loss_prev"] = loss
         return grad
 
+    @staticmethod
+    def _track_best(
+        s: dict[str, torch.Tensor], loss: torch.Tensor, grad: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        """Keep each row's highest-loss point of the run (with its gradient)."""
+        better = loss > s["loss_max"]
+        if bool(better.all()):  # e.g. the first iterate of every run
+            s["x_max"], s["loss_max"] = s["x"], loss
+            if grad is not None:
+                s["g_max"] = grad
+        elif bool(better.any()):  # copy the rows that improved, not the whole pool
+            idx = better.nonzero().squeeze(1)
+            s["x_max"] = s["x_max"].index_copy(0, idx, s["x"][idx])
+            if grad is not None:
+                s["g_max"] = s["g_max"].index_copy(0, idx, grad[idx])
+            s["loss_max"] = torch.where(better, loss, s["loss_max"])
+        return grad
+
     def _step(
         self, s: dict[str, torch.Tensor], x0: torch.Tensor, grad: torch.Tensor, ball: _Set
-    ) -> None:
-        """z = P_S(x + η·direction); x ← P_S(x + α(z − x) + (1 − α)(x − x_prev))."""
+    ) -> torch.Tensor:
+        """z = P_S(x + η·direction); x ← P_S(x + α(z − x) + (1 − α)(x − x_prev)). In L1 the
+        schedule's sparse step (no momentum) or its move to the next stage. Returns the rows
+        that took a gradient step."""
+        if ball.schedule is not None:
+            return ball.schedule.step(s, x0, grad)
         x = s["x"]
         z = ball.project(x0, x + self.threat.step(grad, 1.0, x) * _per_sample(s["eta"], x))
         a = _per_sample(torch.where(s["t"] == 0, 1.0, self.momentum).to(x.dtype), x)
         s["prev"], s["x"] = x, ball.project(x0, x + a * (z - x) + (1 - a) * (x - s["prev"]))
         s["t"] = s["t"] + 1
+        return torch.ones_like(s["t"], dtype=torch.bool)
 
     @staticmethod
     def _keep_best(
@@ -393,12 +442,13 @@ class APGD(Attack):
             "restarts": self.restarts,
             "rho": self.rho,
             "momentum": self.momentum,
-            "initial_step": "2·eps",
+            "initial_step": "eps" if isinstance(self.threat, L1) else "2·eps",
             "targeted": self.targeted,
             "target_mode": self.target_mode if self.targeted else None,
             "early_stop": self.early_stop,
             "eot": self.eot,
             "seed": self.seed,
+            **({"large_eps": self.large_eps} if isinstance(self.threat, L1) else {}),
         }
 
 
@@ -420,6 +470,7 @@ class APGDT(APGD):
         rho: float = 0.75,
         momentum: float = 0.75,
         early_stop: bool = True,
+        large_eps: bool = False,
         seed: int = 0,
     ) -> None:
         super().__init__(
@@ -431,6 +482,7 @@ class APGDT(APGD):
             rho=rho,
             momentum=momentum,
             early_stop=early_stop,
+            large_eps=large_eps,
             seed=seed,
         )
         if int(targets) < 1:

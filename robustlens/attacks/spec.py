@@ -187,19 +187,18 @@ class AttackSpec:
             raise ConfigError(f"{text!r}: Carlini–Wagner is an L2 attack", fix="use cw l2 …")
         if attack == "deepfool" and norm == "l1":
             raise ConfigError(f"{text!r}: DeepFool supports l2 and linf", fix="use deepfool l2 …")
-        if attack in AUTOATTACK and (norm == "l1" or steps is not None):
+        if attack in AUTOATTACK and steps is not None:
             raise ConfigError(
-                f"{text!r}: AutoAttack runs in linf or l2 (APGD-L1 is not implemented) and its "
-                "components fix their own iterations",
+                f"{text!r}: AutoAttack's components fix their own iterations",
                 fix=f'write e.g. "{attack} linf 8/255"',
+            )
+        if attack in AUTOATTACK and norm == "l1" and attack != "autoattack":
+            raise ConfigError(
+                f"{text!r}: in l1 AutoAttack is defined only in its standard version",
+                fix='write e.g. "autoattack l1 12"',
             )
         if attack == "square" and norm == "l1":
             raise ConfigError(f"{text!r}: Square supports linf and l2", fix="use square linf …")
-        if attack in APGD_FAMILY and norm == "l1":
-            raise ConfigError(
-                f"{text!r}: APGD is implemented for linf and l2 (APGD-L1 is not)",
-                fix=f"use {attack} linf … or {attack} l2 …, or pgd l1 … STEPS",
-            )
         if attack == "pgd" and steps is None:
             raise ConfigError(f"{text!r}: PGD needs a number of steps", fix=usage)
         return cls(attack, norm, eps, steps, reference)

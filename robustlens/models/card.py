@@ -56,7 +56,9 @@ class ModelCard:
     ``attack``: the exact attack that measured it (norm, eps, steps, step_size, restarts,
     random_start, library version, ...) or None for clean numbers. ``weights_sha256`` is the
     sha256 of the .safetensors file's bytes (None until saved). ``source`` says where foreign
-    weights came from (a string, or a dict with path, sha256, layout, ...).
+    weights came from (a string, or a dict with path, sha256, layout, ...). ``evaluation`` is
+    the evaluation of record (``robustlens eval --record``; :mod:`robustlens.models.record`):
+    attack, version, norm, ε, n, accuracies with their Wilson intervals, date, version.
     """
 
     arch: str
@@ -74,6 +76,7 @@ class ModelCard:
     created: str = field(default_factory=_now)
     source: str | dict[str, Any] | None = None
     notes: str = ""
+    evaluation: dict[str, Any] | None = None
     format: str = CARD_FORMAT
 
     def __post_init__(self) -> None:
@@ -85,6 +88,8 @@ class ModelCard:
         self.recipe = None if self.recipe is None else to_json_value(dict(self.recipe), "recipe")
         self.source = to_json_value(self.source, "source")
         self.notes = self.notes or ""
+        if self.evaluation is not None:
+            self.evaluation = to_json_value(dict(self.evaluation), "evaluation")
 
     # ------------------------------------------------------------------ building and editing
 
@@ -142,6 +147,8 @@ class ModelCard:
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data = to_json_value(data, "model card field")
+        if data.get("evaluation") is None:  # cards without one keep their old shape
+            data.pop("evaluation", None)
         return {"format": data.pop("format"), **data}
 
     def to_json(self) -> str:
@@ -252,6 +259,7 @@ def _check_types(data: dict[str, Any], bad: Any) -> None:
         raise bad(f"seed must be an integer, got {data['seed']!r}")
     if "source" in data and not isinstance(data["source"], str | dict | type(None)):
         raise bad("source must be a string, an object or null")
+    _check_evaluation(data.get("evaluation"), bad, is_number)
     metrics = data.get("metrics", [])
     if not isinstance(metrics, list):
         raise bad("metrics must be a list")
@@ -269,3 +277,18 @@ def _check_types(data: dict[str, Any], bad: Any) -> None:
             raise bad(
                 f"metrics[{i}] ({m['name']}) ci_low/ci_high must be two numbers around its value"
             )
+
+
+def _check_evaluation(record: Any, bad: Any, is_number: Any) -> None:
+    """The evaluation of record, when present: an object whose robust accuracy is a number
+    inside its interval, measured on a positive number of images."""
+    if record is None:
+        return
+    if not isinstance(record, dict):
+        raise bad("evaluation must be an object or null")
+    value, ci, n = record.get("robust_accuracy"), record.get("robust_ci"), record.get("n")
+    ci_ok = isinstance(ci, list) and len(ci) == 2 and all(is_number(b) for b in ci)
+    if not (is_number(value) and ci_ok and ci[0] <= value <= ci[1]):
+        raise bad("evaluation needs a robust_accuracy inside its robust_ci [low, high]")
+    if not (isinstance(n, int) and not isinstance(n, bool) and n > 0):
+        raise bad(f"evaluation needs n, a positive number of images, got {n!r}")

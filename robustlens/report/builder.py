@@ -141,9 +141,24 @@ def model_rows(
                 clean_interval=(clean_ci.low, clean_ci.high) if clean_ci else None,
                 robust_interval=(robust_ci.low, robust_ci.high) if robust_ci else None,
                 n=(clean_ci or robust_ci).n if clean_ci or robust_ci else None,
+                of_record=of_record(m.card.evaluation),
             )
         )
     return rows
+
+
+def of_record(record: dict[str, Any] | None) -> str:
+    """A card's evaluation of record in one line: ``AutoAttack standard, L∞ 0.1: 0.612
+    [0.581, 0.642] (n = 1000, 2026-12-05, robustlens 0.1.0)``; "" when it has none."""
+    if not record:
+        return ""
+    low, high = record["robust_ci"]
+    when = str(record.get("date", ""))[:10]
+    extra = "".join(f", {p}" for p in (when, f"robustlens {record.get('robustlens', '?')}") if p)
+    return (
+        f"{record.get('label') or attack_label(record.get('settings'))}: "
+        f"{record['robust_accuracy']:.3f} [{low:.3f}, {high:.3f}] (n = {record['n']}{extra})"
+    )
 
 
 def claim_rows(results: Results) -> list[ClaimRow]:

@@ -38,6 +38,8 @@ class ModelRow:
     clean_interval: tuple[float, float] | None = None
     robust_interval: tuple[float, float] | None = None
     n: int | None = None
+    of_record: str = ""
+    """The card's evaluation of record (``robustlens eval --record``) in one line, or ""."""
 
 
 @dataclass

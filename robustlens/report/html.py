@@ -237,6 +237,7 @@ def _model(m: ModelRow) -> dict[str, str]:
         "sha": m.weights_sha256 or "",
         "source": m.source,
         "masking": ", ".join(m.masking),
+        "of_record": m.of_record,
     }
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from robustlens.attacks import APGD, APGDT, L1, L2, Linf
+from robustlens.attacks import APGD, APGDT, L2, Linf
 from robustlens.attacks.apgd import _Set, checkpoints, project_l2_box
 from robustlens.attacks.losses import SAFEGUARD, dlr_loss, targeted_dlr_loss
 from robustlens.attacks.spec import AttackSpec
@@ -239,8 +239,8 @@ def test_l2_box_projection_is_the_euclidean_projection(seed):
 
 def test_bad_settings_are_refused_before_work():
     model = TinyCNN()
-    with pytest.raises(ConfigError, match="APGD-L1"):
-        APGD(model, L1(1.0))
+    with pytest.raises(ConfigError, match="large_eps"):
+        APGD(model, L2(1.0), large_eps=True)
     with pytest.raises(ConfigError, match="loss"):
         APGD(model, Linf(0.1), loss="hinge")
     with pytest.raises(ConfigError, match="steps"):
@@ -349,8 +349,7 @@ def test_fractions_and_their_round_trip():
         ("apgd linf 8/0", "not a number"),
         ("apgd linf 8/x", "not a number"),
         ("apgd linf -8/255", "ε must be"),
-        ("apgd l1 10", "APGD-L1"),
-        ("apgd-t l1 10 100", "APGD-L1"),
+        ("apgd l1 10 0", "steps ≥ 1"),
         ("apgdx linf 0.1", "unknown attack"),
     ],
 )
