@@ -196,6 +196,7 @@ def _context(doc: ReportDocument) -> dict[str, Any]:
         "warnings": warnings,
         "models": [_model(m) for m in doc.models],
         "models_csv": csv_link(models_frame(doc.models)),
+        "models_folded": len(doc.models) > FOLD_ROWS,
         "claims": claims,
         "claim_groups": [(p, by_paper[p.paper]) for p in papers],
         "scorecard": papers,

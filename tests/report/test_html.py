@@ -724,6 +724,23 @@ def test_a_table_of_twelve_rows_stays_open() -> None:
     assert f'data-rows="{report_mod.FOLD_ROWS + 1}"' in html
 
 
+def test_the_models_table_folds_past_twelve_models() -> None:
+    """A study of many models folds its models table too (the scorecard stays on top)."""
+    from dataclasses import replace
+
+    doc = sample_document()
+    assert "table-fold" not in render_report(doc).split('id="models"')[1].split("</section>")[0]
+    base = doc.models[0]
+    doc.models = [replace(base, name=f"m{i}") for i in range(report_mod.FOLD_ROWS + 2)]
+    models = render_report(doc).split('id="models"')[1].split("</section>")[0]
+    folded = re.findall(
+        r'<details class="table-fold" data-rows="(\d+)">(.*?)</details>', models, re.S
+    )
+    assert [rows for rows, _ in folded] == [str(report_mod.FOLD_ROWS + 2)]
+    assert f"All {report_mod.FOLD_ROWS + 2} models" in folded[0][1]
+    assert folded[0][1].count('<tr data-model="') == report_mod.FOLD_ROWS + 2
+
+
 def test_a_wide_figure_takes_the_whole_row() -> None:
     def chart(width: float) -> bytes:
         fig, ax = new_figure(figsize=(width, 2))
