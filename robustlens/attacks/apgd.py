@@ -133,10 +133,17 @@ class _Set:
         )
         self.end = steps + (self.schedule.jumps if self.schedule else 0)
 
+    def bounds(self, x0: torch.Tensor) -> dict[str, torch.Tensor]:
+        """L∞: each row's [max(x0 − r, 0), min(x0 + r, 1)], kept in the pool state so that a
+        projection is one clamp; nothing in L2 and L1."""
+        if not self.linf:
+            return {}
+        return {"lo": (x0 - self.r).clamp_min_(0.0), "hi": (x0 + self.r).clamp_max_(1.0)}
+
     def project(self, x0: torch.Tensor, xa: torch.Tensor) -> torch.Tensor:
         if self.linf:
-            lo, hi = (x0 - self.r).clamp_min(0.0), (x0 + self.r).clamp_max(1.0)
-            return torch.minimum(torch.maximum(xa, lo), hi)
+            b = self.bounds(x0)
+            return torch.clamp(xa, b["lo"], b["hi"])
         return x0 + project_l2_box(xa - x0, -x0, 1.0 - x0, self.r)
 
 
@@ -270,7 +277,7 @@ class APGD(Attack):
                 fresh = {"row": new, "run": torch.zeros_like(new), **self._fresh(x[new], ball)}
                 state = {k: torch.cat([state[k], v]) if state else v for k, v in fresh.items()}
             rows, run, t = state["row"], state["run"], state["t"]
-            x0, y = x[rows], labels[rows]
+            y = labels[rows]
             tgt = table[rows, run // self.restarts] if table is not None else None
             need_grad = bool((t < ball.end).any())
             xa = state["x"].requires_grad_(need_grad)
@@ -287,7 +294,8 @@ class APGD(Attack):
             if ball.schedule is None:
                 grad = self._checkpoint(state, loss, grad, span)
             else:  # L1: the sparsity check replaces conditions 1 and 2
-                grad = ball.schedule.checkpoint(state, self._track_best(state, loss, grad), x0)
+                grad = self._track_best(state, loss, grad)
+                grad = ball.schedule.checkpoint(state, grad, x[rows])
 
             over = t >= ball.end
             if self.early_stop:
@@ -297,10 +305,10 @@ class APGD(Attack):
                 again = again & ~best_success[rows]
             moving = ~over
             if grad is not None and bool(moving.any()):
-                stepped = self._step(state, x0, grad, ball)
+                stepped = self._step(state, x, grad, ball)
                 iterations[rows[moving & stepped]] += 1
             if bool(again.any()):
-                for k, v in self._fresh(x0[again], ball).items():
+                for k, v in self._fresh(x[rows[again]], ball).items():
                     state[k][again] = v
                 state["run"][again] += 1
             stay = moving | again
@@ -337,6 +345,7 @@ class APGD(Attack):
         )
         none = torch.full((m,), -torch.inf, device=x0.device, dtype=x0.dtype)
         return {
+            **ball.bounds(x0),
             "x": start,
             "prev": start.clone(),
             "t": torch.zeros(m, dtype=torch.long, device=x0.device),
@@ -388,30 +397,46 @@ class APGD(Attack):
     ) -> torch.Tensor | None:
         """Keep each row's highest-loss point of the run (with its gradient)."""
         better = loss > s["loss_max"]
-        if bool(better.all()):  # e.g. the first iterate of every run
+        if bool(better.all()):  # e.g. the first iterate of every run: no copy needed
             s["x_max"], s["loss_max"] = s["x"], loss
             if grad is not None:
                 s["g_max"] = grad
         elif bool(better.any()):  # copy the rows that improved, not the whole pool
             idx = better.nonzero().squeeze(1)
-            s["x_max"] = s["x_max"].index_copy(0, idx, s["x"][idx])
-            if grad is not None:
-                s["g_max"] = s["g_max"].index_copy(0, idx, grad[idx])
+            # In place, unless the buffer is still shared with an iterate (see above).
+            for key, src in (("x_max", s["x"]), ("g_max", grad)):
+                if src is None:
+                    continue
+                if s[key].data_ptr() == src.data_ptr() or s[key] is s.get("prev"):
+                    s[key] = s[key].clone()
+                s[key].index_copy_(0, idx, src[idx])
             s["loss_max"] = torch.where(better, loss, s["loss_max"])
         return grad
 
     def _step(
-        self, s: dict[str, torch.Tensor], x0: torch.Tensor, grad: torch.Tensor, ball: _Set
+        self, s: dict[str, torch.Tensor], images: torch.Tensor, grad: torch.Tensor, ball: _Set
     ) -> torch.Tensor:
-        """z = P_S(x + η·direction); x ← P_S(x + α(z − x) + (1 − α)(x − x_prev)). In L1 the
-        schedule's sparse step (no momentum) or its move to the next stage. Returns the rows
-        that took a gradient step."""
+        """z = P_S(x + η·direction); x ← P_S(x + α(z − x) + (1 − α)(x − x_prev)), written as
+        P_S(lerp(2x − x_prev, z, α)) (the same point); in L∞ P_S is one clamp to the bounds
+        the state keeps. In L1 the schedule's sparse step (no momentum) or its move to the
+        next stage. Returns the rows that took a gradient step."""
         if ball.schedule is not None:
-            return ball.schedule.step(s, x0, grad)
-        x = s["x"]
-        z = ball.project(x0, x + self.threat.step(grad, 1.0, x) * _per_sample(s["eta"], x))
-        a = _per_sample(torch.where(s["t"] == 0, 1.0, self.momentum).to(x.dtype), x)
-        s["prev"], s["x"] = x, ball.project(x0, x + a * (z - x) + (1 - a) * (x - s["prev"]))
+            return ball.schedule.step(s, images[s["row"]], grad)
+        x, eta = s["x"], _per_sample(s["eta"], s["x"])
+        first = s["t"] == 0
+        if bool(first.any()):
+            a = _per_sample(torch.where(first, 1.0, self.momentum).to(x.dtype), x)
+        else:
+            a = self.momentum
+        if ball.linf:
+            lo, hi = s["lo"], s["hi"]
+            z = torch.addcmul(x, grad.sign(), eta).clamp_(lo, hi)
+            new = torch.add(x, x).sub_(s["prev"]).lerp_(z, a).clamp_(lo, hi)
+        else:
+            x0 = images[s["row"]]
+            z = ball.project(x0, x + self.threat.step(grad, 1.0, x) * eta)
+            new = ball.project(x0, torch.add(x, x).sub_(s["prev"]).lerp_(z, a))
+        s["prev"], s["x"] = x, new
         s["t"] = s["t"] + 1
         return torch.ones_like(s["t"], dtype=torch.bool)
 

@@ -15,8 +15,11 @@ with the numbers behind it:
    largest class share; exact one-sided binomial test against that share);
 3. ``black-box``: a gradient-free attack (see :data:`BLACK_BOX`) breaks images the white-box
    attacks (PGD, the stronger PGD and FGSM, per image worst case) do not (McNemar);
-4. ``unconverged``: PGD with ``more_steps`` × the steps and ``restarts`` restarts lowers the
-   accuracy (per image worst case of both) by more than ``unconverged_points`` points;
+4. ``unconverged``: a stronger white-box attack lowers the accuracy (per image worst case)
+   by more than ``unconverged_points`` points: PGD with ``more_steps`` × the steps and
+   ``restarts`` restarts, and APGD-T (Croce & Hein 2020 §4: the targeted DLR loss toward
+   ``apgd_targets`` classes, as many iterations; at least 4 classes), the part of AutoAttack
+   that catches a cross-entropy loss saturated or badly scaled (PGD-CE's blind spot);
 5. ``transfer``: PGD examples made on the study's natural model (the surrogate) and transferred
    break images the white-box attacks do not (McNemar);
 6. ``gradients``: the input gradient of the logit margin is zero or not finite on more than
@@ -44,6 +47,7 @@ import torch
 from scipy.stats import binom
 from torch import nn
 
+from robustlens.attacks.apgd import APGDT
 from robustlens.attacks.base import Attack
 from robustlens.attacks.pgd import PGD
 from robustlens.attacks.random_search import RandomSearch, margin
@@ -65,7 +69,7 @@ FLAGS = {
     "single-step": "single-step attack stronger than iterative",
     "eps-trend": "accuracy does not fall to chance as ε grows",
     "black-box": "black-box attack stronger than white-box",
-    "unconverged": "more steps or restarts still lower the accuracy",
+    "unconverged": "more steps, restarts or APGD-T's margin loss still lower the accuracy",
     "transfer": "transfer from a natural surrogate stronger than white-box",
     "gradients": "zero or non-finite input gradients",
     "probabilities": "outputs are probabilities, not logits",
@@ -85,7 +89,10 @@ RECOMMEND = {
     "single-step": "attack with APGD / more steps from several starts; do not trust PGD alone",
     "eps-trend": "check the attack at large ε; a correct attack reaches chance there",
     "black-box": "evaluate with a black-box attack (Square) beside the white-box ones",
-    "unconverged": "raise the steps and restarts until the accuracy stops falling",
+    "unconverged": (
+        "raise the steps and restarts until the accuracy stops falling, and evaluate with "
+        "AutoAttack (robustlens eval --attack autoattack)"
+    ),
     "transfer": "add transfer attacks from the natural model to the evaluation",
     "gradients": "use BPDA or a smooth surrogate for the non-differentiable part",
     "probabilities": "attack the logits (remove the softmax) or use a margin loss",
@@ -102,7 +109,8 @@ class MaskingParams(LensParams):
     training norm, L∞ for the others); ``eps``: the audit budget for every model (None: a robust
     model's training ε in its norm, else RobustBench's budget), in units of inputs of
     ``reference_dim`` values (0: as written); ``steps``: the PGD of record; ``more_steps`` ×
-    steps with ``restarts`` restarts: the convergence check; ``eps_grid``: multiples of the
+    steps with ``restarts`` restarts, and APGD-T toward ``apgd_targets`` classes (0: none) as
+    many iterations: the convergence check; ``eps_grid``: multiples of the
     budget for the ε trend (the large ε is added); ``queries``: the black-box attack's budget;
     ``surrogate``: the natural model transferred from (None: the study's first natural one);
     ``alpha``: the tests' level; ``unconverged_points``, ``gradient_fraction``: thresholds."""
@@ -114,6 +122,7 @@ class MaskingParams(LensParams):
     steps: int = field(default=20, metadata=rule(Interval(int, 1, None)))
     more_steps: int = field(default=5, metadata=rule(Interval(int, 1, None)))
     restarts: int = field(default=2, metadata=rule(Interval(int, 1, None)))
+    apgd_targets: int = field(default=3, metadata=rule(Interval(int, 0, None)))
     eps_grid: tuple[float, ...] = field(
         default=(0.5, 1.0, 2.0),
         metadata=rule(ListOf(Interval(float, 0, None, closed="right"), min_len=1)),
@@ -312,20 +321,30 @@ def black_box(a: Audit, white: np.ndarray) -> Flag:
     return Flag("black-box", RAISED if up else CLEAR, why, numbers)
 
 
-def unconverged(a: Audit, pgd: np.ndarray, strong: np.ndarray) -> Flag:
-    worst = pgd & strong
-    extra = int((pgd & ~strong).sum())  # images only the stronger attack breaks
+def unconverged(
+    a: Audit, pgd: np.ndarray, strong: np.ndarray, targeted: np.ndarray | None, why_not: str
+) -> Flag:
+    """PGD of record against the longer PGD and APGD-T (None: not run, ``why_not`` says why)."""
+    stronger = strong if targeted is None else strong & targeted
+    worst = pgd & stronger
+    extra = int((pgd & ~stronger).sum())  # images only a stronger attack breaks
     drop = 100 * extra / len(pgd)
     numbers = {
         "pgd_accuracy": float(pgd.mean()),
         "strong_accuracy": float(strong.mean()),
+        "apgd_t_accuracy": float(targeted.mean()) if targeted is not None else math.nan,
         "worst_case_accuracy": float(worst.mean()),
         "drop_points": drop,
     }
     p = a.params
+    apgd_t = (
+        f"APGD-T ({p.apgd_targets} targets, {p.steps * p.more_steps} it.) {targeted.mean():.3f}"
+        if targeted is not None
+        else f"APGD-T not run ({why_not})"
+    )
     why = (
         f"PGD-{p.steps} {pgd.mean():.3f}; PGD-{p.steps * p.more_steps} × {p.restarts} "
-        f"restarts {strong.mean():.3f}; worst case of both {worst.mean():.3f} "
+        f"restarts {strong.mean():.3f}; {apgd_t}; worst case of all {worst.mean():.3f} "
         f"({drop:.1f} points lower; threshold {p.unconverged_points:g})"
     )
     up = 100 * extra > p.unconverged_points * len(pgd)  # in whole images: no rounding
@@ -425,16 +444,26 @@ def audit_model(
     threat = threat_model(norm, eps)
     steps = params.steps * params.more_steps
     strong = a.run(PGD(model.model, threat, steps, restarts=params.restarts, seed=ctx.seed))
-    white = pgd & strong & fgsm
+    targeted, why_not = None, ""
+    if params.apgd_targets == 0:
+        why_not = "apgd_targets = 0"
+    elif data.info.num_classes < APGDT.min_classes:
+        why_not = f"the targeted DLR loss needs 4 classes, the data has {data.info.num_classes}"
+    else:
+        apgdt = APGDT(model.model, threat, steps, targets=params.apgd_targets, seed=ctx.seed)
+        targeted = a.run(apgdt)
+    white = pgd & strong & fgsm & (targeted if targeted is not None else True)
     flags = [
         single_step(a, pgd, fgsm),
         eps_trend(a),
         black_box(a, white),
-        unconverged(a, pgd, strong),
+        unconverged(a, pgd, strong, targeted, why_not),
         transfer(a, white, surrogate),
         *output_checks(a),
     ]
     arrays = {"clean": a.clean, "pgd": pgd, "fgsm": fgsm, "strong": strong}
+    if targeted is not None:
+        arrays["apgd-t"] = targeted
     return a, flags, arrays
 
 
@@ -527,16 +556,19 @@ SPEC = register_lens(
             "where every image reaches the grey image. (3) black-box: a gradient-free attack "
             "(the Square attack by default, or a score-based random search) "
             "breaks more images than the white-box worst case (McNemar). (4) unconverged: PGD "
-            "with more_steps × the steps and restarts breaks more than unconverged_points % "
-            "of the images PGD left. (5) transfer: PGD examples made on the study's first "
-            "natural model break more than the white-box worst case (McNemar). (6) gradients: "
+            "with more_steps × the steps and restarts, or APGD-T (targeted DLR loss toward "
+            "apgd_targets classes, as many iterations; 4 classes or more), breaks more than "
+            "unconverged_points % of the images PGD left. (5) transfer: PGD examples made on "
+            "the study's first natural model break more than the white-box worst case "
+            "(McNemar). (6) gradients: "
             "the input gradient of the logit margin is zero or not finite on more than "
             "gradient_fraction of the images; probabilities: every output row is non-negative "
             "and sums to 1; randomness: two eval-mode passes differ (evaluate with expectation "
             "over the randomness, AutoAttack's rand). The report marks every robustness number "
             "of a flagged model and every claim evaluated on one. Cost per model, on the images "
-            "still robust: PGD steps × (grid size + 1) + steps × more_steps × restarts "
-            "gradient steps, queries forward passes, and one PGD on the surrogate shared by all."
+            "still robust: PGD steps × (grid size + 1) + steps × more_steps × (restarts + "
+            "apgd_targets) gradient steps, queries forward passes, and one PGD on the surrogate "
+            "shared by all."
         ),
         params=MaskingParams,
         compute=compute,

@@ -154,3 +154,17 @@ class AlwaysDropout(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(nn.functional.dropout(x, 0.5, training=True))
+
+
+class ScaledLogits(nn.Module):
+    """A model whose logits are multiplied by ``scale`` (10⁴): on a confident image the
+    softmax rounds to one-hot in float32, so the cross-entropy and its gradient are exactly 0
+    and PGD-CE cannot move, while the DLR loss, invariant to the scale, still can
+    (``unconverged`` through APGD-T)."""
+
+    def __init__(self, net: nn.Module, scale: float = 1e4) -> None:
+        super().__init__()
+        self.net, self.scale = net, scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x) * self.scale

@@ -25,6 +25,7 @@ from tests.lenses.masking_models import (
     AlwaysDropout,
     BandNet,
     SaturatingNet,
+    ScaledLogits,
     ShatteredNet,
     SoftmaxOutput,
     ThresholdNet,
@@ -170,6 +171,25 @@ def test_restarts_that_still_break_images_mean_unconverged():
     assert unconverged.numbers["drop_points"] > 1.0
     one = audit([custom(SaturatingNet(), "sat", info)], data, eps=0.1, restarts=12)
     assert one["sat"]["unconverged"].status == masking.CLEAR  # ε = 0.1: PGD-10 breaks all
+
+
+def test_a_saturated_cross_entropy_is_caught_by_apgd_t_as_unconverged():
+    info = make_info(num_classes=4)
+    data = brightness_images(info, 40, seed=5)
+    net = trained_cnn(info)
+    models = [custom(ScaledLogits(net), "scaled", info), custom(net, "plain", info)]
+    flags = audit(models, data, eps=0.3, apgd_targets=3)
+    scaled, plain = flags["scaled"]["unconverged"], flags["plain"]["unconverged"]
+    assert scaled.status == masking.RAISED, scaled.reason
+    # PGD-CE is stuck (zero gradient), APGD-T's margin loss is not: the same network
+    # unscaled, where both losses work, shows the drop comes from the scale alone
+    assert scaled.numbers["apgd_t_accuracy"] < scaled.numbers["pgd_accuracy"]
+    assert scaled.numbers["drop_points"] > plain.numbers["drop_points"] + 10
+    assert flags["scaled"]["gradients"].status == masking.CLEAR  # the margin still has one
+    off = audit(models[:1], data, eps=0.3, apgd_targets=0)["scaled"]["unconverged"]
+    assert "APGD-T not run" in off.reason and math.isnan(off.numbers["apgd_t_accuracy"])
+    three = audit([custom(trained_cnn(TOY), "plain3", TOY)], brightness_images(TOY, 12), eps=0.3)
+    assert "needs 4 classes" in three["plain3"]["unconverged"].reason
 
 
 def test_softmax_outputs_are_flagged_as_probabilities():
