@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from robustlens.attacks.apgd import APGD, APGDT
-from robustlens.attacks.base import Attack, check_finite
+from robustlens.attacks.base import Attack, predict
 from robustlens.attacks.fab import FAB
 from robustlens.attacks.result import AttackResult
 from robustlens.attacks.square import Square
@@ -187,14 +187,7 @@ class AutoAttack(Attack):
         )
 
     def _predict(self, x: torch.Tensor, batch_size: int | None) -> torch.Tensor:
-        step = x.shape[0] if batch_size is None else max(1, int(batch_size))
-        out = []
-        with torch.no_grad():
-            for i in range(0, x.shape[0], max(step, 1)):
-                logits = self.model(x[i : i + step])
-                check_finite(logits)
-                out.append(logits.argmax(dim=1))
-        return torch.cat(out) if out else torch.zeros(0, dtype=torch.long, device=x.device)
+        return predict(self.model, x, x.shape[0] if batch_size is None else int(batch_size))
 
     def _clean_correct(
         self, images: torch.Tensor, labels: torch.Tensor, batch_size: int | None

@@ -11,6 +11,7 @@ from torch import nn
 from robustlens.attacks.result import AttackResult
 from robustlens.attacks.targets import TARGET_MODES, choose_targets
 from robustlens.errors import ConfigError, NumericalError
+from robustlens.models.mode import eval_mode
 
 
 def check_images(images: torch.Tensor, labels: torch.Tensor | None = None) -> None:
@@ -34,6 +35,18 @@ def check_finite(logits: torch.Tensor, what: str = "model") -> None:
             f"the {what} produced NaN or infinite outputs on {bad} of {logits.shape[0]} inputs",
             fix="check the checkpoint (a diverged training run?) and the input scaling",
         )
+
+
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Predicted classes, in batches, checking for NaN outputs; the model runs in eval mode
+    (its own mode restored afterwards)."""
+    preds = []
+    with torch.no_grad(), eval_mode(model):
+        for i in range(0, images.shape[0], max(1, batch_size)):
+            logits = model(images[i : i + batch_size])
+            check_finite(logits)
+            preds.append(logits.argmax(dim=1))
+    return torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long, device=images.device)
 
 
 def num_classes_of(model: nn.Module, images: torch.Tensor) -> int:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from robustlens import distributed
-from robustlens.attacks.base import Attack, check_finite
+from robustlens.attacks.base import Attack, predict
 from robustlens.data.imageset import ImageSet
 from robustlens.errors import ConfigError
 from robustlens.models.mode import eval_mode
@@ -143,18 +143,6 @@ def within_budget(norms: torch.Tensor, eps: float, input_size: int) -> torch.Ten
     dtype = norms.dtype if norms.is_floating_point() else torch.float32
     slack = 4 * torch.finfo(dtype).eps * math.sqrt(max(input_size, 1))
     return norms <= eps * (1 + slack)
-
-
-def predict(model: nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Predicted classes, in batches, checking for NaN outputs; the model runs in eval mode
-    (its own mode restored afterwards)."""
-    preds = []
-    with torch.no_grad(), eval_mode(model):
-        for i in range(0, images.shape[0], batch_size):
-            logits = model(images[i : i + batch_size])
-            check_finite(logits)
-            preds.append(logits.argmax(dim=1))
-    return torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long, device=images.device)
 
 
 def _device_of(model: nn.Module) -> torch.device:
