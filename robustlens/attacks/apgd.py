@@ -85,15 +85,25 @@ def radius_under(threat: ThreatModel, eps: float, like: torch.Tensor) -> float:
     return max(0.0, eps * (1 - slack) - slack)
 
 
+ACTIVE_SET_ROUNDS = 32
+"""Rounds of :func:`project_l2_box`'s active-set iteration before the rows it has not settled
+go to the sort-based search (an iteration settles in a handful on images)."""
+
+
 def project_l2_box(
     v: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, radius: float
 ) -> torch.Tensor:
     """Euclidean projection of each row of ``v`` onto {δ : ‖δ‖₂ ≤ r, lo ≤ δ ≤ hi} (lo ≤ 0 ≤ hi).
 
     The KKT conditions give δ(s) = clip(s·v, lo, hi) for the largest s ∈ (0, 1] with
-    ‖δ(s)‖ ≤ r. Coordinate i reaches its bound b_i at s = t_i = b_i / |v_i|; with the t_i
-    sorted, ‖δ(s)‖² = Σ_{t_i ≤ s} b_i² + s² Σ_{t_i > s} v_i² is nondecreasing in s, so s is
-    found in the first segment whose end reaches r² and solved there in closed form.
+    φ(s) = ‖δ(s)‖² ≤ r². Coordinate i reaches its bound b_i at s = t_i = b_i / |v_i|, so
+    φ(s) = Σ_{t_i ≤ s} b_i² + s² Σ_{t_i > s} v_i², nondecreasing in s. An active-set
+    iteration finds s: from s₀ = r / ‖v‖ (φ(s₀) ≤ r²), hold the set clipped at s_k and solve
+    Σ_{t_i ≤ s_k} b_i² + s² Σ_{t_i > s_k} v_i² = r² for s_{k+1}. That function bounds φ from
+    above for s ≥ s_k (coordinates still free can only clip), so s_k ≤ s_{k+1} ≤ s*, and when
+    the clipped set stops growing s_{k+1} = s*. Rows not settled after
+    :data:`ACTIVE_SET_ROUNDS` rounds are solved by sorting the t_i
+    (:func:`_project_l2_box_sorted`).
     """
     shape = v.shape
     v, lo, hi = _flat(v), _flat(lo), _flat(hi)
@@ -101,9 +111,38 @@ def project_l2_box(
     over = clipped.square().sum(dim=1) > radius * radius
     if not bool(over.any()):
         return clipped.reshape(shape)
-    vo = v[over]
-    a = vo.abs()
-    bound = torch.where(vo > 0, hi[over], -lo[over])
+    vo, lo_o, hi_o = v[over], lo[over], hi[over]
+    tiny = torch.finfo(v.dtype).tiny
+    a2 = vo.square()
+    bound = torch.where(vo > 0, hi_o, -lo_o)
+    t = torch.where(a2 > 0, bound / vo.abs().clamp_min(tiny), torch.inf)
+    r2, total = radius * radius, a2.sum(dim=1)
+    sq = torch.stack([bound.square(), a2], dim=2)  # per row: (b_i², v_i²), one matmul per round
+    s = (r2 / total.clamp_min(tiny)).sqrt()
+    settled = torch.zeros_like(s, dtype=torch.bool)
+    for _ in range(ACTIVE_SET_ROUNDS):
+        held = (t <= s.unsqueeze(1)).to(v.dtype).unsqueeze(1)
+        sums = torch.bmm(held, sq).squeeze(1)  # Σ over the clipped coordinates of b², v²
+        c, f = sums[:, 0], total - sums[:, 1]
+        step = ((r2 - c).clamp_min(0) / f.clamp_min(tiny)).sqrt()
+        settled = step <= s
+        s = torch.maximum(s, step)
+        if bool(settled.all()):
+            break
+    if not bool(settled.all()):
+        rest = ~settled
+        s[rest] = _scale_sorted(vo[rest], lo_o[rest], hi_o[rest], radius)
+    clipped[over] = torch.minimum(torch.maximum(s.clamp_max(1.0).unsqueeze(1) * vo, lo_o), hi_o)
+    return clipped.reshape(shape)
+
+
+def _scale_sorted(
+    v: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, radius: float
+) -> torch.Tensor:
+    """The s of :func:`project_l2_box` for rows whose clipped norm exceeds r, by sorting the
+    t_i and solving in closed form in the first segment whose end reaches r²."""
+    a = v.abs()
+    bound = torch.where(v > 0, hi, -lo)
     t = torch.where(a > 0, bound / a.clamp_min(torch.finfo(v.dtype).tiny), torch.inf)
     t_sorted, order = t.sort(dim=1)
     a2, b2 = a.gather(1, order).square(), bound.gather(1, order).square()
@@ -113,7 +152,20 @@ def project_l2_box(
     j = (at_end < radius * radius).sum(dim=1, keepdim=True).clamp_max(v.shape[1] - 1)
     c, f = clipped_before.gather(1, j), free.gather(1, j)
     s = ((radius * radius - c) / f.clamp_min(torch.finfo(v.dtype).tiny)).clamp_min(0).sqrt()
-    clipped[over] = torch.minimum(torch.maximum(s.clamp_max(1.0) * vo, lo[over]), hi[over])
+    return s.squeeze(1)
+
+
+def _project_l2_box_sorted(
+    v: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, radius: float
+) -> torch.Tensor:
+    """:func:`project_l2_box` by the sort alone (the fallback, and a reference in tests)."""
+    shape = v.shape
+    v, lo, hi = _flat(v), _flat(lo), _flat(hi)
+    clipped = torch.minimum(torch.maximum(v, lo), hi)
+    over = clipped.square().sum(dim=1) > radius * radius
+    if bool(over.any()):
+        s = _scale_sorted(v[over], lo[over], hi[over], radius).clamp_max(1.0).unsqueeze(1)
+        clipped[over] = torch.minimum(torch.maximum(s * v[over], lo[over]), hi[over])
     return clipped.reshape(shape)
 
 
