@@ -729,6 +729,13 @@ def study_run(
         f"{len(summary.cached)} cached, {len(summary.not_applicable)} not applicable, "
         f"{len(summary.failed)} failed; {summary.seconds / 60:.1f} min"
     )
+    if summary.superseded:
+        out.print(
+            f"{summary.superseded} lens results already in {safe(study.dir)} were made with "
+            "other settings (another study seed, data, lens parameters, models or robustlens "
+            "version) and were not used; they stay in the store",
+            highlight=False,
+        )
     out.print(f"report: {safe(summary.report)}")
     if summary.failed:
         for failure in summary.failed:

@@ -64,6 +64,9 @@ class RunSummary:
     """Units whose lens does not apply to their model (``lens:model``), not failures."""
     failed: list[UnitFailure] = field(default_factory=list)
     """Units that raised an error; the run went on with the others (see ``fail_fast``)."""
+    superseded: int = 0
+    """Lens results already in the store that this run did not use: made with other settings
+    (study seed, data, lens parameters, models or robustlens version). They stay stored."""
     report: Path | None = None
     seconds: float = 0.0
 
@@ -204,6 +207,8 @@ class Study:
                     summary.failed.append(how)
                 else:
                     getattr(summary, how).append(unit.label)
+            wanted = {u.key for u in plan.units}
+            summary.superseded = sum(r.key not in wanted for r in store.runs())
             summary.report = build_report(
                 self.results(store), self.report_path, keep_figures=store.put_figures
             )

@@ -202,3 +202,18 @@ def test_each_run_records_how_to_reproduce_it(tmp_path):
     assert printed.exit_code == 0, printed.output
     assert f"b-0.1 {recipe_seed(0, 'b')} (study seed)" in printed.output
     assert "a 5 (recipe (pinned))" in printed.output
+
+
+@pytest.mark.slow
+def test_results_of_another_seed_in_the_same_folder_are_counted_as_not_used(tmp_path):
+    out = tmp_path / "out"
+    first = Study.from_file(write(tmp_path, "0.toml", seed=0), out).run()
+    store = Store.open_existing(out)
+    try:
+        earlier = len(store.runs())
+    finally:
+        store.close()
+    assert first.superseded == 0 and earlier > 0
+    again = Study.from_file(write(tmp_path, "7.toml", seed=7), out).run()
+    assert again.superseded == earlier  # every lens key carries the study seed
+    assert again.computed and not again.cached
