@@ -215,6 +215,10 @@ def train_cmd(
     eval_n: Annotated[
         int | None, typer.Option(help="Test images for the final evaluation.")
     ] = None,
+    eval_attack: Annotated[
+        str | None,
+        typer.Option(help="Final evaluation: pgd (PGD-20) | autoattack (AutoAttack standard)."),
+    ] = None,
     train_n: Annotated[int | None, typer.Option(help="Train on a subset of this size.")] = None,
     data_root: Annotated[Path | None, typer.Option(help="Folder holding the data set.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, … (default: GPU if any)")] = None,
@@ -260,6 +264,7 @@ def train_cmd(
         eps_warmup_epochs=eps_warmup_epochs,
         seed=seed,
         eval_n=eval_n,
+        eval_attack=eval_attack,
         precision=precision,
         channels_last=channels_last,
         sync_batchnorm=sync_batchnorm,

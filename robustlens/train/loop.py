@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from robustlens.attacks.autoattack import AutoAttack
+from robustlens.attacks.base import Attack
 from robustlens.attacks.evaluate import robust_accuracy
 from robustlens.attacks.pgd import PGD
 from robustlens.attacks.threat import threat_model
@@ -382,6 +384,13 @@ class _Trainer:
                 out["catastrophic_overfitting_warning"] = True
         return out
 
+    def final_attack(self) -> Attack:
+        """The recipe's final evaluation attack at the training norm and ε."""
+        r = self.recipe
+        if r.eval_attack == "autoattack":
+            return AutoAttack(self.model, r.norm, r.eps, version="standard", seed=r.seed)
+        return PGD(self.model, threat_model(r.norm, r.eps), steps=r.eval_steps)
+
     def final_metrics(self) -> list[dict[str, Any]]:
         """Clean (and for adversarial recipes PGD) accuracy on ``eval_n`` held-out images, with
         the model in eval mode whatever mode it is in (e.g. just resumed)."""
@@ -397,11 +406,7 @@ class _Trainer:
                     {"name": "clean_accuracy", "value": acc, "n": len(subset), "attack": None}
                 ]
             else:
-                attack = PGD(
-                    self.model,
-                    threat_model(self.recipe.norm, self.recipe.eps),
-                    steps=self.recipe.eval_steps,
-                )
+                attack = self.final_attack()
                 result = robust_accuracy(self.model, subset, attack, progress=self.progress)
                 metrics = result.as_metrics()
             kill_point("during-evaluation", self.out_dir)
@@ -484,7 +489,8 @@ def train_model(
     If ``out_dir`` already holds a finished model trained by the same architecture, recipe and
     data, it is loaded instead of trained again (``reused=True``). An interrupted run resumes
     from its last finished epoch. The card records the recipe, the data fingerprint and the
-    final clean / PGD-``eval_steps`` accuracies on ``eval_set`` with the exact attack.
+    final clean and robust accuracies on ``eval_set`` (PGD-``eval_steps``, or AutoAttack with
+    ``eval_attack = "autoattack"``) with the exact attack.
 
     A folder holding a model (finished or not) of another architecture, recipe or data is an
     error, unless ``replace`` (the study runner, which owns its model folders): then that
@@ -498,6 +504,13 @@ def train_model(
     this: the ranks train one model data-parallel (robustlens.train.parallel), only rank 0
     writes files, and a run resumes with the same number of ranks.
     """
+    classes = getattr(model, "num_classes", None)
+    if recipe.adversarial and recipe.eval_attack == "autoattack" and (classes or 0) < 4:
+        raise ConfigError(
+            f"eval_attack = 'autoattack' needs a model of at least 4 classes (APGD-T's targeted "
+            f"DLR loss ranks four logits); this one has {classes}",
+            fix="leave eval_attack at 'pgd' for this model",
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(device) if device is not None else default_device()

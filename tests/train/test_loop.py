@@ -8,10 +8,11 @@ import json
 import pytest
 import torch
 
+from robustlens.data import ImageSet
 from robustlens.errors import ConfigError, NumericalError
-from robustlens.models import load_checkpoint, save_checkpoint
+from robustlens.models import build_model, load_checkpoint, save_checkpoint
 from robustlens.train import train_model
-from tests.train.helpers import FAST, KILLED, killed_run_inputs, small_model, stripes
+from tests.train.helpers import FAST, INFO, KILLED, killed_run_inputs, small_model, stripes
 
 
 def interrupt_in_second_epoch(monkeypatch, *args, **kwargs) -> None:
@@ -170,3 +171,31 @@ def test_diverging_training_raises_a_numerical_error(tmp_path, monkeypatch):
     monkeypatch.setattr(model.linear, "forward", lambda z: z[:, :2] * float("nan"))
     with pytest.raises(NumericalError, match="learning rate"):
         train_model(model, stripes(64, 0), FAST, tmp_path)
+
+
+def test_the_final_evaluation_can_be_autoattack(tmp_path):
+    """``eval_attack = "autoattack"``: the card's robust accuracy is AutoAttack standard's
+    (named with its components), and the recipe's digest changes only when it is set."""
+    info = dataclasses.replace(INFO, num_classes=4, class_names=("a", "b", "c", "d"))
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.arange(96) % 4
+    images = torch.rand(96, 1, 8, 8, generator=gen) * 0.3
+    for c in range(4):  # class c: quadrant c bright
+        rows, cols = slice(4 * (c // 2), 4 * (c // 2) + 4), slice(4 * (c % 2), 4 * (c % 2) + 4)
+        images[labels == c, :, rows, cols] += 0.6
+    data = ImageSet(images.clamp(0, 1), labels, info, "train", torch.arange(96))
+    torch.manual_seed(0)
+    model = build_model("small-cnn", info, widths=(8, 16), kernels=(3, 3), strides=(2, 1))
+    recipe = dataclasses.replace(
+        FAST, method="fgsm-rs", eps=0.05, epochs=1, eval_n=16, eval_attack="autoattack"
+    )
+    assert recipe.digest() != dataclasses.replace(recipe, eval_attack="pgd").digest()
+    assert "eval_attack" not in dataclasses.replace(recipe, eval_attack="pgd").to_dict()
+    result = train_model(model, data, recipe, tmp_path, eval_set=data)
+    robust = {m["name"]: m for m in result.card.metrics}["robust_accuracy"]
+    assert robust["attack"]["attack"] == "autoattack", robust["attack"]
+    assert robust["attack"]["components"] == ["apgd-ce", "apgd-t", "fab-t", "square"]
+    assert robust["ci_low"] <= robust["value"] <= robust["ci_high"]
+    with pytest.raises(ConfigError, match="at least 4 classes"):
+        train_model(small_model(), stripes(64, 0), recipe, tmp_path / "two")
+    assert not (tmp_path / "two").exists()  # refused before any folder was made
