@@ -181,7 +181,8 @@ def test_unknown_keys_are_named_with_the_allowed_ones():
     assert caught.value.problem == "training recipe: aug: unknown key"
     assert caught.value.fix == (
         "did you mean 'augment'? allowed: attack_in_eval_mode, augment, batch_size, beta, "
-        "channels_last, epochs, eps, eps_warmup_epochs, eval_attack, eval_n, eval_steps, lr, method, momentum, "
+        "channels_last, epochs, eps, eps_warmup_epochs, eval_attack, eval_n, eval_steps, lr, "
+        "method, momentum, "
         "nesterov, noise, norm, overfit_checks, overfit_drop, precision, schedule, seed, "
         "step_size, steps, sync_batchnorm, "
         "warmup_fraction, weight_decay"
