@@ -86,6 +86,7 @@ INTERVALS: list[tuple] = [
     ("masking", "steps", "integer", 1, True, None, 0, WHOLE_1, None, 0, 0),
     ("masking", "more_steps", "integer", 1, True, None, 0, WHOLE_1, None, 0, 0),
     ("masking", "restarts", "integer", 1, True, None, 0, WHOLE_1, None, 0, 0),
+    ("masking", "apgd_targets", "integer", 0, True, None, 0, WHOLE_0, None, 0, 0),
     ("masking", "eps_grid", "real", 0, False, None, 0, POSITIVE, None, 0, 1),
     ("masking", "queries", "integer", 1, True, None, 0, WHOLE_1, None, 0, 0),
     ("masking", "alpha", "real", 0, False, 1, False, "a number in (0, 1)", None, 0, 0),
