@@ -27,6 +27,7 @@ code excludes the last position), independently per image.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -95,7 +96,13 @@ def centred_squares(rows: int, cols: int) -> torch.Tensor:
 
 
 def eta(side: int, transpose: bool) -> torch.Tensor:
-    """The L2 update's pattern: centred squares on the top half, their negative below."""
+    """The L2 update's pattern: centred squares on the top half, their negative below (a new
+    tensor each call; built once per window side, since every query of every image asks)."""
+    return _eta(side, transpose).clone()
+
+
+@functools.cache
+def _eta(side: int, transpose: bool) -> torch.Tensor:
     pattern = torch.cat(
         [centred_squares(side // 2, side), -centred_squares(side - side // 2, side)], dim=0
     )
