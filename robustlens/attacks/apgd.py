@@ -91,7 +91,11 @@ go to the sort-based search (an iteration settles in a handful on images)."""
 
 
 def project_l2_box(
-    v: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, radius: float
+    v: torch.Tensor,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    radius: float,
+    rounds: int = ACTIVE_SET_ROUNDS,
 ) -> torch.Tensor:
     """Euclidean projection of each row of ``v`` onto {δ : ‖δ‖₂ ≤ r, lo ≤ δ ≤ hi} (lo ≤ 0 ≤ hi).
 
@@ -101,9 +105,9 @@ def project_l2_box(
     iteration finds s: from s₀ = r / ‖v‖ (φ(s₀) ≤ r²), hold the set clipped at s_k and solve
     Σ_{t_i ≤ s_k} b_i² + s² Σ_{t_i > s_k} v_i² = r² for s_{k+1}. That function bounds φ from
     above for s ≥ s_k (coordinates still free can only clip), so s_k ≤ s_{k+1} ≤ s*, and when
-    the clipped set stops growing s_{k+1} = s*. Rows not settled after
-    :data:`ACTIVE_SET_ROUNDS` rounds are solved by sorting the t_i
-    (:func:`_project_l2_box_sorted`).
+    the clipped set stops growing s_{k+1} = s*. Rows not settled after ``rounds`` rounds
+    (:data:`ACTIVE_SET_ROUNDS`; 0: every row, the tests' reference) are solved by sorting the
+    t_i (:func:`_scale_sorted`).
     """
     shape = v.shape
     v, lo, hi = _flat(v), _flat(lo), _flat(hi)
@@ -120,7 +124,7 @@ def project_l2_box(
     sq = torch.stack([bound.square(), a2], dim=2)  # per row: (b_i², v_i²), one matmul per round
     s = (r2 / total.clamp_min(tiny)).sqrt()
     settled = torch.zeros_like(s, dtype=torch.bool)
-    for _ in range(ACTIVE_SET_ROUNDS):
+    for _ in range(rounds):
         held = (t <= s.unsqueeze(1)).to(v.dtype).unsqueeze(1)
         sums = torch.bmm(held, sq).squeeze(1)  # Σ over the clipped coordinates of b², v²
         c, f = sums[:, 0], total - sums[:, 1]
@@ -153,20 +157,6 @@ def _scale_sorted(
     c, f = clipped_before.gather(1, j), free.gather(1, j)
     s = ((radius * radius - c) / f.clamp_min(torch.finfo(v.dtype).tiny)).clamp_min(0).sqrt()
     return s.squeeze(1)
-
-
-def _project_l2_box_sorted(
-    v: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, radius: float
-) -> torch.Tensor:
-    """:func:`project_l2_box` by the sort alone (the fallback, and a reference in tests)."""
-    shape = v.shape
-    v, lo, hi = _flat(v), _flat(lo), _flat(hi)
-    clipped = torch.minimum(torch.maximum(v, lo), hi)
-    over = clipped.square().sum(dim=1) > radius * radius
-    if bool(over.any()):
-        s = _scale_sorted(v[over], lo[over], hi[over], radius).clamp_max(1.0).unsqueeze(1)
-        clipped[over] = torch.minimum(torch.maximum(s * v[over], lo[over]), hi[over])
-    return clipped.reshape(shape)
 
 
 class _Set:
