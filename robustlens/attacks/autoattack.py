@@ -17,11 +17,10 @@ With fewer than 10 classes the targeted attacks aim at every other class (K − 
 
 L1 (``standard`` only; Croce & Hein 2021, "Mind the box", and their released code): APGD-CE
 with 5 restarts and APGD-T with 5 targets, both APGD-L1 with the large-ε stages (3ε → 2ε → ε,
-:mod:`robustlens.attacks.apgd_l1`), then FAB-T in L1 (9 targets). The authors' L1 sequence
-ends with their L1 Square attack, which robustlens does not have (its Square is L∞ / L2):
-an L1 robust accuracy here is the first three attacks' and may lie above the authors' by
-the few points only Square breaks. ``plus`` and ``rand`` are not defined for L1 (the authors'
-code warns that ``plus`` is untested there) and are refused.
+:mod:`robustlens.attacks.apgd_l1`), then FAB-T in L1 (9 targets) and the L1 Square attack
+(5 000 queries; :mod:`robustlens.attacks.square`, after the authors' code). ``plus`` and
+``rand`` are not defined for L1 (the authors' code warns that ``plus`` is untested there) and
+are refused.
 """
 
 from __future__ import annotations
@@ -127,6 +126,7 @@ class AutoAttack(Attack):
                 ("apgd-ce", APGD(m, t, STEPS, restarts=L1_RESTARTS, large_eps=True, seed=s)),
                 ("apgd-t", APGDT(m, t, STEPS, targets=L1_TARGETS, large_eps=True, seed=s)),
                 ("fab-t", FAB(m, n, steps=STEPS, targets=TARGETS, eps=self.eps, seed=s)),
+                ("square", Square(m, t, QUERIES, seed=s)),
             ]
         apgd_ce = APGD(m, t, STEPS, loss="ce", seed=s)
         apgd_t = APGDT(m, t, STEPS, targets=TARGETS, seed=s)

@@ -197,8 +197,6 @@ class AttackSpec:
                 f"{text!r}: in l1 AutoAttack is defined only in its standard version",
                 fix='write e.g. "autoattack l1 12"',
             )
-        if attack == "square" and norm == "l1":
-            raise ConfigError(f"{text!r}: Square supports linf and l2", fix="use square linf …")
         if attack == "pgd" and steps is None:
             raise ConfigError(f"{text!r}: PGD needs a number of steps", fix=usage)
         return cls(attack, norm, eps, steps, reference)

@@ -11,8 +11,14 @@ of every image still robust, and the change is kept when it lowers the loss (Alg
   weights Σ 1/(k+1)² over the squares around the centre) with ±1 per channel, scaled to
   ‖δ‖₂ = ε; each step empties a second random window W2 and puts its mass, plus the budget
   left to ε, into a window W1 as η·(±1) + δ_W1/‖δ_W1‖ per channel, then rescales δ to ε.
+- L1 (the authors' released AutoAttack code; the paper has no L1 version): as L2, with the
+  squares weighted Σ 1/(k+1)⁴ and every pattern, window mass and budget measured in L1; each
+  new window gets c·(room/c + its old mass over W1 ∪ W2) per channel (the authors' factor c,
+  which changes nothing for grey images), and the point is the exact projection onto the
+  L1 ball ∩ [0, 1] box (:func:`robustlens.attacks.apgd_l1.project_l1_box`). The start is
+  the L2 grid of patterns, projected the same way.
 - The window side is h = round(√(p·n_features/c)), at least 1 (L∞) or the odd number ≥ 3
-  (L2), at most the image side; p starts at p_init = 0.8 and halves at iterations 10, 50,
+  (L2, L1), at most the image side; p starts at p_init = 0.8 and halves at iterations 10, 50,
   200, 500, 1000, 2000, 4000, 6000 and 8000 of a 10 000-query run, the iteration rescaled to
   the query budget as in the authors' code (:func:`p_schedule`).
 - Loss: the margin z_y − max_{k≠y} z_k untargeted; targeted, the cross-entropy of the target
@@ -35,9 +41,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robustlens.attacks.apgd import inner_radius
+from robustlens.attacks.apgd_l1 import project_l1_box
 from robustlens.attacks.base import Attack, check_finite
 from robustlens.attacks.result import AttackResult
-from robustlens.attacks.threat import L2, Linf, ThreatModel
+from robustlens.attacks.threat import L1, L2, Linf, ThreatModel
 from robustlens.errors import ConfigError
 
 SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64))
@@ -81,32 +89,44 @@ def window_mask(
     return inside.unsqueeze(1)
 
 
-def centred_squares(rows: int, cols: int) -> torch.Tensor:
-    """Σ_{k ≥ d} 1/(k+1)² over the squares of radius k around the centre, d = Chebyshev
-    distance to (rows // 2, cols // 2), for k < max(rows, cols) // 2 + 1; unit L2 norm."""
+SQUARE_POWER = {"l2": 2, "l1": 4}
+"""The power q of the centred squares' weights 1/(k+1)^q: 2 in L2 (the paper), 4 in L1 (the
+authors' code)."""
+
+
+def centred_squares(rows: int, cols: int, norm: str = "l2") -> torch.Tensor:
+    """Σ_{k ≥ d} 1/(k+1)^q over the squares of radius k around the centre, d = Chebyshev
+    distance to (rows // 2, cols // 2), for k < max(rows, cols) // 2 + 1; q and the unit norm
+    are the ``norm``'s (:data:`SQUARE_POWER`)."""
     if rows == 0 or cols == 0:
         return torch.zeros(rows, cols)
     count = max(rows // 2, cols // 2) + 1
-    weights = 1.0 / torch.arange(1, count + 1, dtype=torch.float64).pow(2)
+    weights = 1.0 / torch.arange(1, count + 1, dtype=torch.float64).pow(SQUARE_POWER[norm])
     tails = weights.flip(0).cumsum(0).flip(0)  # tails[d] = Σ_{k ≥ d} weights[k]
     i = (torch.arange(rows) - rows // 2).abs().view(-1, 1)
     j = (torch.arange(cols) - cols // 2).abs().view(1, -1)
     values = tails[torch.maximum(i, j)]
-    return (values / values.norm()).float()
+    return (values / _unit(values, norm)).float()
 
 
-def eta(side: int, transpose: bool) -> torch.Tensor:
-    """The L2 update's pattern: centred squares on the top half, their negative below (a new
-    tensor each call; built once per window side, since every query of every image asks)."""
-    return _eta(side, transpose).clone()
+def _unit(values: torch.Tensor, norm: str) -> torch.Tensor:
+    return values.abs().sum() if norm == "l1" else values.norm()
+
+
+def eta(side: int, transpose: bool, norm: str = "l2") -> torch.Tensor:
+    """The L2 (or L1) update's pattern: centred squares on the top half, their negative below,
+    unit norm (a new tensor each call; built once per window side and norm, since every query
+    of every image asks)."""
+    return _eta(side, transpose, norm).clone()
 
 
 @functools.cache
-def _eta(side: int, transpose: bool) -> torch.Tensor:
+def _eta(side: int, transpose: bool, norm: str) -> torch.Tensor:
     pattern = torch.cat(
-        [centred_squares(side // 2, side), -centred_squares(side - side // 2, side)], dim=0
+        [centred_squares(side // 2, side, norm), -centred_squares(side - side // 2, side, norm)],
+        dim=0,
     )
-    pattern = pattern / pattern.norm().clamp_min(1e-12)
+    pattern = pattern / _unit(pattern, norm).clamp_min(1e-12)
     return pattern.T if transpose else pattern
 
 
@@ -115,10 +135,10 @@ def _per_row(values: torch.Tensor) -> torch.Tensor:
 
 
 class Square(Attack):
-    """Square Attack, L∞ or L2, untargeted or targeted.
+    """Square Attack, L∞, L2 or L1, untargeted or targeted.
 
     Args:
-        threat: ``Linf(eps)`` or ``L2(eps)``.
+        threat: ``Linf(eps)``, ``L2(eps)`` or ``L1(eps)``.
         queries: model queries per image, the initialisation included (5 000 by default).
         p_init: the initial fraction of pixels a window covers (0.8).
         loss: ``"margin"`` or ``"ce"``; None picks the paper's: margin untargeted, CE targeted.
@@ -139,10 +159,10 @@ class Square(Attack):
         seed: int = 0,
     ) -> None:
         super().__init__(model, targeted=targeted, target_mode=target_mode, seed=seed)
-        if not isinstance(threat, Linf | L2):
+        if not isinstance(threat, Linf | L2 | L1):
             raise ConfigError(
-                f"the Square Attack supports Linf(eps) and L2(eps), got {threat!r}",
-                fix="use Linf or L2 (the paper defines no L1 version)",
+                f"the Square Attack supports Linf(eps), L2(eps) and L1(eps), got {threat!r}",
+                fix="pass one of those threat models",
             )
         if isinstance(queries, bool) or int(queries) != queries or int(queries) < 1:
             raise ConfigError(f"the Square Attack needs at least one query, got {queries!r}")
@@ -189,7 +209,8 @@ class Square(Attack):
         stripes = self._signs((n, c, 1, w), x.device).to(x.dtype) * self.threat.eps
         return (x + stripes).clamp(0.0, 1.0)
 
-    def _init_l2(self, x: torch.Tensor) -> torch.Tensor:
+    def _init_tiles(self, x: torch.Tensor) -> torch.Tensor:
+        """A grid of ±η tiles (side min(H, W) // 5), one sign per image, channel and tile."""
         n, c, h, w = x.shape
         side = max(1, min(h, w) // 5)
         tiles_h, tiles_w = h // side, w // side
@@ -198,15 +219,28 @@ class Square(Attack):
         for a in range(tiles_h):
             for b in range(tiles_w):
                 flip = bool(torch.randint(0, 2, (1,), generator=self.generator))
-                pattern = eta(side, flip).to(x)
+                pattern = eta(side, flip, self.threat.norm).to(x)
                 r, s = top0 + a * side, left0 + b * side
                 signs = self._signs((n, c, 1, 1), x.device).to(x.dtype)
                 delta[:, :, r : r + side, s : s + side] += pattern * signs
-        return self._l2_point(x, delta)
+        return delta
+
+    def _init_l2(self, x: torch.Tensor) -> torch.Tensor:
+        return self._l2_point(x, self._init_tiles(x))
+
+    def _init_l1(self, x: torch.Tensor) -> torch.Tensor:
+        return self._l1_point(x, self._init_tiles(x))
 
     def _l2_point(self, x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
         norm = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
         return (x + delta * _per_row(self.threat.eps / norm)).clamp(0.0, 1.0)
+
+    def _l1_point(self, x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        """x + the exact projection of δ onto the L1 ball ∩ box, at the radius just under ε
+        that survives rounding (:func:`~robustlens.attacks.apgd.inner_radius`; the authors
+        use ε·(1 − 10⁻⁶)); the clamp only absorbs the rounding of x + (1 − x)."""
+        radius = inner_radius(self.threat, x)
+        return (x + project_l1_box(delta, -x, 1.0 - x, radius)).clamp(0.0, 1.0)
 
     # ------------------------------------------------------------------------------- steps
 
@@ -249,6 +283,30 @@ class Square(Attack):
         delta = delta.masked_scatter(w1.expand_as(delta), update * size)
         return self._l2_point(x, delta)
 
+    def _propose_l1(self, x: torch.Tensor, best: torch.Tensor, p: float) -> torch.Tensor:
+        """The L2 step with L1 masses: W1 gets η_L1·(±1) + δ_W1/‖δ_W1‖₁ scaled to the L1 mass
+        c·(room/c + ‖δ_{W1 ∪ W2}‖₁) per channel (room = ε − ‖δ‖₁), W2 is emptied, and the
+        result is projected onto the ball ∩ box."""
+        m, c, h, w = x.shape
+        side = l2_window_side(p, x[0].numel(), c, h, w)
+        w1 = self._positions(m, h, w, side, x.device)
+        w2 = self._positions(m, h, w, side, x.device)
+        delta = best - x
+        inside = delta.masked_select(w1.expand_as(delta)).view(m, c, side, side)
+        inside_mass = inside.abs().sum(dim=(2, 3), keepdim=True)
+        total = delta.abs().flatten(1).sum(dim=1)
+        union = (delta * (w1 | w2)).abs().sum(dim=(2, 3), keepdim=True)
+        flips = torch.randint(0, 2, (m,), generator=self.generator).bool().tolist()
+        patterns = torch.stack([eta(side, f, "l1") for f in flips]).to(x).unsqueeze(1)
+        update = patterns * self._signs((m, c, 1, 1), x.device).to(x.dtype)
+        update = update + inside / (inside_mass + 1e-12)
+        room = (self.threat.eps - total).clamp_min(0.0) / c
+        size = (_per_row(room) + union) * c
+        update = update / update.abs().sum(dim=(2, 3), keepdim=True).clamp_min(1e-12)
+        delta = delta.masked_fill(w2, 0.0)
+        delta = delta.masked_scatter(w1.expand_as(delta), update * size)
+        return self._l1_point(x, delta)
+
     # --------------------------------------------------------------------------------- run
 
     def _run(
@@ -260,6 +318,14 @@ class Square(Attack):
             )
         with torch.no_grad():
             return self._search(images, labels, targets)
+
+    def _steps(self):
+        """(start, proposal) of the threat model's norm."""
+        if isinstance(self.threat, Linf):
+            return self._init_linf, self._propose_linf
+        if isinstance(self.threat, L2):
+            return self._init_l2, self._propose_l2
+        return self._init_l1, self._propose_l1
 
     def _search(
         self, x: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None
@@ -274,11 +340,11 @@ class Square(Attack):
         if rows.numel() and self.threat.eps > 0:
             x0 = x[rows]
             t = targets[rows] if targets is not None else None
-            init = self._init_linf(x0) if isinstance(self.threat, Linf) else self._init_l2(x0)
+            start, propose = self._steps()
+            init = start(x0)
             loss, hit = self._scores(self.model(init), labels[rows], t)
             best[rows], loss_best[rows], success[rows] = init, loss, hit
             queries[rows] += 1
-            propose = self._propose_linf if isinstance(self.threat, Linf) else self._propose_l2
             for it in range(self.queries - 1):
                 rows = rows[~success[rows]]
                 if rows.numel() == 0:

@@ -1,4 +1,5 @@
-"""Square Attack: the p schedule and window sides by hand, ball and box, query accounting."""
+"""Square Attack: the p schedule, window sides and patterns by hand, ball and box (L∞, L2, L1),
+query accounting, and L1 against a linear model's exact minimal L1 distances."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from robustlens.attacks import L1, L2, Linf, Square
+from robustlens.attacks.apgd import inner_radius
 from robustlens.attacks.spec import AttackSpec
 from robustlens.attacks.square import (
     centred_squares,
@@ -72,6 +74,20 @@ def test_centred_squares_and_the_l2_pattern_by_hand():
     assert eta(7, False).norm().item() == pytest.approx(1.0, rel=4 * F32)
 
 
+def test_the_l1_pattern_by_hand():
+    # 3 × 3, weights 1/(k+1)⁴: centre 1 + 1/16, ring 1/16; unit L1 norm (sum 1.5625)
+    raw = torch.tensor([[1, 1, 1], [1, 17, 1], [1, 1, 1]]) / 16
+    torch.testing.assert_close(centred_squares(3, 3, "l1"), raw / raw.sum(), rtol=F32, atol=F32)
+    # η_L1(3): the 1 × 3 strip [1/16, 17/16, 1/16] on top, minus the 2 × 3 squares below, each
+    # half of unit L1 mass, the whole of unit L1 mass
+    strip = torch.tensor([[1.0, 17.0, 1.0]])
+    low = torch.tensor([[1.0, 1.0, 1.0], [1.0, 17.0, 1.0]])
+    want = torch.cat([strip / strip.sum(), -low / low.sum()]) / 2
+    torch.testing.assert_close(eta(3, False, "l1"), want, rtol=F32, atol=F32)
+    torch.testing.assert_close(eta(3, True, "l1"), want.T, rtol=F32, atol=F32)
+    assert eta(9, False, "l1").abs().sum().item() == pytest.approx(1.0, rel=4 * F32)
+
+
 def _model_and_data(n: int = 12, side: int = 8, seed: int = 0):
     """A random 10-class linear model (cheap, and its scores respond to every pixel)."""
     gen = torch.Generator().manual_seed(seed)
@@ -85,7 +101,7 @@ def _model_and_data(n: int = 12, side: int = 8, seed: int = 0):
 
 @settings(max_examples=10, deadline=None)
 @given(
-    norm=st.sampled_from(["linf", "l2"]),
+    norm=st.sampled_from(["linf", "l2", "l1"]),
     eps=st.floats(0.01, 2.0),
     queries=st.integers(1, 25),
     seed=st.integers(0, 10_000),
@@ -93,11 +109,13 @@ def _model_and_data(n: int = 12, side: int = 8, seed: int = 0):
 )
 def test_square_stays_in_the_ball_and_box(norm, eps, queries, seed, targeted):
     model, x, y = _model_and_data(seed=seed % 7)
-    threat = Linf(eps) if norm == "linf" else L2(eps)
+    threat = {"linf": Linf, "l2": L2, "l1": L1}[norm](eps)
     result = Square(model, threat, queries, targeted=targeted, seed=seed).run(x, y)
     adv = result.adversarial
     assert adv.min() >= 0 and adv.max() <= 1
     assert bool(threat.contains(adv - x, tol=4 * F32).all())
+    if norm == "l1":  # projected to a radius under ε that survives rounding: no tolerance
+        assert bool((threat.norms(adv - x) <= eps).all())
     assert (result.iterations <= queries).all() and (result.iterations >= 0).all()
     with torch.no_grad():
         pred = model(adv).argmax(1)
@@ -128,6 +146,51 @@ def test_l2_perturbations_use_the_whole_budget_away_from_the_box():
         rtol=float_tol(torch.float32, 100),
         atol=0,
     )
+
+
+def test_l1_perturbations_use_the_whole_budget_away_from_the_box():
+    # each L1 step moves the budget left, ε − ‖δ‖₁, into the new window and the projection
+    # is idle inside the box: every attacked image ends on the sphere (just under ε, the
+    # radius that survives rounding)
+    model = TinyCNN().eval()
+    x = torch.full((6, 1, 10, 10), 0.5)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    result = Square(model, L1(0.4), 30, seed=1).run(x, y)
+    attacked = result.iterations > 0
+    assert attacked.any()
+    assert bool((result.norms[attacked] <= 0.4).all())
+    sphere = inner_radius(L1(0.4), x)
+    assert 0.4 - sphere < 1e-3  # just under ε
+    torch.testing.assert_close(
+        result.norms[attacked],
+        torch.full((int(attacked.sum()),), sphere),
+        rtol=float_tol(torch.float32, 100),
+        atol=0,
+    )
+
+
+def test_l1_square_never_beats_the_exact_minimal_l1_distance_and_finds_the_near_ones():
+    # A linear model: the least L1 change that makes class k win over y is
+    # (z_y − z_k) / max_i |w_yi − w_ki| (all of it on one pixel; the box can only make it
+    # larger). No image farther than ε may break; the ones within ε/3 should.
+    gen = torch.Generator().manual_seed(0)
+    weight = torch.randn(10, 64, generator=gen)
+    model = LinearClassifier(weight, torch.zeros(10)).eval()
+    x = 0.25 + 0.5 * torch.rand(100, 1, 8, 8, generator=gen)
+    with torch.no_grad():
+        logits = model(x)
+    y = logits.argmax(1)
+    reach = (weight[y].unsqueeze(1) - weight.unsqueeze(0)).abs().amax(dim=2)
+    gap = logits.gather(1, y.unsqueeze(1)) - logits
+    distance = torch.where(gap > 0, gap / reach, torch.inf).amin(dim=1)
+    eps = 1.0
+    result = Square(model, L1(eps), 500, seed=0).run(x, y)
+    far, near = distance > eps, distance < eps / 3
+    assert far.sum() >= 20 and near.sum() >= 5
+    assert not bool(result.success[far].any())
+    assert result.success[near].float().mean() >= 0.8
+    assert result.success.sum() >= 0.4 * (~far).sum()  # 24 of 47 when written
 
 
 class CountingModel(torch.nn.Module):
@@ -202,7 +265,7 @@ def test_more_queries_keep_or_lower_the_best_margin():
 def test_bad_settings_fail_before_any_query():
     model = TinyCNN().eval()
     with pytest.raises(ConfigError, match="supports Linf"):
-        Square(model, L1(1.0))
+        Square(model, "linf 0.1")
     with pytest.raises(ConfigError, match="at least one query"):
         Square(model, Linf(0.1), 0)
     with pytest.raises(ConfigError, match="p_init"):
@@ -219,6 +282,6 @@ def test_spec_text_builds_square_with_queries():
     assert isinstance(attack, Square) and attack.queries == 5000 and attack.threat == Linf(0.1)
     assert spec.label() == "Square-5000 L∞ ε=0.1"
     assert AttackSpec.parse("square l2 0.5").build(TinyCNN()).queries == 5000
-    with pytest.raises(ConfigError, match="linf and l2"):
-        AttackSpec.parse("square l1 5 100")
+    l1 = AttackSpec.parse("square l1 5 100").build(TinyCNN().eval())
+    assert l1.threat.norm == "l1" and l1.threat.eps == 5 and l1.queries == 100
     assert math.isclose(attack.describe()["p_init"], 0.8)
