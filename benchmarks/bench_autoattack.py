@@ -12,7 +12,7 @@ reverse, and McNemar's paired test (:func:`robustlens.proportions.mcnemar`).
 
 Run: ``python -m benchmarks.bench_autoattack STORE [N]`` (a quickstart study's store, e.g.
 ``runs/quickstart``, and 100 images). AutoAttack on a few hundred images takes minutes on the
-CPU; the three alternate on chunks of 50 images, so the ratios survive a change of load.
+CPU; the three alternate on chunks of 25 images, so the ratios survive a change of load.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from robustlens.proportions import mcnemar
 STORE = Path("runs/quickstart")
 MODELS = {"linf-0.1": ("linf", 0.1), "l2-1.5": ("l2", 1.5)}
 BATCH = 500
-CHUNK = 50
+CHUNK = 25
 
 
 def theirs_at_paper_settings(model, norm: str, eps: float):
@@ -139,7 +139,8 @@ def main() -> None:
         "| robust acc. ours / theirs | robust under ours only / theirs only |\n"
         "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
         f"Load average (1 min) {load[0]:.2f} before, {out['load_after'][0]:.2f} after; the "
-        f"three sequences alternated on chunks of {CHUNK} images, one thread each.\n"
+        f"three sequences alternated on chunks of {CHUNK} images, "
+        f"{torch.get_num_threads()} threads each.\n"
     )
     record("autoattack", markdown, out)
 

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from robustlens.attacks.apgd import APGDT
 from robustlens.attacks.autoattack import AutoAttack
 from robustlens.attacks.base import Attack
 from robustlens.attacks.evaluate import robust_accuracy
@@ -505,10 +506,11 @@ def train_model(
     writes files, and a run resumes with the same number of ranks.
     """
     classes = getattr(model, "num_classes", None)
-    if recipe.adversarial and recipe.eval_attack == "autoattack" and (classes or 0) < 4:
+    need = APGDT.min_classes
+    if recipe.adversarial and recipe.eval_attack == "autoattack" and (classes or 0) < need:
         raise ConfigError(
-            f"eval_attack = 'autoattack' needs a model of at least 4 classes (APGD-T's targeted "
-            f"DLR loss ranks four logits); this one has {classes}",
+            f"eval_attack = 'autoattack' needs a model of at least {need} classes (APGD-T's "
+            f"targeted DLR loss ranks four logits); this one has {classes}",
             fix="leave eval_attack at 'pgd' for this model",
         )
     out_dir = Path(out_dir)

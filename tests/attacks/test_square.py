@@ -131,40 +131,25 @@ def test_square_stays_in_the_ball_and_box(norm, eps, queries, seed, targeted):
         assert bool((at_eps | at_box | untouched).all())
 
 
-def test_l2_perturbations_use_the_whole_budget_away_from_the_box():
-    # Images at 0.5 and ε small enough that no pixel reaches 0 or 1: ‖δ‖₂ = ε exactly
+@pytest.mark.parametrize(("threat", "on_sphere"), [(L2(0.3), 0.3), (L1(0.4), None)])
+def test_perturbations_use_the_whole_budget_away_from_the_box(threat, on_sphere):
+    # Images at 0.5 and ε small enough that no pixel reaches 0 or 1. L2: ‖δ‖₂ = ε exactly.
+    # L1: each step moves the budget left, ε − ‖δ‖₁, into the new window and the projection
+    # is idle inside the box, so ‖δ‖₁ is the radius just under ε that survives rounding.
     model = TinyCNN().eval()
     x = torch.full((6, 1, 10, 10), 0.5)
     with torch.no_grad():
         y = model(x).argmax(1)
-    result = Square(model, L2(0.3), 30, seed=1).run(x, y)
+    result = Square(model, threat, 30, seed=1).run(x, y)
     attacked = result.iterations > 0
     assert attacked.any()
+    if on_sphere is None:
+        on_sphere = inner_radius(threat, x)
+        assert 0 < threat.eps - on_sphere < 1e-3
+        assert bool((result.norms[attacked] <= threat.eps).all())
     torch.testing.assert_close(
         result.norms[attacked],
-        torch.full((int(attacked.sum()),), 0.3),
-        rtol=float_tol(torch.float32, 100),
-        atol=0,
-    )
-
-
-def test_l1_perturbations_use_the_whole_budget_away_from_the_box():
-    # each L1 step moves the budget left, ε − ‖δ‖₁, into the new window and the projection
-    # is idle inside the box: every attacked image ends on the sphere (just under ε, the
-    # radius that survives rounding)
-    model = TinyCNN().eval()
-    x = torch.full((6, 1, 10, 10), 0.5)
-    with torch.no_grad():
-        y = model(x).argmax(1)
-    result = Square(model, L1(0.4), 30, seed=1).run(x, y)
-    attacked = result.iterations > 0
-    assert attacked.any()
-    assert bool((result.norms[attacked] <= 0.4).all())
-    sphere = inner_radius(L1(0.4), x)
-    assert 0.4 - sphere < 1e-3  # just under ε
-    torch.testing.assert_close(
-        result.norms[attacked],
-        torch.full((int(attacked.sum()),), sphere),
+        torch.full((int(attacked.sum()),), on_sphere),
         rtol=float_tol(torch.float32, 100),
         atol=0,
     )
