@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from robustlens.attacks import APGD, APGDT, FAB, L1, PGD, AutoAttack, Linf
+from robustlens.attacks import APGD, APGDT, FAB, L1, PGD, AutoAttack, Linf, autoattack
 from robustlens.attacks.apgd_l1 import L1Schedule, project_l1_box, sparse_direction
 from robustlens.attacks.spec import AttackSpec
 from robustlens.errors import ConfigError
@@ -227,11 +227,13 @@ def test_apgd_l1_is_not_weaker_than_pgd_l1_or_fab_l1(fmnist_models, fmnist_test)
 def test_autoattack_l1_is_the_authors_standard_composition():
     aa = AutoAttack(TinyCNN(), "l1", 12.0)
     parts = dict(aa.components())
-    assert list(parts) == ["apgd-ce", "apgd-t", "fab-t"]
-    ce, t, fab = parts["apgd-ce"], parts["apgd-t"], parts["fab-t"]
+    assert list(parts) == ["apgd-ce", "apgd-t", "fab-t", "square"]
+    ce, t, fab, square = parts["apgd-ce"], parts["apgd-t"], parts["fab-t"], parts["square"]
     assert isinstance(ce.threat, L1) and ce.loss == "ce" and ce.restarts == 5 and ce.large_eps
     assert t.n_targets == 5 and t.restarts == 1 and t.large_eps and t.steps == ce.steps == 100
     assert fab.describe()["norm"] == "l1" and fab.describe()["targets"] == 9
+    assert isinstance(square.threat, L1) and square.threat.eps == 12.0
+    assert square.queries == 5000 and square.p_init == 0.8
     assert aa.describe()["norm"] == "l1"
 
 
@@ -259,7 +261,8 @@ def test_l1_settings_without_a_definition_are_one_clear_error(make, match):
         make()
 
 
-def test_autoattack_l1_runs_and_every_break_is_within_the_ball():
+def test_autoattack_l1_runs_and_every_break_is_within_the_ball(monkeypatch):
+    monkeypatch.setattr(autoattack, "QUERIES", 500)  # Square's share; the rest at full length
     model = TinyCNN(seed=2).eval()
     gen = torch.Generator().manual_seed(5)
     x = torch.rand(8, 1, 6, 6, generator=gen)
@@ -273,4 +276,4 @@ def test_autoattack_l1_runs_and_every_break_is_within_the_ball():
     with torch.no_grad():
         fooled = model(result.adversarial).argmax(1) != y
     assert torch.equal(result.success, fooled)
-    assert set(result.broken_by) <= {"clean", "", "apgd-ce", "apgd-t", "fab-t"}
+    assert set(result.broken_by) <= {"clean", "", "apgd-ce", "apgd-t", "fab-t", "square"}

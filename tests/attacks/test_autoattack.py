@@ -54,16 +54,6 @@ def test_each_version_runs_the_authors_sequence(version, names):
     assert attack.describe()["components"] == names
 
 
-def test_l1_standard_is_the_authors_sequence_with_the_l1_square_last():
-    parts = AutoAttack(TinyCNN(), "l1", 5.0).components()
-    assert [name for name, _ in parts] == ["apgd-ce", "apgd-t", "fab-t", "square"]
-    attacks = dict(parts)
-    assert attacks["apgd-ce"].restarts == 5 and attacks["apgd-t"].n_targets == 5
-    assert attacks["apgd-ce"].large_eps and attacks["apgd-t"].large_eps
-    assert attacks["square"].threat.norm == "l1" and attacks["square"].threat.eps == 5.0
-    assert attacks["square"].queries == autoattack.QUERIES
-
-
 def test_plus_restarts_and_rand_averages_the_gradient_over_draws():
     plus = dict(AutoAttack(TinyCNN(), "l2", 0.5, version="plus").components())
     assert plus["apgd-ce"].restarts == plus["apgd-dlr"].restarts == 5
