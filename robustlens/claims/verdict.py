@@ -9,6 +9,9 @@ from typing import Any
 
 from robustlens.papers import PaperFigure
 
+CONVERGENCE_ONLY = frozenset({"unconverged"})
+"""Masking-audit flags that say the evaluation is loose rather than that gradients are masked."""
+
 
 class Status(StrEnum):
     """A claim's status. The first three are verdicts; *not computed* (a lens the claim needs
@@ -96,10 +99,18 @@ class Verdict:
     @property
     def masking_text(self) -> str:
         """For the claims table: "evaluated on a model flagged for gradient masking — model:
-        flags; …", or "" when no model of the verdict carries a flag."""
+        flags; …", or "" when no model of the verdict carries a flag. When the only flag is
+        ``unconverged`` (a stronger attack still lowers the accuracy: the number is loose, not
+        necessarily masked), it says that instead."""
         if not self.masking:
             return ""
         flagged = "; ".join(f"{m}: {', '.join(f)}" for m, f in self.masking.items())
+        raised = {flag for flags in self.masking.values() for flag in flags}
+        if raised <= CONVERGENCE_ONLY:
+            return (
+                "evaluated on a model whose robust accuracy a stronger attack still lowers "
+                f"(masking audit) — {flagged}"
+            )
         return f"evaluated on a model flagged for gradient masking — {flagged}"
 
     @property

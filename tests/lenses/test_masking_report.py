@@ -41,6 +41,19 @@ def test_claims_on_a_flagged_model_say_so_and_name_the_flags():
         assert "linf-0.1: single-step, unconverged" in vd.masking_text
 
 
+def test_a_claim_whose_only_flag_is_unconverged_says_the_number_is_loose_not_masked():
+    v = view({"color"})
+    v.masking = {"linf-0.1": ["unconverged"]}
+    verdicts = [vd for c, vd in evaluate_claims(v, resamples=20) if "color" in c.needs]
+    assert verdicts
+    for vd in verdicts:
+        assert not vd.masking_text.startswith(NOTE)
+        assert vd.masking_text == (
+            "evaluated on a model whose robust accuracy a stronger attack still lowers "
+            "(masking audit) — linf-0.1: unconverged"
+        )
+
+
 def test_claims_whose_models_carry_no_flag_say_nothing():
     v = view({"color"})
     v.masking = {"linf-0.1": ["black-box"]}
