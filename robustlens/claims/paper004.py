@@ -392,8 +392,12 @@ def check_boundary(view: ResultsView) -> Verdict:
 
     d = {m.name: distances(m.name) for g in [nat, *l2_models, *linf_models] for m in g}
     failed = {name: int((~np.isfinite(v)).sum()) for name, v in d.items()}
-    base = np.mean([np.nanmean(np.where(np.isfinite(d[m.name]), d[m.name], np.nan)) for m in nat])
-    parts = [f"{label(nat)}: mean L2 distance {base:.3f}"]
+    found = [d[m.name][np.isfinite(d[m.name])] for m in nat]
+    found = [v for v in found if v.size]
+    if found:
+        parts = [f"{label(nat)}: mean L2 distance {np.mean([v.mean() for v in found]):.3f}"]
+    else:
+        parts = [f"{label(nat)}: DeepFool reached the boundary of no image"]
     increase, numbers, effects = {}, {}, []
     for g in [*l2_models, *linf_models]:
         iv, n_both = _paired_increase(view, g, nat, d)

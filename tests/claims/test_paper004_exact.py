@@ -3,6 +3,8 @@ the rows each claim reads, and the exact evidence and numbers it reports."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -454,6 +456,19 @@ def test_boundary_without_common_images_is_inconclusive():
     verdict = run(check_boundary, view([NAT, L2], arrays, 4))
     assert verdict.status == INCONCLUSIVE
     assert "l2-1.5: increase nan [nan, nan] on 0 images" in verdict.evidence
+
+
+def test_boundary_on_a_natural_model_deepfool_never_crossed_says_so_without_a_warning():
+    arrays = {
+        ("boundary", "natural", "distance/l2"): np.array([np.nan, np.inf, np.nan, np.nan]),
+        ("boundary", "l2-1.5", "distance/l2"): np.full(4, 1.0),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the mean of no distance used to warn and print nan
+        verdict = run(check_boundary, view([NAT, L2], arrays, 4))
+    assert verdict.status == INCONCLUSIVE
+    assert verdict.evidence.startswith("natural: DeepFool reached the boundary of no image; ")
+    assert verdict.numbers["failed"] == {"natural": 4, "l2-1.5": 0}
 
 
 def test_boundary_without_linf_models_can_only_fail():
