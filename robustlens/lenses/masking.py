@@ -574,6 +574,7 @@ SPEC = register_lens(
         compute=compute,
         plot=plot,
         scope="study",
+        version=2,  # the black-box flag is computed in L1 too (the L1 Square attack)
         anatomy="any classifier: reads only its outputs and input gradients",
     )
 )

@@ -235,3 +235,11 @@ def test_raised_flags_reads_the_table_in_flag_order():
         masking.RAISED, masking.CLEAR, masking.NOT_COMPUTED}  # fmt: skip
     figures = LENS.plot(result.tables, [custom(ThresholdNet(), "step")], p)
     assert len(figures) == 1
+
+
+def test_the_black_box_flag_is_computed_in_l1_with_the_l1_square():
+    data = threshold_images(TOY, 36)
+    flags = audit([custom(ThresholdNet(), "step")], data, norm="l1", eps=8.0)["step"]
+    assert flags["black-box"].status != masking.NOT_COMPUTED, flags["black-box"].reason
+    assert "black-box" in raised(flags), flags["black-box"]
+    assert flags["black-box"].numbers["broken_by_black_box_only"] >= 10
