@@ -130,6 +130,13 @@ def _eta(side: int, transpose: bool, norm: str) -> torch.Tensor:
     return pattern.T if transpose else pattern
 
 
+def _window_mass(values: torch.Tensor, l1: bool) -> torch.Tensor:
+    """Per image and channel, the L1 (``l1``) or L2 norm over the last two dimensions."""
+    if l1:
+        return values.abs().sum(dim=(2, 3), keepdim=True)
+    return values.pow(2).sum(dim=(2, 3), keepdim=True).sqrt()
+
+
 def _per_row(values: torch.Tensor) -> torch.Tensor:
     return values.view(-1, 1, 1, 1)
 
@@ -261,51 +268,36 @@ class Square(Attack):
             idle = idle[(redrawn == best[idle]).flatten(1).all(dim=1)]
         return new
 
-    def _propose_l2(self, x: torch.Tensor, best: torch.Tensor, p: float) -> torch.Tensor:
-        m, c, h, w = x.shape
-        side = l2_window_side(p, x[0].numel(), c, h, w)
-        w1 = self._positions(m, h, w, side, x.device)
-        w2 = self._positions(m, h, w, side, x.device)
-        delta = best - x
-        shape = (m, c, side, side)
-        inside = delta.masked_select(w1.expand_as(delta)).view(shape)
-        inside_norm = inside.pow(2).sum(dim=(2, 3), keepdim=True).sqrt()
-        total = delta.flatten(1).norm(dim=1)
-        union = (delta * (w1 | w2)).pow(2).sum(dim=(2, 3), keepdim=True).sqrt()
-        flips = torch.randint(0, 2, (m,), generator=self.generator).bool().tolist()
-        patterns = torch.stack([eta(side, f) for f in flips]).to(x).unsqueeze(1)
-        update = patterns * self._signs((m, c, 1, 1), x.device).to(x.dtype)
-        update = update + inside / (inside_norm + 1e-12)
-        room = (self.threat.eps**2 - total.pow(2)).clamp_min(0.0) / c
-        size = (_per_row(room) + union.pow(2)).sqrt()
-        update = update / update.pow(2).sum(dim=(2, 3), keepdim=True).sqrt().clamp_min(1e-12)
-        delta = delta.masked_fill(w2, 0.0)
-        delta = delta.masked_scatter(w1.expand_as(delta), update * size)
-        return self._l2_point(x, delta)
+    def _propose_windows(self, x: torch.Tensor, best: torch.Tensor, p: float) -> torch.Tensor:
+        """The L2 step (§3.2), or in L1 the same step with L1 masses (the authors' code).
 
-    def _propose_l1(self, x: torch.Tensor, best: torch.Tensor, p: float) -> torch.Tensor:
-        """The L2 step with L1 masses: W1 gets η_L1·(±1) + δ_W1/‖δ_W1‖₁ scaled to the L1 mass
-        c·(room/c + ‖δ_{W1 ∪ W2}‖₁) per channel (room = ε − ‖δ‖₁), W2 is emptied, and the
-        result is projected onto the ball ∩ box."""
+        W1 gets η·(±1) + δ_W1/‖δ_W1‖ per channel, scaled to the mass the budget leaves:
+        √(room/c + ‖δ_{W1 ∪ W2}‖²) with room = ε² − ‖δ‖₂² in L2, c·(room/c + ‖δ_{W1 ∪ W2}‖₁)
+        with room = ε − ‖δ‖₁ in L1; W2 is emptied; then the point is rescaled to ε (L2) or
+        projected onto the ball ∩ box (L1)."""
+        l1 = isinstance(self.threat, L1)
         m, c, h, w = x.shape
         side = l2_window_side(p, x[0].numel(), c, h, w)
         w1 = self._positions(m, h, w, side, x.device)
         w2 = self._positions(m, h, w, side, x.device)
         delta = best - x
         inside = delta.masked_select(w1.expand_as(delta)).view(m, c, side, side)
-        inside_mass = inside.abs().sum(dim=(2, 3), keepdim=True)
-        total = delta.abs().flatten(1).sum(dim=1)
-        union = (delta * (w1 | w2)).abs().sum(dim=(2, 3), keepdim=True)
+        union = _window_mass(delta * (w1 | w2), l1)
         flips = torch.randint(0, 2, (m,), generator=self.generator).bool().tolist()
-        patterns = torch.stack([eta(side, f, "l1") for f in flips]).to(x).unsqueeze(1)
-        update = patterns * self._signs((m, c, 1, 1), x.device).to(x.dtype)
-        update = update + inside / (inside_mass + 1e-12)
-        room = (self.threat.eps - total).clamp_min(0.0) / c
-        size = (_per_row(room) + union) * c
-        update = update / update.abs().sum(dim=(2, 3), keepdim=True).clamp_min(1e-12)
+        patterns = torch.stack([eta(side, f, self.threat.norm) for f in flips])
+        update = patterns.to(x).unsqueeze(1) * self._signs((m, c, 1, 1), x.device).to(x.dtype)
+        update = update + inside / (_window_mass(inside, l1) + 1e-12)
+        if l1:
+            room = (self.threat.eps - delta.abs().flatten(1).sum(dim=1)).clamp_min(0.0) / c
+            size = (_per_row(room) + union) * c
+        else:
+            total = delta.flatten(1).norm(dim=1)
+            room = (self.threat.eps**2 - total.pow(2)).clamp_min(0.0) / c
+            size = (_per_row(room) + union.pow(2)).sqrt()
+        update = update / _window_mass(update, l1).clamp_min(1e-12)
         delta = delta.masked_fill(w2, 0.0)
         delta = delta.masked_scatter(w1.expand_as(delta), update * size)
-        return self._l1_point(x, delta)
+        return self._l1_point(x, delta) if l1 else self._l2_point(x, delta)
 
     # --------------------------------------------------------------------------------- run
 
@@ -324,8 +316,8 @@ class Square(Attack):
         if isinstance(self.threat, Linf):
             return self._init_linf, self._propose_linf
         if isinstance(self.threat, L2):
-            return self._init_l2, self._propose_l2
-        return self._init_l1, self._propose_l1
+            return self._init_l2, self._propose_windows
+        return self._init_l1, self._propose_windows
 
     def _search(
         self, x: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None
